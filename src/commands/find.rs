@@ -1,0 +1,43 @@
+//! find (group 2, command 60): does this server hold each coin's AN, its proposed AN, or
+//! neither?
+
+use crate::protocol::{an_at, check_record_payload, Coin, Response, Status, AN_BYTES, COIN_BYTES};
+use crate::store::{slot_of, visit_by_page, CoinStore};
+
+use super::Request;
+
+/// Bytes per coin in the request: den, sn, AN, PAN.
+const RECORD: usize = COIN_BYTES + 2 * AN_BYTES;
+
+/// A coin's find result byte.
+const NEITHER: u8 = 0;
+const MATCHES_AN: u8 = 1;
+const MATCHES_PAN: u8 = 2;
+
+/// Answers a find request. Read-only.
+pub fn find<S: CoinStore + ?Sized>(store: &S, request: &Request<'_>) -> Result<Response, Status> {
+    let payload = check_record_payload(request.payload()?, RECORD, 0, RECORD)?;
+    let records: Vec<&[u8]> = payload.chunks_exact(RECORD).collect();
+    let coins: Vec<Coin> = records.iter().map(|r| Coin::from_wire(r)).collect();
+    let mut results = vec![NEITHER; coins.len()];
+    visit_by_page(store, &coins, |page, i| {
+        let stored = page.an(slot_of(coins[i].sn));
+        results[i] = if *stored == an_at(records[i], COIN_BYTES) {
+            MATCHES_AN
+        } else if *stored == an_at(records[i], COIN_BYTES + AN_BYTES) {
+            MATCHES_PAN
+        } else {
+            NEITHER
+        };
+    })?;
+    let all = |v: u8| results.iter().all(|&r| r == v);
+    Ok(if all(MATCHES_AN) {
+        Response::status(Status::FindAllAn)
+    } else if all(MATCHES_PAN) {
+        Response::status(Status::FindAllPan)
+    } else if all(NEITHER) {
+        Response::status(Status::FindNeither)
+    } else {
+        Response::with_body(Status::FindMixed, results)
+    })
+}

@@ -1,0 +1,62 @@
+//! Numbers C callers need, named for the header. Each is checked against the safe core
+//! at compile time so the header cannot drift from what the library does.
+
+use crate::protocol::Status;
+
+/// Status: the body is too short, too long or not the size the command needs.
+pub const RAIDA_STATUS_INVALID_PACKET_LENGTH: u8 = 16;
+/// Status: a RAIDA index above 24.
+pub const RAIDA_STATUS_WRONG_RAIDA: u8 = 18;
+/// Status: the request has no body (`ci->body` is NULL).
+pub const RAIDA_STATUS_EMPTY_REQUEST: u8 = 36;
+/// Status: the payload is not a whole number of coin records.
+pub const RAIDA_STATUS_COINS_NOT_DIV: u8 = 39;
+/// Status: a coin's denomination or page does not exist (for the whole request).
+pub const RAIDA_STATUS_INVALID_SN_OR_DENOMINATION: u8 = 40;
+/// Status: get_ticket found no free ticket slot.
+pub const RAIDA_STATUS_NO_TICKET_SLOT: u8 = 42;
+/// Status: validate_ticket: no live ticket has that id.
+pub const RAIDA_STATUS_NO_TICKET_FOUND: u8 = 43;
+/// Status: validate_ticket: this RAIDA index already claimed the ticket.
+pub const RAIDA_STATUS_TICKET_CLAIMED_ALREADY: u8 = 44;
+/// Status: find: no coin matched its AN or PAN (no body).
+pub const RAIDA_STATUS_FIND_NEITHER: u8 = 208;
+/// Status: find: every coin matched its AN (no body).
+pub const RAIDA_STATUS_FIND_ALL_AN: u8 = 209;
+/// Status: find: every coin matched its PAN (no body).
+pub const RAIDA_STATUS_FIND_ALL_PAN: u8 = 210;
+/// Status: find: mixed; the body holds one byte per coin (1 AN, 2 PAN, 0 neither).
+pub const RAIDA_STATUS_FIND_MIXED: u8 = 211;
+/// Status: every coin passed (get_ticket) or was fixed (fix).
+pub const RAIDA_STATUS_ALL_PASS: u8 = 241;
+/// Status: no coin passed or was fixed (no body).
+pub const RAIDA_STATUS_ALL_FAIL: u8 = 242;
+/// Status: some coins passed; the body starts with a bitfield (coin i = bit i%8 of byte i/8).
+pub const RAIDA_STATUS_MIXED: u8 = 243;
+/// Status: validate_ticket: claim recorded; the body lists the ticket's coins.
+pub const RAIDA_STATUS_SUCCESS: u8 = 250;
+/// Status: the module itself failed (no server and no store, a bad config, a caught panic).
+pub const RAIDA_STATUS_INTERNAL: u8 = 252;
+/// Status: the response buffer could not be allocated.
+pub const RAIDA_STATUS_MEMORY_ALLOC: u8 = 254;
+
+const _: () = {
+    assert!(RAIDA_STATUS_INVALID_PACKET_LENGTH == Status::InvalidPacketLength as u8);
+    assert!(RAIDA_STATUS_WRONG_RAIDA == Status::WrongRaida as u8);
+    assert!(RAIDA_STATUS_EMPTY_REQUEST == Status::EmptyRequest as u8);
+    assert!(RAIDA_STATUS_COINS_NOT_DIV == Status::CoinsNotDiv as u8);
+    assert!(RAIDA_STATUS_INVALID_SN_OR_DENOMINATION == Status::InvalidSnOrDenomination as u8);
+    assert!(RAIDA_STATUS_NO_TICKET_SLOT == Status::NoTicketSlot as u8);
+    assert!(RAIDA_STATUS_NO_TICKET_FOUND == Status::NoTicketFound as u8);
+    assert!(RAIDA_STATUS_TICKET_CLAIMED_ALREADY == Status::TicketClaimedAlready as u8);
+    assert!(RAIDA_STATUS_FIND_NEITHER == Status::FindNeither as u8);
+    assert!(RAIDA_STATUS_FIND_ALL_AN == Status::FindAllAn as u8);
+    assert!(RAIDA_STATUS_FIND_ALL_PAN == Status::FindAllPan as u8);
+    assert!(RAIDA_STATUS_FIND_MIXED == Status::FindMixed as u8);
+    assert!(RAIDA_STATUS_ALL_PASS == Status::AllPass as u8);
+    assert!(RAIDA_STATUS_ALL_FAIL == Status::AllFail as u8);
+    assert!(RAIDA_STATUS_MIXED == Status::Mixed as u8);
+    assert!(RAIDA_STATUS_SUCCESS == Status::Success as u8);
+    assert!(RAIDA_STATUS_INTERNAL == Status::Internal as u8);
+    assert!(RAIDA_STATUS_MEMORY_ALLOC == Status::MemoryAlloc as u8);
+};

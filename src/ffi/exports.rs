@@ -1,0 +1,185 @@
+//! The exported C functions. Each is a thin shim: check the pointer, turn the C struct
+//! into safe Rust values, run the command inside a panic boundary, write the answer back.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
+use std::sync::{LazyLock, Once};
+
+use crate::commands::{Command, Node, Request};
+use crate::peers::PeerOptions;
+use crate::protocol::{Response, Status};
+use crate::tickets::TicketPool;
+
+use super::alloc::malloc_copy;
+use super::host::{Host, HostStore};
+use super::layout::ConnInfo;
+
+/// The process-wide ticket pool.
+pub(crate) static TICKETS: LazyLock<TicketPool> = LazyLock::new(TicketPool::default);
+
+/// Peer client settings, read once from the environment.
+pub(crate) static PEER_OPTIONS: LazyLock<PeerOptions> = LazyLock::new(PeerOptions::from_env);
+
+/// Runs `command` against whatever this process offers: the server's page cache and
+/// config when linked into a server, otherwise nothing (ERROR_INTERNAL, logged).
+fn run(command: Command, request: &Request<'_>) -> Response {
+    if let Some(host) = Host::get() {
+        static LOG_TO_HOST: Once = Once::new();
+        LOG_TO_HOST.call_once(|| crate::log::set_sink(Some(host.log_sink())));
+        let config = match host.node_config() {
+            Ok(config) => config,
+            Err(why) => {
+                crate::log::error(&format!("{command:?}: bad server config: {why}"));
+                return Response::status(Status::Internal);
+            }
+        };
+        let store = HostStore::new(host);
+        let node = Node {
+            store: &store,
+            tickets: &TICKETS,
+            config: &config,
+            peer_options: &PEER_OPTIONS,
+        };
+        return node.run(command, request);
+    }
+    if Host::partially_present() {
+        crate::log::error(&format!(
+            "{command:?}: the process defines only some of get_page_by_sn_lock, unlock_page \
+             and config; refusing to guess"
+        ));
+    } else {
+        crate::log::error(&format!(
+            "{command:?}: no RAIDA server in this process (get_page_by_sn_lock, unlock_page \
+             and config are absent), so there is no coin store"
+        ));
+    }
+    Response::status(Status::Internal)
+}
+
+/// The body the server holds, as a slice: `None` when `body` is NULL; a non-positive
+/// `body_size` gives an empty slice (answered as a bad length).
+///
+/// # Safety
+/// `ci.body`, when not NULL, points to at least `ci.body_size` readable bytes that stay
+/// valid and unchanged for the returned lifetime.
+unsafe fn body_of(ci: &ConnInfo) -> Option<&[u8]> {
+    let body = NonNull::new(ci.body)?;
+    let len = usize::try_from(ci.body_size).unwrap_or(0);
+    // SAFETY: the caller's contract; a zero length needs only a non-null pointer.
+    Some(unsafe { std::slice::from_raw_parts(body.as_ptr(), len) })
+}
+
+/// Writes `response` into `ci`: status, and the body in a fresh `malloc` buffer.
+fn answer(ci: &mut ConnInfo, response: Response) {
+    if !ci.output.is_null() {
+        // The server promises NULL on entry; a stale buffer is its to free, not ours.
+        crate::log::warning("ci->output was not NULL on entry; leaving it to the server");
+    }
+    ci.output = std::ptr::null_mut();
+    ci.output_size = 0;
+    ci.command_status = response.status.code();
+    if response.body.is_empty() {
+        return;
+    }
+    let Ok(size) = i32::try_from(response.body.len()) else {
+        ci.command_status = Status::Internal.code();
+        return;
+    };
+    match malloc_copy(&response.body) {
+        Some(buf) => {
+            ci.output = buf.as_ptr();
+            ci.output_size = size;
+        }
+        None => ci.command_status = Status::MemoryAlloc.code(),
+    }
+}
+
+/// The whole life of one handler call.
+///
+/// # Safety
+/// `ci` is NULL or points to a `conn_info_t` that the caller owns exclusively for the
+/// call, whose `body` (if not NULL) holds `body_size` readable bytes.
+unsafe fn handle(ci: *mut ConnInfo, command: Command) {
+    let Some(mut ci) = NonNull::new(ci) else {
+        crate::log::error(&format!("{command:?} called with a NULL conn_info_t"));
+        return;
+    };
+    // SAFETY: the caller's contract: valid, exclusively ours for this call.
+    let ci = unsafe { ci.as_mut() };
+    let response = catch_unwind(AssertUnwindSafe(|| {
+        let request = Request {
+            // SAFETY: the caller's contract on `body`/`body_size`.
+            body: unsafe { body_of(ci) },
+            encryption_type: ci.encryption_type,
+            coin_id: ci.coin_id,
+        };
+        run(command, &request)
+    }))
+    .unwrap_or_else(|_| {
+        crate::log::error(&format!("{command:?} panicked; answering ERROR_INTERNAL"));
+        Response::status(Status::Internal)
+    });
+    answer(ci, response);
+}
+
+/// Group 2, command 40: which of the listed coins does this server recognise?
+///
+/// Request payload: n × (denomination 1, serial number 4 big-endian, AN 16).
+/// Answers 241 with a 4-byte ticket id when all pass, 242 (no body) when none pass,
+/// 243 with a pass bitfield then the ticket id when some pass; 16, 36, 39, 40 or 42 on
+/// bad input or a full pool. Every coin is checked before a ticket is created.
+///
+/// # Safety
+/// `ci` is NULL or a valid `conn_info_t` owned by the caller for the call; `ci->body`
+/// is NULL or holds `ci->body_size` bytes; `ci->output` is NULL on entry.
+#[no_mangle]
+pub unsafe extern "C" fn cmd_get_ticket(ci: *mut ConnInfo) {
+    // SAFETY: forwarded caller contract.
+    unsafe { handle(ci, Command::GetTicket) }
+}
+
+/// Group 2, command 50: a peer RAIDA claims a ticket this server issued.
+///
+/// Request payload: exactly the claimer's RAIDA index (1) and the ticket id (4).
+/// Answers 250 with the ticket's coins (n × denomination 1, serial number 4), at most once
+/// per claimer; 43 for an unknown or expired ticket, 44 when already claimed by that
+/// index, 18 for an index above 24, 16 or 36 on a bad body.
+///
+/// # Safety
+/// As for `cmd_get_ticket`.
+#[no_mangle]
+pub unsafe extern "C" fn cmd_validate_ticket(ci: *mut ConnInfo) {
+    // SAFETY: forwarded caller contract.
+    unsafe { handle(ci, Command::ValidateTicket) }
+}
+
+/// Group 2, command 60: does this server hold each coin's AN, its PAN, or neither?
+///
+/// Request payload: n × (denomination 1, serial number 4, AN 16, PAN 16).
+/// Answers 209 (all AN), 210 (all PAN), 208 (none), all without a body, or 211 with one
+/// byte per coin (1 AN, 2 PAN, 0 neither); 16, 36, 39 or 40 on bad input.
+///
+/// # Safety
+/// As for `cmd_get_ticket`.
+#[no_mangle]
+pub unsafe extern "C" fn cmd_find(ci: *mut ConnInfo) {
+    // SAFETY: forwarded caller contract.
+    unsafe { handle(ci, Command::Find) }
+}
+
+/// Group 2, command 80: rewrite the listed coins' ANs where enough peers confirm them.
+///
+/// Request payload: n × (denomination 1, serial number 4), the owner's 16-byte PG, then
+/// 25 ticket ids (4 bytes each; index = RAIDA number; 0 = none). Each peer with a ticket
+/// is asked to validate it; a coin listed by at least 13 distinct peers (14 votes with
+/// this server's) gets AN = H(raida_no, den, sn, PG) (MD5 for encryption types below 4,
+/// SHA-256's first 16 bytes from 4 on). Answers 241, 242 or 243 (+ bitfield) like
+/// get_ticket (without a ticket id); 16, 36, 39 or 40 on bad input.
+///
+/// # Safety
+/// As for `cmd_get_ticket`.
+#[no_mangle]
+pub unsafe extern "C" fn cmd_fix(ci: *mut ConnInfo) {
+    // SAFETY: forwarded caller contract.
+    unsafe { handle(ci, Command::Fix) }
+}

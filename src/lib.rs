@@ -1,0 +1,44 @@
+//! # raida_healing
+//!
+//! A drop-in replacement for the legacy RAIDA server's C healing module: the server links
+//! `libraida_healing` and calls `cmd_get_ticket`, `cmd_validate_ticket`, `cmd_find` and
+//! `cmd_fix` with its own `conn_info_t`, exactly as it called the C module.
+//!
+//! ## Module map
+//! - [`protocol`]: statuses, framing per encryption type, coin records, bitfields.
+//! - [`commands`]: the four commands as safe functions over a [`store::CoinStore`].
+//! - [`tickets`]: the ticket pool (bounded, expiring, atomic claims).
+//! - [`store`]: the coin store trait, page-ordered visiting, an in-memory store.
+//! - [`hash`]: the AN a fix derives and the MFS stamp.
+//! - [`peers`]: the validate-ticket client that asks peer RAIDAs.
+//! - [`log`]: log lines to the server's log or stderr.
+//! - `ffi`: the C boundary, and the only place with `unsafe`.
+//!
+//! ## Safety terms used at the boundary
+//! - *caller-owned `ci`*: a `conn_info_t *` that is NULL or valid and used by no other
+//!   thread for the duration of the call; `ci->body` is NULL or holds `ci->body_size`
+//!   readable bytes.
+//! - *C buffer*: memory from C `malloc` that C code frees with `free()`.
+//!
+//! Every exported function catches panics and answers ERROR_INTERNAL (252) instead.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[forbid(unsafe_code)]
+pub mod commands;
+#[forbid(unsafe_code)]
+pub mod hash;
+#[forbid(unsafe_code)]
+pub mod log;
+#[forbid(unsafe_code)]
+pub mod peers;
+#[forbid(unsafe_code)]
+pub mod protocol;
+#[forbid(unsafe_code)]
+pub mod random;
+#[forbid(unsafe_code)]
+pub mod store;
+#[forbid(unsafe_code)]
+pub mod tickets;
+
+pub mod ffi;

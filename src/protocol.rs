@@ -1,0 +1,306 @@
+//! Wire facts shared by every command: status codes, how a request body is framed for
+//! each encryption type, coin records, and the pass/fail bitfield.
+//!
+//! Everything here is a pure function of bytes; nothing touches the server.
+
+/// The status byte a handler leaves in `ci->command_status`.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// The body is too short, too long or not the exact size the command needs.
+    InvalidPacketLength = 16,
+    /// A RAIDA index outside 0..25.
+    WrongRaida = 18,
+    /// The request has no body at all.
+    EmptyRequest = 36,
+    /// The payload is not a whole number of coin records.
+    CoinsNotDiv = 39,
+    /// A coin's denomination or page does not exist on this server.
+    InvalidSnOrDenomination = 40,
+    /// The ticket pool is full.
+    NoTicketSlot = 42,
+    /// The ticket is unknown or has expired.
+    NoTicketFound = 43,
+    /// This RAIDA has already claimed the ticket.
+    TicketClaimedAlready = 44,
+    /// find: no coin matched either AN.
+    FindNeither = 208,
+    /// find: every coin matched its AN.
+    FindAllAn = 209,
+    /// find: every coin matched its PAN.
+    FindAllPan = 210,
+    /// find: anything else; the body has one result byte per coin.
+    FindMixed = 211,
+    /// Every coin passed (get_ticket) or was fixed (fix).
+    AllPass = 241,
+    /// No coin passed or was fixed.
+    AllFail = 242,
+    /// Some coins passed; the body starts with a bitfield.
+    Mixed = 243,
+    /// validate_ticket: the claim is recorded.
+    Success = 250,
+    /// Something inside the module failed; the request had no effect it can report.
+    Internal = 252,
+    /// The response buffer could not be allocated.
+    MemoryAlloc = 254,
+}
+
+impl Status {
+    /// Every status a healing handler can answer, for tests and fuzz invariants.
+    pub const ALL: [Status; 18] = [
+        Status::InvalidPacketLength,
+        Status::WrongRaida,
+        Status::EmptyRequest,
+        Status::CoinsNotDiv,
+        Status::InvalidSnOrDenomination,
+        Status::NoTicketSlot,
+        Status::NoTicketFound,
+        Status::TicketClaimedAlready,
+        Status::FindNeither,
+        Status::FindAllAn,
+        Status::FindAllPan,
+        Status::FindMixed,
+        Status::AllPass,
+        Status::AllFail,
+        Status::Mixed,
+        Status::Success,
+        Status::Internal,
+        Status::MemoryAlloc,
+    ];
+
+    /// The byte on the wire.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The status for a wire byte, if it is one a healing handler uses.
+    pub fn from_code(code: u8) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.code() == code)
+    }
+}
+
+/// What a command answers: a status and the body the server sends after the header
+/// (the server appends the `3E 3E` trailer itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: Status,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A status with no body.
+    pub fn status(status: Status) -> Response {
+        Response {
+            status,
+            body: Vec::new(),
+        }
+    }
+
+    /// A status with a body.
+    pub fn with_body(status: Status, body: Vec<u8>) -> Response {
+        Response { status, body }
+    }
+}
+
+impl From<Status> for Response {
+    fn from(status: Status) -> Response {
+        Response::status(status)
+    }
+}
+
+/// Bytes of the challenge that opens a legacy (types 0, 1, 2) body.
+pub const LEGACY_CHALLENGE_BYTES: usize = 16;
+/// Bytes of the `3E 3E` trailer that closes every body.
+pub const TRAILER_BYTES: usize = 2;
+/// The trailer itself.
+pub const TRAILER: [u8; 2] = [0x3E, 0x3E];
+/// Bytes of the HMAC that follows the payload of a modern (types 4, 5) body.
+pub const MODERN_HMAC_BYTES: usize = 32;
+/// Number of RAIDA servers in a network.
+pub const TOTAL_RAIDA_SERVERS: usize = 25;
+/// Bytes of an authenticity number.
+pub const AN_BYTES: usize = 16;
+/// Bytes of a coin record on the wire: denomination (1) and serial number (4).
+pub const COIN_BYTES: usize = 5;
+
+/// How a request body wraps the command's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Encryption types 0, 1, 2: a 16-byte challenge, the payload, `3E 3E`.
+    Legacy,
+    /// Encryption types 4, 5: the payload, a 32-byte HMAC, `3E 3E`.
+    Modern,
+}
+
+impl Framing {
+    /// Types 4 and 5 are modern; every other type is framed the legacy way, as the
+    /// legacy module did (the server refuses unknown types before a handler runs).
+    pub fn for_encryption_type(encryption_type: i32) -> Framing {
+        match encryption_type {
+            4 | 5 => Framing::Modern,
+            _ => Framing::Legacy,
+        }
+    }
+
+    /// The command's payload inside `body`, or `None` when the body is too short to hold
+    /// the framing at all (the caller answers [`Status::InvalidPacketLength`]).
+    pub fn payload(self, body: &[u8]) -> Option<&[u8]> {
+        match self {
+            Framing::Legacy => {
+                let end = body.len().checked_sub(TRAILER_BYTES)?;
+                body.get(LEGACY_CHALLENGE_BYTES..end)
+            }
+            Framing::Modern => {
+                let end = body.len().checked_sub(MODERN_HMAC_BYTES + TRAILER_BYTES)?;
+                body.get(..end)
+            }
+        }
+    }
+}
+
+/// Splits a payload of fixed-size records after the legacy size rules: fewer than
+/// `min_len` bytes is [`Status::InvalidPacketLength`], a length that is not
+/// `fixed + k * record` is [`Status::CoinsNotDiv`].
+pub fn check_record_payload(
+    payload: Option<&[u8]>,
+    min_len: usize,
+    fixed: usize,
+    record: usize,
+) -> Result<&[u8], Status> {
+    let payload = payload.ok_or(Status::InvalidPacketLength)?;
+    if payload.len() < min_len {
+        return Err(Status::InvalidPacketLength);
+    }
+    if (payload.len() - fixed) % record != 0 {
+        return Err(Status::CoinsNotDiv);
+    }
+    Ok(payload)
+}
+
+/// One coin: a denomination and a serial number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Coin {
+    pub den: i8,
+    pub sn: u32,
+}
+
+impl Coin {
+    /// Reads the 5-byte wire record (den, big-endian sn). `bytes` must hold 5 bytes.
+    pub fn from_wire(bytes: &[u8]) -> Coin {
+        Coin {
+            den: bytes[0] as i8,
+            sn: u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]),
+        }
+    }
+
+    /// The 5-byte wire record.
+    pub fn to_wire(self) -> [u8; COIN_BYTES] {
+        let sn = self.sn.to_be_bytes();
+        [self.den as u8, sn[0], sn[1], sn[2], sn[3]]
+    }
+}
+
+/// Reads a 16-byte value at `at`. The caller guarantees the bytes exist.
+pub fn an_at(bytes: &[u8], at: usize) -> [u8; AN_BYTES] {
+    let mut an = [0u8; AN_BYTES];
+    an.copy_from_slice(&bytes[at..at + AN_BYTES]);
+    an
+}
+
+/// The pass bitfield of get_ticket and fix: `(n + 7) / 8` bytes, coin `i` is bit `i % 8`
+/// of byte `i / 8`, 1 = pass.
+pub fn bitfield(passed: &[bool]) -> Vec<u8> {
+    let mut bits = vec![0u8; passed.len().div_ceil(8)];
+    for (i, _) in passed.iter().enumerate().filter(|(_, &p)| p) {
+        bits[i / 8] |= 1 << (i % 8);
+    }
+    bits
+}
+
+/// The answer shape shared by get_ticket and fix: all (241), none (242, no body) or some
+/// (243, bitfield), with `suffix` (a ticket id, or nothing) after the bitfield or alone.
+pub fn pass_fail_response(passed: &[bool], suffix: &[u8]) -> Response {
+    let count = passed.iter().filter(|&&p| p).count();
+    if count == 0 {
+        Response::status(Status::AllFail)
+    } else if count == passed.len() {
+        Response::with_body(Status::AllPass, suffix.to_vec())
+    } else {
+        let mut body = bitfield(passed);
+        body.extend_from_slice(suffix);
+        Response::with_body(Status::Mixed, body)
+    }
+}
+
+/// The CRC-32 (IEEE, as zlib) that seals a 12-byte challenge.
+pub fn challenge_crc(challenge12: &[u8]) -> u32 {
+    crc32fast::hash(challenge12)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_framing_skips_challenge_and_trailer() {
+        let body: Vec<u8> = (0..23).collect();
+        assert_eq!(
+            Framing::Legacy.payload(&body),
+            Some(&[16u8, 17, 18, 19, 20][..])
+        );
+        assert_eq!(Framing::Legacy.payload(&body[..18]), Some(&[][..]));
+        assert_eq!(Framing::Legacy.payload(&body[..17]), None);
+        assert_eq!(Framing::Legacy.payload(&[]), None);
+    }
+
+    #[test]
+    fn modern_framing_drops_hmac_and_trailer() {
+        let body: Vec<u8> = (0..39).collect();
+        assert_eq!(Framing::Modern.payload(&body), Some(&[0u8, 1, 2, 3, 4][..]));
+        assert_eq!(Framing::Modern.payload(&body[..34]), Some(&[][..]));
+        assert_eq!(Framing::Modern.payload(&body[..33]), None);
+    }
+
+    #[test]
+    fn framing_by_type() {
+        for t in [0, 1, 2, 3, -1, 6, 200] {
+            assert_eq!(Framing::for_encryption_type(t), Framing::Legacy);
+        }
+        assert_eq!(Framing::for_encryption_type(4), Framing::Modern);
+        assert_eq!(Framing::for_encryption_type(5), Framing::Modern);
+    }
+
+    #[test]
+    fn bitfield_layout() {
+        let passed = [
+            true, false, true, false, false, false, false, false, false, true,
+        ];
+        assert_eq!(bitfield(&passed), vec![0b0000_0101, 0b0000_0010]);
+        assert_eq!(bitfield(&[]), Vec::<u8>::new());
+        assert_eq!(bitfield(&[true; 8]), vec![0xff]);
+    }
+
+    #[test]
+    fn coin_round_trip() {
+        let c = Coin {
+            den: -8,
+            sn: 0x0102_0304,
+        };
+        assert_eq!(c.to_wire(), [0xf8, 1, 2, 3, 4]);
+        assert_eq!(Coin::from_wire(&c.to_wire()), c);
+    }
+
+    #[test]
+    fn crc_vector() {
+        let bytes: Vec<u8> = (0..12).collect();
+        assert_eq!(challenge_crc(&bytes), 0x9270_c965);
+    }
+
+    #[test]
+    fn status_codes_round_trip() {
+        for s in Status::ALL {
+            assert_eq!(Status::from_code(s.code()), Some(s));
+        }
+        assert_eq!(Status::from_code(0), None);
+    }
+}
