@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""The library loads where no RAIDA server is: dlopen(RTLD_NOW) in a plain Python process.
+
+The .so references the server's symbols (config, get_page_by_sn_lock, unlock_page,
+update_free_pages_bitmap, get_mfs, debug, warning, error) weakly; with any of them as a
+plain undefined symbol, RTLD_NOW (and, as Rust links with -z now, any dlopen) would fail
+here. Called without a server, a handler must answer ERROR_INTERNAL (252), leave every
+other conn_info_t field alone, produce no output, and say why (stderr, when
+RAIDA_HEALING_LOG allows it).
+
+Usage: test_dlopen.py path/to/libraida_healing.so   (ends with "N passed, M failed")
+"""
+import ctypes
+import os
+import subprocess
+import sys
+
+CONN_INFO_SIZE = 336
+OFF_BODY_SIZE, OFF_BODY, OFF_ENCRYPTION_TYPE = 16, 24, 48
+OFF_OUTPUT_SIZE, OFF_OUTPUT, OFF_STATUS = 164, 168, 176
+WRITTEN = set(range(OFF_OUTPUT_SIZE, OFF_OUTPUT_SIZE + 4)) | set(range(OFF_OUTPUT, OFF_OUTPUT + 8)) | {OFF_STATUS}
+ERROR_INTERNAL = 252
+HOST_SYMBOLS = ["config", "get_page_by_sn_lock", "unlock_page", "update_free_pages_bitmap", "get_mfs"]
+
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL {what}", file=sys.stderr)
+
+
+def conn_info(body, encryption_type=0):
+    """A conn_info_t full of 0xA5 garbage except the fields the server sets."""
+    ci = ctypes.create_string_buffer(b"\xa5" * CONN_INFO_SIZE, CONN_INFO_SIZE)
+    ctypes.memmove(ctypes.byref(ci, OFF_BODY_SIZE), ctypes.byref(ctypes.c_int(len(body))), 4)
+    ctypes.memmove(ctypes.byref(ci, OFF_BODY), ctypes.byref(ctypes.c_void_p(ctypes.addressof(body))), 8)
+    ctypes.memmove(ctypes.byref(ci, OFF_ENCRYPTION_TYPE), ctypes.byref(ctypes.c_int(encryption_type)), 4)
+    ctypes.memset(ctypes.byref(ci, OFF_OUTPUT_SIZE), 0, 4)
+    ctypes.memset(ctypes.byref(ci, OFF_OUTPUT), 0, 8)
+    return ci
+
+
+def child(path):
+    """Runs in a fresh process: loads the library and calls the handlers."""
+    for name in HOST_SYMBOLS:
+        check(not hasattr(ctypes.CDLL(None), name), f"this process must not define {name}")
+    lib = ctypes.CDLL(path, mode=os.RTLD_NOW)
+    check(True, "dlopen(RTLD_NOW) succeeded")
+    # find with one well-formed coin record (legacy framing: challenge, 37 bytes, 3E 3E).
+    body = ctypes.create_string_buffer(bytes(16) + bytes([1, 0, 0, 0, 1]) + bytes(32) + b"\x3e\x3e")
+    for name in ["cmd_find", "cmd_get_ticket", "cmd_validate_ticket"]:
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = [ctypes.c_void_p], None
+        ci = conn_info(body)
+        before = ci.raw
+        fn(ctypes.addressof(ci))
+        after = ci.raw
+        check(after[OFF_STATUS] == ERROR_INTERNAL, f"{name}: status {after[OFF_STATUS]}, want 252")
+        check(after[OFF_OUTPUT_SIZE:OFF_OUTPUT_SIZE + 4] == bytes(4), f"{name}: output_size not 0")
+        check(after[OFF_OUTPUT:OFF_OUTPUT + 8] == bytes(8), f"{name}: output not NULL")
+        changed = [i for i in range(CONN_INFO_SIZE) if i not in WRITTEN and before[i] != after[i]]
+        check(not changed, f"{name}: changed conn_info_t bytes {changed[:8]}")
+        fn(None)  # a NULL ci is ignored
+        check(True, f"{name}(NULL) returned")
+    print(f"child {passed} {failed}")
+    return 0 if failed == 0 else 1
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        return child(sys.argv[2])
+    path = os.path.abspath(sys.argv[1])
+    env = dict(os.environ, RAIDA_HEALING_LOG="error")
+    run = subprocess.run([sys.executable, __file__, "--child", path], env=env,
+                         capture_output=True, text=True, timeout=60)
+    sys.stderr.write(run.stderr if run.returncode != 0 else "")
+    check(run.returncode == 0, f"child exited {run.returncode}")
+    counts = [line.split() for line in run.stdout.splitlines() if line.startswith("child ")]
+    if counts:
+        global passed, failed
+        passed += int(counts[-1][1])
+        failed += int(counts[-1][2])
+    check(bool(counts), "child reported its counts")
+    check("no RAIDA server in this process" in run.stderr,
+          "the 252 is explained on stderr (RAIDA_HEALING_LOG=error)")
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
