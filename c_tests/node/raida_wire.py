@@ -1,0 +1,256 @@
+"""The legacy RAIDA wire (encryption type 0) as a wallet speaks it, standard library only.
+
+Requests: a 32-byte header, then a body of a 16-byte challenge (12 bytes and their CRC-32,
+big-endian), the command's payload and the trailer 3E 3E. Responses: a 32-byte header
+(RAIDA index, shard, status, group, 00 01, echo bytes, 0, 24-bit body size, execution time
+in microseconds, the challenge echoed), then the body, which ends with 3E 3E.
+See /work/shared/wire-protocol.md ("Request framing") and docs/node.md.
+"""
+
+import hashlib
+import os
+import socket
+import time
+import zlib
+from dataclasses import dataclass
+
+HEADER_BYTES = 32
+TRAILER = b"\x3e\x3e"
+TOTAL_RAIDA = 25
+RECORDS_PER_PAGE = 1024
+RECORD_BYTES = 17
+PAGE_BYTES = RECORDS_PER_PAGE * RECORD_BYTES
+
+GROUP_HEALING = 2
+CMD_GET_TICKET = 40
+CMD_VALIDATE_TICKET = 50
+CMD_FIND = 60
+CMD_FIX = 80
+
+# Statuses (wire-protocol.md, and the node's own framing statuses from docs/node.md).
+ALL_PASS, ALL_FAIL, MIXED, SUCCESS = 241, 242, 243, 250
+FIND_NEITHER, FIND_ALL_AN, FIND_ALL_PAN, FIND_MIXED = 208, 209, 210, 211
+INVALID_PACKET_LENGTH, WRONG_RAIDA = 16, 18
+INVALID_SN_OR_DENOMINATION, NO_TICKET_FOUND, TICKET_CLAIMED_ALREADY = 40, 43, 44
+INVALID_CLOUD_ID, INVALID_COMMAND_GROUP, INVALID_COMMAND, INVALID_COIN_ID = 1, 5, 6, 7
+INVALID_EOF, INVALID_ENCRYPTION, INVALID_CRC = 33, 34, 37
+
+STATUS_NAMES = {
+    1: "invalid cloud id", 2: "invalid split id", 4: "invalid shard", 5: "invalid group",
+    6: "invalid command", 7: "invalid coin id", 16: "invalid length", 18: "wrong raida",
+    33: "invalid trailer", 34: "invalid encryption", 36: "empty request", 37: "invalid crc",
+    39: "coins not divisible", 40: "no such coin page", 42: "no ticket slot",
+    43: "no ticket found", 44: "ticket claimed already", 208: "find: neither",
+    209: "find: all AN", 210: "find: all PAN", 211: "find: mixed", 241: "all pass",
+    242: "all fail", 243: "mixed", 250: "success", 252: "internal error",
+    254: "memory alloc",
+}
+
+
+def status_name(status):
+    return STATUS_NAMES.get(status, "status %d" % status)
+
+
+def crc32(data):
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def new_challenge(twelve=None):
+    """16 challenge bytes: 12 (random unless given) and their CRC-32, big-endian."""
+    twelve = os.urandom(12) if twelve is None else bytes(twelve)
+    if len(twelve) != 12:
+        raise ValueError("a challenge starts with 12 bytes")
+    return twelve + crc32(twelve).to_bytes(4, "big")
+
+
+def header(raida, command, body_len, coin_id, *, group=GROUP_HEALING, shard=0,
+           encryption=0, echo=b"\x00\x00", cloud=1, split=0):
+    """The 32-byte legacy request header."""
+    h = bytearray(HEADER_BYTES)
+    h[0], h[1], h[2], h[3], h[4], h[5] = cloud, split, raida, shard, group, command
+    h[6:8] = coin_id.to_bytes(2, "big")
+    h[8] = 1
+    h[16] = encryption
+    h[22:24] = body_len.to_bytes(2, "big")
+    h[30:32] = echo
+    return bytes(h)
+
+
+def request(raida, command, payload, coin_id, *, challenge=None, **header_fields):
+    """A whole type-0 request: header, challenge, payload, trailer."""
+    challenge = new_challenge() if challenge is None else challenge
+    body = challenge + payload + TRAILER
+    return header(raida, command, len(body), coin_id, **header_fields) + body
+
+
+@dataclass
+class Response:
+    raida: int
+    status: int
+    group: int
+    echo: bytes
+    body_size: int
+    exec_micros: int
+    challenge: bytes
+    body: bytes = b""  # without the trailer
+    raw_header: bytes = b""
+    seconds: float = 0.0  # wall time the exchange took, measured by the client
+
+    @property
+    def name(self):
+        return status_name(self.status)
+
+
+class WireError(Exception):
+    """The peer closed, timed out or answered something that is not a legacy response."""
+
+
+def recv_exactly(sock, n):
+    data = bytearray()
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+def parse_response_header(raw):
+    if len(raw) != HEADER_BYTES:
+        raise WireError("response header of %d bytes" % len(raw))
+    if raw[4:6] != b"\x00\x01" or raw[8] != 0:
+        raise WireError("response header bytes 4-5/8 are %s/%02x" % (raw[4:6].hex(), raw[8]))
+    return Response(raida=raw[0], status=raw[2], group=raw[3], echo=raw[6:8],
+                    body_size=int.from_bytes(raw[9:12], "big"),
+                    exec_micros=int.from_bytes(raw[12:16], "big"), challenge=raw[16:32],
+                    raw_header=raw)
+
+
+def exchange(addr, data, *, timeout=20.0, half_close=False, expect_challenge=None):
+    """Sends data to addr (host, port), reads one response. With half_close the client
+    shuts down its sending side after data (a truncated request then ends for the node).
+    expect_challenge: when given, the echoed challenge must equal it."""
+    started = time.monotonic()
+    with socket.create_connection(addr, timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        resp = parse_response_header(recv_exactly(sock, HEADER_BYTES))
+        if resp.body_size:
+            if resp.body_size < 2:
+                raise WireError("body size %d" % resp.body_size)
+            body = recv_exactly(sock, resp.body_size)
+            if len(body) != resp.body_size or body[-2:] != TRAILER:
+                raise WireError("body of %d/%d bytes, trailer %s" % (
+                    len(body), resp.body_size, body[-2:].hex()))
+            resp.body = body[:-2]
+        rest = sock.recv(1)
+        if rest:
+            raise WireError("bytes after the response body")
+    resp.seconds = time.monotonic() - started
+    if expect_challenge is not None and resp.challenge != expect_challenge:
+        raise WireError("challenge not echoed")
+    return resp
+
+
+def call(addr, raida, command, payload, coin_id, *, timeout=20.0):
+    """One healing request to RAIDA `raida` at addr; checks the response's RAIDA index and
+    challenge echo, and returns the Response."""
+    challenge = new_challenge()
+    data = request(raida, command, payload, coin_id, challenge=challenge)
+    resp = exchange(addr, data, timeout=timeout, expect_challenge=challenge)
+    if resp.raida != raida:
+        raise WireError("RAIDA %d answered as RAIDA %d" % (raida, resp.raida))
+    if resp.group != GROUP_HEALING:
+        raise WireError("response group %d" % resp.group)
+    return resp
+
+
+# ---- payloads ----
+
+def coin_bytes(den, sn):
+    return (den & 0xFF).to_bytes(1, "big") + sn.to_bytes(4, "big")
+
+
+def get_ticket_payload(coins):
+    """coins: [(den, sn, an)]"""
+    return b"".join(coin_bytes(d, s) + an for d, s, an in coins)
+
+
+def find_payload(coins):
+    """coins: [(den, sn, an, pan)]"""
+    return b"".join(coin_bytes(d, s) + an + pan for d, s, an, pan in coins)
+
+
+def fix_payload(coins, pg, tickets):
+    """coins: [(den, sn)]; tickets: 25 ids (0 = none)."""
+    if len(pg) != 16 or len(tickets) != TOTAL_RAIDA:
+        raise ValueError("PG must be 16 bytes and tickets 25 ids")
+    return (b"".join(coin_bytes(d, s) for d, s in coins) + pg
+            + b"".join(t.to_bytes(4, "big") for t in tickets))
+
+
+def validate_payload(claimer, ticket):
+    return bytes([claimer]) + ticket.to_bytes(4, "big")
+
+
+def passed_bits(status, body, n):
+    """Which of n coins passed, from a 241/242/243 answer (243: bitfield first)."""
+    if status == ALL_PASS:
+        return [True] * n
+    if status == MIXED:
+        return [bool(body[i // 8] >> (i % 8) & 1) for i in range(n)]
+    return [False] * n
+
+
+def ticket_of(status, body, n):
+    """The ticket id of a get_ticket answer for n coins (0 when none was issued)."""
+    if status == ALL_PASS and len(body) == 4:
+        return int.from_bytes(body, "big")
+    if status == MIXED and len(body) == (n + 7) // 8 + 4:
+        return int.from_bytes(body[-4:], "big")
+    return 0
+
+
+def derive_an(raida, den, sn, pg):
+    """The AN a fix writes: MD5(raida_no, den, sn, PG) for legacy encryption types."""
+    return hashlib.md5(bytes([raida, den & 0xFF]) + sn.to_bytes(4, "big") + pg).digest()
+
+
+# ---- page files (legacy-abi.md "Page files on disk") ----
+
+def page_path(folder, den, page_no):
+    return os.path.join(folder, "Data", "%02x" % (den & 0xFF), "%02x" % (page_no >> 8),
+                        "%04x.bin" % page_no)
+
+
+def read_record(folder, den, sn):
+    """(AN, MFS) of sn from its page file, or None when the page file is missing."""
+    path = page_path(folder, den, sn // RECORDS_PER_PAGE)
+    try:
+        with open(path, "rb") as f:
+            page = f.read()
+    except FileNotFoundError:
+        return None
+    if len(page) != PAGE_BYTES:
+        raise ValueError("%s has %d bytes" % (path, len(page)))
+    at = (sn % RECORDS_PER_PAGE) * RECORD_BYTES
+    return page[at:at + 16], page[at + 16]
+
+
+def write_record(folder, den, sn, an, mfs):
+    """Sets sn's record in its page file, creating a zeroed page when there is none."""
+    path = page_path(folder, den, sn // RECORDS_PER_PAGE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        with open(path, "rb") as f:
+            page = bytearray(f.read())
+    except FileNotFoundError:
+        page = bytearray(PAGE_BYTES)
+    at = (sn % RECORDS_PER_PAGE) * RECORD_BYTES
+    page[at:at + 16] = an
+    page[at + 16] = mfs
+    with open(path, "wb") as f:
+        f.write(page)
+
