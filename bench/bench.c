@@ -1,0 +1,873 @@
+/*
+ * bench.c: `make bench`. Measures the healing module through its C ABI, with the C host
+ * harness (c_tests/host.c) playing the legacy server, and prints one table. Every figure
+ * is the median of repeated samples; BENCHMARKS.md says what each row means.
+ *
+ * Rows:
+ *  - get_ticket / find: ns per coin through cmd_get_ticket / cmd_find, next to the floor:
+ *    the same page lookups and AN compares done here directly, with one
+ *    get_page_by_sn_lock / unlock_page per coin, measured in the same sample.
+ *  - validate_ticket: claims per second through cmd_validate_ticket, 1 and 2 threads.
+ *  - fix: wall time of cmd_fix against 24 loopback peers (bench/fake_peers.c).
+ *  - memory: resident size and heap of the ticket pool, idle and full.
+ *
+ * The ticket pool is process-wide and holds at most 512 tickets for 300 s, so every
+ * sample that creates tickets runs in a forked child: each starts from the parent's
+ * empty pool. The parent itself never creates a ticket.
+ *
+ * Exit status: 0 when every command answered what it should (a wrong answer makes the
+ * figures meaningless), 1 otherwise. A missed speed target is reported, not an error.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fake_peers.h"
+#include "host.h"
+#include "raida_healing.h"
+#include "request.h"
+
+#define SELF 0                 /* this server's RAIDA index */
+#define COIN_ID 0
+#define GET_TICKET_MAX 3119    /* (65535 - 18) / 21: the largest legacy get_ticket */
+#define FIND_MAX 1770          /* (65535 - 18) / 37: the largest legacy find */
+#define FIX_MAX 3000
+#define POOL_TICKETS 512
+#define TICKET_COINS_MAX 4096
+#define LOOKUP_SAMPLES 21
+#define CLAIM_SAMPLES 11
+#define FIX_SAMPLES 21
+/* A fix scenario stops taking samples after this long (a broken fix waits deadlines). */
+#define FIX_BUDGET_NS 20000000000.0
+/* Unless the caller set one: bounds a fix that fails to decide early; a fix that meets
+ * its targets answers long before it. */
+#define DEFAULT_BENCH_DEADLINE_MS "5000"
+
+static int failures;
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "bench: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    failures++;
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "bench: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        die("out of memory");
+    return p;
+}
+
+/* ---- coins ---- */
+
+struct coin {
+    int8_t den;
+    uint32_t sn;
+};
+
+/* A deterministic generator: the same coins on every run. */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rng_next(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* The AN stored for a coin (any fixed function of the coin will do). */
+static void an_of(struct coin c, unsigned char an[16])
+{
+    uint64_t x = ((uint64_t)(uint8_t)c.den << 32 | c.sn) * 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < 16; i++) {
+        x ^= x >> 29;
+        x *= 0xBF58476D1CE4E5B9ull;
+        an[i] = (unsigned char)(x >> 56);
+    }
+}
+
+/* How a batch's coins fall on pages. */
+enum layout { DENSE, RANDOM, SCATTERED, LAYOUTS };
+static const char *layout_name[LAYOUTS] = { "dense", "random", "scattered" };
+static const char *layout_help[LAYOUTS] = {
+    "consecutive sns of one denomination",
+    "random sns of one denomination (1000 pages)",
+    "each coin on a page of its own",
+};
+
+/* n distinct random serial numbers of `den`, in random order. */
+static void random_coins(struct coin *out, int n, int8_t den)
+{
+    static unsigned char used[HOST_TOTAL_PAGES * HOST_RECORDS_PER_PAGE];
+    memset(used, 0, sizeof used);
+    for (int i = 0; i < n;) {
+        uint32_t sn = (uint32_t)(rng_next() % (HOST_TOTAL_PAGES * HOST_RECORDS_PER_PAGE));
+        if (!used[sn]) {
+            used[sn] = 1;
+            out[i++] = (struct coin){ den, sn };
+        }
+    }
+}
+
+static void make_coins(enum layout layout, struct coin *out, int n)
+{
+    switch (layout) {
+    case DENSE:
+        for (int i = 0; i < n; i++)
+            out[i] = (struct coin){ 1, (uint32_t)i };
+        break;
+    case RANDOM:
+        random_coins(out, n, 3);
+        break;
+    case SCATTERED: {
+        /* page k of the list is page k % 1000 of denomination -8 + k / 1000, shuffled */
+        int *page = xmalloc(sizeof *page * (size_t)n);
+        for (int i = 0; i < n; i++)
+            page[i] = i;
+        for (int i = n - 1; i > 0; i--) {
+            int j = (int)(rng_next() % (uint64_t)(i + 1)), t = page[i];
+            page[i] = page[j];
+            page[j] = t;
+        }
+        for (int i = 0; i < n; i++)
+            out[i] = (struct coin){ (int8_t)(HOST_MIN_DEN + page[i] / HOST_TOTAL_PAGES),
+                                    (uint32_t)(page[i] % HOST_TOTAL_PAGES) * HOST_RECORDS_PER_PAGE +
+                                        (uint32_t)(rng_next() % HOST_RECORDS_PER_PAGE) };
+        free(page);
+        break;
+    }
+    default:
+        die("bad layout");
+    }
+}
+
+static void put_coins(const struct coin *coins, int n)
+{
+    unsigned char an[16];
+    for (int i = 0; i < n; i++) {
+        an_of(coins[i], an);
+        host_put(coins[i].den, coins[i].sn, an, 45);
+    }
+}
+
+static int distinct_pages(const struct coin *coins, int n)
+{
+    static unsigned char seen[HOST_MAX_DEN - HOST_MIN_DEN + 1][HOST_TOTAL_PAGES];
+    memset(seen, 0, sizeof seen);
+    int pages = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned char *s = &seen[coins[i].den - HOST_MIN_DEN][coins[i].sn / HOST_RECORDS_PER_PAGE];
+        pages += !*s;
+        *s = 1;
+    }
+    return pages;
+}
+
+/* ---- samples in child processes ---- */
+
+typedef void (*sample_fn)(void *ctx, double *out, int nout);
+
+static void write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR)
+                continue;
+            _exit(3);
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Runs fn in a forked child and returns the nout numbers it reports; dies when the child
+ * fails (it reports on stderr why). */
+static void in_child(sample_fn fn, void *ctx, double *out, int nout)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        die("pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(fds[0]);
+        fn(ctx, out, nout);
+        write_all(fds[1], out, sizeof *out * (size_t)nout);
+        fflush(NULL);
+        _exit(failures ? 4 : 0);
+    }
+    close(fds[1]);
+    size_t want = sizeof *out * (size_t)nout, got = 0;
+    while (got < want) {
+        ssize_t r = read(fds[0], (char *)out + got, want - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (got != want || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("a sample's child process failed (status %d)", status);
+}
+
+/* ---- get_ticket and find against the floor ---- */
+
+enum op { GET_TICKET, FIND };
+
+struct lookup_job {
+    enum op op;
+    const struct coin *coins;
+    int n;
+    rq_body_t body;
+    unsigned char (*an)[16];   /* what the request says per coin: AN (get_ticket and find) */
+    unsigned char (*pan)[16];  /* find's PAN */
+    int warm, reps;
+    unsigned expect;           /* matches the floor must count per request */
+    int module_first;          /* alternated between samples, so drift favours neither */
+};
+
+/* The floor: per coin one page lookup (locked), the compares the command needs, unlock.
+ * Not inlined, so a profiler can count it apart (--toggle-collect=floor_once). */
+__attribute__((noinline)) static unsigned floor_once(const struct lookup_job *job)
+{
+    unsigned matches = 0;
+    for (int i = 0; i < job->n; i++) {
+        struct page_s *page = get_page_by_sn_lock(job->coins[i].den, job->coins[i].sn);
+        if (!page)
+            die("floor: no page for %d/%u", job->coins[i].den, job->coins[i].sn);
+        const unsigned char *stored =
+            page->data + (job->coins[i].sn % HOST_RECORDS_PER_PAGE) * HOST_RECORD_BYTES;
+        if (memcmp(stored, job->an[i], 16) == 0)
+            matches++;
+        else if (job->op == FIND && memcmp(stored, job->pan[i], 16) == 0)
+            matches++;
+        unlock_page(page);
+    }
+    return matches;
+}
+
+static void module_once(const struct lookup_job *job)
+{
+    conn_info_t ci;
+    rq_ci_fill(&ci, &job->body, 0, COIN_ID);
+    if (job->op == GET_TICKET) {
+        cmd_get_ticket(&ci);
+        if (ci.command_status != RAIDA_STATUS_ALL_PASS || ci.output_size != 4)
+            die("get_ticket x%d answered %u (%d bytes), not 241 with a ticket", job->n,
+                ci.command_status, ci.output_size);
+    } else {
+        cmd_find(&ci);
+        unsigned char want = job->n == 1 ? RAIDA_STATUS_FIND_ALL_AN : RAIDA_STATUS_FIND_MIXED;
+        if (ci.command_status != want)
+            die("find x%d answered %u, not %u", job->n, ci.command_status, want);
+    }
+    rq_ci_release(&ci);
+}
+
+/* out[0] module ns per coin, out[1] floor ns per coin. */
+static void lookup_sample(void *ctx, double *out, int nout)
+{
+    const struct lookup_job *job = ctx;
+    (void)nout;
+    for (int r = 0; r < job->warm; r++) {
+        module_once(job);
+        if (floor_once(job) != job->expect)
+            die("floor counted the wrong number of matches");
+    }
+    unsigned matches = 0;
+    double module_ns = 0, floor_ns = 0;
+    for (int turn = 0; turn < 2; turn++) {
+        double t0 = now_ns();
+        if ((turn == 0) == (job->module_first != 0)) {
+            for (int r = 0; r < job->reps; r++)
+                module_once(job);
+            module_ns = now_ns() - t0;
+        } else {
+            for (int r = 0; r < job->reps; r++)
+                matches += floor_once(job);
+            floor_ns = now_ns() - t0;
+        }
+    }
+    if (matches != job->expect * (unsigned)job->reps)
+        die("floor counted the wrong number of matches");
+    double coins = (double)job->n * job->reps;
+    out[0] = module_ns / coins;
+    out[1] = floor_ns / coins;
+}
+
+/* Requests per sample: enough work to time, and (get_ticket) below 512 tickets. */
+static void reps_for(int n, int *warm, int *reps)
+{
+    if (n <= 1) {
+        *warm = 20;
+        *reps = 400;
+    } else if (n <= 100) {
+        *warm = 5;
+        *reps = 200;
+    } else {
+        *warm = 2;
+        *reps = 20;
+    }
+}
+
+/* The request body and what the floor compares, for the first n coins. */
+static void make_lookup_job(struct lookup_job *job_out, enum op op, const struct coin *coins, int n)
+{
+    struct lookup_job job = { .op = op, .coins = coins, .n = n };
+    size_t record = op == GET_TICKET ? 21 : 37;
+    unsigned char *payload = xmalloc(record * (size_t)n);
+    job.an = xmalloc(sizeof *job.an * (size_t)n);
+    job.pan = xmalloc(sizeof *job.pan * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        unsigned char stored[16];
+        an_of(coins[i], stored);
+        /* get_ticket: every AN matches. find: even coins match their AN, odd ones their
+         * PAN, so the answer is mixed (211) and carries a body. */
+        int by_pan = op == FIND && i % 2;
+        for (int b = 0; b < 16; b++) {
+            job.an[i][b] = by_pan ? (unsigned char)(stored[b] ^ 0x5A) : stored[b];
+            job.pan[i][b] = by_pan ? stored[b] : (unsigned char)~stored[b];
+        }
+        unsigned char *at = payload + record * (size_t)i;
+        at += rq_put_coin(at, coins[i].den, coins[i].sn);
+        memcpy(at, job.an[i], 16);
+        if (op == FIND)
+            memcpy(at + 16, job.pan[i], 16);
+    }
+    job.body = rq_legacy_body(NULL, payload, record * (size_t)n);
+    job.expect = (unsigned)n;
+    reps_for(n, &job.warm, &job.reps);
+    free(payload);
+    *job_out = job;
+}
+
+static void free_lookup_job(struct lookup_job *job)
+{
+    free(job->an);
+    free(job->pan);
+    rq_body_free(&job->body);
+}
+
+static void lookup_row(enum op op, const struct coin *coins, int n, const char *layout)
+{
+    struct lookup_job job;
+    make_lookup_job(&job, op, coins, n);
+
+    double module[LOOKUP_SAMPLES], floor_ns[LOOKUP_SAMPLES];
+    for (int s = 0; s < LOOKUP_SAMPLES; s++) {
+        double out[2];
+        job.module_first = s % 2;
+        in_child(lookup_sample, &job, out, 2);
+        module[s] = out[0];
+        floor_ns[s] = out[1];
+    }
+    double m = median(module, LOOKUP_SAMPLES), f = median(floor_ns, LOOKUP_SAMPLES);
+    char what[96];
+    snprintf(what, sizeof what, "%s x%d%s%s (%d page%s)", op == GET_TICKET ? "get_ticket" : "find",
+             n, layout ? ", " : "", layout ? layout : "", distinct_pages(coins, n),
+             distinct_pages(coins, n) == 1 ? "" : "s");
+    int largest = n == (op == GET_TICKET ? GET_TICKET_MAX : FIND_MAX);
+    const char *verdict = !largest ? "" : m <= f ? "<= 1.0x: met" : "<= 1.0x: MISSED";
+    printf("| %-46s | %9.1f ns/coin | %9.1f ns/coin | %6.2fx | %-16s |\n", what, m, f, m / f,
+           verdict);
+    fflush(stdout);
+    free_lookup_job(&job);
+}
+
+/* ---- validate_ticket ---- */
+
+struct claim_job {
+    const struct coin *coins;
+    int coins_per_ticket;
+    int threads;
+    uint32_t tickets[POOL_TICKETS];
+    int ntickets;
+};
+
+struct claim_thread {
+    const struct claim_job *job;
+    int first_claimer, last_claimer;
+    double start, end;
+    int bad;
+};
+
+static void *claim_worker(void *arg)
+{
+    struct claim_thread *t = arg;
+    const struct claim_job *job = t->job;
+    size_t expect = (size_t)job->coins_per_ticket * 5;
+    t->start = now_ns();
+    for (int k = 0; k < job->ntickets; k++)
+        for (int claimer = t->first_claimer; claimer <= t->last_claimer; claimer++) {
+            unsigned char payload[5] = { (unsigned char)claimer };
+            rq_put_u32be(payload + 1, job->tickets[k]);
+            unsigned char body[16 + 5 + 2] = { 0 };
+            memcpy(body + 16, payload, 5);
+            body[21] = body[22] = 0x3E;
+            rq_body_t b = { .data = body, .size = sizeof body };
+            conn_info_t ci;
+            rq_ci_fill(&ci, &b, 0, COIN_ID);
+            cmd_validate_ticket(&ci);
+            if (ci.command_status != RAIDA_STATUS_SUCCESS || (size_t)ci.output_size != expect)
+                t->bad++;
+            rq_ci_release(&ci);
+        }
+    t->end = now_ns();
+    return NULL;
+}
+
+/* out[0]: claims per second. */
+static void claim_sample(void *ctx, double *out, int nout)
+{
+    struct claim_job *job = ctx;
+    (void)nout;
+    /* Fill the pool (untimed) with tickets listing the first coins_per_ticket coins. */
+    size_t size = 21 * (size_t)job->coins_per_ticket;
+    unsigned char *payload = xmalloc(size);
+    for (int i = 0; i < job->coins_per_ticket; i++) {
+        unsigned char *at = payload + 21 * (size_t)i;
+        at += rq_put_coin(at, job->coins[i].den, job->coins[i].sn);
+        an_of(job->coins[i], at);
+    }
+    rq_body_t body = rq_legacy_body(NULL, payload, size);
+    job->ntickets = 500;
+    for (int k = 0; k < job->ntickets; k++) {
+        conn_info_t ci;
+        rq_ci_fill(&ci, &body, 0, COIN_ID);
+        cmd_get_ticket(&ci);
+        if (ci.command_status != RAIDA_STATUS_ALL_PASS)
+            die("get_ticket for the claim bench answered %u", ci.command_status);
+        job->tickets[k] = rq_get_u32be(ci.output);
+        rq_ci_release(&ci);
+    }
+    rq_body_free(&body);
+    free(payload);
+
+    struct claim_thread t[2] = {
+        { .job = job, .first_claimer = 0, .last_claimer = job->threads == 1 ? 24 : 12 },
+        { .job = job, .first_claimer = 13, .last_claimer = 24 },
+    };
+    if (job->threads == 1) {
+        claim_worker(&t[0]);
+    } else {
+        pthread_t th;
+        if (pthread_create(&th, NULL, claim_worker, &t[1]) != 0)
+            die("pthread_create failed");
+        claim_worker(&t[0]);
+        pthread_join(th, NULL);
+    }
+    double start = t[0].start, end = t[0].end;
+    if (job->threads == 2) {
+        start = t[1].start < start ? t[1].start : start;
+        end = t[1].end > end ? t[1].end : end;
+    }
+    if (t[0].bad || t[1].bad)
+        die("%d claims did not answer 250 with the ticket's coins", t[0].bad + t[1].bad);
+    out[0] = (double)job->ntickets * 25 / ((end - start) / 1e9);
+}
+
+static void claim_row(const struct coin *coins, int coins_per_ticket, int threads)
+{
+    struct claim_job job = { .coins = coins, .coins_per_ticket = coins_per_ticket,
+                             .threads = threads };
+    double rate[CLAIM_SAMPLES];
+    for (int s = 0; s < CLAIM_SAMPLES; s++)
+        in_child(claim_sample, &job, &rate[s], 1);
+    char what[96];
+    snprintf(what, sizeof what, "validate_ticket, %d-coin tickets, %d thread%s", coins_per_ticket,
+             threads, threads == 1 ? "" : "s");
+    printf("| %-46s | %9.0f claims/s | %17s | %7s | %-16s |\n", what, median(rate, CLAIM_SAMPLES),
+           "", "", "");
+    fflush(stdout);
+}
+
+/* ---- fix against loopback peers ---- */
+
+/* One fix of the first n coins, every peer given `ticket[i]`; returns ms, -1 if wrong. */
+static double fix_once(const struct coin *coins, int n, const uint32_t ticket[25])
+{
+    size_t size = 5 * (size_t)n + 16 + 100;
+    unsigned char *payload = xmalloc(size), *at = payload;
+    for (int i = 0; i < n; i++)
+        at += rq_put_coin(at, coins[i].den, coins[i].sn);
+    for (int b = 0; b < 16; b++)
+        *at++ = (unsigned char)(0xA0 + b); /* PG */
+    for (int i = 0; i < 25; i++)
+        at += rq_put_u32be(at, ticket[i]);
+    rq_body_t body = rq_legacy_body(NULL, payload, size);
+    conn_info_t ci;
+    rq_ci_fill(&ci, &body, 0, COIN_ID);
+    host_clear_dirty(coins[n - 1].den, coins[n - 1].sn);
+    double t0 = now_ns();
+    cmd_fix(&ci);
+    double ms = (now_ns() - t0) / 1e6;
+    int ok = ci.command_status == RAIDA_STATUS_ALL_PASS;
+    if (!ok)
+        fail("fix x%d answered %u, not 241 (all fixed)", n, ci.command_status);
+    if (ok && host_page_dirty(coins[n - 1].den, coins[n - 1].sn) != 1) {
+        fail("fix x%d answered 241 but left the last coin's page clean", n);
+        ok = 0;
+    }
+    if (host_locked_pages() != 0)
+        fail("fix left %d pages locked", host_locked_pages());
+    rq_ci_release(&ci);
+    rq_body_free(&body);
+    free(payload);
+    return ok ? ms : -1;
+}
+
+static void fix_row(const char *what, const struct coin *coins, int n, int stalled,
+                    double target_ms)
+{
+    uint32_t ticket[25] = { 0 };
+    int honest = 0;
+    for (int i = 0; i < 25; i++) {
+        if (i == SELF)
+            continue;
+        /* the stalled peers are spread over the indices: every other one from 2 */
+        int stall = stalled && i % 2 == 0 && i / 2 <= stalled;
+        ticket[i] = stall ? FAKE_PEER_TICKET(FAKE_PEER_STALL, 0)
+                          : FAKE_PEER_TICKET(FAKE_PEER_HONEST, (uint32_t)n);
+        honest += !stall;
+    }
+    double ms[FIX_SAMPLES];
+    int taken = 0;
+    double spent = 0;
+    for (int s = 0; s < FIX_SAMPLES && spent < FIX_BUDGET_NS; s++) {
+        double t0 = now_ns();
+        ms[taken] = fix_once(coins, n, ticket);
+        spent += now_ns() - t0;
+        if (ms[taken] < 0)
+            break;
+        taken++;
+    }
+    char label[96];
+    snprintf(label, sizeof label, "%s (%d honest%s)", what, honest,
+             stalled ? ", 10 stalled" : "");
+    if (taken == 0) {
+        printf("| %-46s | %17s | %17s | %7s | %-16s |\n", label, "FAILED", "", "", "");
+        return;
+    }
+    double m = median(ms, taken);
+    char verdict[32] = "";
+    if (target_ms > 0)
+        snprintf(verdict, sizeof verdict, "<= %.0f ms: %s", target_ms,
+                 m <= target_ms ? "met" : "MISSED");
+    char value[32];
+    snprintf(value, sizeof value, "%.2f ms", m);
+    if (taken < FIX_SAMPLES)
+        snprintf(value, sizeof value, "%.2f ms (%d runs)", m, taken);
+    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", label, value, "", "", verdict);
+    fflush(stdout);
+}
+
+/* ---- memory ---- */
+
+static long rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, resident = 0;
+    if (!f || fscanf(f, "%ld %ld", &size, &resident) != 2)
+        die("cannot read /proc/self/statm");
+    fclose(f);
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+static double heap_bytes(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return (double)mi.uordblks + (double)mi.hblkhd;
+}
+
+/* out: idle RSS delta, idle heap delta, full RSS delta, full heap delta (bytes). Runs
+ * before the parent has called the library at all. */
+static void memory_sample(void *ctx, double *out, int nout)
+{
+    (void)ctx;
+    (void)nout;
+    struct coin *coins = xmalloc(sizeof *coins * TICKET_COINS_MAX);
+    for (int i = 0; i < TICKET_COINS_MAX; i++)
+        coins[i] = (struct coin){ 0, (uint32_t)i };
+    put_coins(coins, TICKET_COINS_MAX);
+    size_t size = 21 * (size_t)TICKET_COINS_MAX;
+    unsigned char *payload = xmalloc(size);
+    for (int i = 0; i < TICKET_COINS_MAX; i++) {
+        unsigned char *at = payload + 21 * (size_t)i;
+        at += rq_put_coin(at, coins[i].den, coins[i].sn);
+        an_of(coins[i], at);
+    }
+    /* 4096 coins need a modern body: a legacy 16-bit length holds 3119 */
+    rq_body_t body = rq_modern_body(NULL, payload, size);
+    free(payload);
+    free(coins);
+
+    long rss0 = rss_bytes();
+    double heap0 = heap_bytes();
+    /* the first call brings the pool into being; an unknown ticket leaves it empty */
+    rq_result_t r = rq_call(cmd_validate_ticket, 0, COIN_ID, "\x00\x00\x00\x00\x01", 5);
+    if (r.status != RAIDA_STATUS_NO_TICKET_FOUND)
+        die("validate_ticket of an unknown ticket answered %u, not 43", r.status);
+    rq_result_free(&r);
+    long rss1 = rss_bytes();
+    double heap1 = heap_bytes();
+    for (int k = 0; k < POOL_TICKETS + 1; k++) {
+        conn_info_t ci;
+        rq_ci_fill(&ci, &body, 4, COIN_ID);
+        cmd_get_ticket(&ci);
+        unsigned char want = k < POOL_TICKETS ? RAIDA_STATUS_ALL_PASS : RAIDA_STATUS_NO_TICKET_SLOT;
+        if (ci.command_status != want)
+            die("get_ticket #%d of 4096 coins answered %u, not %u", k + 1, ci.command_status,
+                want);
+        rq_ci_release(&ci);
+    }
+    long rss2 = rss_bytes();
+    double heap2 = heap_bytes();
+    rq_body_free(&body);
+    out[0] = (double)(rss1 - rss0);
+    out[1] = heap1 - heap0;
+    out[2] = (double)(rss2 - rss1);
+    out[3] = heap2 - heap1;
+}
+
+static void memory_rows(void)
+{
+    double out[4];
+    in_child(memory_sample, NULL, out, 4);
+    double raw = (double)POOL_TICKETS * TICKET_COINS_MAX * 5;
+    char value[40], floor_txt[40], ratio[16];
+    snprintf(value, sizeof value, "%.0f KiB RSS", out[0] / 1024);
+    snprintf(floor_txt, sizeof floor_txt, "%+.0f B heap", out[1]);
+    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", "memory: ticket pool idle (first call)", value,
+           floor_txt, "", "");
+    snprintf(value, sizeof value, "%.2f MiB RSS", out[2] / 1048576);
+    snprintf(floor_txt, sizeof floor_txt, "%.2f MiB raw", raw / 1048576);
+    snprintf(ratio, sizeof ratio, "%.2fx", out[2] / raw);
+    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", "memory: pool full, 512 tickets x 4096 coins",
+           value, floor_txt, ratio, "");
+    snprintf(value, sizeof value, "%.2f MiB heap", out[3] / 1048576);
+    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", "  (heap bytes in use, mallinfo2)", value, "",
+           "", "");
+    fflush(stdout);
+}
+
+/* ---- profile mode ---- */
+
+/* `bench profile get_ticket|find dense|random|scattered [requests]`: the largest batch,
+ * module then floor, in this process (no fork), for callgrind (BENCHMARKS.md).
+ * `bench profile fix N [requests]`: fixes of N coins against 24 honest fake peers. */
+/* CPU time of this process (all threads) in ms: user, or system when `sys`. */
+static double cpu_ms(int sys)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    struct timeval t = sys ? ru.ru_stime : ru.ru_utime;
+    return (double)t.tv_sec * 1e3 + (double)t.tv_usec / 1e3;
+}
+
+static int profile_fix(int argc, char **argv)
+{
+    int n = atoi(argv[3]);
+    int requests = argc > 4 ? atoi(argv[4]) : 20;
+    if (n < 1 || n > FIX_MAX || requests < 1)
+        die("usage: bench profile fix 1..3000 [requests]");
+    struct coin *coins = xmalloc(sizeof *coins * FIX_MAX);
+    random_coins(coins, FIX_MAX, 2);
+    put_coins(coins, FIX_MAX);
+    unsigned char *wire = xmalloc(5 * (size_t)FIX_MAX);
+    for (int i = 0; i < FIX_MAX; i++)
+        rq_put_coin(wire + 5 * i, coins[i].den, coins[i].sn);
+    struct fake_peers peers;
+    if (fake_peers_start(&peers, SELF, wire, FIX_MAX) != 0)
+        die("cannot start the fake peers");
+    uint32_t ticket[25] = { 0 };
+    for (int i = 0; i < 25; i++)
+        if (i != SELF) {
+            host_set_peer(i, "127.0.0.1", peers.port[i]);
+            ticket[i] = FAKE_PEER_TICKET(FAKE_PEER_HONEST, (uint32_t)n);
+        }
+    double total = 0, user0 = cpu_ms(0), sys0 = cpu_ms(1);
+    for (int r = 0; r < requests; r++)
+        total += fix_once(coins, n, ticket);
+    double user = cpu_ms(0) - user0, sys = cpu_ms(1) - sys0;
+    fake_peers_stop(&peers);
+    printf("fix x%d, 24 honest peers: %d requests, mean %.2f ms; CPU per fix of this process "
+           "(not the peers): user %.2f ms, system %.2f ms\n", n, requests, total / requests,
+           user / requests, sys / requests);
+    free(wire);
+    free(coins);
+    return failures ? 1 : 0;
+}
+
+static int profile_main(int argc, char **argv)
+{
+    if (strcmp(argv[2], "fix") == 0)
+        return profile_fix(argc, argv);
+    enum op op = strcmp(argv[2], "find") == 0 ? FIND : GET_TICKET;
+    int layout = -1;
+    for (int l = 0; l < LAYOUTS; l++)
+        if (strcmp(argv[3], layout_name[l]) == 0)
+            layout = l;
+    if (layout < 0 || (op == GET_TICKET && strcmp(argv[2], "get_ticket") != 0))
+        die("usage: bench profile get_ticket|find dense|random|scattered [requests]");
+    int n = op == GET_TICKET ? GET_TICKET_MAX : FIND_MAX;
+    int requests = argc > 4 ? atoi(argv[4]) : 100;
+    if (requests < 1 || (op == GET_TICKET && requests > POOL_TICKETS))
+        die("requests: 1..512 for get_ticket");
+    struct coin *coins = xmalloc(sizeof *coins * GET_TICKET_MAX);
+    make_coins((enum layout)layout, coins, GET_TICKET_MAX);
+    put_coins(coins, GET_TICKET_MAX);
+    struct lookup_job job;
+    make_lookup_job(&job, op, coins, n);
+    double t0 = now_ns();
+    for (int r = 0; r < requests; r++)
+        module_once(&job);
+    double t1 = now_ns();
+    unsigned matches = 0;
+    for (int r = 0; r < requests; r++)
+        matches += floor_once(&job);
+    double t2 = now_ns();
+    if (matches != job.expect * (unsigned)requests)
+        die("floor counted the wrong number of matches");
+    printf("%s x%d %s: %d requests, module %.1f ns/coin, floor %.1f ns/coin\n", argv[2], n,
+           argv[3], requests, (t1 - t0) / ((double)n * requests),
+           (t2 - t1) / ((double)n * requests));
+    free_lookup_job(&job);
+    free(coins);
+    return 0;
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv)
+{
+    if (argc >= 4 && strcmp(argv[1], "profile") == 0) {
+        host_init(SELF, COIN_ID);
+        return profile_main(argc, argv);
+    }
+    if (argc > 1)
+        die("usage: bench [profile get_ticket|find dense|random|scattered [requests] | "
+            "profile fix N [requests]]");
+    if (!getenv("RAIDA_HEALING_PEER_DEADLINE_MS"))
+        setenv("RAIDA_HEALING_PEER_DEADLINE_MS", DEFAULT_BENCH_DEADLINE_MS, 1);
+    const char *hedge = getenv("RAIDA_HEALING_HEDGE_MS");
+    host_init(SELF, COIN_ID);
+
+    printf("raida_healing benchmark: medians of repeated samples through the C ABI; host "
+           "harness c_tests/host.c\n");
+    printf("fix client: RAIDA_HEALING_PEER_DEADLINE_MS=%s RAIDA_HEALING_HEDGE_MS=%s\n\n",
+           getenv("RAIDA_HEALING_PEER_DEADLINE_MS"), hedge ? hedge : "(default)");
+    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", "what", "module", "floor / reference",
+           "ratio", "target");
+    printf("|%s|%s|%s|%s|%s|\n", "------------------------------------------------",
+           "-------------------", "-------------------", "---------", "------------------");
+
+    /* first, while the library has not run in this process: the pool's memory */
+    memory_rows();
+
+    struct coin *layout_coins[LAYOUTS];
+    for (int l = 0; l < LAYOUTS; l++) {
+        layout_coins[l] = xmalloc(sizeof(struct coin) * GET_TICKET_MAX);
+        make_coins((enum layout)l, layout_coins[l], GET_TICKET_MAX);
+        put_coins(layout_coins[l], GET_TICKET_MAX);
+    }
+    struct coin *fix_coins = xmalloc(sizeof(struct coin) * FIX_MAX);
+    random_coins(fix_coins, FIX_MAX, 2);
+    put_coins(fix_coins, FIX_MAX);
+
+    for (int op = GET_TICKET; op <= FIND; op++) {
+        int largest = op == GET_TICKET ? GET_TICKET_MAX : FIND_MAX;
+        lookup_row((enum op)op, layout_coins[DENSE], 1, NULL);
+        for (int l = 0; l < LAYOUTS; l++)
+            lookup_row((enum op)op, layout_coins[l], 100, layout_name[l]);
+        for (int l = 0; l < LAYOUTS; l++)
+            lookup_row((enum op)op, layout_coins[l], largest, layout_name[l]);
+    }
+
+    claim_row(layout_coins[DENSE], 1, 1);
+    claim_row(layout_coins[DENSE], 1, 2);
+    claim_row(layout_coins[DENSE], GET_TICKET_MAX, 1);
+    claim_row(layout_coins[DENSE], GET_TICKET_MAX, 2);
+
+    unsigned char *fix_wire = xmalloc(5 * (size_t)FIX_MAX);
+    for (int i = 0; i < FIX_MAX; i++)
+        rq_put_coin(fix_wire + 5 * i, fix_coins[i].den, fix_coins[i].sn);
+    struct fake_peers peers;
+    if (fake_peers_start(&peers, SELF, fix_wire, FIX_MAX) != 0)
+        die("cannot start the fake peers");
+    for (int i = 0; i < 25; i++)
+        if (i != SELF)
+            host_set_peer(i, "127.0.0.1", peers.port[i]);
+    fix_row("fix x1", fix_coins, 1, 0, 0);
+    fix_row("fix x100", fix_coins, 100, 0, 0);
+    fix_row("fix x3000", fix_coins, FIX_MAX, 0, 10);
+    fix_row("fix x1", fix_coins, 1, 10, 100);
+    fake_peers_stop(&peers);
+
+    printf("\nlayouts: ");
+    for (int l = 0; l < LAYOUTS; l++)
+        printf("%s = %s%s", layout_name[l], layout_help[l], l + 1 < LAYOUTS ? "; " : "\n");
+    printf("fix coins: random sns of one denomination; peers on 127.0.0.1 (bench/fake_peers.c)\n");
+    for (int l = 0; l < LAYOUTS; l++)
+        free(layout_coins[l]);
+    free(fix_coins);
+    free(fix_wire);
+    if (failures) {
+        fprintf(stderr, "bench: %d wrong answers: the figures above are not valid\n", failures);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,253 @@
+//! Criterion benches of the safe core, no C involved: get_ticket and find over a
+//! `MemoryStore`, the ticket pool's create and claim, and `derive_an`. They show where
+//! time goes inside the crate; `make bench` measures the same commands through the C ABI
+//! against the host's page cache (see BENCHMARKS.md).
+//!
+//! Run: `cargo bench --bench core` (about a minute), or one group with a filter, e.g.
+//! `cargo bench --bench core -- find`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use raida_healing::commands::{find::find, get_ticket::get_ticket, Request};
+use raida_healing::hash::derive_an;
+use raida_healing::protocol::{challenge_crc, Coin, Status};
+use raida_healing::store::MemoryStore;
+use raida_healing::tickets::testing::{ManualClock, ScriptedIds};
+use raida_healing::tickets::{TicketPool, MAX_COINS_PER_TICKET, TICKET_LIFETIME};
+
+/// The largest get_ticket a 16-bit legacy body length allows: (65535 - 18) / 21.
+const GET_TICKET_MAX: usize = 3119;
+/// The largest find a 16-bit legacy body length allows: (65535 - 18) / 37.
+const FIND_MAX: usize = 1770;
+/// get_ticket calls between two pool clears, below the 512-ticket capacity.
+const CALLS_PER_POOL: u64 = 500;
+
+/// How a batch's coins fall on pages.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// Consecutive serial numbers of one denomination: 1024 coins share a page.
+    Dense,
+    /// Every coin on a page of its own, in random order (the worst case for page reuse).
+    Scattered,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Layout::Dense => "dense",
+            Layout::Scattered => "scattered",
+        }
+    }
+
+    fn coins(self, n: usize) -> Vec<Coin> {
+        match self {
+            Layout::Dense => (0..n as u32).map(|sn| Coin { den: 1, sn }).collect(),
+            Layout::Scattered => {
+                let mut pages: Vec<u32> = (0..n as u32).collect();
+                let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+                for i in (1..pages.len()).rev() {
+                    pages.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+                }
+                pages
+                    .into_iter()
+                    .map(|p| Coin {
+                        den: (p / 1000) as i8,
+                        sn: (p % 1000) * 1024 + (rng.next() % 1024) as u32,
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// A tiny deterministic generator: benches must not depend on the OS's randomness.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// The AN stored for `coin` (any fixed function of the coin will do).
+fn an_of(coin: Coin) -> [u8; 16] {
+    let wire = coin.to_wire();
+    core::array::from_fn(|i| wire[i % 5] ^ (i as u8).wrapping_mul(37))
+}
+
+/// A store holding every coin of `coins` with its AN.
+fn store_with(coins: &[Coin]) -> MemoryStore {
+    let store = MemoryStore::with_mfs(45);
+    for &coin in coins {
+        store.put(coin, an_of(coin), 45);
+    }
+    store
+}
+
+/// A legacy body: 12 challenge bytes, their CRC-32, the payload, `3E 3E`.
+fn legacy_body(payload: &[u8]) -> Vec<u8> {
+    let mut body: Vec<u8> = (0..12).collect();
+    body.extend_from_slice(&challenge_crc(&body).to_be_bytes());
+    body.extend_from_slice(payload);
+    body.extend_from_slice(&[0x3e, 0x3e]);
+    body
+}
+
+fn request(body: &[u8]) -> Request<'_> {
+    Request {
+        body: Some(body),
+        encryption_type: 0,
+        coin_id: 0,
+    }
+}
+
+/// A pool that never runs out of ids and whose tickets never expire during a bench.
+fn bench_pool() -> TicketPool {
+    TicketPool::with_limits(
+        Box::new(ManualClock::default()),
+        Box::new(ScriptedIds::new(&[1])),
+        usize::MAX,
+        TICKET_LIFETIME,
+    )
+}
+
+fn bench_get_ticket(c: &mut Criterion) {
+    let mut group = c.benchmark_group("get_ticket");
+    for layout in [Layout::Dense, Layout::Scattered] {
+        for n in [1, 100, GET_TICKET_MAX] {
+            let coins = layout.coins(n);
+            let store = store_with(&coins);
+            let payload: Vec<u8> = coins
+                .iter()
+                .flat_map(|&c| c.to_wire().into_iter().chain(an_of(c)))
+                .collect();
+            let body = legacy_body(&payload);
+            let pool = bench_pool();
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_function(BenchmarkId::new(layout.name(), n), |b| {
+                // Timed in chunks so the pool can be emptied, untimed, between them.
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    let mut left = iters;
+                    while left > 0 {
+                        let chunk = left.min(CALLS_PER_POOL);
+                        let start = Instant::now();
+                        for _ in 0..chunk {
+                            let response = get_ticket(&store, &pool, &request(&body));
+                            assert_eq!(black_box(response).map(|r| r.status), Ok(Status::AllPass));
+                        }
+                        spent += start.elapsed();
+                        pool.clear();
+                        left -= chunk;
+                    }
+                    spent
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_find(c: &mut Criterion) {
+    let mut group = c.benchmark_group("find");
+    for layout in [Layout::Dense, Layout::Scattered] {
+        for n in [1, 100, FIND_MAX] {
+            let coins = layout.coins(n);
+            let store = store_with(&coins);
+            let payload: Vec<u8> = coins
+                .iter()
+                .flat_map(|&c| {
+                    let an = an_of(c);
+                    c.to_wire().into_iter().chain(an).chain(an.map(|b| !b))
+                })
+                .collect();
+            let body = legacy_body(&payload);
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_function(BenchmarkId::new(layout.name(), n), |b| {
+                b.iter(|| {
+                    let response = find(&store, &request(black_box(&body)));
+                    assert_eq!(response.map(|r| r.status), Ok(Status::FindAllAn));
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_pool_ops(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ticket_pool");
+    for n in [1, 100, MAX_COINS_PER_TICKET] {
+        let coins = Layout::Dense.coins(n);
+        let pool = bench_pool();
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(BenchmarkId::new("create", n), |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let chunk = left.min(CALLS_PER_POOL);
+                    let start = Instant::now();
+                    for _ in 0..chunk {
+                        black_box(pool.create(black_box(&coins)).expect("pool has room"));
+                    }
+                    spent += start.elapsed();
+                    pool.clear();
+                    left -= chunk;
+                }
+                spent
+            });
+        });
+        group.bench_function(BenchmarkId::new("claim", n), |b| {
+            // Each ticket takes one claim per RAIDA index (25), so refill untimed.
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let tickets: Vec<u32> = (0..20).map(|_| pool.create(&coins).unwrap()).collect();
+                    let claims: Vec<(u32, u8)> = tickets
+                        .iter()
+                        .flat_map(|&t| (0..25u8).map(move |r| (t, r)))
+                        .take(left.min(500) as usize)
+                        .collect();
+                    let start = Instant::now();
+                    for &(ticket, claimer) in &claims {
+                        black_box(pool.claim(ticket, claimer).expect("first claim"));
+                    }
+                    spent += start.elapsed();
+                    pool.clear();
+                    left -= claims.len() as u64;
+                }
+                spent
+            });
+        });
+    }
+    group.finish();
+}
+
+fn bench_derive_an(c: &mut Criterion) {
+    let mut group = c.benchmark_group("derive_an");
+    let pg: [u8; 16] = core::array::from_fn(|i| i as u8);
+    let coin = Coin { den: 1, sn: 5000 };
+    for (name, encryption_type) in [("md5", 0), ("sha256", 4)] {
+        group.bench_function(name, |b| {
+            b.iter(|| derive_an(3, black_box(coin), black_box(&pg), encryption_type))
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    // Short runs: two shared cores, and the whole suite should take about a minute.
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    targets = bench_get_ticket, bench_find, bench_pool_ops, bench_derive_an
+}
+criterion_main!(benches);

@@ -1,0 +1,35 @@
+# Benchmarks (issue 6): `make bench` prints one table measured through the C ABI.
+#
+#   make bench        release library + build/bench, then run it (about a minute; not a test)
+#   make bench-build  only build build/bench; part of `make test` so the bench cannot rot
+#   cargo bench       criterion benches of the safe core (benches/core.rs)
+#
+# BENCHMARKS.md explains every row of the table.
+
+BENCH_BIN     := $(BUILD)/bench
+BENCH_SRCS    := bench/bench.c bench/fake_peers.c c_tests/host.c c_tests/request.c
+BENCH_HDRS    := bench/fake_peers.h c_tests/host.h c_tests/request.h $(HEADER)
+# Linked as the server links the module: through the header, -lraida_healing, no
+# -rdynamic. The library's soname is libraida_healing.so.0, so the rpath names a folder
+# holding that name as a link to the release build.
+BENCH_LIBDIR  := $(BUILD)/bench-lib
+BENCH_SONAME  := $(BENCH_LIBDIR)/libraida_healing.so.0
+BENCH_CFLAGS  := -O2 -g
+BENCH_LDFLAGS := -L$(LIB_DIR) -Wl,-rpath,$(abspath $(BENCH_LIBDIR)) -lraida_healing -lpthread
+
+.PHONY: bench bench-build
+
+bench-build: $(BENCH_BIN)
+
+$(BENCH_SONAME): $(SO)
+	mkdir -p $(BENCH_LIBDIR)
+	ln -sfn $(abspath $(SO)) $@
+
+$(BENCH_BIN): $(BENCH_SRCS) $(BENCH_HDRS) $(SO) $(BENCH_SONAME) | $(BUILD)
+	$(CC) $(CWARN) $(BENCH_CFLAGS) $(CPPFLAGS) -o $@ $(BENCH_SRCS) $(BENCH_LDFLAGS)
+
+bench: $(BENCH_BIN)
+	$(BENCH_BIN)
+
+TEST_TARGETS += bench-build
+CLEAN_PATHS  += $(BENCH_BIN) $(BENCH_LIBDIR)
