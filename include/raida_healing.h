@@ -80,6 +80,38 @@
 // Status: the response buffer could not be allocated.
 #define RAIDA_STATUS_MEMORY_ALLOC 254
 
+// `raida_healing_open` etc.: success.
+#define RAIDA_HEALING_OK 0
+
+// A required pointer argument was NULL.
+#define RAIDA_HEALING_E_ARGUMENT -1
+
+// This process is a RAIDA server (its symbols are linked in): its own store is used and
+// a second one is never opened.
+#define RAIDA_HEALING_E_SERVER_PRESENT -2
+
+// A folder is already open in this process; call `raida_healing_close` first.
+#define RAIDA_HEALING_E_ALREADY_OPEN -3
+
+// `<dir>/config.toml` is missing, unreadable or invalid (last_error names the line).
+#define RAIDA_HEALING_E_CONFIG -4
+
+// `<dir>/Data` is missing, or its lock file cannot be created.
+#define RAIDA_HEALING_E_DATA -5
+
+// Another process has this folder open (advisory lock on `Data/.raida_healing.lock`).
+#define RAIDA_HEALING_E_LOCKED -6
+
+// No folder is open (`raida_healing_read_record` before `raida_healing_open`).
+#define RAIDA_HEALING_E_NOT_OPEN -7
+
+// The coin's page does not exist (the handlers' status 40 case), or the denomination or
+// serial number is out of range.
+#define RAIDA_HEALING_E_NO_PAGE -8
+
+// The library itself failed (a caught panic); last_error says where.
+#define RAIDA_HEALING_E_INTERNAL -9
+
 // One connection's state, owned by the server (`conn_info_t`, 336 bytes).
 //
 // A handler reads `body`, `body_size`, `encryption_type` and `coin_id`, and writes
@@ -195,15 +227,104 @@ void cmd_find(struct conn_info_t *ci);
 // Group 2, command 80: rewrite the listed coins' ANs where enough peers confirm them.
 //
 // Request payload: n × (denomination 1, serial number 4), the owner's 16-byte PG, then
-// 25 ticket ids (4 bytes each; index = RAIDA number; 0 = none). Each peer with a ticket
-// is asked to validate it; a coin listed by at least 13 distinct peers (14 votes with
-// this server's) gets AN = H(raida_no, den, sn, PG) (MD5 for encryption types below 4,
-// SHA-256's first 16 bytes from 4 on). Answers 241, 242 or 243 (+ bitfield) like
-// get_ticket (without a ticket id); 16, 36, 39 or 40 on bad input.
+// 25 ticket ids (4 bytes each; index = RAIDA number; 0 = none). Every coin's page is
+// checked first (40, and no peer contacted, if one is missing). Then every other peer
+// with a ticket is asked at once to validate it (no page lock held meanwhile); a coin
+// listed by at least 13 distinct peers (14 votes with this server's; a peer listing a
+// coin twice still votes once) gets AN = H(raida_no, den, sn, PG) (MD5 for encryption
+// types below 4, SHA-256's first 16 bytes from 4 on), MFS = get_mfs(), is_dirty = 1 and
+// update_free_pages_bitmap(den, sn, 0), under its page lock. Answers 241, 242 or 243
+// (+ bitfield) like get_ticket (without a ticket id); 16, 36, 39 or 40 on bad input.
+// Returns as soon as every coin is decided, at the latest after
+// RAIDA_HEALING_PEER_DEADLINE_MS (default 32000); a peer silent for RAIDA_HEALING_HEDGE_MS
+// (default 300) gets a second connection. Logs one summary line per fix (docs/fix.md).
 //
 // # Safety
 // As for `cmd_get_ticket`.
 void cmd_fix(struct conn_info_t *ci);
+
+// Asks peer RAIDA `arg->raida_idx` to validate `arg->ticket` on behalf of this server
+// (`config.raida_no`), with the coin id of `arg->ci`.
+//
+// # Returns
+// Always NULL. On a valid 250 answer `arg->rv_coins` is a `malloc` array of
+// `arg->rv_num_coins` coins (each listed coin once, in the peer's order; a peer that
+// repeats a coin does not get to vote twice through a caller that counts entries),
+// which the caller frees with `free()`; NULL and 0 when the peer listed none. Anything
+// else (no server in the process, `raida_idx` outside 0..24 or equal to this server,
+// ticket 0, NULL `ci`, no IPv4 address for the peer, a refused, silent or invalid
+// answer) leaves NULL and 0, and is logged.
+//
+// # Safety
+// `arg` is NULL or points to a `validate_ticket_arg_t` that the caller owns exclusively
+// for the call; its `ci` is NULL or a valid `conn_info_t` (only `coin_id` is read).
+void *send_validate_ticket_job(void *arg);
+
+// The library's version, e.g. "0.1.0": a static string, never NULL, never freed.
+const char *raida_healing_version(void);
+
+// `sizeof(conn_info_t)` as this library was built: 336 on the legacy server's ABI.
+// A script or server whose own `conn_info_t` has another size must not call the
+// handlers.
+size_t raida_healing_conn_info_size(void);
+
+// Makes the server folder `dir` this process's coin store, config and peer list, for a
+// process with no RAIDA server (an ops script). `dir` holds `config.toml` (`raida_id`,
+// `raida_servers`; `coin_id`, `port` optional; at the top or in `[server]`) and `Data/`
+// in the legacy page-file layout. Afterwards the `cmd_*` handlers work on it: pages are
+// read on demand and cached (at most `RAIDA_HEALING_CACHE_PAGES` pages, default 1024),
+// a missing page file is a missing page (status 40), and every change a command makes is
+// on disk, never torn, before the handler returns.
+//
+// Holds an advisory lock on `<dir>/Data/.raida_healing.lock` until
+// `raida_healing_close` or the process ends, so a second process cannot open the same
+// folder. Peer hosts are resolved to IPv4 here; one that does not resolve is logged and
+// gets no vote in a fix.
+//
+// # Returns
+// `RAIDA_HEALING_OK` (0), or a negative `RAIDA_HEALING_E_*` code, with the reason in
+// `raida_healing_last_error()`: `E_ARGUMENT` (NULL `dir`), `E_SERVER_PRESENT` (this
+// process is a RAIDA server), `E_ALREADY_OPEN`, `E_CONFIG`, `E_DATA`, `E_LOCKED`,
+// `E_INTERNAL`.
+//
+// # Safety
+// `dir` is NULL or a NUL-terminated path (any bytes; not necessarily UTF-8).
+int raida_healing_open(const char *dir);
+
+// Why this thread's last failing call failed: set by a negative return of
+// `raida_healing_open` / `raida_healing_read_record`, and by a `cmd_*` handler that
+// answers ERROR_INTERNAL (252) in a process with no server (no folder open, or a write
+// that did not reach the disk). Like `errno`, it is meaningful right after such a
+// failure; a successful `raida_healing_*` call empties it.
+//
+// # Returns
+// A NUL-terminated string owned by the library, never NULL (empty when nothing failed);
+// valid until this thread's next call into the library. Do not free it.
+const char *raida_healing_last_error(void);
+
+// Closes the folder `raida_healing_open` opened and releases its lock, after waiting for
+// handlers still running on it. Every change is already on disk (each command writes
+// before it answers), so nothing is lost by exiting without calling it. Does nothing when
+// no folder is open.
+void raida_healing_close(void);
+
+// Reads one coin's record from the opened folder, without a request and without
+// changing anything: what an operator needs to see which AN a restored store holds.
+// `an_out` receives the 16-byte AN and `mfs_out` the MFS byte (0: the serial number is
+// unused).
+//
+// # Returns
+// `RAIDA_HEALING_OK`, or `E_ARGUMENT` (NULL pointer), `E_NOT_OPEN`, `E_NO_PAGE` (no page
+// file holds the coin, or it is out of range), `E_INTERNAL`; reason in
+// `raida_healing_last_error()`. Nothing is written to the outputs on failure.
+//
+// # Safety
+// `an_out` is NULL or points to 16 writable bytes; `mfs_out` is NULL or points to one
+// writable byte.
+int raida_healing_read_record(int8_t denomination,
+                              uint32_t sn,
+                              uint8_t *an_out,
+                              uint8_t *mfs_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -9,6 +9,8 @@
 //! - [`commands`]: the four commands as safe functions over a [`store::CoinStore`].
 //! - [`tickets`]: the ticket pool (bounded, expiring, atomic claims).
 //! - [`store`]: the coin store trait, page-ordered visiting, an in-memory store.
+//! - [`pagefile`]: the embedded page-file store for processes with no server.
+//! - [`config_file`]: the server folder's `config.toml` (standalone use).
 //! - [`hash`]: the AN a fix derives and the MFS stamp.
 //! - [`peers`]: the validate-ticket client that asks peer RAIDAs.
 //! - [`log`]: log lines to the server's log or stderr.
@@ -27,9 +29,15 @@
 #[forbid(unsafe_code)]
 pub mod commands;
 #[forbid(unsafe_code)]
+pub mod config_file;
+#[forbid(unsafe_code)]
+pub mod consensus;
+#[forbid(unsafe_code)]
 pub mod hash;
 #[forbid(unsafe_code)]
 pub mod log;
+#[forbid(unsafe_code)]
+pub mod pagefile;
 #[forbid(unsafe_code)]
 pub mod peers;
 #[forbid(unsafe_code)]

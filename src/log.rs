@@ -1,9 +1,11 @@
 //! Logging without knowing where lines go.
 //!
 //! Inside the server, lines go to its own `debug`/`warning`/`error` log (the FFI layer
-//! installs that sink). Elsewhere they go to stderr, quiet by default: the environment
-//! variable `RAIDA_HEALING_LOG` (`error`, `warning`, `debug`; `off` or unset = nothing)
-//! sets the level.
+//! installs that sink). Elsewhere (standalone use by ops scripts) they go to stderr as
+//! `raida_healing LEVEL: text`, quiet by default: the environment variable
+//! `RAIDA_HEALING_LOG` (`error`, `warning`, `debug`, also `1`..`3`; `off`, unset or
+//! anything else = nothing) sets the most detailed level shown. It is read once, at the
+//! first line logged, so set it before loading the library or before its first call.
 
 use std::sync::OnceLock;
 
@@ -62,7 +64,12 @@ pub fn write(level: Level, line: &str) {
             Level::Warning => "WARNING",
             Level::Debug => "DEBUG",
         };
-        eprintln!("raida_healing {tag}: {line}");
+        // Not eprintln!: it panics when stderr is a closed pipe, and a log line must never
+        // turn an answer into ERROR_INTERNAL. One write per line keeps lines whole.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("raida_healing {tag}: {line}\n").as_bytes(),
+        );
     }
 }
 

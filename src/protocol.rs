@@ -186,14 +186,17 @@ pub struct Coin {
 
 impl Coin {
     /// Reads the 5-byte wire record (den, big-endian sn). `bytes` must hold 5 bytes.
+    #[inline]
     pub fn from_wire(bytes: &[u8]) -> Coin {
+        let [den, sn @ ..]: [u8; COIN_BYTES] = bytes[..COIN_BYTES].try_into().expect("5 bytes");
         Coin {
-            den: bytes[0] as i8,
-            sn: u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]),
+            den: den as i8,
+            sn: u32::from_be_bytes(sn),
         }
     }
 
     /// The 5-byte wire record.
+    #[inline]
     pub fn to_wire(self) -> [u8; COIN_BYTES] {
         let sn = self.sn.to_be_bytes();
         [self.den as u8, sn[0], sn[1], sn[2], sn[3]]
@@ -201,6 +204,7 @@ impl Coin {
 }
 
 /// Reads a 16-byte value at `at`. The caller guarantees the bytes exist.
+#[inline]
 pub fn an_at(bytes: &[u8], at: usize) -> [u8; AN_BYTES] {
     let mut an = [0u8; AN_BYTES];
     an.copy_from_slice(&bytes[at..at + AN_BYTES]);

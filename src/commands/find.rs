@@ -17,14 +17,14 @@ const MATCHES_PAN: u8 = 2;
 /// Answers a find request. Read-only.
 pub fn find<S: CoinStore + ?Sized>(store: &S, request: &Request<'_>) -> Result<Response, Status> {
     let payload = check_record_payload(request.payload()?, RECORD, 0, RECORD)?;
-    let records: Vec<&[u8]> = payload.chunks_exact(RECORD).collect();
-    let coins: Vec<Coin> = records.iter().map(|r| Coin::from_wire(r)).collect();
+    let coins: Vec<Coin> = payload.chunks_exact(RECORD).map(Coin::from_wire).collect();
     let mut results = vec![NEITHER; coins.len()];
     visit_by_page(store, &coins, |page, i| {
         let stored = page.an(slot_of(coins[i].sn));
-        results[i] = if *stored == an_at(records[i], COIN_BYTES) {
+        let record = i * RECORD;
+        results[i] = if *stored == an_at(payload, record + COIN_BYTES) {
             MATCHES_AN
-        } else if *stored == an_at(records[i], COIN_BYTES + AN_BYTES) {
+        } else if *stored == an_at(payload, record + COIN_BYTES + AN_BYTES) {
             MATCHES_PAN
         } else {
             NEITHER

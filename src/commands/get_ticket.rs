@@ -25,22 +25,24 @@ pub fn get_ticket<S: CoinStore + ?Sized>(
         // Only a modern-framed body can be this long; a ticket could not hold it.
         return Err(Status::InvalidPacketLength);
     }
-    let records: Vec<&[u8]> = payload.chunks_exact(RECORD).collect();
-    let coins: Vec<Coin> = records.iter().map(|r| Coin::from_wire(r)).collect();
+    let coins: Vec<Coin> = payload.chunks_exact(RECORD).map(Coin::from_wire).collect();
     let mut passed = vec![false; n];
     visit_by_page(store, &coins, |page, i| {
-        passed[i] = *page.an(slot_of(coins[i].sn)) == an_at(records[i], COIN_BYTES);
+        passed[i] = *page.an(slot_of(coins[i].sn)) == an_at(payload, i * RECORD + COIN_BYTES);
     })?;
-    let passing: Vec<Coin> = coins
-        .iter()
+    // The ticket lists the passing coins in request order, in their wire form.
+    let mut passing = Vec::with_capacity(n * COIN_BYTES);
+    for (record, _) in payload
+        .chunks_exact(RECORD)
         .zip(&passed)
         .filter(|(_, &p)| p)
-        .map(|(&c, _)| c)
-        .collect();
+    {
+        passing.extend_from_slice(&record[..COIN_BYTES]);
+    }
     if passing.is_empty() {
         return Ok(Response::status(Status::AllFail));
     }
-    let id = pool.create(&passing).map_err(|e| match e {
+    let id = pool.create_from_wire(passing).map_err(|e| match e {
         CreateError::PoolFull => Status::NoTicketSlot,
         CreateError::BadCoinCount => Status::InvalidPacketLength,
     })?;

@@ -21,11 +21,10 @@ pub(crate) static TICKETS: LazyLock<TicketPool> = LazyLock::new(TicketPool::defa
 pub(crate) static PEER_OPTIONS: LazyLock<PeerOptions> = LazyLock::new(PeerOptions::from_env);
 
 /// Runs `command` against whatever this process offers: the server's page cache and
-/// config when linked into a server, otherwise nothing (ERROR_INTERNAL, logged).
+/// config when linked into a server, else the folder opened by `raida_healing_open`,
+/// else nothing (ERROR_INTERNAL, logged and kept as the thread's last error).
 fn run(command: Command, request: &Request<'_>) -> Response {
     if let Some(host) = Host::get() {
-        static LOG_TO_HOST: Once = Once::new();
-        LOG_TO_HOST.call_once(|| crate::log::set_sink(Some(host.log_sink())));
         let config = match host.node_config() {
             Ok(config) => config,
             Err(why) => {
@@ -42,16 +41,22 @@ fn run(command: Command, request: &Request<'_>) -> Response {
         };
         return node.run(command, request);
     }
+    if let Some(response) = super::standalone::run(command, request, &TICKETS, &PEER_OPTIONS) {
+        return response;
+    }
     if Host::partially_present() {
         crate::log::error(&format!(
             "{command:?}: the process defines only some of get_page_by_sn_lock, unlock_page \
              and config; refusing to guess"
         ));
     } else {
-        crate::log::error(&format!(
+        let why = format!(
             "{command:?}: no RAIDA server in this process (get_page_by_sn_lock, unlock_page \
-             and config are absent), so there is no coin store"
-        ));
+             and config are absent) and no folder opened with raida_healing_open, so there is \
+             no coin store"
+        );
+        crate::log::error(&why);
+        super::standalone::set_last_error(&why);
     }
     Response::status(Status::Internal)
 }
@@ -94,12 +99,22 @@ fn answer(ci: &mut ConnInfo, response: Response) {
     }
 }
 
+/// Sends the library's log lines to the server's log from the first handler call on,
+/// so that even a first call with a NULL `ci` is logged where the operator looks.
+fn route_log_to_host() {
+    static LOG_TO_HOST: Once = Once::new();
+    if let Some(host) = Host::get() {
+        LOG_TO_HOST.call_once(|| crate::log::set_sink(Some(host.log_sink())));
+    }
+}
+
 /// The whole life of one handler call.
 ///
 /// # Safety
 /// `ci` is NULL or points to a `conn_info_t` that the caller owns exclusively for the
 /// call, whose `body` (if not NULL) holds `body_size` readable bytes.
 unsafe fn handle(ci: *mut ConnInfo, command: Command) {
+    route_log_to_host();
     let Some(mut ci) = NonNull::new(ci) else {
         crate::log::error(&format!("{command:?} called with a NULL conn_info_t"));
         return;
@@ -170,11 +185,17 @@ pub unsafe extern "C" fn cmd_find(ci: *mut ConnInfo) {
 /// Group 2, command 80: rewrite the listed coins' ANs where enough peers confirm them.
 ///
 /// Request payload: n × (denomination 1, serial number 4), the owner's 16-byte PG, then
-/// 25 ticket ids (4 bytes each; index = RAIDA number; 0 = none). Each peer with a ticket
-/// is asked to validate it; a coin listed by at least 13 distinct peers (14 votes with
-/// this server's) gets AN = H(raida_no, den, sn, PG) (MD5 for encryption types below 4,
-/// SHA-256's first 16 bytes from 4 on). Answers 241, 242 or 243 (+ bitfield) like
-/// get_ticket (without a ticket id); 16, 36, 39 or 40 on bad input.
+/// 25 ticket ids (4 bytes each; index = RAIDA number; 0 = none). Every coin's page is
+/// checked first (40, and no peer contacted, if one is missing). Then every other peer
+/// with a ticket is asked at once to validate it (no page lock held meanwhile); a coin
+/// listed by at least 13 distinct peers (14 votes with this server's; a peer listing a
+/// coin twice still votes once) gets AN = H(raida_no, den, sn, PG) (MD5 for encryption
+/// types below 4, SHA-256's first 16 bytes from 4 on), MFS = get_mfs(), is_dirty = 1 and
+/// update_free_pages_bitmap(den, sn, 0), under its page lock. Answers 241, 242 or 243
+/// (+ bitfield) like get_ticket (without a ticket id); 16, 36, 39 or 40 on bad input.
+/// Returns as soon as every coin is decided, at the latest after
+/// RAIDA_HEALING_PEER_DEADLINE_MS (default 32000); a peer silent for RAIDA_HEALING_HEDGE_MS
+/// (default 300) gets a second connection. Logs one summary line per fix (docs/fix.md).
 ///
 /// # Safety
 /// As for `cmd_get_ticket`.

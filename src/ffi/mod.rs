@@ -5,9 +5,13 @@
 //!   its page cache.
 //! - [`alloc`]: response buffers from C `malloc`, which the server `free()`s.
 //! - [`exports`]: one thin `extern "C"` function per exported symbol.
+//! - [`job`]: `send_validate_ticket_job`, the legacy one-peer validate-ticket job.
+//! - [`standalone`]: open a server folder's page files where no server runs (ops scripts).
 
 pub mod alloc;
 pub mod constants;
 pub mod exports;
 pub mod host;
+pub mod job;
 pub mod layout;
+pub mod standalone;

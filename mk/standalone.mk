@@ -1,0 +1,41 @@
+# Standalone mode (issue 5): the library in a process with no RAIDA server.
+#
+#   make standalone-test   Python (stdlib) tests: dlopen the release .so with no server and
+#                          run the handlers on temporary page-file folders, fix against
+#                          loopback fake peers, kill -9, the folder lock, tools/raida_healing.py
+#
+# The Rust unit tests of src/pagefile.rs and src/config_file.rs run in `cargo-test`.
+# docs/standalone.md describes the exports, the store's guarantees and the tool.
+
+SA_SRC         := tools/tests
+SA_OUT         := $(BUILD)/standalone
+# host_present links the .so as the legacy server does (no -rdynamic). Its NEEDED entry is
+# the soname libraida_healing.so.0, which cargo does not create: the rpath names a folder
+# holding that name as a link to the release build (as mk/node.mk and mk/ctests.mk do).
+SA_LIBDIR      := $(SA_OUT)/lib
+SA_SONAME      := $(SA_LIBDIR)/libraida_healing.so.$(SOVERSION)
+SA_HOST_BIN    := $(SA_OUT)/host_present
+SA_FAKE_ABI_SO := $(SA_OUT)/libfake_abi.so
+
+.PHONY: standalone-test
+
+$(SA_OUT):
+	mkdir -p $@
+
+$(SA_SONAME): $(SO) | $(SA_OUT)
+	mkdir -p $(SA_LIBDIR)
+	ln -sfn $(abspath $(SO)) $@
+
+$(SA_HOST_BIN): $(SA_SRC)/host_present.c $(SO) $(SA_SONAME) | $(SA_OUT)
+	$(CC) $(CWARN) $(CFLAGS) $(CPPFLAGS) $< -o $@ \
+		-L$(LIB_DIR) -lraida_healing -Wl,-rpath,$(abspath $(SA_LIBDIR))
+
+$(SA_FAKE_ABI_SO): $(SA_SRC)/fake_abi.c | $(SA_OUT)
+	$(CC) $(CWARN) $(CFLAGS) -shared -fPIC $< -o $@
+
+standalone-test: $(SO) $(SA_HOST_BIN) $(SA_FAKE_ABI_SO)
+	PYTHONDONTWRITEBYTECODE=1 python3 $(SA_SRC)/test_standalone.py --lib $(SO) \
+		--host-present $(SA_HOST_BIN) --fake-abi $(SA_FAKE_ABI_SO)
+
+TEST_TARGETS += standalone-test
+CLEAN_PATHS  += tools/__pycache__ tools/tests/__pycache__

@@ -1,0 +1,348 @@
+//! Standalone mode: the library in a process with no RAIDA server (an ops script, a
+//! deployment check), working on a server folder's page files through
+//! [`crate::pagefile::PageFileStore`] and its `config.toml`.
+//!
+//! `raida_healing_open(dir)` makes `dir` this process's coin store, config and peer list;
+//! from then on the `cmd_*` handlers use it exactly as they would use a server's page
+//! cache. Under a running server (its symbols present) opening is refused: the server's
+//! own store always wins.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CStr, CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use parking_lot::RwLock;
+
+use crate::commands::{Command, Node, NodeConfig, Request};
+use crate::pagefile::{OpenError, PageFileStore};
+use crate::peers::PeerOptions;
+use crate::protocol::{Coin, Response, Status, AN_BYTES};
+use crate::store::PageKey;
+use crate::tickets::TicketPool;
+
+use super::host::Host;
+use super::layout::ConnInfo;
+
+/// `raida_healing_open` etc.: success.
+pub const RAIDA_HEALING_OK: c_int = 0;
+/// A required pointer argument was NULL.
+pub const RAIDA_HEALING_E_ARGUMENT: c_int = -1;
+/// This process is a RAIDA server (its symbols are linked in): its own store is used and
+/// a second one is never opened.
+pub const RAIDA_HEALING_E_SERVER_PRESENT: c_int = -2;
+/// A folder is already open in this process; call `raida_healing_close` first.
+pub const RAIDA_HEALING_E_ALREADY_OPEN: c_int = -3;
+/// `<dir>/config.toml` is missing, unreadable or invalid (last_error names the line).
+pub const RAIDA_HEALING_E_CONFIG: c_int = -4;
+/// `<dir>/Data` is missing, or its lock file cannot be created.
+pub const RAIDA_HEALING_E_DATA: c_int = -5;
+/// Another process has this folder open (advisory lock on `Data/.raida_healing.lock`).
+pub const RAIDA_HEALING_E_LOCKED: c_int = -6;
+/// No folder is open (`raida_healing_read_record` before `raida_healing_open`).
+pub const RAIDA_HEALING_E_NOT_OPEN: c_int = -7;
+/// The coin's page does not exist (the handlers' status 40 case), or the denomination or
+/// serial number is out of range.
+pub const RAIDA_HEALING_E_NO_PAGE: c_int = -8;
+/// The library itself failed (a caught panic); last_error says where.
+pub const RAIDA_HEALING_E_INTERNAL: c_int = -9;
+
+/// The environment variable that bounds the page cache, in pages.
+const CACHE_PAGES_VAR: &str = "RAIDA_HEALING_CACHE_PAGES";
+/// The bound when it is unset or not a positive number: 1024 pages, about 17 MiB.
+const DEFAULT_CACHE_PAGES: usize = 1024;
+
+/// The folder this process opened.
+struct Opened {
+    dir: PathBuf,
+    store: PageFileStore,
+    config: NodeConfig,
+}
+
+/// Commands hold the read side for their whole run, so `raida_healing_close` (the write
+/// side) waits for commands in flight and the store is never dropped under one.
+static OPENED: RwLock<Option<Opened>> = RwLock::new(None);
+
+thread_local! {
+    /// Why this thread's last failing call failed (empty: no failure recorded).
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Records `message` as this thread's last error.
+pub(crate) fn set_last_error(message: &str) {
+    let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = message);
+}
+
+fn clear_last_error() {
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = CString::default());
+}
+
+/// Runs `command` on the opened folder; `None` when no folder is open. A write that did
+/// not reach the disk turns the answer into ERROR_INTERNAL: a status must never claim a
+/// fix the store does not hold.
+pub(crate) fn run(
+    command: Command,
+    request: &Request<'_>,
+    tickets: &TicketPool,
+    peer_options: &PeerOptions,
+) -> Option<Response> {
+    let opened = OPENED.read();
+    let opened = opened.as_ref()?;
+    let session = opened.store.session();
+    let node = Node {
+        store: &session,
+        tickets,
+        config: &opened.config,
+        peer_options,
+    };
+    let response = node.run(command, request);
+    match session.finish() {
+        Ok(()) => Some(response),
+        Err(why) => {
+            let line = format!("{command:?}: {why}; answering ERROR_INTERNAL");
+            crate::log::error(&line);
+            set_last_error(&line);
+            Some(Response::status(Status::Internal))
+        }
+    }
+}
+
+/// Opens `dir` as this process's store: the safe core of `raida_healing_open`.
+fn open_folder(dir: &Path) -> Result<(), (c_int, String)> {
+    if Host::get().is_some() || Host::partially_present() {
+        return Err((
+            RAIDA_HEALING_E_SERVER_PRESENT,
+            "this process is a RAIDA server (get_page_by_sn_lock, unlock_page or config is \
+             linked in); the handlers use its page cache, and a second store is never opened \
+             under it"
+                .to_string(),
+        ));
+    }
+    let mut opened = OPENED.write();
+    if let Some(current) = opened.as_ref() {
+        return Err((
+            RAIDA_HEALING_E_ALREADY_OPEN,
+            format!(
+                "{} is already open in this process; call raida_healing_close first",
+                current.dir.display()
+            ),
+        ));
+    }
+    let config = crate::config_file::load(&dir.join("config.toml"))
+        .map_err(|e| (RAIDA_HEALING_E_CONFIG, e.to_string()))?;
+    let cache_pages = std::env::var(CACHE_PAGES_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_CACHE_PAGES);
+    let store = PageFileStore::open(dir, cache_pages).map_err(|e| {
+        let code = match e {
+            OpenError::Locked(_) => RAIDA_HEALING_E_LOCKED,
+            OpenError::NoDataFolder(_) | OpenError::Io(..) => RAIDA_HEALING_E_DATA,
+        };
+        (code, e.to_string())
+    })?;
+    let (node, warnings) = config.node_config();
+    for warning in &warnings {
+        crate::log::warning(&format!("{}: {warning}", dir.display()));
+    }
+    crate::log::debug(&format!(
+        "opened {} as RAIDA {} ({} peers with an IPv4 address, cache {cache_pages} pages)",
+        dir.display(),
+        node.raida_no,
+        node.peers.iter().flatten().count(),
+    ));
+    *opened = Some(Opened {
+        dir: dir.to_path_buf(),
+        store,
+        config: node,
+    });
+    Ok(())
+}
+
+/// Closes the opened folder, waiting for commands still running on it.
+fn close_folder() {
+    let closed = OPENED.write().take();
+    if let Some(closed) = closed {
+        crate::log::debug(&format!("closed {}", closed.dir.display()));
+    }
+}
+
+/// The record of `coin` in the opened folder.
+fn read_record(coin: Coin) -> Result<([u8; AN_BYTES], u8), (c_int, String)> {
+    let opened = OPENED.read();
+    let opened = opened.as_ref().ok_or_else(|| {
+        (
+            RAIDA_HEALING_E_NOT_OPEN,
+            "no folder is open; call raida_healing_open first".to_string(),
+        )
+    })?;
+    if PageKey::of(coin).is_none() {
+        return Err((
+            RAIDA_HEALING_E_NO_PAGE,
+            format!(
+                "denomination {} serial number {} is out of range (-8..=6, 0..1024000)",
+                coin.den, coin.sn
+            ),
+        ));
+    }
+    opened.store.record(coin).ok_or_else(|| {
+        (
+            RAIDA_HEALING_E_NO_PAGE,
+            format!(
+                "no page holds denomination {} serial number {} (no file {})",
+                coin.den,
+                coin.sn,
+                PageKey::of(coin)
+                    .map(|k| opened.store.page_path(k).display().to_string())
+                    .unwrap_or_default()
+            ),
+        )
+    })
+}
+
+/// Runs `f` for an int-returning export: its error becomes the return code and this
+/// thread's last error; a panic becomes `RAIDA_HEALING_E_INTERNAL`.
+fn int_call(name: &str, f: impl FnOnce() -> Result<(), (c_int, String)>) -> c_int {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => {
+            clear_last_error();
+            RAIDA_HEALING_OK
+        }
+        Ok(Err((code, why))) => {
+            crate::log::debug(&format!("{name}: {why}"));
+            set_last_error(&why);
+            code
+        }
+        Err(_) => {
+            set_last_error(&format!("{name} panicked (a bug in libraida_healing)"));
+            RAIDA_HEALING_E_INTERNAL
+        }
+    }
+}
+
+/// The crate version, `CARGO_PKG_VERSION` as a C string.
+const VERSION: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(version) => version,
+        Err(_) => panic!("the crate version holds a NUL byte"),
+    };
+
+/// The library's version, e.g. "0.1.0": a static string, never NULL, never freed.
+#[no_mangle]
+pub extern "C" fn raida_healing_version() -> *const c_char {
+    VERSION.as_ptr()
+}
+
+/// `sizeof(conn_info_t)` as this library was built: 336 on the legacy server's ABI.
+/// A script or server whose own `conn_info_t` has another size must not call the
+/// handlers.
+#[no_mangle]
+pub extern "C" fn raida_healing_conn_info_size() -> libc::size_t {
+    std::mem::size_of::<ConnInfo>()
+}
+
+/// Makes the server folder `dir` this process's coin store, config and peer list, for a
+/// process with no RAIDA server (an ops script). `dir` holds `config.toml` (`raida_id`,
+/// `raida_servers`; `coin_id`, `port` optional; at the top or in `[server]`) and `Data/`
+/// in the legacy page-file layout. Afterwards the `cmd_*` handlers work on it: pages are
+/// read on demand and cached (at most `RAIDA_HEALING_CACHE_PAGES` pages, default 1024),
+/// a missing page file is a missing page (status 40), and every change a command makes is
+/// on disk, never torn, before the handler returns.
+///
+/// Holds an advisory lock on `<dir>/Data/.raida_healing.lock` until
+/// `raida_healing_close` or the process ends, so a second process cannot open the same
+/// folder. Peer hosts are resolved to IPv4 here; one that does not resolve is logged and
+/// gets no vote in a fix.
+///
+/// # Returns
+/// `RAIDA_HEALING_OK` (0), or a negative `RAIDA_HEALING_E_*` code, with the reason in
+/// `raida_healing_last_error()`: `E_ARGUMENT` (NULL `dir`), `E_SERVER_PRESENT` (this
+/// process is a RAIDA server), `E_ALREADY_OPEN`, `E_CONFIG`, `E_DATA`, `E_LOCKED`,
+/// `E_INTERNAL`.
+///
+/// # Safety
+/// `dir` is NULL or a NUL-terminated path (any bytes; not necessarily UTF-8).
+#[no_mangle]
+pub unsafe extern "C" fn raida_healing_open(dir: *const c_char) -> c_int {
+    int_call("raida_healing_open", || {
+        if dir.is_null() {
+            return Err((RAIDA_HEALING_E_ARGUMENT, "dir is NULL".to_string()));
+        }
+        // SAFETY: not NULL, and NUL-terminated by the caller's contract; only read.
+        let dir = unsafe { CStr::from_ptr(dir) };
+        open_folder(Path::new(OsStr::from_bytes(dir.to_bytes())))
+    })
+}
+
+/// Why this thread's last failing call failed: set by a negative return of
+/// `raida_healing_open` / `raida_healing_read_record`, and by a `cmd_*` handler that
+/// answers ERROR_INTERNAL (252) in a process with no server (no folder open, or a write
+/// that did not reach the disk). Like `errno`, it is meaningful right after such a
+/// failure; a successful `raida_healing_*` call empties it.
+///
+/// # Returns
+/// A NUL-terminated string owned by the library, never NULL (empty when nothing failed);
+/// valid until this thread's next call into the library. Do not free it.
+#[no_mangle]
+pub extern "C" fn raida_healing_last_error() -> *const c_char {
+    LAST_ERROR
+        .try_with(|e| e.borrow().as_ptr())
+        .unwrap_or(c"".as_ptr())
+}
+
+/// Closes the folder `raida_healing_open` opened and releases its lock, after waiting for
+/// handlers still running on it. Every change is already on disk (each command writes
+/// before it answers), so nothing is lost by exiting without calling it. Does nothing when
+/// no folder is open.
+#[no_mangle]
+pub extern "C" fn raida_healing_close() {
+    if catch_unwind(close_folder).is_ok() {
+        clear_last_error();
+    } else {
+        set_last_error("raida_healing_close panicked (a bug in libraida_healing)");
+    }
+}
+
+/// Reads one coin's record from the opened folder, without a request and without
+/// changing anything: what an operator needs to see which AN a restored store holds.
+/// `an_out` receives the 16-byte AN and `mfs_out` the MFS byte (0: the serial number is
+/// unused).
+///
+/// # Returns
+/// `RAIDA_HEALING_OK`, or `E_ARGUMENT` (NULL pointer), `E_NOT_OPEN`, `E_NO_PAGE` (no page
+/// file holds the coin, or it is out of range), `E_INTERNAL`; reason in
+/// `raida_healing_last_error()`. Nothing is written to the outputs on failure.
+///
+/// # Safety
+/// `an_out` is NULL or points to 16 writable bytes; `mfs_out` is NULL or points to one
+/// writable byte.
+#[no_mangle]
+pub unsafe extern "C" fn raida_healing_read_record(
+    denomination: i8,
+    sn: u32,
+    an_out: *mut u8,
+    mfs_out: *mut u8,
+) -> c_int {
+    int_call("raida_healing_read_record", || {
+        if an_out.is_null() || mfs_out.is_null() {
+            return Err((
+                RAIDA_HEALING_E_ARGUMENT,
+                "an_out and mfs_out must not be NULL".to_string(),
+            ));
+        }
+        let (an, mfs) = read_record(Coin {
+            den: denomination,
+            sn,
+        })?;
+        // SAFETY: `an_out` points to 16 writable bytes and `mfs_out` to one (the caller's
+        // contract), neither overlapping `an`, a local.
+        unsafe {
+            std::ptr::copy_nonoverlapping(an.as_ptr(), an_out, AN_BYTES);
+            *mfs_out = mfs;
+        }
+        Ok(())
+    })
+}

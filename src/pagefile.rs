@@ -1,0 +1,746 @@
+//! The embedded coin store: the legacy server's page files, for processes with no server.
+//!
+//! Layout (legacy-abi.md, "Page files on disk"): `<dir>/Data/<den>/<page >> 8>/<page>.bin`
+//! in lowercase hex (denomination as its byte, 2 digits; page number 4 digits), each file
+//! exactly [`PAGE_DATA_BYTES`] long. A missing file is a missing page, so a command answers
+//! 40 exactly as the server would.
+//!
+//! Guarantees:
+//! - *On demand, bounded*: a page is read when a command first needs it and kept in an LRU
+//!   cache of at most `cache_pages` pages (plus any page a command holds at that moment).
+//! - *One lock per page*: commands on different pages never wait for each other; disk
+//!   reads and writes happen under the page's own lock, never under the cache's.
+//! - *Durable before the answer, never torn*: a page a command changed is written whole to
+//!   a temporary file in the same folder, fsynced, renamed over the page file, and the
+//!   folder fsynced, all before the page lock is released. A crash leaves either the old
+//!   or the new file, never a mix. A write that fails is reported through
+//!   [`Session::finish`] and the cached copy is dropped, so memory never runs ahead of
+//!   the disk.
+//! - *One process per folder*: an advisory lock (`flock`) on `Data/.raida_healing.lock`
+//!   is held for the store's life; a second process's open fails with
+//!   [`OpenError::Locked`]. The lock binds only cooperating processes (other ops scripts),
+//!   not a server that does not take it.
+//!
+//! The server's free-serial bitmap does not exist here: a server rebuilds it from the
+//! MFS bytes when it loads the pages.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::protocol::{Coin, AN_BYTES};
+use crate::store::{slot_of, CoinStore, PageKey, PageRecords, PAGE_DATA_BYTES, RECORD_BYTES};
+
+/// Name of the lock file inside `Data/`.
+pub const LOCK_FILE_NAME: &str = ".raida_healing.lock";
+
+/// Why a folder could not be opened as a store.
+#[derive(Debug)]
+pub enum OpenError {
+    /// `<dir>/Data` is missing or not a folder.
+    NoDataFolder(PathBuf),
+    /// Another process holds the folder's lock.
+    Locked(PathBuf),
+    /// The lock file could not be created or locked.
+    Io(PathBuf, io::Error),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::NoDataFolder(path) => {
+                write!(
+                    f,
+                    "{} is not a folder (the page files live there)",
+                    path.display()
+                )
+            }
+            OpenError::Locked(path) => write!(
+                f,
+                "{} is locked by another process (another ops script has this store open)",
+                path.display()
+            ),
+            OpenError::Io(path, err) => write!(f, "{}: {err}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// One cached page; `None` until read from disk (or after a failed write dropped it).
+type Slot = Mutex<Option<Box<[u8]>>>;
+
+/// The cache index: which pages are cached and in what order they were last used.
+#[derive(Default)]
+struct Cache {
+    /// Each cached page's slot and its last-use stamp.
+    pages: HashMap<PageKey, (Arc<Slot>, u64)>,
+    /// Last-use stamp -> page, oldest first.
+    by_use: BTreeMap<u64, PageKey>,
+    next_stamp: u64,
+}
+
+impl Cache {
+    /// The slot of `key`, marked most recently used; creates an empty slot if needed and
+    /// then evicts least recently used pages no command holds, down to `capacity`.
+    fn slot(&mut self, key: PageKey, capacity: usize) -> Arc<Slot> {
+        let stamp = self.next_stamp;
+        self.next_stamp += 1;
+        if let Some((slot, used)) = self.pages.get_mut(&key) {
+            self.by_use.remove(used);
+            *used = stamp;
+            self.by_use.insert(stamp, key);
+            return slot.clone();
+        }
+        let slot = Arc::new(Slot::new(None));
+        self.pages.insert(key, (slot.clone(), stamp));
+        self.by_use.insert(stamp, key);
+        self.evict_idle(capacity);
+        slot
+    }
+
+    /// Drops least recently used pages that no command holds until at most `capacity`
+    /// remain (or every remaining page is in use).
+    fn evict_idle(&mut self, capacity: usize) {
+        while self.pages.len() > capacity {
+            // A slot whose only owner is the index is not in use by any command.
+            let idle = self
+                .by_use
+                .iter()
+                .find(|(_, k)| Arc::strong_count(&self.pages[*k].0) == 1)
+                .map(|(&s, &k)| (s, k));
+            let Some((old_stamp, old_key)) = idle else {
+                break;
+            };
+            self.by_use.remove(&old_stamp);
+            self.pages.remove(&old_key);
+        }
+    }
+}
+
+/// Coin records in page files under `<dir>/Data`.
+pub struct PageFileStore {
+    data_dir: PathBuf,
+    capacity: usize,
+    cache: Mutex<Cache>,
+    mfs: Option<u8>,
+    /// Held open for the store's life: the `flock` lives as long as this descriptor.
+    _lock: File,
+}
+
+impl PageFileStore {
+    /// Opens the store of the server folder `dir` (the one holding `config.toml` and
+    /// `Data/`), caching at most `cache_pages` pages (at least 1).
+    pub fn open(dir: &Path, cache_pages: usize) -> Result<PageFileStore, OpenError> {
+        let data_dir = dir.join("Data");
+        if !data_dir.is_dir() {
+            return Err(OpenError::NoDataFolder(data_dir));
+        }
+        let lock_path = data_dir.join(LOCK_FILE_NAME);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| OpenError::Io(lock_path.clone(), e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(OpenError::Locked(data_dir)),
+            Err(TryLockError::Error(e)) => return Err(OpenError::Io(lock_path, e)),
+        }
+        Ok(PageFileStore {
+            data_dir,
+            capacity: cache_pages.max(1),
+            cache: Mutex::new(Cache::default()),
+            mfs: None,
+            _lock: lock,
+        })
+    }
+
+    /// The same store, stamping `mfs` into rewritten records instead of the current month
+    /// (tests).
+    pub fn with_mfs(mut self, mfs: u8) -> PageFileStore {
+        self.mfs = Some(mfs);
+        self
+    }
+
+    /// The `Data/` folder.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The file that holds page `key`.
+    pub fn page_path(&self, key: PageKey) -> PathBuf {
+        page_path(&self.data_dir, key)
+    }
+
+    /// Pages currently in the cache index (loaded, or looked up and found missing).
+    pub fn cached_pages(&self) -> usize {
+        self.cache.lock().pages.len()
+    }
+
+    /// A view through which one command reads and writes; see [`Session::finish`].
+    pub fn session(&self) -> Session<'_> {
+        Session {
+            store: self,
+            write_error: Mutex::new(None),
+        }
+    }
+
+    /// The record (AN, MFS byte) of `coin`, or `None` when no page holds it. Read-only.
+    pub fn record(&self, coin: Coin) -> Option<([u8; AN_BYTES], u8)> {
+        let key = PageKey::of(coin)?;
+        let slot = slot_of(coin.sn);
+        self.session()
+            .with_page(key, |page| (*page.an(slot), page.mfs(slot)))
+    }
+
+    /// Runs `f` on page `key` under its lock, loading it first if needed; persists what
+    /// `f` wrote before unlocking. The `Err` is a failed write (the page is then dropped
+    /// from the cache and the next access reads the disk again).
+    fn with_page<R>(
+        &self,
+        key: PageKey,
+        f: impl FnOnce(&mut PageRecords<'_>) -> R,
+    ) -> Option<(R, Result<(), io::Error>)> {
+        let slot = self.cache.lock().slot(key, self.capacity);
+        let outcome = self.with_slot(key, &slot, f);
+        drop(slot);
+        // Pages held by other commands when this one was looked up may be idle now.
+        let mut cache = self.cache.lock();
+        if cache.pages.len() > self.capacity {
+            cache.evict_idle(self.capacity);
+        }
+        outcome
+    }
+
+    /// The part of [`Self::with_page`] under the page's own lock.
+    fn with_slot<R>(
+        &self,
+        key: PageKey,
+        slot: &Slot,
+        f: impl FnOnce(&mut PageRecords<'_>) -> R,
+    ) -> Option<(R, Result<(), io::Error>)> {
+        let mut loaded = slot.lock();
+        if loaded.is_none() {
+            *loaded = Some(self.load(key)?);
+        }
+        // Until the page is on disk (or known unchanged), a panic in `f` or a failed write
+        // must not leave a changed copy in memory: the guard forgets it unless it was saved.
+        let mut guard = ForgetUnlessSaved {
+            slot: &mut loaded,
+            armed: true,
+        };
+        let data = guard.slot.as_deref_mut().expect("loaded above");
+        let mut records = PageRecords::new(data);
+        let result = f(&mut records);
+        let written = !records.written_slots().is_empty();
+        let saved = if written {
+            write_page_file(&self.page_path(key), records.data())
+        } else {
+            Ok(())
+        };
+        guard.armed = saved.is_err();
+        Some((result, saved))
+    }
+
+    /// Reads page `key` from disk; `None` (logged unless simply absent) when there is no
+    /// usable page file.
+    fn load(&self, key: PageKey) -> Option<Box<[u8]>> {
+        let path = self.page_path(key);
+        match fs::read(&path) {
+            Ok(bytes) if bytes.len() == PAGE_DATA_BYTES => Some(bytes.into_boxed_slice()),
+            Ok(bytes) => {
+                crate::log::error(&format!(
+                    "{}: {} bytes, a page file has {PAGE_DATA_BYTES}; treating the page as missing",
+                    path.display(),
+                    bytes.len()
+                ));
+                None
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                crate::log::debug(&format!("{}: no such page", path.display()));
+                None
+            }
+            Err(e) => {
+                crate::log::error(&format!(
+                    "{}: {e}; treating the page as missing",
+                    path.display()
+                ));
+                None
+            }
+        }
+    }
+}
+
+/// Forgets a page's cached copy when dropped while armed (after a panic in the command or a
+/// failed write), so the next access reads the disk again.
+struct ForgetUnlessSaved<'a, 'b> {
+    slot: &'a mut parking_lot::MutexGuard<'b, Option<Box<[u8]>>>,
+    armed: bool,
+}
+
+impl Drop for ForgetUnlessSaved<'_, '_> {
+    fn drop(&mut self) {
+        if self.armed {
+            **self.slot = None;
+        }
+    }
+}
+
+/// The path of page `key` under `data_dir`.
+pub fn page_path(data_dir: &Path, key: PageKey) -> PathBuf {
+    data_dir
+        .join(format!("{:02x}", key.den as u8))
+        .join(format!("{:02x}", key.page >> 8))
+        .join(format!("{:04x}.bin", key.page))
+}
+
+/// Replaces `path` with `data` so that a crash at any moment leaves either the old file or
+/// the new one: write a temporary file beside it, fsync it, rename it over, fsync the
+/// folder (which makes the rename itself durable).
+fn write_page_file(path: &Path, data: &[u8]) -> io::Result<()> {
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = folder.join(tmp_name);
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        keep_owner_and_mode(path, &file);
+        file.write_all(data)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        File::open(folder)?.sync_all()
+    })();
+    if let Err(e) = &result {
+        let _ = fs::remove_file(&tmp);
+        crate::log::error(&format!("{}: write failed: {e}", path.display()));
+    }
+    result
+}
+
+/// Gives the replacement file the old file's mode and (where permitted) owner, so a
+/// server running as another user can still read and write its page after an ops script
+/// run as root fixed it.
+fn keep_owner_and_mode(old: &Path, new: &File) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::metadata(old) else {
+        return;
+    };
+    if let Err(e) = new.set_permissions(meta.permissions()) {
+        crate::log::warning(&format!("{}: could not keep its mode: {e}", old.display()));
+    }
+    let same_owner = new
+        .metadata()
+        .is_ok_and(|m| m.uid() == meta.uid() && m.gid() == meta.gid());
+    if !same_owner {
+        if let Err(e) = std::os::unix::fs::fchown(new, Some(meta.uid()), Some(meta.gid())) {
+            crate::log::warning(&format!(
+                "{}: could not keep its owner {}:{}: {e}",
+                old.display(),
+                meta.uid(),
+                meta.gid()
+            ));
+        }
+    }
+}
+
+/// One command's view of a [`PageFileStore`]: a [`CoinStore`] that remembers a failed
+/// write, so the caller can refuse to report success for a change that is not on disk.
+pub struct Session<'a> {
+    store: &'a PageFileStore,
+    write_error: Mutex<Option<String>>,
+}
+
+impl Session<'_> {
+    /// `Err` with the first failed write's description when any write of this session
+    /// failed; the caller must then answer ERROR_INTERNAL, not the command's own status.
+    #[must_use = "a failed write must turn the answer into ERROR_INTERNAL"]
+    pub fn finish(self) -> Result<(), String> {
+        match self.write_error.into_inner() {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+}
+
+impl CoinStore for Session<'_> {
+    fn with_page<R>(&self, key: PageKey, f: impl FnOnce(&mut PageRecords<'_>) -> R) -> Option<R> {
+        let (result, saved) = self.store.with_page(key, f)?;
+        if let Err(e) = saved {
+            let mut first = self.write_error.lock();
+            if first.is_none() {
+                *first = Some(format!(
+                    "writing {}: {e}",
+                    self.store.page_path(key).display()
+                ));
+            }
+        }
+        Some(result)
+    }
+
+    fn mfs(&self) -> u8 {
+        self.store.mfs.unwrap_or_else(crate::hash::mfs_now)
+    }
+}
+
+/// Bytes of the record of `sn` inside a page file's data (for tools and tests).
+pub fn record_range(sn: u32) -> std::ops::Range<usize> {
+    let at = slot_of(sn) * RECORD_BYTES;
+    at..at + RECORD_BYTES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::visit_by_page;
+
+    /// A fresh empty folder under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let path = std::env::temp_dir().join(format!(
+                "raida_pagefile_{tag}_{}_{}",
+                std::process::id(),
+                crate::random::u32_from_os()
+            ));
+            fs::create_dir_all(path.join("Data")).unwrap();
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn key(den: i8, page: u32) -> PageKey {
+        PageKey { den, page }
+    }
+
+    /// Writes a page file whose record k holds AN [k as u8 ^ seed; 16] and MFS 1.
+    fn plant(dir: &Path, key: PageKey, seed: u8) -> Vec<u8> {
+        let mut data = vec![0u8; PAGE_DATA_BYTES];
+        for (k, record) in data.chunks_exact_mut(RECORD_BYTES).enumerate() {
+            record[..16].fill(k as u8 ^ seed);
+            record[16] = 1;
+        }
+        let path = page_path(&dir.join("Data"), key);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, &data).unwrap();
+        data
+    }
+
+    #[test]
+    fn paths_follow_the_legacy_layout() {
+        let data = Path::new("/srv/raida/Data");
+        assert_eq!(
+            page_path(data, key(1, 300)),
+            Path::new("/srv/raida/Data/01/01/012c.bin")
+        );
+        assert_eq!(
+            page_path(data, key(-1, 0)),
+            Path::new("/srv/raida/Data/ff/00/0000.bin")
+        );
+        assert_eq!(
+            page_path(data, key(-8, 999)),
+            Path::new("/srv/raida/Data/f8/03/03e7.bin")
+        );
+        assert_eq!(
+            page_path(data, key(6, 255)),
+            Path::new("/srv/raida/Data/06/00/00ff.bin")
+        );
+    }
+
+    #[test]
+    fn reads_records_and_missing_pages_are_none() {
+        let dir = TempDir::new("read");
+        plant(&dir.0, key(1, 4), 0x5a);
+        let store = PageFileStore::open(&dir.0, 8).unwrap();
+        let sn = 4 * 1024 + 7;
+        assert_eq!(store.record(Coin { den: 1, sn }), Some(([7 ^ 0x5a; 16], 1)));
+        assert_eq!(
+            store.record(Coin {
+                den: 1,
+                sn: 5 * 1024
+            }),
+            None
+        );
+        assert_eq!(store.record(Coin { den: 2, sn }), None);
+        assert_eq!(store.record(Coin { den: 9, sn: 1 }), None);
+        // a whole request with one missing page is 40, as in the server
+        let session = store.session();
+        let err = visit_by_page(
+            &session,
+            &[
+                Coin { den: 1, sn },
+                Coin {
+                    den: 1,
+                    sn: 5 * 1024,
+                },
+            ],
+            |_, _| {},
+        )
+        .unwrap_err();
+        assert_eq!(err, crate::protocol::Status::InvalidSnOrDenomination);
+        assert_eq!(session.finish(), Ok(()));
+    }
+
+    #[test]
+    fn a_wrong_sized_page_file_is_a_missing_page() {
+        let dir = TempDir::new("short");
+        let path = page_path(&dir.0.join("Data"), key(0, 0));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, vec![1u8; PAGE_DATA_BYTES - 1]).unwrap();
+        let store = PageFileStore::open(&dir.0, 8).unwrap();
+        assert_eq!(store.record(Coin { den: 0, sn: 3 }), None);
+    }
+
+    #[test]
+    fn a_write_is_on_disk_when_with_page_returns() {
+        let dir = TempDir::new("write");
+        let mut expected = plant(&dir.0, key(-1, 2), 0);
+        let store = PageFileStore::open(&dir.0, 8).unwrap().with_mfs(45);
+        let sn = 2 * 1024 + 1023;
+        let session = store.session();
+        let mfs = session.mfs();
+        session
+            .with_page(key(-1, 2), |page| page.write(slot_of(sn), &[0xab; 16], mfs))
+            .unwrap();
+        assert_eq!(session.finish(), Ok(()));
+        expected[record_range(sn)].copy_from_slice(&[
+            0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab,
+            0xab, 0xab, 45,
+        ]);
+        let path = store.page_path(key(-1, 2));
+        assert_eq!(fs::read(&path).unwrap(), expected);
+        // no temporary file is left behind
+        let names: Vec<String> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["0002.bin".to_string()]);
+        // a reader that never saw the page (a fresh store) sees the new record
+        drop(store);
+        let store = PageFileStore::open(&dir.0, 8).unwrap();
+        assert_eq!(store.record(Coin { den: -1, sn }), Some(([0xab; 16], 45)));
+    }
+
+    #[test]
+    fn a_read_never_rewrites_the_file() {
+        let dir = TempDir::new("readonly");
+        plant(&dir.0, key(3, 0), 9);
+        let store = PageFileStore::open(&dir.0, 8).unwrap();
+        let path = store.page_path(key(3, 0));
+        let before = fs::metadata(&path).unwrap().modified().unwrap();
+        let ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&path).unwrap());
+        assert!(store.record(Coin { den: 3, sn: 1 }).is_some());
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.modified().unwrap(), before);
+        assert_eq!(std::os::unix::fs::MetadataExt::ino(&meta), ino);
+    }
+
+    #[test]
+    fn a_failed_write_is_reported_and_memory_follows_the_disk() {
+        let dir = TempDir::new("failwrite");
+        let original = plant(&dir.0, key(1, 0), 0);
+        let store = PageFileStore::open(&dir.0, 8).unwrap().with_mfs(7);
+        let path = store.page_path(key(1, 0));
+        // A folder where the temporary file must go makes the write fail before the
+        // rename, like a full disk would.
+        fs::create_dir(path.with_file_name("0000.bin.tmp")).unwrap();
+        let session = store.session();
+        session
+            .with_page(key(1, 0), |page| page.write(5, &[0xee; 16], 7))
+            .unwrap();
+        let why = session.finish().unwrap_err();
+        assert!(why.contains("0000.bin"), "{why}");
+        assert_eq!(fs::read(&path).unwrap(), original);
+        // the changed copy was dropped: the next reader sees the disk, not the failed write
+        assert_eq!(store.record(Coin { den: 1, sn: 5 }), Some(([5; 16], 1)));
+        // once the obstacle is gone the same write succeeds
+        fs::remove_dir(path.with_file_name("0000.bin.tmp")).unwrap();
+        let session = store.session();
+        session
+            .with_page(key(1, 0), |page| page.write(5, &[0xee; 16], 7))
+            .unwrap();
+        assert_eq!(session.finish(), Ok(()));
+        assert_eq!(
+            fs::read(&path).unwrap()[record_range(5)],
+            [&[0xee; 16][..], &[7]].concat()
+        );
+    }
+
+    #[test]
+    fn a_stale_temporary_file_from_a_crash_changes_nothing() {
+        let dir = TempDir::new("staletmp");
+        let original = plant(&dir.0, key(2, 1), 3);
+        let path = page_path(&dir.0.join("Data"), key(2, 1));
+        // what a crash between write and rename leaves: a torn temporary file
+        fs::write(path.with_file_name("0001.bin.tmp"), [0xffu8; 100]).unwrap();
+        let store = PageFileStore::open(&dir.0, 8).unwrap().with_mfs(2);
+        assert_eq!(
+            store.record(Coin {
+                den: 2,
+                sn: 1024 + 9
+            }),
+            Some(([9 ^ 3; 16], 1))
+        );
+        let session = store.session();
+        session
+            .with_page(key(2, 1), |page| page.write(9, &[1; 16], 2))
+            .unwrap();
+        assert_eq!(session.finish(), Ok(()));
+        let mut expected = original;
+        expected[9 * 17..10 * 17]
+            .copy_from_slice(&[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2]);
+        assert_eq!(fs::read(&path).unwrap(), expected);
+        assert!(!path.with_file_name("0001.bin.tmp").exists());
+    }
+
+    #[test]
+    fn a_panic_inside_a_command_drops_the_unsaved_copy() {
+        let dir = TempDir::new("panic");
+        plant(&dir.0, key(0, 0), 0);
+        let store = PageFileStore::open(&dir.0, 8).unwrap();
+        let session = store.session();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            session.with_page(key(0, 0), |page| {
+                page.write(1, &[0x77; 16], 3);
+                panic!("command bug");
+            })
+        }));
+        assert!(caught.is_err());
+        assert_eq!(session.finish(), Ok(()));
+        assert_eq!(store.record(Coin { den: 0, sn: 1 }), Some(([1; 16], 1)));
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_evicts_the_least_recently_used() {
+        let dir = TempDir::new("lru");
+        for page in 0..5 {
+            plant(&dir.0, key(1, page), page as u8);
+        }
+        let store = PageFileStore::open(&dir.0, 3).unwrap();
+        let read = |page: u32| {
+            store
+                .record(Coin {
+                    den: 1,
+                    sn: page * 1024,
+                })
+                .unwrap()
+                .0[0]
+        };
+        assert_eq!(read(0), 0);
+        assert_eq!(read(1), 1);
+        assert_eq!(read(2), 2);
+        assert_eq!(store.cached_pages(), 3);
+        assert_eq!(read(0), 0); // page 0 is now the most recent; page 1 the oldest
+        assert_eq!(read(3), 3);
+        assert_eq!(store.cached_pages(), 3);
+        let cached: Vec<u32> = {
+            let cache = store.cache.lock();
+            let mut pages: Vec<u32> = cache.pages.keys().map(|k| k.page).collect();
+            pages.sort();
+            pages
+        };
+        assert_eq!(cached, vec![0, 2, 3]);
+        // an evicted page is read again from disk, including changes made there meanwhile
+        let mut changed = fs::read(store.page_path(key(1, 1))).unwrap();
+        changed[0] = 0x42;
+        fs::write(store.page_path(key(1, 1)), changed).unwrap();
+        assert_eq!(read(1), 0x42);
+        assert_eq!(store.cached_pages(), 3);
+    }
+
+    #[test]
+    fn a_page_in_use_is_never_evicted() {
+        let dir = TempDir::new("inuse");
+        for page in 0..3 {
+            plant(&dir.0, key(4, page), page as u8);
+        }
+        let store = PageFileStore::open(&dir.0, 1).unwrap();
+        let session = store.session();
+        let inner = session
+            .with_page(key(4, 0), |outer| {
+                // while page 0 is held, a lookup of page 1 must not evict it
+                let inner = store.record(Coin { den: 4, sn: 1024 }).unwrap().0[0];
+                (outer.an(0)[0], inner)
+            })
+            .unwrap();
+        assert_eq!(inner, (0, 1));
+        assert_eq!(session.finish(), Ok(()));
+        assert_eq!(store.cached_pages(), 1);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_folder_is_refused() {
+        let dir = TempDir::new("lock");
+        let store = PageFileStore::open(&dir.0, 8).unwrap();
+        // flock conflicts between separate open file descriptions, even in one process
+        match PageFileStore::open(&dir.0, 8) {
+            Err(OpenError::Locked(path)) => assert_eq!(path, dir.0.join("Data")),
+            other => panic!("expected Locked, got {:?}", other.map(|_| ())),
+        }
+        drop(store);
+        assert!(PageFileStore::open(&dir.0, 8).is_ok());
+    }
+
+    #[test]
+    fn a_folder_without_data_is_refused() {
+        let dir = TempDir::new("nodata");
+        fs::remove_dir(dir.0.join("Data")).unwrap();
+        match PageFileStore::open(&dir.0, 8) {
+            Err(OpenError::NoDataFolder(path)) => assert_eq!(path, dir.0.join("Data")),
+            other => panic!("expected NoDataFolder, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn concurrent_writers_on_one_page_lose_nothing() {
+        let dir = TempDir::new("concurrent");
+        plant(&dir.0, key(5, 0), 0);
+        let store = PageFileStore::open(&dir.0, 2).unwrap().with_mfs(9);
+        std::thread::scope(|scope| {
+            for t in 0..4u8 {
+                let store = &store;
+                scope.spawn(move || {
+                    for i in 0..8u8 {
+                        let slot = usize::from(t * 8 + i);
+                        let session = store.session();
+                        session
+                            .with_page(key(5, 0), |page| page.write(slot, &[t + 100; 16], 9))
+                            .unwrap();
+                        assert_eq!(session.finish(), Ok(()));
+                        // other pages keep the cache busy meanwhile
+                        let _ = store.record(Coin {
+                            den: 5,
+                            sn: 1024 * (1 + u32::from(i)),
+                        });
+                    }
+                });
+            }
+        });
+        let data = fs::read(store.page_path(key(5, 0))).unwrap();
+        for t in 0..4u8 {
+            for i in 0..8u8 {
+                let slot = usize::from(t * 8 + i);
+                assert_eq!(data[slot * 17..slot * 17 + 16], [t + 100; 16]);
+                assert_eq!(data[slot * 17 + 16], 9);
+            }
+        }
+        assert_eq!(data[32 * 17..33 * 17], [&[32u8; 16][..], &[1]].concat());
+    }
+}

@@ -1,0 +1,609 @@
+#!/usr/bin/env python3
+"""Standalone mode, end to end: the built library dlopen'ed by a Python process with no
+RAIDA server, working on temporary server folders (config.toml + Data/ page files).
+
+    test_standalone.py --lib target/release/libraida_healing.so \
+        --host-present build/standalone/host_present --fake-abi build/standalone/libfake_abi.so
+
+Checks exact statuses and bytes of get_ticket, validate_ticket, find and fix (against 24
+loopback fake peers that speak the legacy wire format), the page files on disk after a
+kill -9, the folder lock between processes, the open/read_record error codes and
+last_error texts, the header constants, logging, and the ops tool's CLI. Ends with
+"N passed, M failed"; exits non-zero on any failure.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+TOOL = os.path.join(ROOT, "tools", "raida_healing.py")
+CHILD = os.path.join(HERE, "standalone_child.py")
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+# A safety net only: every fake peer answers at once, so a fix never waits this long.
+os.environ["RAIDA_HEALING_PEER_DEADLINE_MS"] = "10000"
+os.environ.pop("RAIDA_HEALING_LOG", None)
+os.environ.pop("RAIDA_HEALING_CACHE_PAGES", None)
+
+import raida_healing as rh  # noqa: E402
+
+ARGS = None  # parsed command line: lib, host_present, fake_abi
+LIB = None   # the library, loaded once into this process (no server here)
+
+PAGE_BYTES = 17408
+RECORD = 17
+RAIDA_ID = 3
+COIN_ID = 6
+
+
+# ---- Store fixtures ----
+
+def stored_an(den, sn):
+    """The AN planted for a coin: distinct for every coin, reproducible."""
+    return hashlib.md5(b"planted %d %d" % (den, sn)).digest()
+
+
+def page_path(folder, den, page):
+    return os.path.join(folder, "Data", "%02x" % (den & 0xFF), "%02x" % (page >> 8),
+                        "%04x.bin" % page)
+
+
+def plant_page(folder, den, page, free=()):
+    """Writes page (den, page) with stored_an() for every record, MFS 1 (0 for `free`)."""
+    data = bytearray()
+    for k in range(1024):
+        sn = page * 1024 + k
+        data += stored_an(den, sn) + bytes([0 if sn in free else 1])
+    path = page_path(folder, den, page)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    return bytes(data)
+
+
+def write_config(folder, servers, raida_id=RAIDA_ID):
+    items = "\n".join('  "%s",' % s for s in servers)
+    text = ("# written by test_standalone.py, legacy layout\n[server]\nraida_id = %d\n"
+            "coin_id = %d\nport = 50003\nthreads = 4\nraida_servers = [\n%s\n]\n"
+            "[database]\npath = \"ignored\"\n" % (raida_id, COIN_ID, items))
+    with open(os.path.join(folder, "config.toml"), "w") as f:
+        f.write(text)
+
+
+def new_folder(test, servers=None):
+    folder = tempfile.mkdtemp(prefix="raida_standalone_")
+    test.addCleanup(shutil.rmtree, folder, True)
+    os.makedirs(os.path.join(folder, "Data"))
+    write_config(folder, servers or ["127.0.0.1:%d" % (1 + i) for i in range(25)])
+    return folder
+
+
+def record_of(data, sn):
+    at = (sn % 1024) * RECORD
+    return data[at:at + 16], data[at + 16]
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def fixed_an(raida, den, sn, pg, encryption_type=0):
+    data = bytes([raida, den & 0xFF]) + struct.pack(">I", sn) + pg
+    if encryption_type < 4:
+        return hashlib.md5(data).digest()
+    return hashlib.sha256(data).digest()[:16]
+
+
+def mfs_now():
+    """get_mfs(): (tm_year - 123) * 12 + (tm_mon - 1), truncated to 8 bits, from UTC."""
+    t = time.gmtime()
+    return ((t.tm_year - 1900 - 123) * 12 + (t.tm_mon - 1 - 1)) & 0xFF
+
+
+# ---- Fake peers: the legacy validate_ticket server side (wire-protocol.md) ----
+
+class FakePeer:
+    """One peer RAIDA on 127.0.0.1: answers a validate_ticket with status 250 and the
+    coins of the ticket (once per claimer, then 44), 43 for an unknown ticket."""
+
+    def __init__(self, index, answers):
+        self.index = index
+        self.answers = answers  # ticket -> list of (den, sn), repeats allowed
+        self.requests = []
+        self.claimed = set()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        self.sock.close()
+
+    def _serve(self, conn):
+        with conn:
+            conn.settimeout(10)
+            request = b""
+            while len(request) < 55:
+                chunk = conn.recv(55 - len(request))
+                if not chunk:
+                    return
+                request += chunk
+            with self.lock:
+                self.requests.append(request)
+                claimer = request[32 + 16]
+                ticket = struct.unpack(">I", request[32 + 17:32 + 21])[0]
+                coins = self.answers.get(ticket)
+                if coins is None:
+                    status, body = 43, b""
+                elif (ticket, claimer) in self.claimed:
+                    status, body = 44, b""
+                else:
+                    self.claimed.add((ticket, claimer))
+                    status = 250
+                    body = b"".join(rh.coin_bytes(d, s) for d, s in coins) + rh.TRAILER
+            header = (bytes([self.index, 0, status, 2, 0, 1, request[30], request[31], 0])
+                      + len(body).to_bytes(3, "big") + bytes(4) + request[32:48])
+            conn.sendall(header + body)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+
+
+class FakePeers:
+    """A fake peer for every RAIDA index but `me`; answers[i] is peer i's ticket table."""
+
+    def __init__(self, test, answers, me=RAIDA_ID):
+        self.peers = {i: FakePeer(i, answers.get(i, {})) for i in range(25) if i != me}
+        test.addCleanup(self.close)
+
+    def servers(self):
+        # this server's own entry is never contacted: a port nobody listens on
+        return ["127.0.0.1:%d" % (self.peers[i].port if i in self.peers else 1)
+                for i in range(25)]
+
+    def close(self):
+        for peer in self.peers.values():
+            peer.close()
+
+
+def expected_peer_request_header(index):
+    return bytes([1, 0, index, 0, 2, 50, 0, COIN_ID, 1]) + bytes(13) + b"\x00\x17" + bytes(8)
+
+
+# ---- Tests ----
+
+class NoServerProcess(unittest.TestCase):
+    """This process has no RAIDA server: the library loads and explains itself."""
+
+    def tearDown(self):
+        LIB.close()
+
+    def test_version_and_abi_size(self):
+        with open(os.path.join(ROOT, "Cargo.toml")) as f:
+            version = re.search(r'^version = "(.*)"', f.read(), re.M).group(1)
+        self.assertEqual(LIB.version(), version)
+        self.assertEqual(LIB.conn_info_size(), 336)
+
+    def test_handlers_answer_252_and_say_why_before_open(self):
+        status, out = LIB.find([(1, 5, bytes(16), bytes(16))])
+        self.assertEqual((status, out), (252, b""))
+        self.assertIn("no folder opened with raida_healing_open", LIB.last_error())
+        with self.assertRaises(rh.RaidaError) as e:
+            LIB.read_record(1, 5)
+        self.assertEqual(e.exception.code, rh.E_NOT_OPEN)
+        self.assertEqual(e.exception.message, "no folder is open; call raida_healing_open first")
+
+    def test_header_codes_match_the_tool(self):
+        with open(os.path.join(ROOT, "include", "raida_healing.h")) as f:
+            header = f.read()
+        defined = dict(re.findall(r"#define (RAIDA_HEALING_(?:OK|E_\w+)) (-?\d+)", header))
+        expected = {name: str(code) for code, name in rh.CODE_NAMES.items()}
+        expected["RAIDA_HEALING_OK"] = "0"
+        self.assertEqual(defined, expected)
+        for name in ("const char *raida_healing_version(void);",
+                     "size_t raida_healing_conn_info_size(void);",
+                     "int raida_healing_open(const char *dir);",
+                     "const char *raida_healing_last_error(void);",
+                     "void raida_healing_close(void);"):
+            self.assertIn(name, header)
+
+    def test_open_errors_have_codes_and_reasons(self):
+        self.assertEqual(LIB._lib.raida_healing_open(None), rh.E_ARGUMENT)
+        self.assertEqual(LIB.last_error(), "dir is NULL")
+
+        folder = new_folder(self)
+        os.remove(os.path.join(folder, "config.toml"))
+        with self.assertRaises(rh.RaidaError) as e:
+            LIB.open(folder)
+        self.assertEqual(e.exception.code, rh.E_CONFIG)
+        self.assertEqual(e.exception.message, "%s/config.toml: No such file or directory (os error 2)"
+                         % folder)
+
+        with open(os.path.join(folder, "config.toml"), "w") as f:
+            f.write("[server]\nraida_id = 30\n")
+        with self.assertRaises(rh.RaidaError) as e:
+            LIB.open(folder)
+        self.assertEqual(e.exception.code, rh.E_CONFIG)
+        self.assertEqual(e.exception.message,
+                         "%s/config.toml:2: raida_id is 30, expected 0..=24" % folder)
+
+        write_config(folder, ["127.0.0.1:%d" % (1 + i) for i in range(25)])
+        os.rmdir(os.path.join(folder, "Data"))
+        with self.assertRaises(rh.RaidaError) as e:
+            LIB.open(folder)
+        self.assertEqual(e.exception.code, rh.E_DATA)
+        self.assertEqual(e.exception.message,
+                         "%s/Data is not a folder (the page files live there)" % folder)
+
+        os.makedirs(os.path.join(folder, "Data"))
+        LIB.open(folder)
+        self.assertEqual(LIB.last_error(), "")
+        with self.assertRaises(rh.RaidaError) as e:
+            LIB.open(folder)
+        self.assertEqual(e.exception.code, rh.E_ALREADY_OPEN)
+        self.assertEqual(e.exception.message,
+                         "%s is already open in this process; call raida_healing_close first"
+                         % folder)
+        LIB.close()
+        self.assertEqual(LIB.last_error(), "")
+
+    def test_open_is_refused_in_a_server_process(self):
+        folder = new_folder(self)
+        run = subprocess.run([ARGS.host_present, folder], capture_output=True, text=True,
+                             timeout=60)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        self.assertEqual(run.stdout, "%d this process is a RAIDA server (get_page_by_sn_lock, "
+                         "unlock_page or config is linked in); the handlers use its page cache, "
+                         "and a second store is never opened under it\n" % rh.E_SERVER_PRESENT)
+        self.assertFalse(os.path.exists(os.path.join(folder, "Data", ".raida_healing.lock")))
+
+
+class Commands(unittest.TestCase):
+    """get_ticket, validate_ticket, find and read_record on page files."""
+
+    def setUp(self):
+        self.folder = new_folder(self)
+        self.page4 = plant_page(self.folder, 1, 4, free={5003})   # sn 4096..5119
+        plant_page(self.folder, -1, 0)
+        LIB.open(self.folder)
+        self.addCleanup(LIB.close)
+
+    def test_get_ticket_then_validate_ticket(self):
+        good, bad = (1, 5000, stored_an(1, 5000)), (1, 5001, bytes(16))
+        other = (-1, 7, stored_an(-1, 7))
+        status, out = LIB.get_ticket([good, bad, other])
+        self.assertEqual(status, 243)
+        self.assertEqual(len(out), 5)
+        self.assertEqual(out[0], 0b101)
+        ticket = struct.unpack(">I", out[1:])[0]
+        self.assertNotEqual(ticket, 0)
+
+        self.assertEqual(LIB.validate_ticket(7, ticket),
+                         (250, rh.coin_bytes(1, 5000) + rh.coin_bytes(-1, 7)))
+        self.assertEqual(LIB.validate_ticket(7, ticket), (44, b""))
+        self.assertEqual(LIB.validate_ticket(8, ticket),
+                         (250, rh.coin_bytes(1, 5000) + rh.coin_bytes(-1, 7)))
+        self.assertEqual(LIB.validate_ticket(25, ticket), (18, b""))
+        self.assertEqual(LIB.validate_ticket(7, 0), (43, b""))
+
+        status, out = LIB.get_ticket([good, other])
+        self.assertEqual((status, len(out)), (241, 4))
+        self.assertEqual(LIB.get_ticket([bad]), (242, b""))
+        # a coin on a missing page: 40 for the whole request
+        self.assertEqual(LIB.get_ticket([good, (1, 6000, bytes(16))]), (40, b""))
+        self.assertEqual(LIB.call(rh.GET_TICKET, None), (36, b""))
+
+    def test_find(self):
+        a, b = stored_an(1, 5000), stored_an(1, 5001)
+        self.assertEqual(LIB.find([(1, 5000, a, bytes(16)), (1, 5001, b, a)]), (209, b""))
+        self.assertEqual(LIB.find([(1, 5000, bytes(16), a)]), (210, b""))
+        self.assertEqual(LIB.find([(1, 5000, b, b)]), (208, b""))
+        self.assertEqual(LIB.find([(1, 5000, a, b), (1, 5001, a, b), (-1, 9, a, b)]),
+                         (211, bytes([1, 2, 0])))
+        # modern framing (encryption type 4): payload, HMAC, trailer
+        self.assertEqual(LIB.find([(1, 5001, b, a)], encryption_type=4), (209, b""))
+        self.assertEqual(LIB.find([(1, 5000, a, a), (2, 5000, a, a)]), (40, b""))
+        self.assertEqual(LIB.find([(9, 1, a, a)]), (40, b""))
+
+    def test_read_record(self):
+        self.assertEqual(LIB.read_record(1, 5002), (stored_an(1, 5002), 1))
+        self.assertEqual(LIB.read_record(1, 5003), (stored_an(1, 5003), 0))
+        self.assertEqual(LIB.read_record(-1, 1023), (stored_an(-1, 1023), 1))
+        with self.assertRaises(rh.RaidaError) as e:
+            LIB.read_record(1, 6000)
+        self.assertEqual(e.exception.code, rh.E_NO_PAGE)
+        self.assertEqual(e.exception.message,
+                         "no page holds denomination 1 serial number 6000 (no file %s)"
+                         % page_path(self.folder, 1, 5))
+        with self.assertRaises(rh.RaidaError) as e:
+            LIB.read_record(7, 1)
+        self.assertEqual(e.exception.code, rh.E_NO_PAGE)
+        # reading changed nothing on disk
+        self.assertEqual(read_file(page_path(self.folder, 1, 4)), self.page4)
+
+
+class Fix(unittest.TestCase):
+    """fix against 24 loopback fake peers; the new records are on disk when it answers."""
+
+    PG = bytes(range(16))
+
+    def plan(self):
+        """Coins A..D on two pages and who lists them (this server is RAIDA 3; peer 24 has
+        no ticket): A by all 23 asked peers, B by 13 (14 votes: fixed), C by 12 (13 votes:
+        not fixed), D by 11 plus one liar listing it 20 times (one vote: not fixed)."""
+        asked = [i for i in range(25) if i not in (RAIDA_ID, 24)]
+        a, b, c, d = (1, 5000), (1, 5001), (1, 5002), (1, 6000)
+        answers, tickets = {}, [0] * 25
+        for n, i in enumerate(asked):
+            coins = [a]
+            if n < 13:
+                coins.append(b)
+            if n < 12:
+                coins.append(c)
+            if n < 11:
+                coins.append(d)
+            if n == 11:
+                coins += [d] * 20
+            tickets[i] = 0x1000 + i
+            answers[i] = {tickets[i]: coins}
+        return [a, b, c, d], answers, tickets, asked
+
+    def test_fix_rewrites_exactly_the_confirmed_coins(self):
+        coins, answers, tickets, asked = self.plan()
+        peers = FakePeers(self, answers)
+        folder = new_folder(self, peers.servers())
+        page4 = plant_page(folder, 1, 4)
+        page5 = plant_page(folder, 1, 5)
+        LIB.open(folder)
+        self.addCleanup(LIB.close)
+        mfs_before = mfs_now()
+        status, out = LIB.fix(coins, self.PG, tickets, coin_id=COIN_ID)
+        mfs_after = mfs_now()
+        self.assertEqual((status, out), (243, bytes([0b0011])), LIB.last_error())
+
+        disk4 = read_file(page_path(folder, 1, 4))
+        self.assertEqual(len(disk4), PAGE_BYTES)
+        expected = bytearray(page4)
+        for sn in (5000, 5001):
+            an, mfs = record_of(disk4, sn)
+            self.assertEqual(an, fixed_an(RAIDA_ID, 1, sn, self.PG))
+            self.assertIn(mfs, (mfs_before, mfs_after))
+            at = (sn % 1024) * RECORD
+            expected[at:at + RECORD] = an + bytes([mfs])
+        self.assertEqual(disk4, bytes(expected))  # every other record untouched
+        self.assertEqual(read_file(page_path(folder, 1, 5)), page5)
+        self.assertEqual(fixed_an(3, 1, 5000, self.PG).hex(), "feebd91947b11a5441fe8c4916e9904a")
+
+        # every peer with a ticket was asked exactly as the wire format says; peer 24 never
+        for i, peer in peers.peers.items():
+            if i not in asked:
+                self.assertEqual(peer.requests, [], "peer %d has no ticket" % i)
+                continue
+            self.assertGreaterEqual(len(peer.requests), 1, "peer %d was not asked" % i)
+            for request in peer.requests:
+                self.assertEqual(request[:32], expected_peer_request_header(i))
+                body = request[32:]
+                self.assertEqual(body[12:16], struct.pack(">I", zlib.crc32(body[:12])))
+                self.assertEqual(body[16:], bytes([RAIDA_ID]) + struct.pack(">I", tickets[i])
+                                 + rh.TRAILER)
+
+    def test_a_write_that_fails_answers_252_and_changes_nothing(self):
+        coins, answers, tickets, _ = self.plan()
+        peers = FakePeers(self, answers)
+        folder = new_folder(self, peers.servers())
+        page4 = plant_page(folder, 1, 4)
+        plant_page(folder, 1, 5)
+        # a folder where the temporary page file must go: the write fails before the rename
+        os.mkdir(page_path(folder, 1, 4) + ".tmp")
+        LIB.open(folder)
+        self.addCleanup(LIB.close)
+        status, out = LIB.fix(coins, self.PG, tickets, coin_id=COIN_ID)
+        self.assertEqual((status, out), (252, b""))
+        self.assertIn("writing %s" % page_path(folder, 1, 4), LIB.last_error())
+        self.assertEqual(read_file(page_path(folder, 1, 4)), page4)
+        self.assertEqual(LIB.read_record(1, 5000), (stored_an(1, 5000), 1))
+
+
+class Processes(unittest.TestCase):
+    """Two processes and one folder; a kill -9 between and during commands."""
+
+    def child(self, folder, *args):
+        return subprocess.Popen([sys.executable, CHILD, ARGS.lib, folder] + list(args),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def test_a_second_process_cannot_open_the_same_folder(self):
+        folder = new_folder(self)
+        LIB.open(folder)
+        try:
+            child = self.child(folder, "hold")
+            out, _ = child.communicate("", timeout=60)
+            self.assertEqual(json.loads(out), [rh.E_LOCKED,
+                             "%s/Data is locked by another process (another ops script has "
+                             "this store open)" % folder])
+        finally:
+            LIB.close()
+        # released by close: the other process may now open it, and holds it in turn
+        child = self.child(folder, "hold")
+        self.assertEqual(json.loads(child.stdout.readline()), [0, ""])
+        with self.assertRaises(rh.RaidaError) as e:
+            LIB.open(folder)
+        self.assertEqual(e.exception.code, rh.E_LOCKED)
+        child.communicate("", timeout=60)
+        self.assertEqual(child.returncode, 0)
+
+    def test_fixes_survive_kill_9(self):
+        # fix k rewrites coin (1, 10 + k); every peer lists it for its ticket 1000 * (k+1) + i
+        fixes, answers = [], {i: {} for i in range(25)}
+        for k in range(40):
+            tickets = [0] * 25
+            for i in range(25):
+                if i != RAIDA_ID:
+                    tickets[i] = 1000 * (k + 1) + i
+                    answers[i][tickets[i]] = [(1, 10 + k)]
+            fixes.append({"coins": [[1, 10 + k]], "pg": bytes([k] * 16).hex(),
+                          "tickets": tickets})
+        peers = FakePeers(self, answers)
+        folder = new_folder(self, peers.servers())
+        original = plant_page(folder, 1, 0)
+        mfs_before = mfs_now()
+        child = self.child(folder, "fix-loop", json.dumps({"coin_id": COIN_ID, "fixes": fixes}))
+        answered = []
+        try:
+            while len(answered) < 3:
+                line = child.stdout.readline()
+                self.assertTrue(line, "the child ended early")
+                answered.append(json.loads(line))
+            os.kill(child.pid, signal.SIGKILL)  # most likely in the middle of fix 3
+        finally:
+            child.kill()
+            child.wait(60)
+        mfs_after = mfs_now()
+        self.assertEqual(answered, [[k, 241, ""] for k in range(3)])
+
+        disk = read_file(page_path(folder, 1, 0))
+        self.assertEqual(len(disk), PAGE_BYTES)  # never torn
+        for sn in range(1024):
+            an, mfs = record_of(disk, sn)
+            new = fixed_an(RAIDA_ID, 1, sn, bytes([sn - 10] * 16)) if 10 <= sn < 50 else None
+            if 10 <= sn < 13:
+                # answered before the kill: must be on disk
+                self.assertEqual(an, new, "sn %d lost after kill -9" % sn)
+                self.assertIn(mfs, (mfs_before, mfs_after))
+            elif an != stored_an(1, sn) or mfs != 1:
+                # only a fix in flight at the kill may have landed, and then whole
+                self.assertEqual(an, new, "sn %d torn" % sn)
+                self.assertIn(mfs, (mfs_before, mfs_after))
+        # the dead process's lock is gone with it; the new records read back
+        LIB.open(folder)
+        try:
+            self.assertEqual(LIB.read_record(1, 10)[0], fixed_an(RAIDA_ID, 1, 10, bytes(16)))
+        finally:
+            LIB.close()
+        self.assertEqual(original[:10 * RECORD], disk[:10 * RECORD])
+
+
+class Tool(unittest.TestCase):
+    """tools/raida_healing.py as an operator runs it."""
+
+    def run_tool(self, *args, env=None):
+        return subprocess.run([sys.executable, TOOL] + list(args), capture_output=True,
+                              text=True, timeout=60, env=env)
+
+    def test_help(self):
+        run = self.run_tool("--help")
+        self.assertEqual(run.returncode, 0)
+        self.assertIn("check", run.stdout)
+        self.assertIn("find", run.stdout)
+        self.assertIn("RAIDA_HEALING_LOG", run.stdout)
+        run = self.run_tool("find", "--help")
+        self.assertEqual(run.returncode, 0)
+        self.assertIn("DEN:SN:AN", run.stdout)
+
+    def test_check(self):
+        run = self.run_tool("check", ARGS.lib)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        self.assertEqual(run.stdout, "library: %s\nversion: %s\nconn_info_t: 336 bytes (this tool "
+                         "and the legacy server: 336)\ncheck: ok\n" % (ARGS.lib, LIB.version()))
+        self.assertEqual(run.stderr, "")
+
+    def test_check_refuses_a_mismatched_build(self):
+        run = self.run_tool("check", ARGS.fake_abi)
+        self.assertEqual(run.returncode, 1)
+        self.assertEqual(run.stdout, "library: %s\nversion: 9.9.9-wrong-abi\nconn_info_t: 320 "
+                         "bytes (this tool and the legacy server: 336)\ncheck: FAILED\n"
+                         % ARGS.fake_abi)
+        self.assertIn("MISMATCH", run.stderr)
+        self.assertIn("MISSING exports: cmd_get_ticket cmd_validate_ticket cmd_find cmd_fix "
+                      "send_validate_ticket_job raida_healing_open", run.stderr)
+        run = self.run_tool("check", "/nonexistent/libraida_healing.so")
+        self.assertEqual(run.returncode, 2)
+        self.assertIn("cannot load /nonexistent/libraida_healing.so", run.stderr)
+
+    def test_find(self):
+        folder = new_folder(self)
+        plant_page(folder, 1, 4, free={5003})
+        plant_page(folder, -1, 0)
+        an = stored_an(1, 5001).hex()
+        env = dict(os.environ)
+        env.pop("RAIDA_HEALING_LOG", None)
+        run = self.run_tool("find", folder, "--lib", ARGS.lib, "--", "1:5000", "1:5001:" + an,
+                            "1:5003", "-1:7", env=env)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(run.stderr, "")  # quiet by default
+        self.assertEqual(run.stdout.splitlines(), [
+            "1:5000         AN %s  MFS   1 (used)" % stored_an(1, 5000).hex(),
+            "1:5001         AN %s  MFS   1 (used)  given AN: matches (find 209)" % an,
+            "1:5003         AN %s  MFS   0 (free)" % stored_an(1, 5003).hex(),
+            "-1:7           AN %s  MFS   1 (used)" % stored_an(-1, 7).hex(),
+        ])
+        run = self.run_tool("find", folder, "--lib", ARGS.lib, "1:5001:" + "00" * 16, "2:1",
+                            env=dict(env, RAIDA_HEALING_LOG="debug"))
+        self.assertEqual(run.returncode, 1)
+        self.assertEqual(run.stdout.splitlines(), [
+            "1:5001         AN %s  MFS   1 (used)  given AN: DIFFERS (find 208)" % an,
+            "2:1            no page (the server answers 40 for this coin)",
+        ])
+        self.assertIn("raida_healing DEBUG: opened %s as RAIDA 3" % folder, run.stderr)
+        # the folder is only read: page files unchanged, no temporary files
+        self.assertEqual(sorted(os.listdir(os.path.join(folder, "Data", "01", "00"))),
+                         ["0004.bin"])
+        run = self.run_tool("find", folder, "--lib", ARGS.lib, "1:99999999")
+        self.assertEqual(run.returncode, 2)
+        self.assertIn("serial number must be 0..1023999", run.stderr)
+        run = self.run_tool("find", folder + "/missing", "--lib", ARGS.lib, "1:1")
+        self.assertEqual(run.returncode, 2)
+        self.assertIn("cannot open %s/missing: RAIDA_HEALING_E_CONFIG (-4)" % folder, run.stderr)
+
+
+def main():
+    global ARGS, LIB
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lib", required=True)
+    parser.add_argument("--host-present", required=True)
+    parser.add_argument("--fake-abi", required=True)
+    ARGS = parser.parse_args()
+    ARGS.lib = os.path.abspath(ARGS.lib)
+    ARGS.host_present = os.path.abspath(ARGS.host_present)
+    ARGS.fake_abi = os.path.abspath(ARGS.fake_abi)
+    LIB = rh.Library(ARGS.lib)
+    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+    failed = len(result.failures) + len(result.errors) + len(result.skipped)
+    print("%d passed, %d failed" % (result.testsRun - failed, failed))
+    return 0 if failed == 0 and result.testsRun > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
