@@ -1,0 +1,6 @@
+//! Fuzz target: see `raida_healing_fuzz::peer::consensus`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| raida_healing_fuzz::peer::consensus(data));

@@ -1,0 +1,76 @@
+//! Fuzz harness for raida_healing.
+//!
+//! Every input runs twice: once through the exported `cmd_*` with a `conn_info_t` over a
+//! host that this binary plays itself ([`host`], [`abi`]), exactly the path the server
+//! takes, and once through `commands::Node::run` over [`model::ModelStore`] with a ticket
+//! pool whose clock and live count the harness controls. Both answers are checked against
+//! the documented shape ([`shape`]) and against an oracle written from the wire document
+//! ([`oracle`]); the pool's live count shows that a rejected request leaves no ticket.
+//!
+//! Input layout (all targets): byte 0 selects the encryption type (`TYPES[b % 5]`; 0xFF
+//! means `ci->body` is NULL), byte 1 holds target-specific flags, the rest is the request
+//! body exactly as the server hands it to a handler (challenge, payload and `3E 3E` for
+//! types 0-2; payload, HMAC and `3E 3E` for types 4-5).
+
+pub mod abi;
+pub mod host;
+pub mod model;
+pub mod oracle;
+pub mod peer;
+pub mod shape;
+
+pub mod targets;
+
+use raida_healing::commands::Command;
+
+/// The four healing commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmd {
+    GetTicket,
+    ValidateTicket,
+    Find,
+    Fix,
+}
+
+impl Cmd {
+    /// The same command in the safe core.
+    pub fn core(self) -> Command {
+        match self {
+            Cmd::GetTicket => Command::GetTicket,
+            Cmd::ValidateTicket => Command::ValidateTicket,
+            Cmd::Find => Command::Find,
+            Cmd::Fix => Command::Fix,
+        }
+    }
+}
+
+/// The encryption types the server hands to handlers: 0, 1, 2 (legacy framing, MD5 in
+/// fix) and 4, 5 (modern framing, SHA-256 in fix).
+pub const TYPES: [i32; 5] = [0, 1, 2, 4, 5];
+
+/// One decoded fuzz input.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub encryption_type: i32,
+    pub flags: u8,
+    pub body: Option<&'a [u8]>,
+}
+
+impl<'a> Input<'a> {
+    /// Decodes the input layout described in the crate docs; `None` for inputs shorter
+    /// than the two header bytes.
+    pub fn parse(data: &'a [u8]) -> Option<Input<'a>> {
+        let (&selector, rest) = data.split_first()?;
+        let (&flags, body) = rest.split_first()?;
+        Some(Input {
+            encryption_type: TYPES[usize::from(selector) % TYPES.len()],
+            flags,
+            body: (selector != 0xFF).then_some(body),
+        })
+    }
+
+    /// The body with its framing removed, if it has one (for counting records).
+    pub fn payload_len(&self) -> usize {
+        oracle::payload(self.encryption_type, self.body).map_or(0, <[u8]>::len)
+    }
+}
