@@ -20,6 +20,13 @@ CWARN   := -std=gnu11 -Wall -Wextra -Werror
 CFLAGS  ?= -O2 -g
 CPPFLAGS += -Iinclude -Ic_tests
 
+# Programs of ours link the .so as the legacy server does: through the header,
+# -lraida_healing, never -rdynamic (the real server has none). The linker records the
+# SONAME libraida_healing.so.0, which cargo does not create, so build/lib holds that name
+# as a link to the release build and every program finds it through an rpath.
+SONAME_LINK := $(BUILD)/lib/libraida_healing.so.$(SOVERSION)
+LINK_SO     := -L$(LIB_DIR) -lraida_healing -Wl,-rpath,$(abspath $(BUILD)/lib) -lpthread
+
 # Filled in by mk/*.mk.
 TEST_TARGETS :=
 CLEAN_PATHS  := $(BUILD)
@@ -37,6 +44,10 @@ $(SO) $(STATIC) $(HEADER): FORCE
 $(BUILD):
 	mkdir -p $(BUILD)
 
+$(SONAME_LINK): $(SO)
+	mkdir -p $(@D)
+	ln -sfn $(abspath $(SO)) $@
+
 include $(sort $(wildcard mk/*.mk))
 
 cargo-test:
@@ -53,8 +64,11 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
-test: cargo-test check-header $(TEST_TARGETS)
-	@echo "make test: all suites passed"
+TEST_SUITES = cargo-test check-header $(TEST_TARGETS)
+
+# Make stops at the first failing suite, so reaching the last line means all passed.
+test: $(TEST_SUITES)
+	@echo "make test suites: $(words $(TEST_SUITES)) passed, 0 failed"
 
 clean:
 	$(CARGO) clean

@@ -9,27 +9,17 @@
 BENCH_BIN     := $(BUILD)/bench
 BENCH_SRCS    := bench/bench.c bench/fake_peers.c c_tests/host.c c_tests/request.c
 BENCH_HDRS    := bench/fake_peers.h c_tests/host.h c_tests/request.h $(HEADER)
-# Linked as the server links the module: through the header, -lraida_healing, no
-# -rdynamic. The library's soname is libraida_healing.so.0, so the rpath names a folder
-# holding that name as a link to the release build.
-BENCH_LIBDIR  := $(BUILD)/bench-lib
-BENCH_SONAME  := $(BENCH_LIBDIR)/libraida_healing.so.0
 BENCH_CFLAGS  := -O2 -g
-BENCH_LDFLAGS := -L$(LIB_DIR) -Wl,-rpath,$(abspath $(BENCH_LIBDIR)) -lraida_healing -lpthread
 
 .PHONY: bench bench-build
 
 bench-build: $(BENCH_BIN)
 
-$(BENCH_SONAME): $(SO)
-	mkdir -p $(BENCH_LIBDIR)
-	ln -sfn $(abspath $(SO)) $@
-
-$(BENCH_BIN): $(BENCH_SRCS) $(BENCH_HDRS) $(SO) $(BENCH_SONAME) | $(BUILD)
-	$(CC) $(CWARN) $(BENCH_CFLAGS) $(CPPFLAGS) -o $@ $(BENCH_SRCS) $(BENCH_LDFLAGS)
+$(BENCH_BIN): $(BENCH_SRCS) $(BENCH_HDRS) $(SO) $(SONAME_LINK) | $(BUILD)
+	$(CC) $(CWARN) $(BENCH_CFLAGS) $(CPPFLAGS) -o $@ $(BENCH_SRCS) $(LINK_SO)
 
 bench: $(BENCH_BIN)
 	$(BENCH_BIN)
 
 TEST_TARGETS += bench-build
-CLEAN_PATHS  += $(BENCH_BIN) $(BENCH_LIBDIR)
+CLEAN_PATHS  += $(BENCH_BIN)

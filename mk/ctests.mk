@@ -8,7 +8,7 @@
 #   make install-test       make install into a temporary prefix, build with pkg-config
 #
 # The test executables link the .so WITHOUT -rdynamic, as the legacy server does, and
-# find it at run time through an rpath (see CT_LIBDIR).
+# find it at run time through an rpath (LINK_SO and SONAME_LINK in the Makefile).
 
 CT_SRC      := c_tests
 CT_OUT      := $(BUILD)/ctests
@@ -17,12 +17,6 @@ CT_HARNESS  := $(CT_SRC)/host.c $(CT_SRC)/request.c
 CT_HEADERS  := $(CT_SRC)/host.h $(CT_SRC)/request.h $(CT_SRC)/check.h $(HEADER)
 CT_TESTS    := test_layout test_host test_commands
 
-# The linker records the SONAME (libraida_healing.so.0) as the executables' NEEDED entry,
-# which cargo does not create; the rpath names a folder of build/ holding that name as a
-# link to target/release/libraida_healing.so (as mk/node.mk and mk/bench.mk do).
-CT_LIBDIR   := $(BUILD)/ctests-lib
-CT_SONAME   := $(CT_LIBDIR)/libraida_healing.so.$(SOVERSION)
-CT_LINK     := -L$(LIB_DIR) -lraida_healing -Wl,-rpath,$(abspath $(CT_LIBDIR)) -lpthread
 CT_SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 # The .so itself is not instrumented; these make any report in the C code fatal.
 CT_ASAN_ENV := ASAN_OPTIONS=halt_on_error=1:abort_on_error=0:detect_leaks=1:exitcode=1 \
@@ -33,18 +27,14 @@ CT_VALGRIND := valgrind --tool=memcheck --quiet --error-exitcode=1 --leak-check=
 
 .PHONY: c-header-test c-test c-test-build c-test-asan c-test-valgrind static-link-test install-test
 
-$(CT_SONAME): $(SO)
-	mkdir -p $(CT_LIBDIR)
-	ln -sfn $(abspath $(SO)) $@
-
 $(CT_OUT) $(CT_ASAN_OUT):
 	mkdir -p $@
 
-$(CT_OUT)/%: $(CT_SRC)/%.c $(CT_HARNESS) $(CT_HEADERS) $(SO) $(CT_SONAME) | $(CT_OUT)
-	$(CC) $(CWARN) $(CFLAGS) $(CPPFLAGS) $< $(CT_HARNESS) -o $@ $(CT_LINK)
+$(CT_OUT)/%: $(CT_SRC)/%.c $(CT_HARNESS) $(CT_HEADERS) $(SO) $(SONAME_LINK) | $(CT_OUT)
+	$(CC) $(CWARN) $(CFLAGS) $(CPPFLAGS) $< $(CT_HARNESS) -o $@ $(LINK_SO)
 
-$(CT_ASAN_OUT)/%: $(CT_SRC)/%.c $(CT_HARNESS) $(CT_HEADERS) $(SO) $(CT_SONAME) | $(CT_ASAN_OUT)
-	$(CC) $(CWARN) $(CFLAGS) $(CT_SAN) $(CPPFLAGS) $< $(CT_HARNESS) -o $@ $(CT_LINK)
+$(CT_ASAN_OUT)/%: $(CT_SRC)/%.c $(CT_HARNESS) $(CT_HEADERS) $(SO) $(SONAME_LINK) | $(CT_ASAN_OUT)
+	$(CC) $(CWARN) $(CFLAGS) $(CT_SAN) $(CPPFLAGS) $< $(CT_HARNESS) -o $@ $(LINK_SO)
 
 $(CT_OUT)/test_commands_static: $(CT_SRC)/test_commands.c $(CT_HARNESS) $(CT_HEADERS) $(STATIC) | $(CT_OUT)
 	$(CC) $(CWARN) $(CFLAGS) $(CPPFLAGS) $< $(CT_HARNESS) -o $@ $(STATIC) -lpthread -ldl -lm
@@ -104,4 +94,4 @@ install-test: $(SO) $(STATIC) $(HEADER)
 	echo "install-test: SONAME, symlinks, header, pkg-config (shared and static) ok"
 
 TEST_TARGETS += c-header-test c-test c-test-asan c-test-valgrind static-link-test install-test
-CLEAN_PATHS  += $(CT_OUT) $(CT_ASAN_OUT) $(CT_LIBDIR)
+CLEAN_PATHS  += $(CT_OUT) $(CT_ASAN_OUT)

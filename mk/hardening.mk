@@ -106,16 +106,14 @@ node-valgrind: $(NODE_VG_WRAPPER)
 
 FIX_ASAN_BIN  := $(BUILD)/fix-asan/test_fix
 FIX_ASAN_SRCS := c_tests/test_fix.c c_tests/host.c c_tests/request.c
-FIX_ASAN_LIB  := $(BUILD)/fix-lib
 FIX_ASAN_ENV  := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:exitcode=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 $(FIX_ASAN_BIN): $(FIX_ASAN_SRCS) c_tests/host.h c_tests/request.h c_tests/check.h $(HEADER) \
-		$(SO) $(FIX_ASAN_LIB)/libraida_healing.so.$(SOVERSION)
+		$(SO) $(SONAME_LINK)
 	mkdir -p $(@D)
 	$(CC) $(CWARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
-		-fno-sanitize-recover=all $(CPPFLAGS) $(FIX_ASAN_SRCS) -o $@ \
-		-L$(LIB_DIR) -lraida_healing -Wl,-rpath,$(abspath $(FIX_ASAN_LIB)) -lpthread
+		-fno-sanitize-recover=all $(CPPFLAGS) $(FIX_ASAN_SRCS) -o $@ $(LINK_SO)
 
 c-test-fix-asan: $(FIX_ASAN_BIN)
 	$(FIX_ASAN_ENV) $(FIX_ASAN_BIN)

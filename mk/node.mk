@@ -15,12 +15,7 @@ NODE_UNIT     := $(BUILD)/node_unit_test
 NODE_SRCS     := $(NODE_DIR)/node_config.c $(NODE_DIR)/node_wire.c $(NODE_DIR)/node_pages.c c_tests/host.c
 NODE_HDRS     := $(wildcard $(NODE_DIR)/*.h) c_tests/host.h
 NODE_SANITIZE := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-# Linked as the legacy server links the module: through the header, -lraida_healing, no
-# -rdynamic. The library's soname is libraida_healing.so.0, which cargo does not create,
-# so the rpath names a folder of build/ holding that name as a link to the built library.
-NODE_LIBDIR   := $(BUILD)/node-lib
-NODE_SONAME   := $(NODE_LIBDIR)/libraida_healing.so.0
-NODE_LDFLAGS  := -L$(LIB_DIR) -Wl,-rpath,$(abspath $(NODE_LIBDIR)) -lraida_healing -lpthread
+# Linked as the legacy server links the module (LINK_SO and SONAME_LINK in the Makefile).
 NODE_UBSAN    := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 # The node's leak check is off: it ends with _exit() under live connection threads (and
 # LeakSanitizer's exit-time scan was seen to spin forever there). The unit test checks leaks.
@@ -31,15 +26,11 @@ NODE_UNIT_ENV := ASAN_OPTIONS=detect_leaks=1:exitcode=1 $(NODE_UBSAN)
 
 node: $(NODE_BIN)
 
-$(NODE_SONAME): $(SO)
-	mkdir -p $(NODE_LIBDIR)
-	ln -sfn $(abspath $(SO)) $@
+$(NODE_BIN): $(NODE_DIR)/node_main.c $(NODE_SRCS) $(NODE_HDRS) $(SO) $(SONAME_LINK) | $(BUILD)
+	$(CC) $(CWARN) $(CFLAGS) $(CPPFLAGS) -o $@ $(NODE_DIR)/node_main.c $(NODE_SRCS) $(LINK_SO)
 
-$(NODE_BIN): $(NODE_DIR)/node_main.c $(NODE_SRCS) $(NODE_HDRS) $(SO) $(NODE_SONAME) | $(BUILD)
-	$(CC) $(CWARN) $(CFLAGS) $(CPPFLAGS) -o $@ $(NODE_DIR)/node_main.c $(NODE_SRCS) $(NODE_LDFLAGS)
-
-$(NODE_ASAN_BIN): $(NODE_DIR)/node_main.c $(NODE_SRCS) $(NODE_HDRS) $(SO) $(NODE_SONAME) | $(BUILD)
-	$(CC) $(CWARN) $(NODE_SANITIZE) $(CPPFLAGS) -o $@ $(NODE_DIR)/node_main.c $(NODE_SRCS) $(NODE_LDFLAGS)
+$(NODE_ASAN_BIN): $(NODE_DIR)/node_main.c $(NODE_SRCS) $(NODE_HDRS) $(SO) $(SONAME_LINK) | $(BUILD)
+	$(CC) $(CWARN) $(NODE_SANITIZE) $(CPPFLAGS) -o $@ $(NODE_DIR)/node_main.c $(NODE_SRCS) $(LINK_SO)
 
 # The unit test needs no library: the node's own pieces and the harness.
 $(NODE_UNIT): $(NODE_DIR)/node_unit_test.c $(NODE_SRCS) $(NODE_HDRS) | $(BUILD)

@@ -9,11 +9,8 @@
 
 SA_SRC         := tools/tests
 SA_OUT         := $(BUILD)/standalone
-# host_present links the .so as the legacy server does (no -rdynamic). Its NEEDED entry is
-# the soname libraida_healing.so.0, which cargo does not create: the rpath names a folder
-# holding that name as a link to the release build (as mk/node.mk and mk/ctests.mk do).
-SA_LIBDIR      := $(SA_OUT)/lib
-SA_SONAME      := $(SA_LIBDIR)/libraida_healing.so.$(SOVERSION)
+# host_present links the .so as the legacy server does (LINK_SO and SONAME_LINK in the
+# Makefile).
 SA_HOST_BIN    := $(SA_OUT)/host_present
 SA_FAKE_ABI_SO := $(SA_OUT)/libfake_abi.so
 
@@ -22,13 +19,8 @@ SA_FAKE_ABI_SO := $(SA_OUT)/libfake_abi.so
 $(SA_OUT):
 	mkdir -p $@
 
-$(SA_SONAME): $(SO) | $(SA_OUT)
-	mkdir -p $(SA_LIBDIR)
-	ln -sfn $(abspath $(SO)) $@
-
-$(SA_HOST_BIN): $(SA_SRC)/host_present.c $(SO) $(SA_SONAME) | $(SA_OUT)
-	$(CC) $(CWARN) $(CFLAGS) $(CPPFLAGS) $< -o $@ \
-		-L$(LIB_DIR) -lraida_healing -Wl,-rpath,$(abspath $(SA_LIBDIR))
+$(SA_HOST_BIN): $(SA_SRC)/host_present.c $(SO) $(SONAME_LINK) | $(SA_OUT)
+	$(CC) $(CWARN) $(CFLAGS) $(CPPFLAGS) $< -o $@ $(LINK_SO)
 
 $(SA_FAKE_ABI_SO): $(SA_SRC)/fake_abi.c | $(SA_OUT)
 	$(CC) $(CWARN) $(CFLAGS) -shared -fPIC $< -o $@

@@ -58,6 +58,11 @@ pub fn write(level: Level, line: &str) {
         sink(level, line);
         return;
     }
+    to_stderr(level, line);
+}
+
+/// Writes one line to stderr if `RAIDA_HEALING_LOG` lets `level` through.
+pub fn to_stderr(level: Level, line: &str) {
     if stderr_level().is_some_and(|max| level <= max) {
         let tag = match level {
             Level::Error => "ERROR",

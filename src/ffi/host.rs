@@ -193,10 +193,10 @@ fn host_log_fn(level: Level) -> Option<LogFn> {
 }
 
 /// Sends one line to the server's `debug`, `warning` or `error`; lines the server has no
-/// function for go to stderr instead.
+/// function for go where they go without a server (stderr, by `RAIDA_HEALING_LOG`).
 fn host_log(level: Level, line: &str) {
     let Some(f) = host_log_fn(level) else {
-        eprintln!("raida_healing: {line}");
+        crate::log::to_stderr(level, line);
         return;
     };
     let line = CString::new(line.replace('\0', " ")).unwrap_or_default();
