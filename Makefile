@@ -9,7 +9,8 @@ PREFIX  ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 SOVERSION := 0
 
-LIB_DIR := target/release
+# Where cargo puts the release build (it honours CARGO_TARGET_DIR; so do we).
+LIB_DIR := $(or $(CARGO_TARGET_DIR),target)/release
 SO      := $(LIB_DIR)/libraida_healing.so
 STATIC  := $(LIB_DIR)/libraida_healing.a
 HEADER  := include/raida_healing.h

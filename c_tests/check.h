@@ -7,6 +7,7 @@
 #ifndef RAIDA_CHECK_H
 #define RAIDA_CHECK_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,11 @@ static inline void run_group(const char *name, void (*fn)(void))
     close(fds[0]);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) { /* e.g. ECHILD: no status to wait for; count it as a failure */
+            perror("waitpid");
+            status = -1;
+            break;
+        }
     }
     int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (got == (ssize_t)sizeof counts) {

@@ -2,7 +2,8 @@
 #
 #   make c-test-fix           build/fix/test_fix: the host harness (c_tests/host.c) plays the
 #                             legacy server; scripted loopback peers run as threads of the test
-#   make c-test-fix-valgrind  the same under valgrind memcheck (not part of `make test`)
+#   make c-test-fix-valgrind  the same under valgrind memcheck (mk/hardening.mk puts it in
+#                             `make test`)
 #
 # Linked as the server links the module (LINK_SO and SONAME_LINK in the Makefile).
 

@@ -26,10 +26,10 @@ NODE_UNIT_ENV := ASAN_OPTIONS=detect_leaks=1:exitcode=1 $(NODE_UBSAN)
 
 node: $(NODE_BIN)
 
-$(NODE_BIN): $(NODE_DIR)/node_main.c $(NODE_SRCS) $(NODE_HDRS) $(SO) $(SONAME_LINK) | $(BUILD)
+$(NODE_BIN): $(NODE_DIR)/node_main.c $(NODE_SRCS) $(NODE_HDRS) $(HEADER) $(SO) $(SONAME_LINK) | $(BUILD)
 	$(CC) $(CWARN) $(CFLAGS) $(CPPFLAGS) -o $@ $(NODE_DIR)/node_main.c $(NODE_SRCS) $(LINK_SO)
 
-$(NODE_ASAN_BIN): $(NODE_DIR)/node_main.c $(NODE_SRCS) $(NODE_HDRS) $(SO) $(SONAME_LINK) | $(BUILD)
+$(NODE_ASAN_BIN): $(NODE_DIR)/node_main.c $(NODE_SRCS) $(NODE_HDRS) $(HEADER) $(SO) $(SONAME_LINK) | $(BUILD)
 	$(CC) $(CWARN) $(NODE_SANITIZE) $(CPPFLAGS) -o $@ $(NODE_DIR)/node_main.c $(NODE_SRCS) $(LINK_SO)
 
 # The unit test needs no library: the node's own pieces and the harness.
@@ -45,3 +45,5 @@ node-test: $(NODE_BIN) $(NODE_ASAN_BIN) $(NODE_UNIT)
 	$(NODE_SAN_ENV) python3 $(NODE_DIR)/test_network.py --node $(NODE_ASAN_BIN)
 
 TEST_TARGETS += node-test
+# Python's byte code of netlab/raida_wire/wallet (when PYTHONDONTWRITEBYTECODE is unset).
+CLEAN_PATHS  += $(NODE_DIR)/__pycache__

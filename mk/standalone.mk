@@ -19,7 +19,7 @@ SA_FAKE_ABI_SO := $(SA_OUT)/libfake_abi.so
 $(SA_OUT):
 	mkdir -p $@
 
-$(SA_HOST_BIN): $(SA_SRC)/host_present.c $(SO) $(SONAME_LINK) | $(SA_OUT)
+$(SA_HOST_BIN): $(SA_SRC)/host_present.c $(HEADER) $(SO) $(SONAME_LINK) | $(SA_OUT)
 	$(CC) $(CWARN) $(CFLAGS) $(CPPFLAGS) $< -o $@ $(LINK_SO)
 
 $(SA_FAKE_ABI_SO): $(SA_SRC)/fake_abi.c | $(SA_OUT)

@@ -287,6 +287,7 @@ fn entries(text: &str) -> Result<Vec<Entry>, ConfigError> {
         chars: text.chars().collect(),
         at: 0,
         line: 1,
+        depth: 0,
     };
     let mut out = Vec::new();
     let mut in_scope = true; // the root table
@@ -320,10 +321,16 @@ fn entries(text: &str) -> Result<Vec<Entry>, ConfigError> {
     }
 }
 
+/// How deep arrays and inline tables may nest. Real configs nest one or two levels; the
+/// bound keeps a corrupt file from overflowing the stack of the process that opens it.
+const MAX_NESTING: usize = 64;
+
 struct Parser {
     chars: Vec<char>,
     at: usize,
     line: usize,
+    /// Arrays and inline tables currently open around the value being read.
+    depth: usize,
 }
 
 impl Parser {
@@ -456,8 +463,22 @@ impl Parser {
         match self.peek() {
             Some('"') => Ok(Value::Str(self.basic_string()?)),
             Some('\'') => Ok(Value::Str(self.literal_string()?)),
-            Some('[') => self.array(),
-            Some('{') => self.inline_table(),
+            Some(c @ ('[' | '{')) => {
+                if self.depth >= MAX_NESTING {
+                    return Err(error_at(
+                        line,
+                        format!("values nested more than {MAX_NESTING} levels deep"),
+                    ));
+                }
+                self.depth += 1;
+                let value = if c == '[' {
+                    self.array()
+                } else {
+                    self.inline_table()
+                };
+                self.depth -= 1;
+                value
+            }
             Some(_) => self.scalar(),
             None => Err(error_at(line, "a value is missing after `=`")),
         }

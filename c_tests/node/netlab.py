@@ -27,10 +27,13 @@ EXIT_LISTEN = 3  # raida_node's exit code when its port is taken
 
 
 def _die_with_parent():
-    """In the child before exec: SIGTERM it when this process dies, however it dies, so
-    no node outlives a killed test run."""
+    """In the child before exec: SIGKILL it when this process dies, however it dies, so
+    no node outlives a killed test run. SIGKILL, not SIGTERM: a node a test has paused
+    with SIGSTOP would keep a SIGTERM pending, stopped, forever. (An orderly end, with
+    the nodes' final write-back, is close(); demo.py and test_network.py turn SIGTERM
+    into one.)"""
     PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _threads_of(pid):
@@ -248,19 +251,30 @@ class Network:
     def start(self, i, *, folder_arg=False):
         """Starts RAIDA i's node; waits until it listens. Returns False when its port was
         taken (the node exits with code 3)."""
+        proc, offset = self._launch(i, folder_arg=folder_arg)
+        return self._await_listening(i, proc, offset, time.monotonic() + START_TIMEOUT)
+
+    def _launch(self, i, *, folder_arg=False):
+        """Starts RAIDA i's node without waiting; returns (Popen, log offset)."""
         log_path = os.path.join(self.folder(i), "node.log")
         log = open(log_path, "ab")
         offset = log.tell()  # a restarted node appends; only its new lines count
         argv = [os.path.join(self.folder(i), "raida_node")]
         if folder_arg:
             argv = [self.node_bin, self.folder(i)]
-        proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                env=self.env, cwd="/", preexec_fn=_die_with_parent)
-        log.close()
+        try:
+            proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                    env=self.env, cwd="/", preexec_fn=_die_with_parent)
+        finally:
+            log.close()
         self.procs[i] = proc
         self.started.append((i, proc))
         self.logs[i] = log_path
-        deadline = time.monotonic() + START_TIMEOUT
+        return proc, offset
+
+    def _await_listening(self, i, proc, offset, deadline):
+        """Waits until RAIDA i's node (proc) listens: True; False when its port was taken.
+        deadline (time.monotonic()) is a safety net only."""
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 if proc.returncode == EXIT_LISTEN:
@@ -274,17 +288,23 @@ class Network:
         raise RuntimeError("RAIDA %d did not start listening:\n%s" % (i, self.log_text(i)))
 
     def start_all(self, attempts=5):
-        """Writes configs and starts every real node; on a port lost to another process,
-        stops them all and retries on fresh ports (unless a base port was given)."""
+        """Writes configs and starts every real node (all at once, then waits for each to
+        listen); on a port lost to another process, stops them all and retries on fresh
+        ports (unless a base port was given)."""
         for _ in range(attempts):
             self.write_configs()
-            taken = next((i for i in self.real() if not self.start(i)), None)
-            if taken is None:
+            launched = [(i, self._launch(i)) for i in self.real()]
+            # Nodes started together share the CPU (under valgrind, startup is slow): the
+            # safety net is what starting them one by one would allow.
+            deadline = time.monotonic() + START_TIMEOUT * len(launched)
+            taken = [i for i, (proc, offset) in launched
+                     if not self._await_listening(i, proc, offset, deadline)]
+            if not taken:
                 return
             self.stop_all()
             if self.base_port:
                 raise RuntimeError("port %d (RAIDA %d) is in use; pick another base port"
-                                   % (self.ports[taken], taken))
+                                   % (self.ports[taken[0]], taken[0]))
             self._choose_ports()
         raise RuntimeError("could not find 25 free ports")
 

@@ -39,12 +39,16 @@
 
 /* Connections served at once; more are closed at once (and logged). */
 #define MAX_CONNECTIONS 512
-/* A client silent this long while the node reads its request is given up on
- * (RAIDA_NODE_READ_TIMEOUT_MS overrides it). */
+/* How long a client may take to send its whole request, counted from accept, and to
+ * take the whole answer (RAIDA_NODE_READ_TIMEOUT_MS overrides it). A total, not a
+ * per-read timeout: a client trickling a byte now and then must not hold a connection
+ * thread (one of MAX_CONNECTIONS) for longer than this. */
 #define DEFAULT_READ_TIMEOUT_MS 10000
-/* After answering, how long the node waits for the client to close (it reads and drops
- * any unread request bytes, so the answer is not lost to a reset). */
+/* After answering, how long in total the node waits for the client to close (it reads
+ * and drops any unread request bytes, so the answer is not lost to a reset). */
 #define LINGER_MILLISECONDS 1000
+/* The most the node reads and drops while lingering. */
+#define LINGER_MAX_BYTES (1u << 20)
 /* At shutdown, how long running handlers (a fix waits on peers) may take to finish. */
 #define SHUTDOWN_WAIT_SECONDS 40
 /* Exit codes besides 0. */
@@ -62,7 +66,7 @@ static struct {
     int stopping;
     int in_handler;
     int connections;
-    struct timeval read_timeout;
+    long io_timeout_ms; /* DEFAULT_READ_TIMEOUT_MS or RAIDA_NODE_READ_TIMEOUT_MS */
 } node = {
     .listen_fd = -1,
     .wake = {-1, -1},
@@ -73,9 +77,44 @@ static struct {
 /* One accepted connection. */
 struct conn {
     int fd;
-    struct timeval start;
+    struct timeval start;      /* wall clock, for conn_info_t and the execution time */
+    struct timespec read_until; /* CLOCK_MONOTONIC: the whole request must be in by then */
     char ip[16];
 };
+
+/* CLOCK_MONOTONIC now + ms. */
+static struct timespec deadline_after(long ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+/* Waits until fd is ready for `events` or the deadline passes: 1 ready (or an error or
+ * hang-up to be seen by the next recv/send), 0 deadline passed. */
+static int wait_ready(int fd, short events, const struct timespec *until)
+{
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long left_ms = (long long)(until->tv_sec - now.tv_sec) * 1000 +
+                            (until->tv_nsec - now.tv_nsec) / 1000000;
+        if (left_ms <= 0)
+            return 0;
+        struct pollfd p = {.fd = fd, .events = events};
+        int n = poll(&p, 1, left_ms > INT_MAX ? INT_MAX : (int)left_ms);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != 0)
+            return 1;
+    }
+}
 
 static uint32_t micros_since(const struct timeval *start)
 {
@@ -85,26 +124,34 @@ static uint32_t micros_since(const struct timeval *start)
     return us < 0 ? 0 : (uint32_t)us;
 }
 
-/* Reads up to len bytes; returns how many arrived before EOF, an error or the timeout. */
-static size_t read_up_to(int fd, unsigned char *buf, size_t len)
+/* Reads up to len bytes; returns how many arrived before EOF, an error or the deadline.
+ * Bytes already received are always taken, even past the deadline (a connection thread
+ * that starts late must not refuse a request that came in time). */
+static size_t read_up_to(int fd, unsigned char *buf, size_t len, const struct timespec *until)
 {
     size_t got = 0;
     while (got < len) {
-        ssize_t n = recv(fd, buf + got, len - got, 0);
-        if (n < 0 && errno == EINTR)
+        ssize_t n = recv(fd, buf + got, len - got, MSG_DONTWAIT);
+        if (n > 0) {
+            got += (size_t)n;
             continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
+        }
+        if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+            break; /* end of stream or an error */
+        if (errno != EINTR && !wait_ready(fd, POLLIN, until))
+            break; /* nothing more before the deadline */
     }
     return got;
 }
 
-static int send_all(int fd, const unsigned char *buf, size_t len)
+/* Sends everything before the deadline; 0, or -1 when the client left or read too slowly. */
+static int send_all(int fd, const unsigned char *buf, size_t len, const struct timespec *until)
 {
     while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
+        if (!wait_ready(fd, POLLOUT, until))
+            return -1;
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
             continue;
         if (n <= 0)
             return -1;
@@ -115,17 +162,17 @@ static int send_all(int fd, const unsigned char *buf, size_t len)
 }
 
 /* Ends the connection without losing the answer: no more writes, drop what the client
- * still sends until it closes (bounded), then close. */
+ * still sends until it closes (at most LINGER_MILLISECONDS and LINGER_MAX_BYTES in
+ * total), then close. */
 static void linger_close(int fd)
 {
     shutdown(fd, SHUT_WR);
-    struct timeval tv = {.tv_sec = LINGER_MILLISECONDS / 1000, .tv_usec = (LINGER_MILLISECONDS % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct timespec until = deadline_after(LINGER_MILLISECONDS);
     unsigned char sink[4096];
     size_t dropped = 0;
-    while (dropped < (1u << 20)) {
-        ssize_t n = recv(fd, sink, sizeof sink, 0);
-        if (n < 0 && errno == EINTR)
+    while (dropped < LINGER_MAX_BYTES && wait_ready(fd, POLLIN, &until)) {
+        ssize_t n = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
             continue;
         if (n <= 0)
             break;
@@ -151,8 +198,9 @@ static void respond(const struct conn *c, uint8_t status, uint8_t group, const u
         msg[NODE_HEADER_BYTES + body_len] = 0x3E;
         msg[NODE_HEADER_BYTES + body_len + 1] = 0x3E;
     }
-    if (send_all(c->fd, msg, NODE_HEADER_BYTES + wire_body) != 0)
-        debug("raida_node: client %s left before the response was sent", c->ip);
+    struct timespec send_until = deadline_after(node.io_timeout_ms);
+    if (send_all(c->fd, msg, NODE_HEADER_BYTES + wire_body, &send_until) != 0)
+        debug("raida_node: client %s left (or did not read) before the response was sent", c->ip);
     free(msg);
 }
 
@@ -242,14 +290,12 @@ static void dispatch(const struct conn *c, const struct node_request_header *h, 
 /* Reads one request, answers it and closes. */
 static void serve(struct conn *c)
 {
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &node.read_timeout, sizeof node.read_timeout);
-    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &node.read_timeout, sizeof node.read_timeout);
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
     static const uint8_t no_echo[2] = {0, 0};
     unsigned char header[NODE_HEADER_BYTES];
-    size_t got = read_up_to(c->fd, header, sizeof header);
+    size_t got = read_up_to(c->fd, header, sizeof header, &c->read_until);
     if (got == 0)
         return; /* connected and left: nothing to answer */
     if (got < sizeof header) {
@@ -270,7 +316,7 @@ static void serve(struct conn *c)
         respond(c, NODE_ERR_INTERNAL, h.group, h.echo, NULL, NULL, 0);
         return;
     }
-    got = read_up_to(c->fd, body, h.body_size);
+    got = read_up_to(c->fd, body, h.body_size, &c->read_until);
     const unsigned char *challenge = got >= NODE_CHALLENGE_BYTES ? body : NULL;
     if (got < h.body_size) {
         respond(c, NODE_ERR_LENGTH, h.group, h.echo, challenge, NULL, 0);
@@ -317,6 +363,7 @@ static void start_connection(int fd, const struct sockaddr_in *peer)
     if (c) {
         c->fd = fd;
         gettimeofday(&c->start, NULL);
+        c->read_until = deadline_after(node.io_timeout_ms);
         inet_ntop(AF_INET, &peer->sin_addr, c->ip, sizeof c->ip);
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -432,7 +479,11 @@ static int set_peers(void)
     return 0;
 }
 
-/* A positive number of milliseconds from the environment, or `fallback`. */
+/* The longest timeout the environment may set (one hour, as the library's settings). */
+#define MAX_ENV_MS 3600000L
+
+/* A positive number of milliseconds from the environment (at most MAX_ENV_MS), or
+ * `fallback`. */
 static long env_ms(const char *name, long fallback)
 {
     const char *text = getenv(name);
@@ -444,7 +495,7 @@ static long env_ms(const char *name, long fallback)
         fprintf(stderr, "raida_node: ignoring %s=%s (not a positive number of ms)\n", name, text);
         return fallback;
     }
-    return ms;
+    return ms > MAX_ENV_MS ? MAX_ENV_MS : ms;
 }
 
 static int listen_on(int port)
@@ -541,9 +592,7 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
 
-    long read_ms = env_ms("RAIDA_NODE_READ_TIMEOUT_MS", DEFAULT_READ_TIMEOUT_MS);
-    node.read_timeout.tv_sec = read_ms / 1000;
-    node.read_timeout.tv_usec = (read_ms % 1000) * 1000;
+    node.io_timeout_ms = env_ms("RAIDA_NODE_READ_TIMEOUT_MS", DEFAULT_READ_TIMEOUT_MS);
 
     host_init(node.cfg.raida_id, (uint8_t)node.cfg.coin_id);
     host_log_echo(1);

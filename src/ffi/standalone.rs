@@ -162,9 +162,17 @@ fn open_folder(dir: &Path) -> Result<(), (c_int, String)> {
     Ok(())
 }
 
-/// Closes the opened folder, waiting for commands still running on it.
+/// Closes the opened folder, waiting for commands still running on it, and forgets the
+/// tickets its store vouched for: a peer's claim must not list the coins of a store this
+/// process no longer serves. Both happen under the write lock, so no command can issue a
+/// ticket from the old store in between.
 fn close_folder() {
-    let closed = OPENED.write().take();
+    let mut opened = OPENED.write();
+    let closed = opened.take();
+    if closed.is_some() {
+        super::exports::TICKETS.clear();
+    }
+    drop(opened);
     if let Some(closed) = closed {
         crate::log::debug(&format!("closed {}", closed.dir.display()));
     }
