@@ -84,7 +84,7 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: Status,
-    pub body: Vec<u8>,
+    pub body: Body,
 }
 
 impl Response {
@@ -92,13 +92,117 @@ impl Response {
     pub fn status(status: Status) -> Response {
         Response {
             status,
-            body: Vec::new(),
+            body: Body::default(),
         }
     }
 
     /// A status with a body.
-    pub fn with_body(status: Status, body: Vec<u8>) -> Response {
-        Response { status, body }
+    pub fn with_body(status: Status, body: impl Into<Body>) -> Response {
+        Response {
+            status,
+            body: body.into(),
+        }
+    }
+}
+
+/// The bytes of a response body: built by the command, or shared with the ticket pool,
+/// so that a claim answers a ticket's coins without copying them (the C boundary then
+/// copies them once, into the buffer the server frees). Compares, and reads, as bytes.
+#[derive(Clone, Default)]
+pub struct Body(BodyBytes);
+
+#[derive(Clone)]
+enum BodyBytes {
+    Owned(Vec<u8>),
+    Shared(std::sync::Arc<[u8]>),
+}
+
+impl Default for BodyBytes {
+    fn default() -> Self {
+        BodyBytes::Owned(Vec::new())
+    }
+}
+
+impl Body {
+    /// The bytes as a vector of their own (no copy when the body was built as one).
+    pub fn into_vec(self) -> Vec<u8> {
+        match self.0 {
+            BodyBytes::Owned(bytes) => bytes,
+            BodyBytes::Shared(bytes) => bytes.to_vec(),
+        }
+    }
+}
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            BodyBytes::Owned(bytes) => bytes,
+            BodyBytes::Shared(bytes) => bytes,
+        }
+    }
+}
+
+impl AsRef<[u8]> for Body {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Body {
+        Body(BodyBytes::Owned(bytes))
+    }
+}
+
+impl From<std::sync::Arc<[u8]>> for Body {
+    fn from(bytes: std::sync::Arc<[u8]>) -> Body {
+        Body(BodyBytes::Shared(bytes))
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        <[u8] as std::fmt::Debug>::fmt(self, f)
+    }
+}
+
+impl PartialEq for Body {
+    fn eq(&self, other: &Body) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Body {}
+
+impl PartialEq<[u8]> for Body {
+    fn eq(&self, other: &[u8]) -> bool {
+        **self == *other
+    }
+}
+
+impl PartialEq<&[u8]> for Body {
+    fn eq(&self, other: &&[u8]) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<Vec<u8>> for Body {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        **self == **other
+    }
+}
+
+impl<const N: usize> PartialEq<[u8; N]> for Body {
+    fn eq(&self, other: &[u8; N]) -> bool {
+        **self == *other
+    }
+}
+
+impl PartialEq<Body> for Vec<u8> {
+    fn eq(&self, other: &Body) -> bool {
+        **self == **other
     }
 }
 
@@ -298,6 +402,27 @@ mod tests {
     fn crc_vector() {
         let bytes: Vec<u8> = (0..12).collect();
         assert_eq!(challenge_crc(&bytes), 0x9270_c965);
+    }
+
+    #[test]
+    fn bodies_compare_as_bytes_however_held() {
+        let shared: std::sync::Arc<[u8]> = vec![1, 2, 3].into();
+        let owned = Body::from(vec![1, 2, 3]);
+        let shared = Body::from(shared);
+        assert_eq!(owned, shared);
+        assert_eq!(shared, vec![1, 2, 3]);
+        assert_eq!(vec![1, 2, 3], shared);
+        assert_eq!(shared, [1, 2, 3]);
+        assert_eq!(shared, &[1u8, 2, 3][..]);
+        assert_ne!(shared, Body::from(vec![1, 2]));
+        assert_eq!(format!("{shared:?}"), "[1, 2, 3]");
+        assert_eq!(shared.len(), 3);
+        assert_eq!(shared.clone().into_vec(), vec![1, 2, 3]);
+        assert!(Body::default().is_empty());
+        assert_eq!(
+            Response::with_body(Status::Success, shared),
+            Response::with_body(Status::Success, vec![1, 2, 3])
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub struct PageKey {
 impl PageKey {
     /// The page holding `coin`, or `None` when no server could hold it (denomination
     /// outside -8..=6 or page beyond the last).
+    #[inline]
     pub fn of(coin: Coin) -> Option<PageKey> {
         let page = coin.sn / RECORDS_PER_PAGE;
         (DENOMINATIONS.contains(&coin.den) && page < TOTAL_PAGES).then_some(PageKey {
@@ -47,12 +48,16 @@ impl PageKey {
 
     /// The page's place in the global lock order, (denomination, page) ascending, as one
     /// number below 15 * 1000 (fits [`RANK_BITS`] bits).
-    fn rank(self) -> u32 {
-        (i32::from(self.den) - i32::from(*DENOMINATIONS.start())) as u32 * TOTAL_PAGES + self.page
+    #[inline]
+    fn rank(self) -> u16 {
+        ((i32::from(self.den) - i32::from(*DENOMINATIONS.start())) as u32 * TOTAL_PAGES + self.page)
+            as u16
     }
 
     /// The page of a [`PageKey::rank`].
-    fn from_rank(rank: u32) -> PageKey {
+    #[inline]
+    fn from_rank(rank: u16) -> PageKey {
+        let rank = u32::from(rank);
         PageKey {
             den: (i32::from(*DENOMINATIONS.start()) + (rank / TOTAL_PAGES) as i32) as i8,
             page: rank % TOTAL_PAGES,
@@ -69,16 +74,22 @@ pub fn slot_of(sn: u32) -> usize {
 /// A locked page's records, lent to a command for the span of one lock.
 ///
 /// Writes are remembered so the store can finish them under the same lock (mark the page
-/// dirty, mark the serial numbers used, or write them to disk).
+/// dirty, mark the serial numbers used, or write them to disk). Only fix writes; the list
+/// stays empty, and allocates nothing, on every read-only visit.
 pub struct PageRecords<'a> {
-    data: &'a mut [u8],
+    data: &'a mut [u8; PAGE_DATA_BYTES],
     written: Vec<usize>,
 }
 
 impl<'a> PageRecords<'a> {
     /// Wraps a page's record data; `data` must be [`PAGE_DATA_BYTES`] long.
     pub fn new(data: &'a mut [u8]) -> PageRecords<'a> {
-        assert_eq!(data.len(), PAGE_DATA_BYTES, "page data has the wrong size");
+        PageRecords::of_page(data.try_into().expect("page data has the wrong size"))
+    }
+
+    /// Wraps a page's record data of the exact size.
+    #[inline]
+    pub fn of_page(data: &'a mut [u8; PAGE_DATA_BYTES]) -> PageRecords<'a> {
         PageRecords {
             data,
             written: Vec::new(),
@@ -108,13 +119,14 @@ impl<'a> PageRecords<'a> {
     }
 
     /// The slots written through this view, in write order.
+    #[inline]
     pub fn written_slots(&self) -> &[usize] {
         &self.written
     }
 
     /// The raw record data (for stores that persist it).
     pub fn data(&self) -> &[u8] {
-        self.data
+        &self.data[..]
     }
 }
 
@@ -141,35 +153,98 @@ pub trait CoinStore: Sync {
 pub fn visit_by_page<S: CoinStore + ?Sized>(
     store: &S,
     coins: &[Coin],
+    visit: impl FnMut(&mut PageRecords<'_>, usize),
+) -> Result<(), Status> {
+    visit_coins_by_page(store, coins, |&coin| coin, visit)
+}
+
+/// [`visit_by_page`] over items that name coins, such as a request's records:
+/// `coin_of(&items[i])` is read once for each item, before any page is locked, and
+/// `visit` gets the item's index, so a command can read its coins straight from the
+/// request bytes instead of building a vector of them first.
+///
+/// The pages are ordered in time linear in the coins (a comparison sort was half the time
+/// of a 3119-coin get_ticket whose coins fall on random pages, BENCHMARKS.md):
+/// - ranks already in order (consecutive serial numbers): one scan finds the runs;
+/// - ranks spanning at most 4 times the coin count (a batch of one or a few
+///   denominations): each page's coins are chained in request order from a table of
+///   chain heads indexed by rank, and the table is walked in order;
+/// - otherwise (few coins spread widely): a radix sort in two passes of 7 bits, then a
+///   scan for each page's run.
+pub fn visit_coins_by_page<S: CoinStore + ?Sized, T>(
+    store: &S,
+    items: &[T],
+    coin_of: impl Fn(&T) -> Coin,
     mut visit: impl FnMut(&mut PageRecords<'_>, usize),
 ) -> Result<(), Status> {
-    let mut ranks = Vec::with_capacity(coins.len());
-    for &coin in coins {
-        ranks.push(
-            PageKey::of(coin)
-                .ok_or(Status::InvalidSnOrDenomination)?
-                .rank(),
-        );
+    let mut ranks = vec![0u16; items.len()];
+    for (rank, item) in ranks.iter_mut().zip(items) {
+        *rank = PageKey::of(coin_of(item))
+            .ok_or(Status::InvalidSnOrDenomination)?
+            .rank();
     }
-    let order = lock_order(&ranks);
-    let mut rest = &order[..];
-    while let Some(&first) = rest.first() {
-        let rank = ranks[first as usize];
-        let len = rest
-            .iter()
-            .position(|&i| ranks[i as usize] != rank)
-            .unwrap_or(rest.len());
-        let (group, tail) = rest.split_at(len);
-        store
-            .with_page(PageKey::from_rank(rank), |page| {
-                for &i in group {
-                    visit(page, i as usize);
-                }
-            })
-            .ok_or(Status::InvalidSnOrDenomination)?;
-        rest = tail;
+    let n = ranks.len();
+    if n == 0 {
+        return Ok(());
+    }
+    // Separate passes: each is a few instructions a coin (min and max in SIMD), fewer
+    // than folding them into the parsing loop above.
+    let (mut min, mut max) = (u16::MAX, 0);
+    for &rank in &ranks {
+        min = min.min(rank);
+        max = max.max(rank);
+    }
+    let span = usize::from(max - min) + 1;
+    if ranks.is_sorted() {
+        let mut start = 0;
+        while let Some(&rank) = ranks.get(start) {
+            let len = ranks[start..]
+                .iter()
+                .position(|&r| r != rank)
+                .unwrap_or(n - start);
+            visit_page(store, rank, start..start + len, &mut visit)?;
+            start += len;
+        }
+    } else if span <= 4 * n {
+        let chains = PageChains::new(&ranks, min, span);
+        for (offset, &head) in chains.heads.iter().enumerate() {
+            if head != PageChains::END {
+                let coins = chains.coins_from(head);
+                visit_page(store, min + offset as u16, coins, &mut visit)?;
+            }
+        }
+    } else {
+        let order = radix_order(&ranks);
+        let mut rest = &order[..];
+        while let Some(&first) = rest.first() {
+            let rank = ranks[first as usize];
+            let len = rest
+                .iter()
+                .position(|&i| ranks[i as usize] != rank)
+                .unwrap_or(rest.len());
+            let (group, tail) = rest.split_at(len);
+            visit_page(store, rank, group.iter().map(|&i| i as usize), &mut visit)?;
+            rest = tail;
+        }
     }
     Ok(())
+}
+
+/// Locks the page of `rank` once and visits `coins` (indices) on it, in the given order.
+#[inline]
+fn visit_page<S: CoinStore + ?Sized>(
+    store: &S,
+    rank: u16,
+    coins: impl Iterator<Item = usize>,
+    visit: &mut impl FnMut(&mut PageRecords<'_>, usize),
+) -> Result<(), Status> {
+    store
+        .with_page(PageKey::from_rank(rank), |page| {
+            for i in coins {
+                visit(page, i);
+            }
+        })
+        .ok_or(Status::InvalidSnOrDenomination)
 }
 
 /// Bits of a page rank: 15 denominations x 1000 pages < 2^14.
@@ -180,51 +255,69 @@ const _: () = assert!(
     (*DENOMINATIONS.end() as i32 - *DENOMINATIONS.start() as i32 + 1) as u32 * TOTAL_PAGES
         <= 1 << RANK_BITS
         && RANK_BITS % RADIX_BITS == 0
+        && RANK_BITS <= u16::BITS
 );
 
-/// The coin indices ordered by page rank, request order kept within a page.
-///
-/// Both sorts are stable and linear in the coins: one counting pass when the request's
-/// pages span a range at most 4 times its coin count (a batch of one or a few
-/// denominations), else a radix sort in two passes of 7 bits. A comparison sort was half
-/// the time of a 3119-coin get_ticket whose coins fall on random pages (BENCHMARKS.md).
-fn lock_order(ranks: &[u32]) -> Vec<u32> {
-    if ranks.is_sorted() {
-        return (0..ranks.len() as u32).collect();
+/// The coins of each page as a chain of indices in request order: `heads[rank - min]`
+/// is the page's first coin, `next[i]` the coin after `i` on the same page.
+struct PageChains {
+    heads: Vec<u32>,
+    next: Vec<u32>,
+}
+
+impl PageChains {
+    /// Marks an empty head and the end of a chain.
+    const END: u32 = u32::MAX;
+
+    /// Chains `ranks`, all in `min..min + span`. Built back to front, so each chain runs
+    /// front to back.
+    fn new(ranks: &[u16], min: u16, span: usize) -> PageChains {
+        let mut heads = vec![PageChains::END; span];
+        let mut next = vec![PageChains::END; ranks.len()];
+        for (i, (&rank, link)) in ranks.iter().zip(next.iter_mut()).enumerate().rev() {
+            let head = &mut heads[usize::from(rank - min)];
+            *link = *head;
+            *head = i as u32;
+        }
+        PageChains { heads, next }
     }
-    let min = ranks.iter().copied().min().unwrap_or(0);
-    let max = ranks.iter().copied().max().unwrap_or(0);
-    let span = (max - min) as usize + 1;
-    if span <= 4 * ranks.len() {
-        counting_order(ranks, min, span)
-    } else {
-        radix_order(ranks)
+
+    /// The coins of the chain that starts at `head`.
+    fn coins_from(&self, head: u32) -> Chain<'_> {
+        Chain {
+            next: &self.next,
+            at: head,
+        }
     }
 }
 
-/// Stable counting sort of indices by `rank - min`, which is below `span`.
-fn counting_order(ranks: &[u32], min: u32, span: usize) -> Vec<u32> {
-    let mut next = vec![0u32; span];
-    for &rank in ranks {
-        next[(rank - min) as usize] += 1;
+/// Walks one chain of [`PageChains`].
+struct Chain<'a> {
+    next: &'a [u32],
+    at: u32,
+}
+
+impl Iterator for Chain<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        let i = self.at;
+        if i == PageChains::END {
+            return None;
+        }
+        self.at = self.next[i as usize];
+        Some(i as usize)
     }
-    exclusive_prefix_sums(&mut next);
-    let mut order = vec![0u32; ranks.len()];
-    for (i, &rank) in ranks.iter().enumerate() {
-        let slot = &mut next[(rank - min) as usize];
-        order[*slot as usize] = i as u32;
-        *slot += 1;
-    }
-    order
 }
 
 /// Stable LSD radix sort of indices by rank, two counting passes of [`RADIX_BITS`].
-fn radix_order(ranks: &[u32]) -> Vec<u32> {
+fn radix_order(ranks: &[u16]) -> Vec<u32> {
     const BUCKETS: usize = 1 << RADIX_BITS;
     let mut order: Vec<u32> = (0..ranks.len() as u32).collect();
     let mut sorted = vec![0u32; ranks.len()];
     for shift in (0..RANK_BITS).step_by(RADIX_BITS as usize) {
-        let digit = |i: u32| (ranks[i as usize] >> shift) as usize & (BUCKETS - 1);
+        let digit = |i: u32| usize::from(ranks[i as usize] >> shift) & (BUCKETS - 1);
         let mut next = [0u32; BUCKETS];
         for &i in &order {
             next[digit(i)] += 1;
@@ -400,8 +493,68 @@ mod tests {
         }
     }
 
+    /// A store where every page exists and shares one buffer: it records the pages
+    /// locked, so tests can see the visiting order of any layout.
+    struct RecordingStore {
+        data: Mutex<Vec<u8>>,
+        locked: Mutex<Vec<PageKey>>,
+    }
+
+    impl RecordingStore {
+        fn new() -> RecordingStore {
+            RecordingStore {
+                data: Mutex::new(vec![0; PAGE_DATA_BYTES]),
+                locked: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl CoinStore for RecordingStore {
+        fn with_page<R>(
+            &self,
+            key: PageKey,
+            f: impl FnOnce(&mut PageRecords<'_>) -> R,
+        ) -> Option<R> {
+            self.locked.lock().push(key);
+            Some(f(&mut PageRecords::new(&mut self.data.lock())))
+        }
+    }
+
+    /// The visits `visit_by_page` makes: (page, coin indices) in order.
+    fn visits(coins: &[Coin]) -> Vec<(PageKey, Vec<usize>)> {
+        let store = RecordingStore::new();
+        let mut seen: Vec<Vec<usize>> = Vec::new();
+        let mut pages = 0;
+        visit_by_page(&store, coins, |_, i| {
+            let locked = store.locked.lock().len();
+            if locked != pages {
+                pages = locked;
+                seen.push(Vec::new());
+            }
+            seen.last_mut().expect("pushed above").push(i);
+        })
+        .unwrap();
+        let locked = store.locked.lock().clone();
+        locked.into_iter().zip(seen).collect()
+    }
+
+    /// The same by a comparison sort: what every path must agree with.
+    fn visits_by_sort(coins: &[Coin]) -> Vec<(PageKey, Vec<usize>)> {
+        let key = |i: usize| PageKey::of(coins[i]).expect("valid test coin");
+        let mut order: Vec<usize> = (0..coins.len()).collect();
+        order.sort_by_key(|&i| key(i));
+        let mut pages: Vec<(PageKey, Vec<usize>)> = Vec::new();
+        for i in order {
+            match pages.last_mut() {
+                Some((last, group)) if *last == key(i) => group.push(i),
+                _ => pages.push((key(i), vec![i])),
+            }
+        }
+        pages
+    }
+
     #[test]
-    fn lock_order_is_a_stable_sort_by_page() {
+    fn pages_ascend_once_each_with_request_order_inside() {
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = |modulus: u64| {
             state ^= state << 13;
@@ -409,21 +562,67 @@ mod tests {
             state ^= state << 17;
             state % modulus
         };
-        for n in [0usize, 1, 2, 3, 100, 3119, 5000] {
-            // narrow (counting sort) and wide (radix sort) spans, with many ties
-            for (span, step) in [(1_000, 7), (15_000, 97), (15_000, 1)] {
-                let ranks: Vec<u32> = (0..n).map(|_| (next(span) / step * step) as u32).collect();
-                let mut expected: Vec<u32> = (0..n as u32).collect();
-                expected.sort_by_key(|&i| ranks[i as usize]);
-                assert_eq!(lock_order(&ranks), expected, "n = {n}, span {span}");
-                assert_eq!(radix_order(&ranks), expected, "radix, n = {n}");
-                if let (Some(&min), Some(&max)) = (ranks.iter().min(), ranks.iter().max()) {
-                    let span = (max - min) as usize + 1;
-                    assert_eq!(counting_order(&ranks, min, span), expected, "counting");
-                }
+        for n in [1usize, 2, 3, 100, 3119, 5000] {
+            // narrow (chains) and wide (radix sort) spans of pages, with many ties, and
+            // the same coins in order (runs)
+            for (pages, step) in [(1_000, 7), (15_000, 97), (15_000, 1), (4, 1)] {
+                let mut coins: Vec<Coin> = (0..n)
+                    .map(|_| {
+                        let page = next(pages) / step * step;
+                        Coin {
+                            den: -8 + (page / 1000) as i8,
+                            sn: (page % 1000) as u32 * RECORDS_PER_PAGE
+                                + next(RECORDS_PER_PAGE.into()) as u32,
+                        }
+                    })
+                    .collect();
+                assert_eq!(visits(&coins), visits_by_sort(&coins), "n = {n}, {pages}");
+                coins.sort();
+                assert_eq!(visits(&coins), visits_by_sort(&coins), "sorted, n = {n}");
             }
         }
-        assert_eq!(lock_order(&[14_999, 0, 14_999, 7]), vec![1, 3, 0, 2]);
+        let coin = |den, page: u32| Coin {
+            den,
+            sn: page * RECORDS_PER_PAGE,
+        };
+        let coins = [coin(6, 999), coin(-8, 0), coin(6, 999), coin(-8, 7)];
+        let key = |den, page| PageKey { den, page };
+        assert_eq!(
+            visits(&coins),
+            vec![
+                (key(-8, 0), vec![1]),
+                (key(-8, 7), vec![3]),
+                (key(6, 999), vec![0, 2])
+            ]
+        );
+        assert_eq!(visits(&[]), vec![]);
+    }
+
+    #[test]
+    fn radix_order_is_a_stable_sort() {
+        let ranks: Vec<u16> = (0..5000u32)
+            .map(|i| (i * 7919 % 15_000) as u16 / 3)
+            .collect();
+        let mut expected: Vec<u32> = (0..5000).collect();
+        expected.sort_by_key(|&i| ranks[i as usize]);
+        assert_eq!(radix_order(&ranks), expected);
+    }
+
+    #[test]
+    fn a_missing_page_stops_the_visit() {
+        let store = MemoryStore::new();
+        let coins = [coin(1, 5000), coin(1, 1), coin(1, 9000), coin(1, 2)];
+        store.put(coins[1], [1; 16], 1);
+        store.put(coins[2], [2; 16], 1);
+        let mut seen = Vec::new();
+        let err = visit_by_page(&store, &coins, |_, i| seen.push(i)).unwrap_err();
+        assert_eq!(err, Status::InvalidSnOrDenomination);
+        // page 0 (coins 1 and 3) is visited, page 4 (coin 0) is missing, page 8 never
+        assert_eq!(seen, vec![1, 3]);
+        assert_eq!(
+            store.inspect(PageKey { den: 1, page: 8 }, |p| p.locks),
+            Some(0)
+        );
     }
 
     #[test]

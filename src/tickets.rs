@@ -136,13 +136,13 @@ impl TicketPool {
         for coin in coins {
             wire.extend_from_slice(&coin.to_wire());
         }
-        self.create_from_wire(wire)
+        self.create_from_wire(&wire)
     }
 
     /// Creates a ticket from coins already in wire form (n × den, sn), as a get_ticket
     /// request carries them, and returns its id. Copying the request's bytes is cheaper
     /// than decoding and re-encoding each coin (BENCHMARKS.md).
-    pub fn create_from_wire(&self, wire: Vec<u8>) -> Result<u32, CreateError> {
+    pub fn create_from_wire(&self, wire: &[u8]) -> Result<u32, CreateError> {
         let n = wire.len() / COIN_BYTES;
         if n == 0 || n > MAX_COINS_PER_TICKET || wire.len() % COIN_BYTES != 0 {
             return Err(CreateError::BadCoinCount);

@@ -477,7 +477,7 @@ fn validate_round(world: &World, rng: &mut Rng) {
         ticket,
         claimer,
         status: r.status,
-        body: r.body,
+        body: r.body.into_vec(),
         after,
         before,
     });

@@ -150,7 +150,7 @@ impl GetTicket {
         let full = pool.free_slots() == 0;
         let live = pool.live();
         let r = self.core.run(Cmd::GetTicket, &input);
-        let (status, body) = (r.status.code(), r.body);
+        let (status, body) = (r.status.code(), r.body.into_vec());
         shape::check(Cmd::GetTicket, n, status, &body);
         match &predicted.ticket {
             Some(_) if full => {
@@ -251,7 +251,7 @@ impl Find {
         let r = self.core.run(Cmd::Find, &input);
         shape::check(Cmd::Find, n, r.status.code(), &r.body);
         assert_eq!(
-            (r.status.code(), &r.body),
+            (r.status.code(), &r.body.to_vec()),
             (predicted.status, &predicted.body),
             "core"
         );
@@ -457,7 +457,7 @@ impl ValidateTicket {
         };
         let live = self.core.pool.live();
         let r = self.core.run(Cmd::ValidateTicket, &core_input);
-        let (status, body) = (r.status.code(), r.body);
+        let (status, body) = (r.status.code(), r.body.into_vec());
         shape::check(Cmd::ValidateTicket, 0, status, &body);
         let now = self.core_now();
         let expected = match oracle::validate_request(core_input.encryption_type, core_input.body) {
@@ -549,7 +549,7 @@ impl Fix {
         let r = self.core.run(Cmd::Fix, &input);
         shape::check(Cmd::Fix, n, r.status.code(), &r.body);
         assert_eq!(
-            (r.status.code(), &r.body),
+            (r.status.code(), &r.body.to_vec()),
             (predicted.status, &predicted.body),
             "core"
         );

@@ -1,8 +1,8 @@
 //! find (group 2, command 60): does this server hold each coin's AN, its proposed AN, or
 //! neither?
 
-use crate::protocol::{an_at, check_record_payload, Coin, Response, Status, AN_BYTES, COIN_BYTES};
-use crate::store::{slot_of, visit_by_page, CoinStore};
+use crate::protocol::{check_record_payload, Coin, Response, Status, AN_BYTES, COIN_BYTES};
+use crate::store::{slot_of, visit_coins_by_page, CoinStore};
 
 use super::Request;
 
@@ -17,14 +17,15 @@ const MATCHES_PAN: u8 = 2;
 /// Answers a find request. Read-only.
 pub fn find<S: CoinStore + ?Sized>(store: &S, request: &Request<'_>) -> Result<Response, Status> {
     let payload = check_record_payload(request.payload()?, RECORD, 0, RECORD)?;
-    let coins: Vec<Coin> = payload.chunks_exact(RECORD).map(Coin::from_wire).collect();
-    let mut results = vec![NEITHER; coins.len()];
-    visit_by_page(store, &coins, |page, i| {
-        let stored = page.an(slot_of(coins[i].sn));
-        let record = i * RECORD;
-        results[i] = if *stored == an_at(payload, record + COIN_BYTES) {
+    let (records, _) = payload.as_chunks::<RECORD>();
+    let coin_of = |record: &[u8; RECORD]| Coin::from_wire(&record[..COIN_BYTES]);
+    let mut results = vec![NEITHER; records.len()];
+    visit_coins_by_page(store, records, coin_of, |page, i| {
+        let record = &records[i];
+        let stored = &page.an(slot_of(coin_of(record).sn))[..];
+        results[i] = if *stored == record[COIN_BYTES..COIN_BYTES + AN_BYTES] {
             MATCHES_AN
-        } else if *stored == an_at(payload, record + COIN_BYTES + AN_BYTES) {
+        } else if *stored == record[COIN_BYTES + AN_BYTES..] {
             MATCHES_PAN
         } else {
             NEITHER

@@ -2,9 +2,9 @@
 //! Passing coins are put on a ticket that peers can later claim.
 
 use crate::protocol::{
-    an_at, check_record_payload, pass_fail_response, Coin, Response, Status, AN_BYTES, COIN_BYTES,
+    check_record_payload, pass_fail_response, Coin, Response, Status, AN_BYTES, COIN_BYTES,
 };
-use crate::store::{slot_of, visit_by_page, CoinStore};
+use crate::store::{slot_of, visit_coins_by_page, CoinStore};
 use crate::tickets::{CreateError, TicketPool, MAX_COINS_PER_TICKET};
 
 use super::Request;
@@ -20,31 +20,42 @@ pub fn get_ticket<S: CoinStore + ?Sized>(
     request: &Request<'_>,
 ) -> Result<Response, Status> {
     let payload = check_record_payload(request.payload()?, RECORD, 0, RECORD)?;
-    let n = payload.len() / RECORD;
+    let (records, _) = payload.as_chunks::<RECORD>();
+    let n = records.len();
     if n > MAX_COINS_PER_TICKET {
         // Only a modern-framed body can be this long; a ticket could not hold it.
         return Err(Status::InvalidPacketLength);
     }
-    let coins: Vec<Coin> = payload.chunks_exact(RECORD).map(Coin::from_wire).collect();
     let mut passed = vec![false; n];
-    visit_by_page(store, &coins, |page, i| {
-        passed[i] = *page.an(slot_of(coins[i].sn)) == an_at(payload, i * RECORD + COIN_BYTES);
+    visit_coins_by_page(store, records, coin_of, |page, i| {
+        let record = &records[i];
+        passed[i] = page.an(slot_of(coin_of(record).sn))[..] == record[COIN_BYTES..];
     })?;
-    // The ticket lists the passing coins in request order, in their wire form.
-    let mut passing = Vec::with_capacity(n * COIN_BYTES);
-    for (record, _) in payload
-        .chunks_exact(RECORD)
-        .zip(&passed)
-        .filter(|(_, &p)| p)
-    {
-        passing.extend_from_slice(&record[..COIN_BYTES]);
+    // The ticket lists the passing coins in request order, in their wire form: each
+    // coin's 5 bytes are copied to the next place, which only a passing coin takes.
+    let mut passing = vec![[0u8; COIN_BYTES]; n];
+    let mut count = 0;
+    for (record, &pass) in records.iter().zip(&passed) {
+        if let Some(place) = passing.get_mut(count) {
+            place.copy_from_slice(&record[..COIN_BYTES]);
+        }
+        count += usize::from(pass);
     }
-    if passing.is_empty() {
+    if count == 0 {
         return Ok(Response::status(Status::AllFail));
     }
-    let id = pool.create_from_wire(passing).map_err(|e| match e {
-        CreateError::PoolFull => Status::NoTicketSlot,
-        CreateError::BadCoinCount => Status::InvalidPacketLength,
-    })?;
+    passing.truncate(count);
+    let id = pool
+        .create_from_wire(passing.as_flattened())
+        .map_err(|e| match e {
+            CreateError::PoolFull => Status::NoTicketSlot,
+            CreateError::BadCoinCount => Status::InvalidPacketLength,
+        })?;
     Ok(pass_fail_response(&passed, &id.to_be_bytes()))
+}
+
+/// The coin a request record starts with.
+#[inline]
+fn coin_of(record: &[u8; RECORD]) -> Coin {
+    Coin::from_wire(&record[..COIN_BYTES])
 }

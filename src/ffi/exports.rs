@@ -77,8 +77,10 @@ unsafe fn body_of(ci: &ConnInfo) -> Option<&[u8]> {
 /// Writes `response` into `ci`: status, and the body in a fresh `malloc` buffer.
 fn answer(ci: &mut ConnInfo, response: Response) {
     if !ci.output.is_null() {
-        // The server promises NULL on entry; a stale buffer is its to free, not ours.
-        crate::log::warning("ci->output was not NULL on entry; leaving it to the server");
+        // The server promises NULL on entry. A pointer here may be a stale buffer or
+        // uninitialised memory, and freeing the latter would crash the server: replacing
+        // it risks at most a leak, which the log line makes visible.
+        crate::log::warning("ci->output was not NULL on entry; replaced without free()");
     }
     ci.output = std::ptr::null_mut();
     ci.output_size = 0;

@@ -230,7 +230,32 @@ impl Drop for PageLock {
     }
 }
 
+impl HostStore {
+    /// Finishes the writes a visit made, still under the page lock: marks the page dirty
+    /// for the server's flusher and each rewritten serial number used. Only fix writes,
+    /// so this is kept out of the inlined read path.
+    #[cold]
+    #[inline(never)]
+    fn finish_writes(&self, is_dirty: &mut c_int, key: PageKey, written: &[usize]) {
+        *is_dirty = 1;
+        let Some(update) = self.host.update_bitmap else {
+            return;
+        };
+        for &slot in written {
+            let sn = key.first_sn() + slot as u32;
+            // SAFETY: a plain call into the server with in-range arguments.
+            if unsafe { update(key.den, sn, 0) } != 0 {
+                crate::log::error(&format!(
+                    "update_free_pages_bitmap({}, {sn}, 0) failed",
+                    key.den
+                ));
+            }
+        }
+    }
+}
+
 impl CoinStore for HostStore {
+    #[inline]
     fn with_page<R>(&self, key: PageKey, f: impl FnOnce(&mut PageRecords<'_>) -> R) -> Option<R> {
         // SAFETY: the server's page lookup takes any denomination and serial number and
         // returns NULL for those it does not hold.
@@ -243,25 +268,16 @@ impl CoinStore for HostStore {
             unlock: self.host.unlock_page,
         };
         // SAFETY: the page is locked by us until `lock` drops, so nothing else reads or
-        // writes its data meanwhile; the borrow ends before the unlock.
+        // writes its data meanwhile; only `data` is borrowed (other threads may be
+        // waiting on the page's mutex), and the borrow ends before the unlock.
         let data = unsafe { &mut (*page).data };
-        let mut records = PageRecords::new(data);
+        let mut records = PageRecords::of_page(data);
         let result = f(&mut records);
         if !records.written_slots().is_empty() {
-            // SAFETY: still under the page lock; the flusher reads `is_dirty` under it.
-            unsafe { (*page).is_dirty = 1 };
-            if let Some(update) = self.host.update_bitmap {
-                for &slot in records.written_slots() {
-                    let sn = key.first_sn() + slot as u32;
-                    // SAFETY: a plain call into the server with in-range arguments.
-                    if unsafe { update(key.den, sn, 0) } != 0 {
-                        crate::log::error(&format!(
-                            "update_free_pages_bitmap({}, {sn}, 0) failed",
-                            key.den
-                        ));
-                    }
-                }
-            }
+            // SAFETY: still under the page lock, which the flusher takes to read
+            // `is_dirty`; a field apart from `data`.
+            let is_dirty = unsafe { &mut (*page).is_dirty };
+            self.finish_writes(is_dirty, key, records.written_slots());
         }
         drop(lock);
         Some(result)
