@@ -3,7 +3,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::sync::{LazyLock, Once};
+use std::sync::LazyLock;
 
 use crate::commands::{Command, Node, Request};
 use crate::peers::PeerOptions;
@@ -101,22 +101,13 @@ fn answer(ci: &mut ConnInfo, response: Response) {
     }
 }
 
-/// Sends the library's log lines to the server's log from the first handler call on,
-/// so that even a first call with a NULL `ci` is logged where the operator looks.
-fn route_log_to_host() {
-    static LOG_TO_HOST: Once = Once::new();
-    if let Some(host) = Host::get() {
-        LOG_TO_HOST.call_once(|| crate::log::set_sink(Some(host.log_sink())));
-    }
-}
-
 /// The whole life of one handler call.
 ///
 /// # Safety
 /// `ci` is NULL or points to a `conn_info_t` that the caller owns exclusively for the
 /// call, whose `body` (if not NULL) holds `body_size` readable bytes.
 unsafe fn handle(ci: *mut ConnInfo, command: Command) {
-    route_log_to_host();
+    super::host::route_log_to_host();
     let Some(mut ci) = NonNull::new(ci) else {
         crate::log::error(&format!("{command:?} called with a NULL conn_info_t"));
         return;

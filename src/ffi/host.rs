@@ -136,10 +136,15 @@ impl Host {
         }
         Ok(NodeConfig { raida_no, peers })
     }
+}
 
-    /// The server's log as a [`crate::log::Sink`].
-    pub fn log_sink(&self) -> crate::log::Sink {
-        host_log
+/// Sends the library's log lines to the server's log from the first call into the library
+/// on (every export calls this first), so that even a first call with a NULL argument is
+/// logged where the operator looks. Without a server, lines stay on stderr.
+pub fn route_log_to_host() {
+    static LOG_TO_HOST: std::sync::Once = std::sync::Once::new();
+    if Host::get().is_some() {
+        LOG_TO_HOST.call_once(|| crate::log::set_sink(Some(host_log)));
     }
 }
 

@@ -9,7 +9,6 @@ use std::collections::HashSet;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::sync::Once;
 
 use crate::peers::{ask_one, Claimer, PeerOutcome, Target};
 use crate::protocol::{Coin, TOTAL_RAIDA_SERVERS};
@@ -36,6 +35,7 @@ use super::layout::{CoinT, ValidateTicketArg};
 /// for the call; its `ci` is NULL or a valid `conn_info_t` (only `coin_id` is read).
 #[no_mangle]
 pub unsafe extern "C" fn send_validate_ticket_job(arg: *mut c_void) -> *mut c_void {
+    super::host::route_log_to_host();
     let Some(arg) = NonNull::new(arg.cast::<ValidateTicketArg>()) else {
         crate::log::error("send_validate_ticket_job called with a NULL argument");
         return std::ptr::null_mut();
@@ -89,8 +89,6 @@ fn validate_with_peer(raida_idx: i8, ticket: u32, coin_id: Option<u8>) -> Vec<Co
                 .to_string(),
         );
     };
-    static LOG_TO_HOST: Once = Once::new();
-    LOG_TO_HOST.call_once(|| crate::log::set_sink(Some(host.log_sink())));
     let config = match host.node_config() {
         Ok(config) => config,
         Err(why) => return refuse(format!("bad server config: {why}")),
