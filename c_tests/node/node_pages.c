@@ -56,15 +56,23 @@ int node_page_load(int8_t den, uint16_t page_no, unsigned char *data, void *ctx)
     return 0;
 }
 
-/* mkdir -p of the folders above a page file. */
-static int make_parents(const char *path)
+/* The folder part of path into dir (PATH_MAX bytes); 0 when path has no folder part. */
+static int parent_of(const char *path, char *dir)
 {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
+    snprintf(dir, PATH_MAX, "%s", path);
     char *slash = strrchr(dir, '/');
     if (!slash)
         return 0;
     *slash = '\0';
+    return 1;
+}
+
+/* mkdir -p of the folders above a page file. */
+static int make_parents(const char *path)
+{
+    char dir[PATH_MAX];
+    if (!parent_of(path, dir))
+        return 0;
     for (char *p = dir + 1; *p; p++) {
         if (*p != '/')
             continue;
@@ -94,11 +102,8 @@ static int write_all(int fd, const unsigned char *data, size_t len)
 static void sync_parent(const char *path)
 {
     char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
+    if (!parent_of(path, dir))
         return;
-    *slash = '\0';
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
         fsync(fd);
