@@ -522,17 +522,22 @@ fn twenty_four_peers_honest_faulty_silent_and_slow_to_accept() {
 
     let mut setup = setup;
     let mut tickets = [0u32; 25];
-    for p in peers.iter().chain([
-        &slow,
-        &liar,
-        &stalled,
-        &lying_size,
-        &truncated,
-        &bad_trailer,
-        &wrong_echo,
-        &wrong_index,
-        &declined,
-    ]) {
+    // Every peer that holds a ticket: the 13 honest ones and the scripted misfits.
+    let ticket_holders: Vec<_> = peers
+        .iter()
+        .chain([
+            &slow,
+            &liar,
+            &stalled,
+            &lying_size,
+            &truncated,
+            &bad_trailer,
+            &wrong_echo,
+            &wrong_index,
+            &declined,
+        ])
+        .collect();
+    for p in ticket_holders.iter().copied() {
         setup.config.peers[usize::from(p.raida)] = Some(p.addr);
         tickets[usize::from(p.raida)] = ticket_of(p.raida);
     }
@@ -678,17 +683,7 @@ fn twenty_four_peers_honest_faulty_silent_and_slow_to_accept() {
     // Every request was the exact legacy frame, each with a fresh challenge; the slow
     // acceptor got two connections.
     let mut challenges = HashSet::new();
-    for p in peers.iter().chain([
-        &slow,
-        &liar,
-        &stalled,
-        &lying_size,
-        &truncated,
-        &bad_trailer,
-        &wrong_echo,
-        &wrong_index,
-        &declined,
-    ]) {
+    for p in ticket_holders.iter().copied() {
         for request in p.requests() {
             assert_request_frame(&request, p.raida, ME);
             assert!(
