@@ -315,6 +315,40 @@ impl DataDir {
     }
 }
 
+/// Reads the small regular file at `path` (such as `config.toml`), at most `limit`
+/// bytes: refused, without blocking and without being read, when `path` is a symbolic
+/// link, a FIFO, a device or anything but a regular file, or is longer than `limit`.
+/// Folders on the way to it may be links (the operator's folder); the file itself not.
+pub fn read_small_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let refuse = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    let st = rfs::lstat(path)?;
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => {}
+        FileType::Symlink => {
+            return Err(refuse(
+                "a symbolic link; it is never followed (put the file itself there)".into(),
+            ))
+        }
+        other => return Err(refuse(format!("not a regular file ({})", kind_of(other)))),
+    }
+    let fd = rfs::open(path, OFlags::RDONLY | below_data_flags(), Mode::empty())?;
+    let file = regular_file(fd).map_err(|e| match e {
+        RegularError::Kind(kind) => refuse(format!("not a regular file ({kind})")),
+        RegularError::Io(e) => e,
+    })?;
+    let too_big = |len: u64| refuse(format!("{len} bytes; at most {limit} are read"));
+    let size = file.metadata()?.len();
+    if size > limit {
+        return Err(too_big(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
 /// Why an open descriptor was refused.
 enum RegularError {
     Kind(&'static str),

@@ -380,7 +380,7 @@ mod tests {
             let path = std::env::temp_dir().join(format!(
                 "raida_pagefile_{tag}_{}_{}",
                 std::process::id(),
-                crate::random::u32_from_os()
+                crate::random::u32_from_os().expect("OS randomness")
             ));
             fs::create_dir_all(path.join("Data")).unwrap();
             TempDir(path)
