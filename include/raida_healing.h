@@ -26,16 +26,6 @@
 #include <sys/time.h>
 
 
-// The largest `config.toml` read (a real one is a few KiB).
-#define MAX_CONFIG_BYTES (1 << 20)
-
-// At most this many coins held by live tickets at once, counted once per ticket that
-// lists them: the legacy pool's most (512 tickets of 4096 coins), about 10 MiB of coins.
-#define MAX_COINS_HELD (512 * MAX_COINS_PER_TICKET)
-
-// A coin is on at most this many live tickets; a newer ticket takes it from the oldest.
-#define MAX_TICKETS_PER_COIN 4
-
 // Status: the body is too short, too long or not the size the command needs.
 #define RAIDA_STATUS_INVALID_PACKET_LENGTH 16
 

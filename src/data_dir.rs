@@ -34,7 +34,8 @@ pub enum PageProblem {
     /// Longer than [`PAGE_DATA_BYTES`].
     Oversized { len: u64 },
     /// The file, or a folder on its path below `Data/`, is of the wrong kind: `kind`
-    /// names what it is ("a FIFO", "a folder", "a character device", ...).
+    /// names what it is ("a FIFO", "a folder", "a character device", "a file where a
+    /// folder belongs", ...).
     NotRegular { kind: &'static str },
     /// The file, or a folder on its path below `Data/`, is a symbolic link; it is never
     /// followed.
@@ -109,6 +110,9 @@ fn problem_of(dir: impl AsFd, name: &Path, err: Errno) -> PageProblem {
         _ => match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => match FileType::from_raw_mode(st.st_mode) {
                 FileType::Symlink => PageProblem::Symlink,
+                FileType::RegularFile if err == Errno::NOTDIR => PageProblem::NotRegular {
+                    kind: "a file where a folder belongs",
+                },
                 kind if err == Errno::NOTDIR => PageProblem::NotRegular {
                     kind: kind_of(kind),
                 },

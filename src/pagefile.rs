@@ -932,7 +932,7 @@ mod tests {
         assert_eq!(
             store.record(Coin { den: 3, sn: 2 }),
             Err(PageProblem::NotRegular {
-                kind: "a regular file"
+                kind: "a file where a folder belongs"
             })
         );
     }

@@ -26,8 +26,9 @@ use crate::protocol::{Coin, COIN_BYTES, TOTAL_RAIDA_SERVERS};
 use crate::random::RandomError;
 
 /// At most this many coins held by live tickets at once, counted once per ticket that
-/// lists them: the legacy pool's most (512 tickets of 4096 coins), about 10 MiB of coins.
-pub const MAX_COINS_HELD: usize = 512 * MAX_COINS_PER_TICKET;
+/// lists them (256 full tickets). Memory: 5 bytes a coin on its ticket plus at most one
+/// index entry (about 40 bytes) per distinct coin, so about 45 MiB when full.
+pub const MAX_COINS_HELD: usize = 256 * MAX_COINS_PER_TICKET;
 /// A coin is on at most this many live tickets; a newer ticket takes it from the oldest.
 pub const MAX_TICKETS_PER_COIN: usize = 4;
 /// At most this many coins on one ticket.
@@ -111,6 +112,18 @@ struct Ticket {
 /// A coin's 5 wire bytes as a map key.
 type CoinKey = u64;
 
+/// The live tickets holding one coin, oldest first, then zeros (an id is never 0).
+type Holders = [u32; MAX_TICKETS_PER_COIN];
+
+/// Removes `id` from `holders`, keeping the order; true when none is left.
+fn forget(holders: &mut Holders, id: u32) -> bool {
+    if let Some(at) = holders.iter().position(|&held| held == id) {
+        holders.copy_within(at + 1.., at);
+        holders[MAX_TICKETS_PER_COIN - 1] = 0;
+    }
+    holders[0] == 0
+}
+
 fn coin_key(wire: &[u8]) -> CoinKey {
     wire.iter().fold(0, |key, &b| key << 8 | CoinKey::from(b))
 }
@@ -122,8 +135,8 @@ struct State {
     /// (created, id, serial) in creation order; entries of tickets already gone are
     /// skipped when they reach the front.
     by_age: VecDeque<(Duration, u32, u64)>,
-    /// The live tickets holding each coin, oldest first (at most MAX_TICKETS_PER_COIN).
-    holders: HashMap<CoinKey, Vec<u32>>,
+    /// The live tickets holding each coin.
+    holders: HashMap<CoinKey, Holders>,
     /// Coins listed by live tickets.
     coins_held: usize,
     next_serial: u64,
@@ -138,11 +151,12 @@ impl State {
         self.coins_held -= ticket.coins.len() / COIN_BYTES;
         for wire in ticket.coins.chunks_exact(COIN_BYTES) {
             let key = coin_key(wire);
-            if let Some(ids) = self.holders.get_mut(&key) {
-                ids.retain(|&held| held != id);
-                if ids.is_empty() {
-                    self.holders.remove(&key);
-                }
+            if self
+                .holders
+                .get_mut(&key)
+                .is_some_and(|ids| forget(ids, id))
+            {
+                self.holders.remove(&key);
             }
         }
     }
@@ -182,8 +196,8 @@ impl State {
             ticket.coins = kept.into();
         }
         for key in taken {
-            if let Some(ids) = self.holders.get_mut(key) {
-                ids.retain(|&held| held != id);
+            if self.holders.get_mut(key).is_some_and(|ids| forget(ids, id)) {
+                self.holders.remove(key);
             }
         }
     }
@@ -260,7 +274,7 @@ impl TicketPool {
         let mut taken: HashMap<u32, HashSet<CoinKey>> = HashMap::new();
         for &key in &seen {
             if let Some(ids) = state.holders.get(&key) {
-                if ids.len() >= MAX_TICKETS_PER_COIN {
+                if ids[MAX_TICKETS_PER_COIN - 1] != 0 {
                     taken.entry(ids[0]).or_default().insert(key);
                 }
             }
@@ -279,7 +293,9 @@ impl TicketPool {
             state.take_coins(*old, keys);
         }
         for key in seen {
-            state.holders.entry(key).or_default().push(id);
+            let ids = state.holders.entry(key).or_default();
+            let free = ids.iter().position(|&held| held == 0);
+            ids[free.expect("a full coin gave its oldest place up above")] = id;
         }
         let serial = state.next_serial;
         state.next_serial += 1;
