@@ -11,9 +11,11 @@
  *  - fix: wall time of cmd_fix against 24 loopback peers (bench/fake_peers.c).
  *  - memory: resident size and heap of the ticket pool, idle and full.
  *
- * The ticket pool is process-wide and holds at most 512 tickets for 300 s, so every
- * sample that creates tickets runs in a forked child: each starts from the parent's
- * empty pool. The parent itself never creates a ticket.
+ * The ticket pool is process-wide and keeps tickets for 300 s, so every sample that
+ * creates tickets runs in a forked child: each starts from the parent's empty pool. The
+ * parent itself never creates a ticket. The pool holds at most POOL_COINS coins, and a
+ * coin sits on at most 4 live tickets (a newer one takes it from the oldest): a sample
+ * that needs many live tickets gives each its own coins.
  *
  * Exit status: 0 when every command answered what it should (a wrong answer makes the
  * figures meaningless), 1 otherwise. A missed speed target is reported, not an error.
@@ -43,6 +45,11 @@
 #define FIX_MAX 3000
 #define POOL_TICKETS 512
 #define TICKET_COINS_MAX 4096
+/* tickets::MAX_COINS_HELD: 256 full tickets */
+#define POOL_COINS (256 * TICKET_COINS_MAX)
+/* Claim-bench tickets list coins of their own, of this denomination (the lookup rows use
+ * 1, 3 and the scattered pages). */
+#define CLAIM_DEN 6
 #define LOOKUP_SAMPLES 21
 #define CLAIM_SAMPLES 11
 #define FIX_SAMPLES 21
@@ -475,17 +482,24 @@ static void claim_sample(void *ctx, double *out, int nout)
 {
     struct claim_job *job = ctx;
     (void)nout;
-    /* Fill the pool (untimed) with tickets listing the first coins_per_ticket coins. */
-    size_t size = 21 * (size_t)job->coins_per_ticket;
+    /* Fill the pool (untimed) with tickets of coins_per_ticket coins each, every ticket
+     * with coins of its own (a coin sits on at most 4 live tickets), as many as fit. */
+    int per = job->coins_per_ticket;
+    job->ntickets = POOL_COINS / per < 500 ? POOL_COINS / per : 500;
+    if ((size_t)job->ntickets * (size_t)per > (size_t)HOST_TOTAL_PAGES * HOST_RECORDS_PER_PAGE)
+        job->ntickets = HOST_TOTAL_PAGES * HOST_RECORDS_PER_PAGE / per;
+    size_t size = 21 * (size_t)per;
     unsigned char *payload = xmalloc(size);
-    for (int i = 0; i < job->coins_per_ticket; i++) {
-        unsigned char *at = payload + 21 * (size_t)i;
-        at += rq_put_coin(at, job->coins[i].den, job->coins[i].sn);
-        an_of(job->coins[i], at);
-    }
-    rq_body_t body = rq_legacy_body(NULL, payload, size);
-    job->ntickets = 500;
+    struct coin *coins = xmalloc(sizeof *coins * (size_t)per);
     for (int k = 0; k < job->ntickets; k++) {
+        for (int i = 0; i < per; i++) {
+            coins[i] = (struct coin){ CLAIM_DEN, (uint32_t)(k * per + i) };
+            unsigned char *at = payload + 21 * (size_t)i;
+            at += rq_put_coin(at, coins[i].den, coins[i].sn);
+            an_of(coins[i], at);
+        }
+        put_coins(coins, per);
+        rq_body_t body = rq_legacy_body(NULL, payload, size);
         conn_info_t ci;
         rq_ci_fill(&ci, &body, 0, COIN_ID);
         cmd_get_ticket(&ci);
@@ -493,8 +507,9 @@ static void claim_sample(void *ctx, double *out, int nout)
             die("get_ticket for the claim bench answered %u", ci.command_status);
         job->tickets[k] = rq_get_u32be(ci.output);
         rq_ci_release(&ci);
+        rq_body_free(&body);
     }
-    rq_body_free(&body);
+    free(coins);
     free(payload);
 
     struct claim_thread t[2] = {
@@ -633,16 +648,20 @@ static double heap_bytes(void)
     return (double)mi.uordblks + (double)mi.hblkhd;
 }
 
-/* out: idle RSS delta, idle heap delta, full RSS delta, full heap delta (bytes). Runs
- * before the parent has called the library at all. */
-static void memory_sample(void *ctx, double *out, int nout)
+/* The 4096 coins of memory-bench ticket k: every coin of the full pool its own (the
+ * largest index the pool can have), on denominations 0 and 2 (pages 0..999 each). */
+static void full_pool_coins(int k, struct coin *coins)
 {
-    (void)ctx;
-    (void)nout;
-    struct coin *coins = xmalloc(sizeof *coins * TICKET_COINS_MAX);
-    for (int i = 0; i < TICKET_COINS_MAX; i++)
-        coins[i] = (struct coin){ 0, (uint32_t)i };
-    put_coins(coins, TICKET_COINS_MAX);
+    for (int i = 0; i < TICKET_COINS_MAX; i++) {
+        uint32_t at = (uint32_t)k * TICKET_COINS_MAX + (uint32_t)i;
+        uint32_t per_den = HOST_TOTAL_PAGES * HOST_RECORDS_PER_PAGE;
+        coins[i] = (struct coin){ (int8_t)(at < per_den ? 0 : 2), at % per_den };
+    }
+}
+
+/* A modern get_ticket body for `coins` (4096 coins: a legacy 16-bit length holds 3119). */
+static rq_body_t full_ticket_body(const struct coin *coins)
+{
     size_t size = 21 * (size_t)TICKET_COINS_MAX;
     unsigned char *payload = xmalloc(size);
     for (int i = 0; i < TICKET_COINS_MAX; i++) {
@@ -650,9 +669,25 @@ static void memory_sample(void *ctx, double *out, int nout)
         at += rq_put_coin(at, coins[i].den, coins[i].sn);
         an_of(coins[i], at);
     }
-    /* 4096 coins need a modern body: a legacy 16-bit length holds 3119 */
     rq_body_t body = rq_modern_body(NULL, payload, size);
     free(payload);
+    return body;
+}
+
+/* out: idle RSS delta, idle heap delta, full RSS delta, full heap delta (bytes). Runs
+ * before the parent has called the library at all. */
+static void memory_sample(void *ctx, double *out, int nout)
+{
+    (void)ctx;
+    (void)nout;
+    enum { FULL_TICKETS = POOL_COINS / TICKET_COINS_MAX };
+    struct coin *coins = xmalloc(sizeof *coins * TICKET_COINS_MAX);
+    rq_body_t *bodies = xmalloc(sizeof *bodies * (FULL_TICKETS + 1));
+    for (int k = 0; k <= FULL_TICKETS; k++) {
+        full_pool_coins(k, coins);
+        put_coins(coins, TICKET_COINS_MAX);
+        bodies[k] = full_ticket_body(coins);
+    }
     free(coins);
 
     long rss0 = rss_bytes();
@@ -664,11 +699,11 @@ static void memory_sample(void *ctx, double *out, int nout)
     rq_result_free(&r);
     long rss1 = rss_bytes();
     double heap1 = heap_bytes();
-    for (int k = 0; k < POOL_TICKETS + 1; k++) {
+    for (int k = 0; k <= FULL_TICKETS; k++) {
         conn_info_t ci;
-        rq_ci_fill(&ci, &body, 4, COIN_ID);
+        rq_ci_fill(&ci, &bodies[k], 4, COIN_ID);
         cmd_get_ticket(&ci);
-        unsigned char want = k < POOL_TICKETS ? RAIDA_STATUS_ALL_PASS : RAIDA_STATUS_NO_TICKET_SLOT;
+        unsigned char want = k < FULL_TICKETS ? RAIDA_STATUS_ALL_PASS : RAIDA_STATUS_NO_TICKET_SLOT;
         if (ci.command_status != want)
             die("get_ticket #%d of 4096 coins answered %u, not %u", k + 1, ci.command_status,
                 want);
@@ -676,7 +711,9 @@ static void memory_sample(void *ctx, double *out, int nout)
     }
     long rss2 = rss_bytes();
     double heap2 = heap_bytes();
-    rq_body_free(&body);
+    for (int k = 0; k <= FULL_TICKETS; k++)
+        rq_body_free(&bodies[k]);
+    free(bodies);
     out[0] = (double)(rss1 - rss0);
     out[1] = heap1 - heap0;
     out[2] = (double)(rss2 - rss1);
@@ -687,7 +724,7 @@ static void memory_rows(void)
 {
     double out[4];
     in_child(memory_sample, NULL, out, 4);
-    double raw = (double)POOL_TICKETS * TICKET_COINS_MAX * 5;
+    double raw = (double)POOL_COINS * 5;
     char value[40], floor_txt[40], ratio[16];
     snprintf(value, sizeof value, "%.0f KiB RSS", out[0] / 1024);
     snprintf(floor_txt, sizeof floor_txt, "%+.0f B heap", out[1]);
@@ -696,7 +733,7 @@ static void memory_rows(void)
     snprintf(value, sizeof value, "%.2f MiB RSS", out[2] / 1048576);
     snprintf(floor_txt, sizeof floor_txt, "%.2f MiB raw", raw / 1048576);
     snprintf(ratio, sizeof ratio, "%.2fx", out[2] / raw);
-    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", "memory: pool full, 512 tickets x 4096 coins",
+    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", "memory: pool full, 1M distinct coins",
            value, floor_txt, ratio, "");
     snprintf(value, sizeof value, "%.2f MiB heap", out[3] / 1048576);
     printf("| %-46s | %17s | %17s | %7s | %-16s |\n", "  (heap bytes in use, mallinfo2)", value, "",

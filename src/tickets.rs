@@ -17,6 +17,7 @@
 //!   authentic coins.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,6 +113,52 @@ struct Ticket {
 /// A coin's 5 wire bytes as a map key.
 type CoinKey = u64;
 
+/// Hashing for coin keys: a seeded splitmix64 finaliser, a few cycles a coin where std's
+/// SipHash costs several times the rest of get_ticket's work on the coin. The seed is
+/// per pool and unpredictable (std's own random keys), so chosen coins cannot be made to
+/// collide.
+#[derive(Clone)]
+struct CoinHashing {
+    seed: u64,
+}
+
+impl Default for CoinHashing {
+    fn default() -> Self {
+        CoinHashing {
+            seed: std::collections::hash_map::RandomState::new().hash_one(0u64),
+        }
+    }
+}
+
+impl BuildHasher for CoinHashing {
+    type Hasher = CoinHasher;
+
+    fn build_hasher(&self) -> CoinHasher {
+        CoinHasher(self.seed)
+    }
+}
+
+struct CoinHasher(u64);
+
+impl Hasher for CoinHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        let mut z = self.0 ^ value;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        self.0 = z ^ (z >> 31);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The live tickets holding one coin, oldest first, then zeros (an id is never 0).
 type Holders = [u32; MAX_TICKETS_PER_COIN];
 
@@ -136,7 +183,7 @@ struct State {
     /// skipped when they reach the front.
     by_age: VecDeque<(Duration, u32, u64)>,
     /// The live tickets holding each coin.
-    holders: HashMap<CoinKey, Holders>,
+    holders: HashMap<CoinKey, Holders, CoinHashing>,
     /// Coins listed by live tickets.
     coins_held: usize,
     next_serial: u64,
@@ -177,7 +224,7 @@ impl State {
 
     /// Takes the coins `taken` from ticket `id` (a newer ticket wants them); drops the
     /// ticket when nothing is left on it.
-    fn take_coins(&mut self, id: u32, taken: &HashSet<CoinKey>) {
+    fn take_coins(&mut self, id: u32, taken: &HashSet<CoinKey, CoinHashing>) {
         let Some(ticket) = self.tickets.get_mut(&id) else {
             return;
         };
@@ -259,7 +306,9 @@ impl TicketPool {
         if n == 0 || n > MAX_COINS_PER_TICKET || wire.len() % COIN_BYTES != 0 {
             return Err(CreateError::BadCoinCount);
         }
-        let mut seen = HashSet::with_capacity(n);
+        let hashing = self.state.lock().holders.hasher().clone();
+        let mut seen =
+            HashSet::<CoinKey, CoinHashing>::with_capacity_and_hasher(n, hashing.clone());
         let mut distinct = Vec::with_capacity(wire.len());
         for coin in wire.chunks_exact(COIN_BYTES) {
             if seen.insert(coin_key(coin)) {
@@ -271,11 +320,16 @@ impl TicketPool {
         let now = self.clock.now();
         state.expire(now, self.lifetime);
         // Coins this ticket takes from older ones, grouped by the ticket losing them.
-        let mut taken: HashMap<u32, HashSet<CoinKey>> = HashMap::new();
+        let mut taken: HashMap<u32, HashSet<CoinKey, CoinHashing>> = HashMap::new();
         for &key in &seen {
             if let Some(ids) = state.holders.get(&key) {
                 if ids[MAX_TICKETS_PER_COIN - 1] != 0 {
-                    taken.entry(ids[0]).or_default().insert(key);
+                    taken
+                        .entry(ids[0])
+                        .or_insert_with(|| {
+                            HashSet::<CoinKey, CoinHashing>::with_hasher(hashing.clone())
+                        })
+                        .insert(key);
                 }
             }
         }
