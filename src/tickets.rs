@@ -147,6 +147,10 @@ impl Hasher for CoinHasher {
         }
     }
 
+    fn write_u32(&mut self, value: u32) {
+        self.write_u64(u64::from(value));
+    }
+
     fn write_u64(&mut self, value: u64) {
         let mut z = self.0 ^ value;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -222,31 +226,29 @@ impl State {
         }
     }
 
-    /// Takes the coins `taken` from ticket `id` (a newer ticket wants them); drops the
-    /// ticket when nothing is left on it.
-    fn take_coins(&mut self, id: u32, taken: &HashSet<CoinKey, CoinHashing>) {
+    /// Takes the coins `taken` (distinct, all listed by it, their holders already
+    /// updated) from ticket `id` for a newer ticket; drops the ticket when nothing is left
+    /// on it, which is the common case of a wallet retrying with the same coins.
+    fn take_coins(&mut self, id: u32, taken: &[CoinKey], hashing: &CoinHashing) {
         let Some(ticket) = self.tickets.get_mut(&id) else {
             return;
         };
+        let listed = ticket.coins.len() / COIN_BYTES;
+        self.coins_held -= taken.len();
+        if taken.len() == listed {
+            self.tickets.remove(&id);
+            return;
+        }
+        let mut gone = HashSet::with_capacity_and_hasher(taken.len(), hashing.clone());
+        gone.extend(taken.iter().copied());
         let kept: Vec<u8> = ticket
             .coins
             .chunks_exact(COIN_BYTES)
-            .filter(|wire| !taken.contains(&coin_key(wire)))
+            .filter(|wire| !gone.contains(&coin_key(wire)))
             .flatten()
             .copied()
             .collect();
-        let removed = (ticket.coins.len() - kept.len()) / COIN_BYTES;
-        self.coins_held -= removed;
-        if kept.is_empty() {
-            self.tickets.remove(&id);
-        } else {
-            ticket.coins = kept.into();
-        }
-        for key in taken {
-            if self.holders.get_mut(key).is_some_and(|ids| forget(ids, id)) {
-                self.holders.remove(key);
-            }
-        }
+        ticket.coins = kept.into();
     }
 }
 
@@ -306,36 +308,26 @@ impl TicketPool {
         if n == 0 || n > MAX_COINS_PER_TICKET || wire.len() % COIN_BYTES != 0 {
             return Err(CreateError::BadCoinCount);
         }
-        let hashing = self.state.lock().holders.hasher().clone();
-        let mut seen =
-            HashSet::<CoinKey, CoinHashing>::with_capacity_and_hasher(n, hashing.clone());
-        let mut distinct = Vec::with_capacity(wire.len());
-        for coin in wire.chunks_exact(COIN_BYTES) {
-            if seen.insert(coin_key(coin)) {
-                distinct.extend_from_slice(coin);
-            }
-        }
-        let n = seen.len();
+        let keys: Vec<CoinKey> = wire.chunks_exact(COIN_BYTES).map(coin_key).collect();
         let mut state = self.state.lock();
+        let hashing = state.holders.hasher().clone();
         let now = self.clock.now();
         state.expire(now, self.lifetime);
-        // Coins this ticket takes from older ones, grouped by the ticket losing them.
-        let mut taken: HashMap<u32, HashSet<CoinKey, CoinHashing>> = HashMap::new();
-        for &key in &seen {
-            if let Some(ids) = state.holders.get(&key) {
-                if ids[MAX_TICKETS_PER_COIN - 1] != 0 {
-                    taken
-                        .entry(ids[0])
-                        .or_insert_with(|| {
-                            HashSet::<CoinKey, CoinHashing>::with_hasher(hashing.clone())
-                        })
-                        .insert(key);
+        if state.coins_held + n > self.capacity {
+            // Near the capacity: count the distinct coins, and the places older tickets
+            // would give up, exactly.
+            let mut seen = HashSet::with_capacity_and_hasher(n, hashing.clone());
+            let (mut distinct, mut freed) = (0, 0);
+            for &key in &keys {
+                if seen.insert(key) {
+                    distinct += 1;
+                    let full = |ids: &Holders| ids[MAX_TICKETS_PER_COIN - 1] != 0;
+                    freed += usize::from(state.holders.get(&key).is_some_and(full));
                 }
             }
-        }
-        let freed: usize = taken.values().map(HashSet::len).sum();
-        if state.coins_held - freed + n > self.capacity {
-            return Err(CreateError::PoolFull);
+            if state.coins_held - freed + distinct > self.capacity {
+                return Err(CreateError::PoolFull);
+            }
         }
         let id = loop {
             let id = self.ids.next_id().map_err(CreateError::NoRandomness)?;
@@ -343,13 +335,31 @@ impl TicketPool {
                 break id;
             }
         };
-        for (old, keys) in &taken {
-            state.take_coins(*old, keys);
-        }
-        for key in seen {
+        // One pass over the coins: each gets the new ticket as its newest holder (a coin
+        // that already has it is a repeat, kept at its first place only); a coin already
+        // on MAX_TICKETS_PER_COIN tickets is taken from the oldest of them.
+        let mut taken: HashMap<u32, Vec<CoinKey>, CoinHashing> =
+            HashMap::with_hasher(hashing.clone());
+        let mut distinct = Vec::with_capacity(wire.len());
+        for (&key, coin) in keys.iter().zip(wire.chunks_exact(COIN_BYTES)) {
             let ids = state.holders.entry(key).or_default();
-            let free = ids.iter().position(|&held| held == 0);
-            ids[free.expect("a full coin gave its oldest place up above")] = id;
+            if ids.contains(&id) {
+                continue;
+            }
+            if ids[MAX_TICKETS_PER_COIN - 1] != 0 {
+                let oldest = ids[0];
+                ids.copy_within(1.., 0);
+                ids[MAX_TICKETS_PER_COIN - 1] = id;
+                taken.entry(oldest).or_default().push(key);
+            } else {
+                let free = ids.iter().position(|&held| held == 0);
+                ids[free.expect("not full: a free place")] = id;
+            }
+            distinct.extend_from_slice(coin);
+        }
+        let n = distinct.len() / COIN_BYTES;
+        for (oldest, coins) in &taken {
+            state.take_coins(*oldest, coins, &hashing);
         }
         let serial = state.next_serial;
         state.next_serial += 1;
