@@ -226,6 +226,17 @@ impl State {
         }
     }
 
+    /// Drops the `by_age` entries of tickets that lost every coin to newer ones, once they
+    /// outnumber the live tickets: otherwise one coin's owner, creating tickets as fast as
+    /// he can, would grow the queue for the whole lifetime. Amortised O(1) a ticket.
+    fn forget_dropped_tickets(&mut self) {
+        if self.by_age.len() > 2 * self.tickets.len() + 64 {
+            let tickets = &self.tickets;
+            self.by_age
+                .retain(|&(_, id, serial)| tickets.get(&id).is_some_and(|t| t.serial == serial));
+        }
+    }
+
     /// Takes the coins `taken` (distinct, all listed by it, their holders already
     /// updated) from ticket `id` for a newer ticket; drops the ticket when nothing is left
     /// on it, which is the common case of a wallet retrying with the same coins.
@@ -365,6 +376,7 @@ impl TicketPool {
         state.next_serial += 1;
         state.coins_held += n;
         state.by_age.push_back((now, id, serial));
+        state.forget_dropped_tickets();
         state.tickets.insert(
             id,
             Ticket {
@@ -585,6 +597,12 @@ mod tests {
         pool.create(&vec![owned; MAX_COINS_PER_TICKET]).unwrap();
         assert_eq!(pool.live(), MAX_TICKETS_PER_COIN);
         assert_eq!(pool.coins_held(), MAX_TICKETS_PER_COIN);
+        // nor does what the pool remembers of them grow with the requests
+        let remembered = pool.state.lock().by_age.len();
+        assert!(
+            remembered <= 2 * MAX_TICKETS_PER_COIN + 65,
+            "{remembered} entries"
+        );
         // every other wallet still gets tickets, for as many coins as a ticket holds
         let wallet: Vec<Coin> = (0..MAX_COINS_PER_TICKET as u32)
             .map(|sn| Coin { den: 3, sn })
