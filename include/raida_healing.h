@@ -26,6 +26,12 @@
 #include <sys/time.h>
 
 
+// Longest `"host:port"` the C struct holds, terminator included.
+#define RAIDA_HEALING_HOSTPORT_MAX 256
+
+// The number of RAIDA servers, hence of `raida_servers` entries.
+#define RAIDA_HEALING_RAIDA_COUNT 25
+
 // Status: the body is too short, too long or not the size the command needs.
 #define RAIDA_STATUS_INVALID_PACKET_LENGTH 16
 
@@ -112,6 +118,21 @@
 // The library itself failed (a caught panic); last_error says where.
 #define RAIDA_HEALING_E_INTERNAL -9
 
+// What `raida_healing_config_parse` read from a `config.toml`.
+typedef struct raida_healing_config_t {
+  // This server's RAIDA index, 0..24.
+  int raida_id;
+  // 0..255, or -1 when the file has no `coin_id`.
+  int coin_id;
+  // 1..65535, or 0 when the file has no `port`.
+  int port;
+  // The legacy `flush_freq`, 1..86400 seconds, or 0 when the file has none.
+  int flush_freq;
+  // Each RAIDA's `"host:port"` (index = RAIDA number), NUL-terminated; the port is
+  // checked to be 1..65535 and the host not empty.
+  char raida_servers[RAIDA_HEALING_RAIDA_COUNT][RAIDA_HEALING_HOSTPORT_MAX];
+} raida_healing_config_t;
+
 // One connection's state, owned by the server (`conn_info_t`, 336 bytes).
 //
 // A handler reads `body`, `body_size`, `encryption_type` and `coin_id`, and writes
@@ -190,6 +211,30 @@ typedef struct validate_ticket_arg_t {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Parses the text of a `config.toml` with the library's own rules (the rules of
+// `raida_healing_open`): the file must be valid TOML (the `toml` crate's parser: a UTF-8
+// BOM, comments, dotted keys and any table order are fine; a table or key defined twice,
+// `03`, control characters in strings are not), and then `raida_id` (0..24, required),
+// `raida_servers` (exactly 25 `"host:port"` strings with ports 1..65535, required),
+// `coin_id` (0..255), `port` (1..65535) and `flush_freq` (1..86400) are checked. The keys
+// sit at the top of the file or in `[server]`; every other key and table is ignored.
+//
+// # Returns
+// `RAIDA_HEALING_OK` (0) with `*out` filled, or `RAIDA_HEALING_E_ARGUMENT` (NULL `text`
+// or `out`), `RAIDA_HEALING_E_CONFIG` (the file is not valid: `err` says why, as
+// `"line N: ..."` where the line is known), `RAIDA_HEALING_E_INTERNAL`. On failure `*out`
+// is unspecified. `err` (if not NULL) receives a NUL-terminated message, empty on
+// success, cut to `err_len` bytes. Touches no folder and no global state.
+//
+// # Safety
+// `text` is NULL or a NUL-terminated string (TOML requires UTF-8); `out` is NULL or points
+// to a writable `raida_healing_config_t`; `err` is NULL or points to `err_len` writable
+// bytes.
+int raida_healing_config_parse(const char *text,
+                               struct raida_healing_config_t *out,
+                               char *err,
+                               size_t err_len);
 
 // Group 2, command 40: which of the listed coins does this server recognise?
 //

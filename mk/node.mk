@@ -3,9 +3,9 @@
 #   make node       build/raida_node: the legacy server in miniature around the library
 #   make demo       a 25-node loopback network heals a fracked coin (DEMO_BASE_PORT=N pins
 #                   the ports to N..N+24; by default the OS picks free ones)
-#   make node-test  unit tests of the node's config reader, framing and page files (ASan +
-#                   UBSan), then the network tests against the node and against an ASan +
-#                   UBSan build of it
+#   make node-test  unit tests of the node's config (the library's reader on the shared
+#                   fixture files), framing and page files (ASan + UBSan), then the
+#                   network tests against the node and against an ASan + UBSan build of it
 # See docs/node.md.
 
 NODE_DIR      := c_tests/node
@@ -32,15 +32,15 @@ $(NODE_BIN): $(NODE_DIR)/node_main.c $(NODE_SRCS) $(NODE_HDRS) $(HEADER) $(SO) $
 $(NODE_ASAN_BIN): $(NODE_DIR)/node_main.c $(NODE_SRCS) $(NODE_HDRS) $(HEADER) $(SO) $(SONAME_LINK) | $(BUILD)
 	$(CC) $(CWARN) $(NODE_SANITIZE) $(CPPFLAGS) -o $@ $(NODE_DIR)/node_main.c $(NODE_SRCS) $(LINK_SO)
 
-# The unit test needs no library: the node's own pieces and the harness.
-$(NODE_UNIT): $(NODE_DIR)/node_unit_test.c $(NODE_SRCS) $(NODE_HDRS) | $(BUILD)
-	$(CC) $(CWARN) $(NODE_SANITIZE) $(CPPFLAGS) -o $@ $(NODE_DIR)/node_unit_test.c $(NODE_SRCS) -lpthread
+# The node's own pieces and the harness, with the library (its config reader).
+$(NODE_UNIT): $(NODE_DIR)/node_unit_test.c $(NODE_SRCS) $(NODE_HDRS) $(HEADER) $(SO) $(SONAME_LINK) | $(BUILD)
+	$(CC) $(CWARN) $(NODE_SANITIZE) $(CPPFLAGS) -o $@ $(NODE_DIR)/node_unit_test.c $(NODE_SRCS) $(LINK_SO)
 
 demo: $(NODE_BIN)
 	python3 $(NODE_DIR)/demo.py --node $(NODE_BIN)
 
 node-test: $(NODE_BIN) $(NODE_ASAN_BIN) $(NODE_UNIT)
-	$(NODE_UNIT_ENV) $(NODE_UNIT)
+	$(NODE_UNIT_ENV) $(NODE_UNIT) tests/fixtures/config
 	python3 $(NODE_DIR)/test_network.py --node $(NODE_BIN)
 	$(NODE_SAN_ENV) python3 $(NODE_DIR)/test_network.py --node $(NODE_ASAN_BIN)
 

@@ -6,9 +6,11 @@
 //! - [`alloc`]: response buffers from C `malloc`, which the server `free()`s.
 //! - [`exports`]: one thin `extern "C"` function per exported symbol.
 //! - [`job`]: `send_validate_ticket_job`, the legacy one-peer validate-ticket job.
+//! - [`config`]: `raida_healing_config_parse`, the config reader for C programs.
 //! - [`standalone`]: open a server folder's page files where no server runs (ops scripts).
 
 pub mod alloc;
+pub mod config;
 pub mod constants;
 pub mod exports;
 pub mod host;
