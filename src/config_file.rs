@@ -64,13 +64,22 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Reads and checks the config file at `path`; errors name the file.
+/// The largest `config.toml` read (a real one is a few KiB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads and checks the config file at `path`; errors name the file. The file must be a
+/// regular file of at most [`MAX_CONFIG_BYTES`], not a symbolic link: a FIFO or a link to
+/// a device is refused without blocking and without being read.
 pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let unreadable = |message: String| ConfigError {
         file: Some(path.to_path_buf()),
         line: None,
-        message: e.to_string(),
-    })?;
+        message,
+    };
+    let bytes = crate::data_dir::read_small_file(path, MAX_CONFIG_BYTES)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| unreadable("stream did not contain valid UTF-8".to_string()))?;
     parse(&text).map_err(|e| ConfigError {
         file: Some(path.to_path_buf()),
         ..e
@@ -500,7 +509,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!(
             "raida_config_{}_{}.toml",
             std::process::id(),
-            crate::random::u32_from_os()
+            crate::random::u32_from_os().expect("OS randomness")
         ));
         std::fs::write(&path, "raida_id = 99\n").unwrap();
         let e = load(&path).unwrap_err();

@@ -393,7 +393,8 @@ fn attempt(
     sockets: &Sockets,
 ) -> Result<Vec<Coin>, Failure> {
     let mut random = [0u8; 12];
-    crate::random::fill(&mut random);
+    // No challenge from a predictable source: the peer is not asked at all.
+    crate::random::fill(&mut random).map_err(|_| Failure::Local(io::ErrorKind::Other))?;
     let challenge = challenge_for(&random);
     let frame = request_frame(target.raida, claimer, target.ticket, &challenge);
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::RwLock;
 
 use crate::commands::{Command, Node, NodeConfig, Request};
-use crate::pagefile::{OpenError, PageFileStore};
+use crate::pagefile::{OpenError, PageFileStore, PageProblem};
 use crate::peers::PeerOptions;
 use crate::protocol::{Coin, Response, Status, AN_BYTES};
 use crate::store::PageKey;
@@ -196,16 +196,19 @@ fn read_record(coin: Coin) -> Result<([u8; AN_BYTES], u8), (c_int, String)> {
             ),
         ));
     }
-    opened.store.record(coin).ok_or_else(|| {
+    opened.store.record(coin).map_err(|problem| {
+        let path = PageKey::of(coin)
+            .map(|k| opened.store.page_path(k).display().to_string())
+            .unwrap_or_default();
+        let why = match problem {
+            PageProblem::Missing => format!("no file {path}"),
+            problem => format!("{path}: {problem}"),
+        };
         (
             RAIDA_HEALING_E_NO_PAGE,
             format!(
-                "no page holds denomination {} serial number {} (no file {})",
-                coin.den,
-                coin.sn,
-                PageKey::of(coin)
-                    .map(|k| opened.store.page_path(k).display().to_string())
-                    .unwrap_or_default()
+                "no page holds denomination {} serial number {} ({why})",
+                coin.den, coin.sn
             ),
         )
     })
