@@ -26,6 +26,26 @@
 #include <sys/time.h>
 
 
+// `raida_healing_check_page`: no file holds the page (or a folder on its path is missing).
+#define RAIDA_HEALING_PAGE_MISSING 1
+
+// `raida_healing_check_page`: the file is shorter than a page (17,408 bytes).
+#define RAIDA_HEALING_PAGE_TRUNCATED 2
+
+// `raida_healing_check_page`: the file is longer than a page (17,408 bytes).
+#define RAIDA_HEALING_PAGE_OVERSIZED 3
+
+// `raida_healing_check_page`: the file, or a folder on its path, is of the wrong kind (a
+// FIFO, a device, a folder where the file belongs, ...); it is never opened.
+#define RAIDA_HEALING_PAGE_NOT_REGULAR 4
+
+// `raida_healing_check_page`: the file, or a folder on its path below `Data/`, is a
+// symbolic link; it is never followed.
+#define RAIDA_HEALING_PAGE_SYMLINK 5
+
+// `raida_healing_check_page`: the file could not be opened or read (permissions, I/O).
+#define RAIDA_HEALING_PAGE_UNREADABLE 6
+
 // Longest `"host:port"` the C struct holds, terminator included.
 #define RAIDA_HEALING_HOSTPORT_MAX 256
 
@@ -211,6 +231,39 @@ typedef struct validate_ticket_arg_t {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// The number of pages a full server folder has (15 denominations x 1000 pages = 15000):
+// `raida_healing_check_page` takes an index below it.
+size_t raida_healing_page_count(void);
+
+// Checks page number `index` (0 .. `raida_healing_page_count()` - 1, in denomination then
+// page order) of the stopped server folder `dir` (which holds `Data/`) exactly as the
+// store reads pages: without following a symbolic link anywhere below `Data/`, without
+// blocking on a FIFO or device, and reading the whole file (at most one page) so an
+// unreadable file is found. Opens no folder lock and changes nothing; safe to call while
+// another process has the folder open.
+//
+// `path_out` (if not NULL) receives the page's path relative to `Data/`, e.g.
+// `"01/01/012c.bin"`, and `why` (if not NULL) a one-line description of the problem
+// (empty for a valid page); both NUL-terminated, cut to their lengths.
+//
+// # Returns
+// `RAIDA_HEALING_OK` (0) for a valid page; a positive `RAIDA_HEALING_PAGE_*` problem
+// (`MISSING`, `TRUNCATED`, `OVERSIZED`, `NOT_REGULAR`, `SYMLINK`, `UNREADABLE`); or a
+// negative code: `RAIDA_HEALING_E_ARGUMENT` (NULL `dir`, `index` out of range),
+// `RAIDA_HEALING_E_DATA` (`dir/Data` cannot be opened as a folder; `why` says why),
+// `RAIDA_HEALING_E_INTERNAL`.
+//
+// # Safety
+// `dir` is NULL or a NUL-terminated path; `path_out` is NULL or points to `path_len`
+// writable bytes; `why` is NULL or points to `why_len` writable bytes; the buffers do not
+// overlap.
+int raida_healing_check_page(const char *dir,
+                             size_t index,
+                             char *path_out,
+                             size_t path_len,
+                             char *why,
+                             size_t why_len);
 
 // Parses the text of a `config.toml` with the library's own rules (the rules of
 // `raida_healing_open`): the file must be valid TOML (the `toml` crate's parser: a UTF-8

@@ -63,7 +63,7 @@ fn to_c(config: &ServerConfig, out: &mut RaidaHealingConfig) -> Result<(), Strin
 
 /// Copies `message` into `err` (at most `err_len` bytes, always NUL-terminated, cut at a
 /// character boundary).
-fn write_err(err: &mut [u8], message: &str) {
+pub(super) fn write_err(err: &mut [u8], message: &str) {
     let Some(room) = err.len().checked_sub(1) else {
         return;
     };

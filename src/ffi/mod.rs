@@ -6,10 +6,12 @@
 //! - [`alloc`]: response buffers from C `malloc`, which the server `free()`s.
 //! - [`exports`]: one thin `extern "C"` function per exported symbol.
 //! - [`job`]: `send_validate_ticket_job`, the legacy one-peer validate-ticket job.
+//! - [`audit`]: `raida_healing_check_page`, the store's page rule for auditing tools.
 //! - [`config`]: `raida_healing_config_parse`, the config reader for C programs.
 //! - [`standalone`]: open a server folder's page files where no server runs (ops scripts).
 
 pub mod alloc;
+pub mod audit;
 pub mod config;
 pub mod constants;
 pub mod exports;
