@@ -13,10 +13,11 @@
 set -euo pipefail
 MAKE_CMD=$1 CC=$2 CWARN=$3 SOVERSION=$4 VERSION=$5
 
-# Installed-size bounds (bytes). Measured: .so 0.74 MB stripped (7.2 MB built), .a 14.3 MB
-# without debug info (28.7 MB built). A bound catches an unstripped install.
-MAX_SO=2000000
-MAX_STATIC=18000000
+# Installed-size bounds (bytes). Measured: .so 0.89 MB stripped (8.6 MB as built, debug
+# info included), .a 15.5 MB without debug info (about 30 MB as built). The bounds leave
+# room to grow and still catch an unstripped install.
+MAX_SO=1500000
+MAX_STATIC=22000000
 
 fail() { echo "install-test: $*" >&2; exit 1; }
 tmp=$(mktemp -d)
