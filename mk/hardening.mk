@@ -3,7 +3,7 @@
 # explains every target.
 #
 #   make fuzz [FUZZ_SECONDS=300]   each fuzz target for FUZZ_SECONDS (default 60)
-#   make fuzz-smoke                each target for FUZZ_SMOKE_SECONDS (8; part of make test)
+#   make fuzz-smoke                each target for FUZZ_SMOKE_SECONDS (7; part of make test)
 #   make fuzz-merge                adds the inputs of build/fuzz/corpus that found new
 #                                  coverage to the committed seeds in fuzz/corpus
 #   make fuzz-build                only build the fuzz binaries (fuzz/target)
@@ -18,9 +18,9 @@
 # memcheck and test_fix under ASan+UBSan, and puts c-test-fix-valgrind into `make test`.
 
 FUZZ_DIR      := fuzz
-FUZZ_TARGETS  := get_ticket validate_ticket find fix peer_response peer_wire consensus
+FUZZ_TARGETS  := get_ticket validate_ticket find fix peer_response peer_wire consensus config
 FUZZ_SECONDS  ?= 60
-FUZZ_SMOKE_SECONDS ?= 8
+FUZZ_SMOKE_SECONDS ?= 7
 FUZZ_TRIPLE   := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 FUZZ_BIN_DIR  := $(FUZZ_DIR)/target/$(FUZZ_TRIPLE)/release
 FUZZ_OUT      := $(BUILD)/fuzz

@@ -60,7 +60,7 @@ impl fmt::Display for PageProblem {
             }
             PageProblem::Symlink => write!(
                 f,
-                "a symbolic link on the page's path below Data/; links there are never followed"
+                "a symbolic link below Data/; links there are never followed"
             ),
             PageProblem::Unreadable(why) => write!(f, "unreadable page file: {why}"),
         }

@@ -768,6 +768,13 @@ mod tests {
         let victim = dir.0.join("victim");
         fs::write(&victim, b"secret\n").unwrap();
         fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+        // As root (the real threat: an ops script run by root over a folder the server's
+        // account owns), the page belongs to that account and the victim to root.
+        if is_root() {
+            std::os::unix::fs::chown(&page, Some(4321), Some(4321)).unwrap();
+        } else {
+            println!("skipped: the owner checks (a page owned by another account needs root)");
+        }
         let before = fs::metadata(&victim).unwrap();
         std::os::unix::fs::symlink(&victim, page.with_file_name("0004.bin.tmp")).unwrap();
         let store = PageFileStore::open(&dir.0, 8).unwrap().with_mfs(5);
@@ -780,6 +787,18 @@ mod tests {
         let meta = fs::symlink_metadata(&page).unwrap();
         assert!(meta.file_type().is_file());
         assert_eq!(meta.mode() & 0o777, 0o640);
+        if is_root() {
+            assert_eq!(
+                (meta.uid(), meta.gid()),
+                (4321, 4321),
+                "the page's owner kept"
+            );
+            assert_eq!(
+                (after.uid(), after.gid()),
+                (0, 0),
+                "the victim still root's"
+            );
+        }
         assert_eq!(
             fs::read(&page).unwrap()[record_range(4 * 1024 + 3)],
             [&[0xc3; 16][..], &[5]].concat()

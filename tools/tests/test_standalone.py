@@ -435,6 +435,82 @@ class Fix(unittest.TestCase):
         self.assertEqual(LIB.read_record(1, 5000), (stored_an(1, 5000), 1))
 
 
+class HostileFolder(unittest.TestCase):
+    """Files planted below Data/ by the account that owns it, while root runs a fix through
+    raida_healing_open, the documented ops workflow (issue 11)."""
+
+    def fix_with_planted_tmp(self, plant):
+        """Runs Fix's plan with plant(tmp_path) done first; fails rather than hangs when the
+        fix blocks. Returns (status, out, folder, page4 before)."""
+        coins, answers, tickets, _ = Fix().plan()
+        peers = FakePeers(self, answers)
+        folder = new_folder(self, peers.servers())
+        page4 = plant_page(folder, 1, 4)
+        plant_page(folder, 1, 5)
+        plant(page_path(folder, 1, 4) + ".tmp")
+        LIB.open(folder)
+        self.addCleanup(LIB.close)
+        result = []
+        worker = threading.Thread(
+            target=lambda: result.append(LIB.fix(coins, Fix.PG, tickets, coin_id=COIN_ID)),
+            daemon=True)
+        worker.start()
+        worker.join(60)
+        self.assertFalse(worker.is_alive(), "the fix blocked for a minute")
+        return result[0] + (folder, page4)
+
+    def test_a_symlinked_temporary_page_file_is_never_written_through(self):
+        victim = os.path.join(tempfile.mkdtemp(prefix="raida_victim_"), "shadow")
+        self.addCleanup(shutil.rmtree, os.path.dirname(victim))
+        with open(victim, "wb") as f:
+            f.write(b"root:secret\n")
+        os.chmod(victim, 0o600)
+        as_root = os.geteuid() == 0
+        if not as_root:
+            print("\n  skipped: the owner checks (a page owned by another account needs root)")
+
+        def plant(tmp):
+            if as_root:  # the page belongs to the server's account, as on a real server
+                os.chown(tmp[:-len(".tmp")], 4321, 4321)
+            os.symlink(victim, tmp)
+
+        before = os.stat(victim)
+        status, out, folder, _ = self.fix_with_planted_tmp(plant)
+        self.assertEqual((status, out), (243, bytes([0b0011])), LIB.last_error())
+        after = os.stat(victim)
+        self.assertEqual(read_file(victim), b"root:secret\n")
+        self.assertEqual((after.st_mode, after.st_uid, after.st_gid),
+                         (before.st_mode, before.st_uid, before.st_gid))
+        page = page_path(folder, 1, 4)
+        self.assertFalse(os.path.islink(page))
+        self.assertEqual(len(read_file(page)), PAGE_BYTES)
+        self.assertEqual(record_of(read_file(page), 5000)[0], fixed_an(RAIDA_ID, 1, 5000, Fix.PG))
+        if as_root:
+            self.assertEqual((os.stat(page).st_uid, os.stat(page).st_gid), (4321, 4321))
+        self.assertFalse(os.path.lexists(page + ".tmp"))
+
+    def test_a_fifo_temporary_page_file_neither_blocks_nor_is_reused(self):
+        status, out, folder, _ = self.fix_with_planted_tmp(os.mkfifo)
+        self.assertEqual((status, out), (243, bytes([0b0011])), LIB.last_error())
+        page = page_path(folder, 1, 4)
+        self.assertEqual(record_of(read_file(page), 5001)[0], fixed_an(RAIDA_ID, 1, 5001, Fix.PG))
+        self.assertFalse(os.path.lexists(page + ".tmp"))
+
+    def test_read_record_names_what_is_wrong_with_a_page(self):
+        folder = new_folder(self, ["127.0.0.1:1"] * 25)
+        plant_page(folder, 1, 4)
+        with open(page_path(folder, 1, 4), "r+b") as f:
+            f.truncate(100)
+        LIB.open(folder)
+        self.addCleanup(LIB.close)
+        with self.assertRaises(rh.RaidaError) as e:
+            LIB.read_record(1, 4096)
+        self.assertEqual(e.exception.code, rh.E_NO_PAGE)
+        self.assertEqual(e.exception.message,
+                         "no page holds denomination 1 serial number 4096 (%s: truncated page "
+                         "file: 100 bytes, a page file has 17408)" % page_path(folder, 1, 4))
+
+
 class Processes(unittest.TestCase):
     """Two processes and one folder; a kill -9 between and during commands."""
 
