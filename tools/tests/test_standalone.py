@@ -849,8 +849,8 @@ class Tool(unittest.TestCase):
              "detail": "oversized page file: 17409 bytes, a page file has 17408"},
             {"kind": "not_regular", "path": rel(1, 4),
              "detail": "not a regular file (a FIFO); it is never opened"},
-            {"kind": "symlink", "path": rel(1, 5), "detail": "a symbolic link on the page's "
-             "path below Data/; links there are never followed"},
+            {"kind": "symlink", "path": rel(1, 5),
+             "detail": "a symbolic link below Data/; links there are never followed"},
         ]
         if os.geteuid() == 0:  # only root can give a file to another owner
             replace(2, 1, page)
