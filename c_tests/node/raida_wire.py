@@ -4,7 +4,7 @@ Requests: a 32-byte header, then a body of a 16-byte challenge (12 bytes and the
 big-endian), the command's payload and the trailer 3E 3E. Responses: a 32-byte header
 (RAIDA index, shard, status, group, 00 01, echo bytes, 0, 24-bit body size, execution time
 in microseconds, the challenge echoed), then the body, which ends with 3E 3E.
-See /work/shared/wire-protocol.md ("Request framing") and docs/node.md.
+See docs/wire-protocol.md ("Request framing") and docs/node.md.
 """
 
 import hashlib
@@ -218,7 +218,7 @@ def derive_an(raida, den, sn, pg):
     return hashlib.md5(bytes([raida, den & 0xFF]) + sn.to_bytes(4, "big") + pg).digest()
 
 
-# ---- page files (legacy-abi.md "Page files on disk") ----
+# ---- page files (docs/abi.md "Page files on disk") ----
 
 def page_path(folder, den, page_no):
     return os.path.join(folder, "Data", "%02x" % (den & 0xFF), "%02x" % (page_no >> 8),

@@ -413,7 +413,7 @@ def heal_a_coin_fracked_on_two_raidas():
                 [(d, s, ans[k][r], ans[k][r]) for k, (d, s) in enumerate(coins)]))
             check_eq(resp.status, rw.FIND_ALL_AN, "a good RAIDA keeps its AN")
         check_eq(rw.derive_an(3, 1, 5000, bytes(range(16))).hex(),
-                 "feebd91947b11a5441fe8c4916e9904a", "MD5 vector of wire-protocol.md")
+                 "feebd91947b11a5441fe8c4916e9904a", "MD5 vector of docs/wire-protocol.md")
         # each fracked RAIDA claimed the tickets of the peers that voted: a second claim
         # by the same index is 44 (peers it did not need may have been left unasked)
         for f in fracked:

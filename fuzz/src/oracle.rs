@@ -1,4 +1,4 @@
-//! What each command must answer, written from wire-protocol.md alone (it shares no code
+//! What each command must answer, written from docs/wire-protocol.md alone (it shares no code
 //! with the library's request parsing), over the model world of [`crate::model`].
 
 use raida_healing::protocol::Coin;
