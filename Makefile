@@ -32,7 +32,7 @@ LINK_SO     := -L$(LIB_DIR) -lraida_healing -Wl,-rpath,$(abspath $(BUILD)/lib) -
 TEST_TARGETS :=
 CLEAN_PATHS  := $(BUILD)
 
-.PHONY: all lib test cargo-test check-header fmt-check clippy clean install uninstall FORCE
+.PHONY: all lib test cargo-test check-header check-docs fmt-check clippy clean install uninstall FORCE
 
 all: lib
 
@@ -59,13 +59,18 @@ check-header: $(SO)
 	@git diff --exit-code -- $(HEADER) || { echo "include/raida_healing.h is stale: commit the regenerated header"; exit 1; }
 	@echo "header: committed copy matches cbindgen output"
 
+# Every markdown link and docs/*.md reference resolves inside the repository, and the
+# status table of docs/wire-protocol.md matches the header.
+check-docs:
+	python3 tools/check_docs.py
+
 fmt-check:
 	$(CARGO) fmt --check
 
 clippy:
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
-TEST_SUITES = cargo-test check-header $(TEST_TARGETS)
+TEST_SUITES = cargo-test check-header check-docs $(TEST_TARGETS)
 
 # Make stops at the first failing suite, so reaching the last line means all passed.
 test: $(TEST_SUITES)

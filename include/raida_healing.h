@@ -14,7 +14,8 @@
  *     output_size and command_status written;
  *   - handlers are thread-safe and never crash on bad input: a NULL ci is ignored, any
  *     other problem is a status (ERROR_INTERNAL 252 if the module itself fails).
- * Integers on the wire are big-endian. Statuses and formats: see README.md.
+ * Integers on the wire are big-endian. Statuses and formats: docs/wire-protocol.md;
+ * structs and host functions: docs/abi.md.
  */
 
 #ifndef RAIDA_HEALING_H
@@ -184,8 +185,6 @@ typedef struct validate_ticket_arg_t {
   // Out: number of coins in `rv_coins`.
   uint32_t rv_num_coins;
 } validate_ticket_arg_t;
-
-
 
 #ifdef __cplusplus
 extern "C" {

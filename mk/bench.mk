@@ -1,4 +1,4 @@
-# Benchmarks (issue 6): `make bench` prints one table measured through the C ABI.
+# Benchmarks: `make bench` prints one table measured through the C ABI.
 #
 #   make bench        release library + build/bench, then run it (about a minute; not a test)
 #   make bench-build  only build build/bench; part of `make test` so the bench cannot rot

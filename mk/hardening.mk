@@ -1,4 +1,4 @@
-# Hardening (issue 7): fuzzing, sanitizers on the node, and the Rust stress / attack tests
+# Hardening: fuzzing, sanitizers on the node, and the Rust stress / attack tests
 # (tests/stress.rs and tests/peer_attacks.rs run with `cargo test`). docs/hardening.md
 # explains every target.
 #

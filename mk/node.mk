@@ -1,4 +1,4 @@
-# The test node (issue 4): build/raida_node, `make demo`, and the network tests.
+# The test node: build/raida_node, `make demo`, and the network tests.
 #
 #   make node       build/raida_node: the legacy server in miniature around the library
 #   make demo       a 25-node loopback network heals a fracked coin (DEMO_BASE_PORT=N pins

@@ -1,4 +1,4 @@
-# Standalone mode (issue 5): the library in a process with no RAIDA server.
+# Standalone mode: the library in a process with no RAIDA server.
 #
 #   make standalone-test   Python (stdlib) tests: dlopen the release .so with no server and
 #                          run the handlers on temporary page-file folders, fix against

@@ -116,7 +116,7 @@ def mfs_now():
     return ((t.tm_year - 1900 - 123) * 12 + (t.tm_mon - 1 - 1)) & 0xFF
 
 
-# ---- Fake peers: the legacy validate_ticket server side (wire-protocol.md) ----
+# ---- Fake peers: the legacy validate_ticket server side (docs/wire-protocol.md) ----
 
 class FakePeer:
     """One peer RAIDA on 127.0.0.1: answers a validate_ticket with status 250 and the
