@@ -293,8 +293,9 @@ int raida_healing_open(const char *dir);
 // Why this thread's last failing call failed: set by a negative return of
 // `raida_healing_open` / `raida_healing_read_record`, and by a `cmd_*` handler that
 // answers ERROR_INTERNAL (252) in a process with no server (no folder open, or a write
-// that did not reach the disk). Like `errno`, it is meaningful right after such a
-// failure; a successful `raida_healing_*` call empties it.
+// that did not reach the disk), and by any export that failed inside the library (a
+// caught panic: "<function> panicked (a bug in libraida_healing)"). Like `errno`, it is
+// meaningful right after such a failure; a successful `raida_healing_*` call empties it.
 //
 // # Returns
 // A NUL-terminated string owned by the library, never NULL (empty when nothing failed);

@@ -4,12 +4,15 @@
 //! - [`host`]: the server's functions and `config`, bound weakly, and a coin store over
 //!   its page cache.
 //! - [`alloc`]: response buffers from C `malloc`, which the server `free()`s.
+//! - [`entry`]: the boundary every export runs its body through: log routing, panic
+//!   boundary, last error on panic.
 //! - [`exports`]: one thin `extern "C"` function per exported symbol.
 //! - [`job`]: `send_validate_ticket_job`, the legacy one-peer validate-ticket job.
 //! - [`standalone`]: open a server folder's page files where no server runs (ops scripts).
 
 pub mod alloc;
 pub mod constants;
+mod entry;
 pub mod exports;
 pub mod host;
 pub mod job;
