@@ -14,7 +14,8 @@
  *     output_size and command_status written;
  *   - handlers are thread-safe and never crash on bad input: a NULL ci is ignored, any
  *     other problem is a status (ERROR_INTERNAL 252 if the module itself fails).
- * Integers on the wire are big-endian. Statuses and formats: see README.md.
+ * Integers on the wire are big-endian. Statuses and formats: docs/wire-protocol.md;
+ * structs and host functions: docs/abi.md.
  */
 
 #ifndef RAIDA_HEALING_H
@@ -226,8 +227,6 @@ typedef struct validate_ticket_arg_t {
   uint32_t rv_num_coins;
 } validate_ticket_arg_t;
 
-
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -252,7 +251,8 @@ size_t raida_healing_page_count(void);
 // (`MISSING`, `TRUNCATED`, `OVERSIZED`, `NOT_REGULAR`, `SYMLINK`, `UNREADABLE`); or a
 // negative code: `RAIDA_HEALING_E_ARGUMENT` (NULL `dir`, `index` out of range),
 // `RAIDA_HEALING_E_DATA` (`dir/Data` cannot be opened as a folder; `why` says why),
-// `RAIDA_HEALING_E_INTERNAL`.
+// `RAIDA_HEALING_E_INTERNAL`. A negative code's message is also this thread's
+// `raida_healing_last_error()`; a check that ran (0 or a problem) empties it.
 //
 // # Safety
 // `dir` is NULL or a NUL-terminated path; `path_out` is NULL or points to `path_len`
@@ -278,7 +278,8 @@ int raida_healing_check_page(const char *dir,
 // or `out`), `RAIDA_HEALING_E_CONFIG` (the file is not valid: `err` says why, as
 // `"line N: ..."` where the line is known), `RAIDA_HEALING_E_INTERNAL`. On failure `*out`
 // is unspecified. `err` (if not NULL) receives a NUL-terminated message, empty on
-// success, cut to `err_len` bytes. Touches no folder and no global state.
+// success, cut to `err_len` bytes; the same message is this thread's
+// `raida_healing_last_error()` (emptied on success). Touches no folder.
 //
 // # Safety
 // `text` is NULL or a NUL-terminated string (TOML requires UTF-8); `out` is NULL or points
@@ -390,10 +391,12 @@ size_t raida_healing_conn_info_size(void);
 int raida_healing_open(const char *dir);
 
 // Why this thread's last failing call failed: set by a negative return of
-// `raida_healing_open` / `raida_healing_read_record`, and by a `cmd_*` handler that
+// `raida_healing_open` / `raida_healing_read_record` / `raida_healing_config_parse` /
+// `raida_healing_check_page`, and by a `cmd_*` handler that
 // answers ERROR_INTERNAL (252) in a process with no server (no folder open, or a write
-// that did not reach the disk). Like `errno`, it is meaningful right after such a
-// failure; a successful `raida_healing_*` call empties it.
+// that did not reach the disk), and by any export that failed inside the library (a
+// caught panic: "<function> panicked (a bug in libraida_healing)"). Like `errno`, it is
+// meaningful right after such a failure; a successful `raida_healing_*` call empties it.
 //
 // # Returns
 // A NUL-terminated string owned by the library, never NULL (empty when nothing failed);

@@ -46,7 +46,7 @@ LIBRARY_ENV = "RAIDA_HEALING_LIB"
 # Exit codes.
 EXIT_OK, EXIT_NEGATIVE, EXIT_USAGE, EXIT_CANNOT_OPEN = 0, 1, 2, 3
 
-# ---- The C layouts (legacy-abi.md) ----
+# ---- The C layouts (docs/abi.md, "conn_info_t") ----
 
 CONN_INFO_SIZE = 336
 
@@ -98,7 +98,7 @@ class ConnInfo(ctypes.Structure):
     ]
 
 
-# Every offset of legacy-abi.md, checked at import so a wrong field list cannot go unseen.
+# Every offset of docs/abi.md, checked at import so a wrong field list cannot go unseen.
 CONN_INFO_OFFSETS = {
     "sa": 0, "sk": 8, "e0": 12, "e1": 13, "body_size": 16, "body": 24,
     "encryption_denomination": 32, "encryption_sn": 36, "encryption_denomination2": 40,
@@ -149,7 +149,8 @@ CODE_NAMES = {
     E_INTERNAL: "RAIDA_HEALING_E_INTERNAL",
 }
 
-# ---- Healing commands and statuses (wire-protocol.md) ----
+# ---- Healing commands and statuses (docs/wire-protocol.md, "Status codes"; the
+# header's RAIDA_STATUS_* macros, which tools/tests checks this table against) ----
 
 GET_TICKET, VALIDATE_TICKET, FIND, FIX = 40, 50, 60, 80
 HANDLERS = {GET_TICKET: "cmd_get_ticket", VALIDATE_TICKET: "cmd_validate_ticket",

@@ -4,15 +4,16 @@
 
 use std::ffi::{c_char, c_int, CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use crate::audit::{self, PAGE_COUNT};
 use crate::data_dir::DataDir;
 
 use super::config::write_err;
+use super::entry::{enter, panicked_message, OnPanic};
 use super::standalone::{
-    RAIDA_HEALING_E_ARGUMENT, RAIDA_HEALING_E_DATA, RAIDA_HEALING_E_INTERNAL, RAIDA_HEALING_OK,
+    clear_last_error, int_result, internal_on_panic, RAIDA_HEALING_E_ARGUMENT,
+    RAIDA_HEALING_E_DATA, RAIDA_HEALING_OK,
 };
 
 /// `raida_healing_check_page`: no file holds the page (or a folder on its path is missing).
@@ -34,7 +35,11 @@ pub const RAIDA_HEALING_PAGE_UNREADABLE: c_int = 6;
 /// `raida_healing_check_page` takes an index below it.
 #[no_mangle]
 pub extern "C" fn raida_healing_page_count() -> libc::size_t {
-    PAGE_COUNT
+    let on_panic = OnPanic {
+        value: PAGE_COUNT,
+        consequence: "returning the page count",
+    };
+    enter("raida_healing_page_count", on_panic, || PAGE_COUNT)
 }
 
 /// Checks page number `index` (0 .. `raida_healing_page_count()` - 1, in denomination then
@@ -53,7 +58,8 @@ pub extern "C" fn raida_healing_page_count() -> libc::size_t {
 /// (`MISSING`, `TRUNCATED`, `OVERSIZED`, `NOT_REGULAR`, `SYMLINK`, `UNREADABLE`); or a
 /// negative code: `RAIDA_HEALING_E_ARGUMENT` (NULL `dir`, `index` out of range),
 /// `RAIDA_HEALING_E_DATA` (`dir/Data` cannot be opened as a folder; `why` says why),
-/// `RAIDA_HEALING_E_INTERNAL`.
+/// `RAIDA_HEALING_E_INTERNAL`. A negative code's message is also this thread's
+/// `raida_healing_last_error()`; a check that ran (0 or a problem) empties it.
 ///
 /// # Safety
 /// `dir` is NULL or a NUL-terminated path; `path_out` is NULL or points to `path_len`
@@ -68,64 +74,78 @@ pub unsafe extern "C" fn raida_healing_check_page(
     why: *mut c_char,
     why_len: libc::size_t,
 ) -> c_int {
-    let path_out: &mut [u8] = if path_out.is_null() {
-        &mut []
-    } else {
-        // SAFETY: points to `path_len` writable bytes, not overlapping `why` (contract).
-        unsafe { std::slice::from_raw_parts_mut(path_out.cast::<u8>(), path_len) }
-    };
-    let why: &mut [u8] = if why.is_null() {
-        &mut []
-    } else {
-        // SAFETY: points to `why_len` writable bytes, not overlapping `path_out` (contract).
-        unsafe { std::slice::from_raw_parts_mut(why.cast::<u8>(), why_len) }
-    };
-    write_err(path_out, "");
-    if dir.is_null() {
-        write_err(why, "dir is NULL");
-        return RAIDA_HEALING_E_ARGUMENT;
-    }
-    // SAFETY: not NULL, NUL-terminated by the caller's contract; only read.
-    let dir = Path::new(OsStr::from_bytes(unsafe { CStr::from_ptr(dir) }.to_bytes()));
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        let data_path = dir.join("Data");
-        let data = DataDir::open(&data_path).map_err(|e| {
-            (
-                RAIDA_HEALING_E_DATA,
-                format!("{}: cannot open the folder: {e}", data_path.display()),
+    const NAME: &str = "raida_healing_check_page";
+    enter(NAME, internal_on_panic(), || {
+        let path_out: &mut [u8] = if path_out.is_null() {
+            &mut []
+        } else {
+            // SAFETY: points to `path_len` writable bytes, not overlapping `why` (contract).
+            unsafe { std::slice::from_raw_parts_mut(path_out.cast::<u8>(), path_len) }
+        };
+        let why: &mut [u8] = if why.is_null() {
+            &mut []
+        } else {
+            // SAFETY: points to `why_len` writable bytes, not overlapping `path_out`
+            // (contract).
+            unsafe { std::slice::from_raw_parts_mut(why.cast::<u8>(), why_len) }
+        };
+        write_err(path_out, "");
+        // Replaced below; stays only if the check panics (enter then returns E_INTERNAL).
+        write_err(why, &panicked_message(NAME));
+        let checked = if dir.is_null() {
+            Err((RAIDA_HEALING_E_ARGUMENT, "dir is NULL".to_string()))
+        } else {
+            // SAFETY: not NULL, NUL-terminated by the caller's contract; only read.
+            let dir = unsafe { CStr::from_ptr(dir) };
+            check(
+                Path::new(OsStr::from_bytes(dir.to_bytes())),
+                index,
+                path_out,
             )
-        })?;
-        let (relative, checked) = audit::check_page(&data, index).ok_or_else(|| {
-            (
-                RAIDA_HEALING_E_ARGUMENT,
-                format!("page index {index} is not below {PAGE_COUNT}"),
-            )
-        })?;
-        write_err(path_out, &relative.to_string_lossy());
-        checked.map_err(|problem| {
-            (
-                c_int::from(audit::problem_number(&problem)),
-                problem.to_string(),
-            )
-        })
-    }));
-    match result {
-        Ok(Ok(())) => {
-            write_err(why, "");
-            RAIDA_HEALING_OK
+        };
+        match checked {
+            // A valid page (0) or a page problem (positive): the check itself succeeded.
+            Ok((code, message)) => {
+                write_err(why, &message);
+                clear_last_error();
+                code
+            }
+            Err((code, message)) => {
+                write_err(why, &message);
+                int_result(NAME, Err((code, message)))
+            }
         }
-        Ok(Err((code, message))) => {
-            write_err(why, &message);
-            code
-        }
-        Err(_) => {
-            write_err(
-                why,
-                "raida_healing_check_page panicked (a bug in libraida_healing)",
-            );
-            RAIDA_HEALING_E_INTERNAL
-        }
-    }
+    })
+}
+
+/// The safe core of `raida_healing_check_page`: `Ok` with 0 or the page's problem number
+/// and its description; `Err` with a negative code when the page cannot be checked.
+fn check(
+    dir: &Path,
+    index: libc::size_t,
+    path_out: &mut [u8],
+) -> Result<(c_int, String), (c_int, String)> {
+    let data_path = dir.join("Data");
+    let data = DataDir::open(&data_path).map_err(|e| {
+        (
+            RAIDA_HEALING_E_DATA,
+            format!("{}: cannot open the folder: {e}", data_path.display()),
+        )
+    })?;
+    let (relative, checked) = audit::check_page(&data, index).ok_or_else(|| {
+        (
+            RAIDA_HEALING_E_ARGUMENT,
+            format!("page index {index} is not below {PAGE_COUNT}"),
+        )
+    })?;
+    write_err(path_out, &relative.to_string_lossy());
+    Ok(match checked {
+        Ok(()) => (RAIDA_HEALING_OK, String::new()),
+        Err(problem) => (
+            c_int::from(audit::problem_number(&problem)),
+            problem.to_string(),
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -2,13 +2,13 @@
 //! program (the test node) reads the file with exactly the rules of `raida_healing_open`.
 
 use std::ffi::{c_char, c_int, CStr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::config_file::{self, ServerConfig};
 use crate::protocol::TOTAL_RAIDA_SERVERS;
 
+use super::entry::{enter, panicked_message};
 use super::standalone::{
-    RAIDA_HEALING_E_ARGUMENT, RAIDA_HEALING_E_CONFIG, RAIDA_HEALING_E_INTERNAL, RAIDA_HEALING_OK,
+    int_result, internal_on_panic, RAIDA_HEALING_E_ARGUMENT, RAIDA_HEALING_E_CONFIG,
 };
 
 /// Longest `"host:port"` the C struct holds, terminator included.
@@ -88,7 +88,8 @@ pub(super) fn write_err(err: &mut [u8], message: &str) {
 /// or `out`), `RAIDA_HEALING_E_CONFIG` (the file is not valid: `err` says why, as
 /// `"line N: ..."` where the line is known), `RAIDA_HEALING_E_INTERNAL`. On failure `*out`
 /// is unspecified. `err` (if not NULL) receives a NUL-terminated message, empty on
-/// success, cut to `err_len` bytes. Touches no folder and no global state.
+/// success, cut to `err_len` bytes; the same message is this thread's
+/// `raida_healing_last_error()` (emptied on success). Touches no folder.
 ///
 /// # Safety
 /// `text` is NULL or a NUL-terminated string (TOML requires UTF-8); `out` is NULL or points
@@ -101,48 +102,48 @@ pub unsafe extern "C" fn raida_healing_config_parse(
     err: *mut c_char,
     err_len: libc::size_t,
 ) -> c_int {
-    let err: &mut [u8] = if err.is_null() {
-        &mut []
-    } else {
-        // SAFETY: `err` points to `err_len` writable bytes (the caller's contract), not
-        // aliased by `text` or `out` for the duration of this call.
-        unsafe { std::slice::from_raw_parts_mut(err.cast::<u8>(), err_len) }
-    };
-    if text.is_null() || out.is_null() {
-        write_err(err, "text and out must not be NULL");
-        return RAIDA_HEALING_E_ARGUMENT;
-    }
-    // SAFETY: not NULL, NUL-terminated by the caller's contract; only read.
-    let text = unsafe { CStr::from_ptr(text) };
-    // SAFETY: not NULL, points to a writable raida_healing_config_t (the caller's contract).
-    let out = unsafe { &mut *out };
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        let text = text.to_str().map_err(|e| {
-            format!(
-                "not valid TOML: the text is not UTF-8 (byte {})",
-                e.valid_up_to()
-            )
-        })?;
-        let config = config_file::parse(text).map_err(|e| e.to_string())?;
-        to_c(&config, out)
-    }));
-    match result {
-        Ok(Ok(())) => {
-            write_err(err, "");
-            RAIDA_HEALING_OK
-        }
-        Ok(Err(why)) => {
-            write_err(err, &why);
-            RAIDA_HEALING_E_CONFIG
-        }
-        Err(_) => {
-            write_err(
-                err,
-                "raida_healing_config_parse panicked (a bug in libraida_healing)",
-            );
-            RAIDA_HEALING_E_INTERNAL
-        }
-    }
+    const NAME: &str = "raida_healing_config_parse";
+    enter(NAME, internal_on_panic(), || {
+        let err: &mut [u8] = if err.is_null() {
+            &mut []
+        } else {
+            // SAFETY: `err` points to `err_len` writable bytes (the caller's contract), not
+            // aliased by `text` or `out` for the duration of this call.
+            unsafe { std::slice::from_raw_parts_mut(err.cast::<u8>(), err_len) }
+        };
+        // Replaced below; stays only if the parse panics (enter then returns E_INTERNAL).
+        write_err(err, &panicked_message(NAME));
+        let result = if text.is_null() || out.is_null() {
+            Err((
+                RAIDA_HEALING_E_ARGUMENT,
+                "text and out must not be NULL".to_string(),
+            ))
+        } else {
+            // SAFETY: not NULL, NUL-terminated by the caller's contract; only read.
+            let text = unsafe { CStr::from_ptr(text) };
+            // SAFETY: not NULL, points to a writable raida_healing_config_t (the caller's
+            // contract).
+            let out = unsafe { &mut *out };
+            parse_into(text, out).map_err(|why| (RAIDA_HEALING_E_CONFIG, why))
+        };
+        write_err(
+            err,
+            result.as_ref().err().map_or("", |(_, why)| why.as_str()),
+        );
+        int_result(NAME, result)
+    })
+}
+
+/// The safe core of `raida_healing_config_parse`: `text` checked and read into `out`.
+fn parse_into(text: &CStr, out: &mut RaidaHealingConfig) -> Result<(), String> {
+    let text = text.to_str().map_err(|e| {
+        format!(
+            "not valid TOML: the text is not UTF-8 (byte {})",
+            e.valid_up_to()
+        )
+    })?;
+    let config = config_file::parse(text).map_err(|e| e.to_string())?;
+    to_c(&config, out)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 RAIDA server, working on temporary server folders (config.toml + Data/ page files).
 
     test_standalone.py --lib target/release/libraida_healing.so \
-        --host-present build/standalone/host_present --fake-abi build/standalone/libfake_abi.so
+        --host-present build/host_present --fake-abi build/standalone/libfake_abi.so
 
 Checks exact statuses and bytes of get_ticket, validate_ticket, find and fix (against 24
 loopback fake peers that speak the legacy wire format), the page files on disk after a
@@ -41,6 +41,10 @@ os.environ.pop("RAIDA_HEALING_LOG", None)
 os.environ.pop("RAIDA_HEALING_CACHE_PAGES", None)
 
 import raida_healing as rh  # noqa: E402
+
+# The network tests' wire helpers read the header's RAIDA_STATUS_* macros.
+sys.path.insert(0, os.path.join(ROOT, "c_tests", "node"))
+from raida_wire import header_statuses  # noqa: E402
 
 ARGS = None  # parsed command line: lib, host_present, fake_abi
 LIB = None   # the library, loaded once into this process (no server here)
@@ -116,7 +120,7 @@ def mfs_now():
     return ((t.tm_year - 1900 - 123) * 12 + (t.tm_mon - 1 - 1)) & 0xFF
 
 
-# ---- Fake peers: the legacy validate_ticket server side (wire-protocol.md) ----
+# ---- Fake peers: the legacy validate_ticket server side (docs/wire-protocol.md) ----
 
 class FakePeer:
     """One peer RAIDA on 127.0.0.1: answers a validate_ticket with status 250 and the
@@ -237,6 +241,13 @@ class NoServerProcess(unittest.TestCase):
                      "const char *raida_healing_last_error(void);",
                      "void raida_healing_close(void);"):
             self.assertIn(name, header)
+
+    def test_status_names_match_the_header(self):
+        # The tool's own table (it runs without the source tree) against the header's
+        # RAIDA_STATUS_* macros, which cbindgen generates from src/protocol.rs.
+        from_header = {code: name for name, code in header_statuses().items()}
+        self.assertEqual(len(from_header), len(header_statuses()), "two names share a code")
+        self.assertEqual(rh.STATUS_NAMES, from_header)
 
     def test_open_errors_have_codes_and_reasons(self):
         self.assertEqual(LIB._lib.raida_healing_open(None), rh.E_ARGUMENT)
@@ -437,7 +448,7 @@ class Fix(unittest.TestCase):
 
 class HostileFolder(unittest.TestCase):
     """Files planted below Data/ by the account that owns it, while root runs a fix through
-    raida_healing_open, the documented ops workflow (issue 11)."""
+    raida_healing_open, the documented ops workflow."""
 
     def fix_with_planted_tmp(self, plant):
         """Runs Fix's plan with plant(tmp_path) done first; fails rather than hangs when the
