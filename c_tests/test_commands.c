@@ -703,7 +703,7 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The pool is held by coins, not by requests (issue 11): a coin sits on at most four live
+/* The pool is held by coins, not by requests: a coin sits on at most four live
  * tickets and a newer ticket takes it from the oldest, so the owner of one coin cannot fill
  * the pool (the legacy module answered 42 to everyone after 512 get_tickets for one coin).
  * A rejected request takes nothing. The 42 path needs the pool's MAX_COINS_HELD coins held;

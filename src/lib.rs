@@ -12,6 +12,7 @@
 //! - [`pagefile`]: the embedded page-file store for processes with no server.
 //! - [`data_dir`]: files below a server's `Data/`: no link followed, no blocking, bounded
 //!   reads; the one definition of a valid page file ([`data_dir::PageProblem`]).
+//! - [`audit`]: the pages of a full server folder, for an audit of `Data/`.
 //! - [`config_file`]: the server folder's `config.toml` (standalone use).
 //! - [`hash`]: the AN a fix derives and the MFS stamp.
 //! - [`peers`]: the validate-ticket client that asks peer RAIDAs.
@@ -28,6 +29,8 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[forbid(unsafe_code)]
+pub mod audit;
 #[forbid(unsafe_code)]
 pub mod commands;
 #[forbid(unsafe_code)]

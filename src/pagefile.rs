@@ -1,6 +1,6 @@
 //! The embedded coin store: the legacy server's page files, for processes with no server.
 //!
-//! Layout (legacy-abi.md, "Page files on disk"): `<dir>/Data/<den>/<page >> 8>/<page>.bin`
+//! Layout (docs/abi.md, "Page files on disk"): `<dir>/Data/<den>/<page >> 8>/<page>.bin`
 //! in lowercase hex (denomination as its byte, 2 digits; page number 4 digits), each file
 //! exactly [`PAGE_DATA_BYTES`] long. A missing file is a missing page, so a command answers
 //! 40 exactly as the server would.
@@ -719,7 +719,7 @@ mod tests {
         assert_eq!(data[32 * 17..33 * 17], [&[32u8; 16][..], &[1]].concat());
     }
 
-    // --- files below Data/ an attacker can plant (issue 11) ------------------------------
+    // --- files below Data/ an attacker can plant -------------------------------
 
     /// Runs `f` on another thread and fails the test if it has not finished within a
     /// minute: a regression that blocks on a FIFO fails instead of hanging the suite.

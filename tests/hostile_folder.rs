@@ -1,5 +1,5 @@
 //! A server folder that another account can write, opened as an ops script would
-//! (`raida_healing_open`, issue 11): a config.toml or page file that is a FIFO, a link to
+//! (`raida_healing_open`): a config.toml or page file that is a FIFO, a link to
 //! `/dev/zero` or too large is refused without blocking or reading it, a lock file that is
 //! a link is refused and its target never created, and last_error says what is wrong.
 //!

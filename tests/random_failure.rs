@@ -1,4 +1,4 @@
-//! Randomness fails closed (issue 11): when the OS random source fails, get_ticket makes no
+//! Randomness fails closed: when the OS random source fails, get_ticket makes no
 //! ticket and fix asks no peer; both answer ERROR_INTERNAL (252) and log why.
 //!
 //! The failing source is process-wide (`random::testing::OsSourceFailure`), so this binary

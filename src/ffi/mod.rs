@@ -4,12 +4,19 @@
 //! - [`host`]: the server's functions and `config`, bound weakly, and a coin store over
 //!   its page cache.
 //! - [`alloc`]: response buffers from C `malloc`, which the server `free()`s.
+//! - [`entry`]: the boundary every export runs its body through: log routing, panic
+//!   boundary, last error on panic.
 //! - [`exports`]: one thin `extern "C"` function per exported symbol.
 //! - [`job`]: `send_validate_ticket_job`, the legacy one-peer validate-ticket job.
+//! - [`audit`]: `raida_healing_check_page`, the store's page rule for auditing tools.
+//! - [`config`]: `raida_healing_config_parse`, the config reader for C programs.
 //! - [`standalone`]: open a server folder's page files where no server runs (ops scripts).
 
 pub mod alloc;
+pub mod audit;
+pub mod config;
 pub mod constants;
+mod entry;
 pub mod exports;
 pub mod host;
 pub mod job;
