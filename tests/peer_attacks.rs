@@ -88,6 +88,7 @@ fn short(deadline_ms: u64) -> PeerOptions {
     PeerOptions {
         deadline: Duration::from_millis(deadline_ms),
         hedge_after: Duration::from_millis(deadline_ms),
+        hedge_start: Duration::from_millis(deadline_ms),
     }
 }
 
@@ -313,6 +314,7 @@ fn trickling_peer_and_its_hedge_are_both_cut_at_the_deadline() {
     let options = PeerOptions {
         deadline: Duration::from_millis(1500),
         hedge_after: Duration::from_millis(200),
+        hedge_start: Duration::from_millis(200),
     };
     let (report, coins) = ask_one(target(9, &attacker), claimer(), &options);
     assert_eq!(report.outcome, PeerOutcome::TimedOut);

@@ -6,11 +6,13 @@
 //! - [`alloc`]: response buffers from C `malloc`, which the server `free()`s.
 //! - [`exports`]: one thin `extern "C"` function per exported symbol.
 //! - [`job`]: `send_validate_ticket_job`, the legacy one-peer validate-ticket job.
+//! - [`health`]: per-peer answer figures for operators (`raida_healing_peer_health`).
 //! - [`standalone`]: open a server folder's page files where no server runs (ops scripts).
 
 pub mod alloc;
 pub mod constants;
 pub mod exports;
+pub mod health;
 pub mod host;
 pub mod job;
 pub mod layout;
