@@ -6,6 +6,9 @@
 #   make node-test  unit tests of the node's config reader, framing and page files (ASan +
 #                   UBSan), then the network tests against the node and against an ASan +
 #                   UBSan build of it
+#   make node-wan-test  the 25-node network behind delay proxies (5-250 ms one way): hedges
+#                   per fix, fix time against the floor, a lazy-accept peer, a heal storm
+#                   (c_tests/node/test_wan.py; about 10 s)
 # See docs/node.md.
 
 NODE_DIR      := c_tests/node
@@ -22,7 +25,7 @@ NODE_UBSAN    := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 NODE_SAN_ENV  := ASAN_OPTIONS=detect_leaks=0 $(NODE_UBSAN)
 NODE_UNIT_ENV := ASAN_OPTIONS=detect_leaks=1:exitcode=1 $(NODE_UBSAN)
 
-.PHONY: node demo node-test
+.PHONY: node demo node-test node-wan-test
 
 node: $(NODE_BIN)
 
@@ -44,6 +47,9 @@ node-test: $(NODE_BIN) $(NODE_ASAN_BIN) $(NODE_UNIT)
 	python3 $(NODE_DIR)/test_network.py --node $(NODE_BIN)
 	$(NODE_SAN_ENV) python3 $(NODE_DIR)/test_network.py --node $(NODE_ASAN_BIN)
 
-TEST_TARGETS += node-test
+node-wan-test: $(NODE_BIN)
+	python3 $(NODE_DIR)/test_wan.py --node $(NODE_BIN)
+
+TEST_TARGETS += node-test node-wan-test
 # Python's byte code of netlab/raida_wire/wallet (when PYTHONDONTWRITEBYTECODE is unset).
 CLEAN_PATHS  += $(NODE_DIR)/__pycache__
