@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -605,13 +606,124 @@ static void fix_row(const char *what, const struct coin *coins, int n, int stall
     double m = median(ms, taken);
     char verdict[32] = "";
     if (target_ms > 0)
-        snprintf(verdict, sizeof verdict, "<= %.0f ms: %s", target_ms,
+        snprintf(verdict, sizeof verdict, "<= %g ms: %s", target_ms,
                  m <= target_ms ? "met" : "MISSED");
     char value[32];
     snprintf(value, sizeof value, "%.2f ms", m);
     if (taken < FIX_SAMPLES)
         snprintf(value, sizeof value, "%.2f ms (%d runs)", m, taken);
     printf("| %-46s | %17s | %17s | %7s | %-16s |\n", label, value, "", "", verdict);
+    fflush(stdout);
+}
+
+/* ---- what a fix costs the process: threads, system calls, peer connections ---- */
+
+#define COST_REQUESTS 200
+
+/* True once a tracer (strace) is attached to this process. */
+static int traced(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int pid = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "TracerPid: %d", &pid) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return pid != 0;
+}
+
+/* Runs `requests` fixes under `strace -f -c` attached to this process (the fake peers,
+ * a child started earlier, are not traced) and returns, per fix, the threads created
+ * (clone, clone3), the system calls and the peer sockets opened. All -1 when strace
+ * is not available. */
+static void fix_cost(const struct coin *coins, int n, const uint32_t ticket[25], int requests,
+                     double *threads, double *calls, double *sockets)
+{
+    *threads = *calls = *sockets = -1;
+    char out[] = "/tmp/raida_bench_strace_XXXXXX";
+    int fd = mkstemp(out);
+    if (fd < 0)
+        return;
+    close(fd);
+    char me[16];
+    snprintf(me, sizeof me, "%d", (int)getpid());
+    fflush(stdout);
+    pid_t tracer = fork();
+    if (tracer < 0) {
+        unlink(out);
+        return;
+    }
+    if (tracer == 0) {
+        execlp("strace", "strace", "-f", "-c", "-qq", "-U", "calls,name", "-o", out, "-p", me,
+               (char *)NULL);
+        _exit(127);
+    }
+    int status, attached = 0;
+    for (int i = 0; i < 2000 && !attached; i++) {
+        if (waitpid(tracer, &status, WNOHANG) == tracer)
+            break;
+        attached = traced();
+        if (!attached) {
+            struct timespec ms = { 0, 5 * 1000 * 1000 };
+            nanosleep(&ms, NULL);
+        }
+    }
+    if (attached)
+        for (int r = 0; r < requests; r++)
+            fix_once(coins, n, ticket);
+    kill(tracer, SIGINT);
+    waitpid(tracer, &status, 0);
+    FILE *f = attached ? fopen(out, "r") : NULL;
+    char line[256], name[64];
+    long count, total = 0, clones = 0, socks = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (sscanf(line, " %ld %63s", &count, name) != 2)
+            continue;
+        if (strcmp(name, "total") == 0)
+            continue;
+        total += count;
+        if (strcmp(name, "clone") == 0 || strcmp(name, "clone3") == 0)
+            clones += count;
+        if (strcmp(name, "socket") == 0)
+            socks += count;
+    }
+    if (f) {
+        fclose(f);
+        if (total > 0) {
+            *threads = (double)clones / requests;
+            *calls = (double)total / requests;
+            *sockets = (double)socks / requests;
+        }
+    }
+    unlink(out);
+}
+
+static void cost_rows(const char *what, const struct coin *coins, int n)
+{
+    uint32_t ticket[25] = { 0 };
+    for (int i = 0; i < 25; i++)
+        if (i != SELF)
+            ticket[i] = FAKE_PEER_TICKET(FAKE_PEER_HONEST, (uint32_t)n);
+    double threads, calls, sockets;
+    fix_cost(coins, n, ticket, COST_REQUESTS, &threads, &calls, &sockets);
+    char label[96], value[32];
+    if (threads < 0) {
+        snprintf(label, sizeof label, "%s (24 honest): cost per fix", what);
+        printf("| %-46s | %17s | %17s | %7s | %-16s |\n", label, "no strace", "", "", "");
+        return;
+    }
+    snprintf(label, sizeof label, "%s (24 honest): threads created", what);
+    snprintf(value, sizeof value, "%.1f / fix", threads);
+    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", label, value, "", "",
+           threads == 0 ? "0: met" : "0: MISSED");
+    snprintf(label, sizeof label, "%s (24 honest): system calls", what);
+    snprintf(value, sizeof value, "%.1f / fix", calls);
+    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", label, value, "", "", "");
+    snprintf(label, sizeof label, "%s (24 honest): peer connections", what);
+    snprintf(value, sizeof value, "%.1f / fix", sockets);
+    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", label, value, "", "", "");
     fflush(stdout);
 }
 
@@ -851,10 +963,12 @@ int main(int argc, char **argv)
     for (int i = 0; i < 25; i++)
         if (i != SELF)
             host_set_peer(i, "127.0.0.1", peers.port[i]);
-    fix_row("fix x1", fix_coins, 1, 0, 0);
+    fix_row("fix x1", fix_coins, 1, 0, 0.5);
     fix_row("fix x100", fix_coins, 100, 0, 0);
-    fix_row("fix x3000", fix_coins, FIX_MAX, 0, 10);
+    fix_row("fix x3000", fix_coins, FIX_MAX, 0, 2.5);
     fix_row("fix x1", fix_coins, 1, 10, 100);
+    cost_rows("fix x1", fix_coins, 1);
+    cost_rows("fix x3000", fix_coins, FIX_MAX);
     fake_peers_stop(&peers);
 
     printf("\nlayouts: ");

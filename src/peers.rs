@@ -350,13 +350,39 @@ impl Failure {
     }
 }
 
-/// The 16-byte challenge for a new connection. The one place peer challenges get their
-/// randomness.
-fn new_challenge() -> Result<[u8; CHALLENGE_BYTES], Failure> {
-    let mut random = [0u8; 12];
-    crate::random::fill(&mut random);
-    Ok(challenge_for(&random))
+/// Fresh challenges for one call's connections: one read of the OS's randomness for a
+/// batch (every first connection and hedge of a call), instead of one per connection.
+/// The one place peer challenges get their randomness.
+struct Challenges {
+    random: Vec<u8>,
+    used: usize,
 }
+
+impl Challenges {
+    /// Room for `count` challenges per batch; nothing is read until the first is needed.
+    fn new(count: usize) -> Challenges {
+        let bytes = 12 * count.max(1);
+        Challenges {
+            random: vec![0; bytes],
+            used: bytes,
+        }
+    }
+
+    fn next(&mut self) -> Result<[u8; CHALLENGE_BYTES], Failure> {
+        if self.used == self.random.len() {
+            crate::random::fill(&mut self.random);
+            self.used = 0;
+        }
+        let mut random = [0u8; 12];
+        random.copy_from_slice(&self.random[self.used..self.used + 12]);
+        self.used += 12;
+        Ok(challenge_for(&random))
+    }
+}
+
+/// Bytes one read of an answer asks for: a whole small answer (header and up to about
+/// 800 coins) arrives in one system call.
+const READ_CHUNK: usize = 4096;
 
 /// How far one connection has got.
 enum Stage {
@@ -364,13 +390,11 @@ enum Stage {
     Sending {
         sent: usize,
     },
-    Header {
-        got: usize,
-        buf: [u8; RESPONSE_HEADER_BYTES],
-    },
-    Body {
-        got: usize,
-        buf: Vec<u8>,
+    /// Reading the answer: what arrived so far, and the body size once the header has
+    /// been checked.
+    Receiving {
+        answer: Vec<u8>,
+        body: Option<usize>,
     },
 }
 
@@ -402,8 +426,8 @@ impl Connection {
         slot: usize,
         hedge: bool,
         permit: Permit,
+        challenge: [u8; CHALLENGE_BYTES],
     ) -> Result<Connection, Failure> {
-        let challenge = new_challenge()?;
         let frame = request_frame(target.raida, claimer, target.ticket, &challenge);
         let socket = Socket::new(
             Domain::IPV4,
@@ -461,9 +485,9 @@ impl Connection {
                         Ok(n) => {
                             *sent += n;
                             if *sent == REQUEST_BYTES {
-                                self.stage = Stage::Header {
-                                    got: 0,
-                                    buf: [0; RESPONSE_HEADER_BYTES],
+                                self.stage = Stage::Receiving {
+                                    answer: Vec::new(),
+                                    body: None,
                                 };
                                 // The answer takes a round trip: wait for it.
                                 return Step::Wait(PollFlags::IN);
@@ -476,49 +500,57 @@ impl Connection {
                         Err(e) => return Step::Done(Err(io_failure(e.kind()))),
                     }
                 }
-                Stage::Header { got, buf } => match receive(&self.socket, buf, got, Part::Header) {
-                    Err(step) => return step,
-                    Ok(false) => {}
-                    Ok(true) => {
-                        let size = match check_response_header(buf, raida, &self.challenge) {
-                            Ok(size) => size,
+                Stage::Receiving { answer, body } => {
+                    let want = match body {
+                        Some(size) => RESPONSE_HEADER_BYTES + *size - answer.len(),
+                        None => READ_CHUNK,
+                    };
+                    let mut chunk = [0u8; READ_CHUNK];
+                    let mut reader: &Socket = &self.socket;
+                    match reader.read(&mut chunk[..want.min(READ_CHUNK)]) {
+                        Ok(0) => {
+                            let closed = match body {
+                                None => AnswerError::Closed {
+                                    part: Part::Header,
+                                    received: answer.len(),
+                                    expected: RESPONSE_HEADER_BYTES,
+                                },
+                                Some(size) => AnswerError::Closed {
+                                    part: Part::Body,
+                                    received: answer.len() - RESPONSE_HEADER_BYTES,
+                                    expected: *size,
+                                },
+                            };
+                            return Step::Done(Err(Failure::Answer(closed)));
+                        }
+                        Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            return Step::Wait(PollFlags::IN)
+                        }
+                        Err(e) => return Step::Done(Err(io_failure(e.kind()))),
+                    }
+                    if body.is_none() && answer.len() >= RESPONSE_HEADER_BYTES {
+                        let mut header = [0u8; RESPONSE_HEADER_BYTES];
+                        header.copy_from_slice(&answer[..RESPONSE_HEADER_BYTES]);
+                        match check_response_header(&header, raida, &self.challenge) {
+                            Ok(size) => *body = Some(size),
                             Err(why) => return Step::Done(Err(Failure::Answer(why))),
-                        };
-                        self.stage = Stage::Body {
-                            got: 0,
-                            buf: vec![0; size],
-                        };
+                        }
                     }
-                },
-                Stage::Body { got, buf } => match receive(&self.socket, buf, got, Part::Body) {
-                    Err(step) => return step,
-                    Ok(false) => {}
-                    Ok(true) => {
-                        return Step::Done(parse_response_body(buf).map_err(Failure::Answer))
+                    if let Some(size) = *body {
+                        let end = RESPONSE_HEADER_BYTES + size;
+                        if answer.len() >= end {
+                            // Bytes after the announced body, if any, are not part of it.
+                            return Step::Done(
+                                parse_response_body(&answer[RESPONSE_HEADER_BYTES..end])
+                                    .map_err(Failure::Answer),
+                            );
+                        }
                     }
-                },
+                }
             }
         }
-    }
-}
-
-/// One read into `buf[*got..]`: `Ok(true)` once `buf` is full, `Ok(false)` to read
-/// again, `Err` with the step to take (wait for more, or the connection's end).
-fn receive(socket: &Socket, buf: &mut [u8], got: &mut usize, part: Part) -> Result<bool, Step> {
-    let mut reader: &Socket = socket;
-    match reader.read(&mut buf[*got..]) {
-        Ok(0) => Err(Step::Done(Err(Failure::Answer(AnswerError::Closed {
-            part,
-            received: *got,
-            expected: buf.len(),
-        })))),
-        Ok(n) => {
-            *got += n;
-            Ok(*got == buf.len())
-        }
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(Step::Wait(PollFlags::IN)),
-        Err(e) => Err(Step::Done(Err(io_failure(e.kind())))),
     }
 }
 
@@ -606,6 +638,7 @@ fn drive<C: Collector + ?Sized>(
     collector: &mut C,
 ) -> bool {
     let mut connections: Vec<Connection> = Vec::with_capacity(targets.len());
+    let mut challenges = Challenges::new(2 * targets.len());
     let mut ready: Vec<PollFlags> = Vec::with_capacity(targets.len());
     loop {
         let pending = states.iter().filter(|s| s.is_pending()).count();
@@ -626,7 +659,10 @@ fn drive<C: Collector + ?Sized>(
                     continue;
                 };
                 state.started = true;
-                match Connection::open(targets[slot], claimer, slot, false, permit) {
+                let opened = challenges.next().and_then(|challenge| {
+                    Connection::open(targets[slot], claimer, slot, false, permit, challenge)
+                });
+                match opened {
                     Ok(connection) => {
                         state.open = 1;
                         state.hedge_at = connection.opened.checked_add(limits[slot]);
@@ -647,7 +683,10 @@ fn drive<C: Collector + ?Sized>(
                     continue;
                 };
                 state.hedged = true;
-                match Connection::open(targets[slot], claimer, slot, true, permit) {
+                let opened = challenges.next().and_then(|challenge| {
+                    Connection::open(targets[slot], claimer, slot, true, permit, challenge)
+                });
+                match opened {
                     Ok(connection) => {
                         state.open += 1;
                         connections.push(connection);

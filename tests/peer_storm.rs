@@ -39,7 +39,14 @@ fn fix_body(coin: Coin) -> Vec<u8> {
     body.extend(coin.to_wire());
     body.extend([7u8; 16]);
     for raida in 0..25u32 {
-        body.extend(if raida == u32::from(ME) { 0 } else { 1000 + raida }.to_be_bytes());
+        body.extend(
+            if raida == u32::from(ME) {
+                0
+            } else {
+                1000 + raida
+            }
+            .to_be_bytes(),
+        );
     }
     body.extend([0x3e, 0x3e]);
     body
@@ -71,9 +78,19 @@ fn two_hundred_fixes_against_black_holed_peers_under_1024_descriptors() {
     }
     let store = Arc::new(MemoryStore::new());
     for i in 0..FIXES {
-        store.put(Coin { den: 1, sn: i as u32 }, [9; 16], 1);
+        store.put(
+            Coin {
+                den: 1,
+                sn: i as u32,
+            },
+            [9; 16],
+            1,
+        );
     }
-    let config = Arc::new(NodeConfig { raida_no: ME, peers });
+    let config = Arc::new(NodeConfig {
+        raida_no: ME,
+        peers,
+    });
     let options = Arc::new(PeerOptions {
         deadline: DEADLINE,
         hedge_after: Duration::from_millis(300),
@@ -94,26 +111,31 @@ fn two_hundred_fixes_against_black_holed_peers_under_1024_descriptors() {
             );
             std::thread::Builder::new()
                 .stack_size(256 * 1024)
-                .spawn(move || -> (Result<(Response, FixReport), Status>, Duration) {
-                    let body = fix_body(Coin { den: 1, sn: i as u32 });
-                    let node = Node {
-                        store: &*store,
-                        tickets: &*pool,
-                        config: &config,
-                        peer_options: &options,
-                    };
-                    start.wait();
-                    let began = Instant::now();
-                    let result = fix_with_report(
-                        &node,
-                        &Request {
-                            body: Some(&body),
-                            encryption_type: 0,
-                            coin_id: 6,
-                        },
-                    );
-                    (result, began.elapsed())
-                })
+                .spawn(
+                    move || -> (Result<(Response, FixReport), Status>, Duration) {
+                        let body = fix_body(Coin {
+                            den: 1,
+                            sn: i as u32,
+                        });
+                        let node = Node {
+                            store: &*store,
+                            tickets: &pool,
+                            config: &config,
+                            peer_options: &options,
+                        };
+                        start.wait();
+                        let began = Instant::now();
+                        let result = fix_with_report(
+                            &node,
+                            &Request {
+                                body: Some(&body),
+                                encryption_type: 0,
+                                coin_id: 6,
+                            },
+                        );
+                        (result, began.elapsed())
+                    },
+                )
                 .unwrap()
         })
         .collect();
@@ -127,7 +149,10 @@ fn two_hundred_fixes_against_black_holed_peers_under_1024_descriptors() {
     let (mut probes, mut most_tasks, mut most_held, mut most_fds) = (0, 0, 0, 0);
     while storm_started.elapsed() < DEADLINE + Duration::from_millis(500) {
         let probe = TcpListener::bind("127.0.0.1:0");
-        assert!(probe.is_ok(), "the process could not open a socket: {probe:?}");
+        assert!(
+            probe.is_ok(),
+            "the process could not open a socket: {probe:?}"
+        );
         probes += 1;
         most_tasks = most_tasks.max(tasks());
         most_held = most_held.max(budget::in_use());
@@ -135,7 +160,10 @@ fn two_hundred_fixes_against_black_holed_peers_under_1024_descriptors() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(probes >= 20, "{probes} probes");
-    assert!(most_tasks <= with_workers, "{most_tasks} tasks, test's own {with_workers}");
+    assert!(
+        most_tasks <= with_workers,
+        "{most_tasks} tasks, test's own {with_workers}"
+    );
     assert!(most_held <= budget::limit(), "{most_held} connections held");
     assert_eq!(budget::limit(), 256);
     // The budget was the limit: a full budget is reached with 4,800 connections wanted.
@@ -149,7 +177,12 @@ fn two_hundred_fixes_against_black_holed_peers_under_1024_descriptors() {
         assert_eq!(response, Response::status(Status::AllFail));
         assert!(took <= DEADLINE + SLACK, "a fix took {took:?}");
         let counts = report.counts();
-        assert_eq!(counts.timed_out + counts.no_connection, 24, "{}", report.summary_line());
+        assert_eq!(
+            counts.timed_out + counts.no_connection,
+            24,
+            "{}",
+            report.summary_line()
+        );
         for peer in &report.asked {
             assert!(
                 matches!(

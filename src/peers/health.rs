@@ -234,7 +234,15 @@ mod tests {
         for i in 0..40 {
             noisy.add(ms(if i % 2 == 0 { 10 } else { 90 }));
         }
-        assert!(noisy.hedge_limit(FLOOR, START) <= ms(401));
+        let limit = noisy.hedge_limit(FLOOR, START);
+        assert!((40.0..60.0).contains(&noisy.typical_ms), "{noisy:?}");
+        // 2 x high would be over 500 ms here: the cap of 8 x typical binds.
+        assert!(2.0 * noisy.high_ms() > 8.0 * noisy.typical_ms);
+        assert_eq!(
+            limit,
+            Duration::from_secs_f64(8.0 * noisy.typical_ms / 1000.0)
+        );
+        assert!(limit < ms(1000), "{limit:?}");
     }
 
     #[test]
