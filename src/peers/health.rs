@@ -120,12 +120,7 @@ struct Table {
     last_line: Option<Instant>,
 }
 
-static TABLE: Mutex<Table> = Mutex::new(Table {
-    peers: BTreeMap::new(),
-    clock: 0,
-    traffic: false,
-    last_line: None,
-});
+static TABLE: Mutex<Table> = Mutex::new(Table::new());
 
 /// The estimate of peer `raida` at `addr` (empty when never answered).
 pub fn estimate_of(raida: u8, addr: SocketAddrV4) -> Estimate {
@@ -140,41 +135,59 @@ pub fn estimate_of(raida: u8, addr: SocketAddrV4) -> Estimate {
 /// Adds what one call saw of each peer; returns the health line when one is due (at most
 /// once per [`HEALTH_LOG_INTERVAL`], and only after traffic), for the caller to log.
 pub fn record(observations: &[(u8, SocketAddrV4, Observation)]) -> Option<String> {
-    let mut table = TABLE.lock();
-    for &(raida, addr, seen) in observations {
-        table.clock += 1;
-        let now = table.clock;
-        if !table.peers.contains_key(&(raida, addr)) && table.peers.len() >= MAX_PEERS {
-            let oldest = table
-                .peers
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(key, _)| *key);
-            if let Some(oldest) = oldest {
-                table.peers.remove(&oldest);
+    TABLE.lock().record(observations, Instant::now())
+}
+
+impl Table {
+    const fn new() -> Table {
+        Table {
+            peers: BTreeMap::new(),
+            clock: 0,
+            traffic: false,
+            last_line: None,
+        }
+    }
+
+    fn record(
+        &mut self,
+        observations: &[(u8, SocketAddrV4, Observation)],
+        now: Instant,
+    ) -> Option<String> {
+        for &(raida, addr, seen) in observations {
+            self.clock += 1;
+            let used_now = self.clock;
+            if !self.peers.contains_key(&(raida, addr)) && self.peers.len() >= MAX_PEERS {
+                let oldest = self
+                    .peers
+                    .iter()
+                    .min_by_key(|(_, (_, used))| *used)
+                    .map(|(key, _)| *key);
+                if let Some(oldest) = oldest {
+                    self.peers.remove(&oldest);
+                }
             }
+            let (health, used) = self.peers.entry((raida, addr)).or_default();
+            *used = used_now;
+            if let Some(time) = seen.answered_in {
+                health.answers += 1;
+                health.estimate.add(time);
+            }
+            health.failures += u64::from(seen.failed);
+            health.timeouts += u64::from(seen.timed_out);
+            health.hedges += u64::from(seen.hedged);
+            self.traffic = true;
         }
-        let (health, used) = table.peers.entry((raida, addr)).or_default();
-        *used = now;
-        if let Some(time) = seen.answered_in {
-            health.answers += 1;
-            health.estimate.add(time);
+        let due = self.traffic
+            && self
+                .last_line
+                .is_none_or(|at| now.saturating_duration_since(at) >= HEALTH_LOG_INTERVAL);
+        if !due {
+            return None;
         }
-        health.failures += u64::from(seen.failed);
-        health.timeouts += u64::from(seen.timed_out);
-        health.hedges += u64::from(seen.hedged);
-        table.traffic = true;
+        self.traffic = false;
+        self.last_line = Some(now);
+        Some(health_line(&self.peers))
     }
-    let due = table.traffic
-        && table
-            .last_line
-            .is_none_or(|at| at.elapsed() >= HEALTH_LOG_INTERVAL);
-    if !due {
-        return None;
-    }
-    table.traffic = false;
-    table.last_line = Some(Instant::now());
-    Some(health_line(&table.peers))
 }
 
 fn health_line(peers: &BTreeMap<(u8, SocketAddrV4), (PeerHealth, u64)>) -> String {
@@ -256,6 +269,40 @@ mod tests {
         }
         let limit = e.hedge_limit(FLOOR, START);
         assert!(limit >= ms(2000) && limit < ms(2100), "{limit:?}");
+    }
+
+    #[test]
+    fn health_line_at_most_once_a_minute_and_only_after_traffic() {
+        let mut table = Table::new();
+        let t0 = Instant::now();
+        let a: SocketAddrV4 = "10.0.0.1:30001".parse().unwrap();
+        let b: SocketAddrV4 = "10.0.0.2:30002".parse().unwrap();
+        let answered = Observation {
+            answered_in: Some(ms(52)),
+            ..Observation::default()
+        };
+        let slow = Observation {
+            timed_out: true,
+            hedged: true,
+            ..Observation::default()
+        };
+        let line = table.record(&[(1, a, answered), (2, b, slow)], t0);
+        assert_eq!(
+            line.as_deref(),
+            Some(
+                "peer health since start (answers/failures/timeouts/hedges, typical ms): \
+                 1@10.0.0.1:30001 1/0/0/0 52; 2@10.0.0.2:30002 0/0/1/1 0"
+            )
+        );
+        // Within the minute: counted, not logged.
+        assert_eq!(table.record(&[(1, a, answered)], t0 + ms(30_000)), None);
+        // A minute on, with traffic since: logged with the figures so far.
+        let line = table.record(&[(1, a, answered)], t0 + ms(60_000)).unwrap();
+        assert!(line.contains(" 1@10.0.0.1:30001 3/0/0/0 52;"), "{line}");
+        // Another minute with no traffic: nothing.
+        assert_eq!(table.record(&[], t0 + ms(125_000)), None);
+        // Traffic again, long after: logged.
+        assert!(table.record(&[(2, b, slow)], t0 + ms(130_000)).is_some());
     }
 
     #[test]
