@@ -501,29 +501,44 @@ impl Connection {
                     }
                 }
                 Stage::Receiving { answer, body } => {
-                    let want = match body {
-                        Some(size) => RESPONSE_HEADER_BYTES + *size - answer.len(),
-                        None => READ_CHUNK,
-                    };
-                    let mut chunk = [0u8; READ_CHUNK];
+                    // The header comes in a chunk that usually holds the whole answer;
+                    // once the body size is known, the rest goes straight into the
+                    // answer, up to its announced end and no further.
+                    let got = answer.len();
                     let mut reader: &Socket = &self.socket;
-                    match reader.read(&mut chunk[..want.min(READ_CHUNK)]) {
+                    let read = match *body {
+                        Some(size) => {
+                            answer.resize(RESPONSE_HEADER_BYTES + size, 0);
+                            let read = reader.read(&mut answer[got..]);
+                            answer.truncate(got + read.as_ref().map_or(0, |&n| n));
+                            read
+                        }
+                        None => {
+                            let mut chunk = [0u8; READ_CHUNK];
+                            let read = reader.read(&mut chunk);
+                            if let Ok(n) = read {
+                                answer.extend_from_slice(&chunk[..n]);
+                            }
+                            read
+                        }
+                    };
+                    match read {
                         Ok(0) => {
-                            let closed = match body {
+                            let closed = match *body {
                                 None => AnswerError::Closed {
                                     part: Part::Header,
-                                    received: answer.len(),
+                                    received: got,
                                     expected: RESPONSE_HEADER_BYTES,
                                 },
                                 Some(size) => AnswerError::Closed {
                                     part: Part::Body,
-                                    received: answer.len() - RESPONSE_HEADER_BYTES,
-                                    expected: *size,
+                                    received: got - RESPONSE_HEADER_BYTES,
+                                    expected: size,
                                 },
                             };
                             return Step::Done(Err(Failure::Answer(closed)));
                         }
-                        Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                        Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             return Step::Wait(PollFlags::IN)
