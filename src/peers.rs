@@ -598,8 +598,11 @@ impl PeerState {
 }
 
 /// How long to wait between tries when the connection budget is used up: other calls
-/// give slots back without telling this one (there is no descriptor to wake it).
-const SLOT_RETRY: Duration = Duration::from_millis(5);
+/// give slots back without telling this one (there is no descriptor to wake it). The wait
+/// doubles while the budget stays full, from the first to the last value, so a hundred
+/// waiting fixes do not spin.
+const SLOT_RETRY_FIRST: Duration = Duration::from_millis(5);
+const SLOT_RETRY_LAST: Duration = Duration::from_millis(80);
 
 /// Asks every target at once to validate its ticket, feeding valid answers to
 /// `collector` as they arrive, until the collector is decided, every peer has finished,
@@ -628,9 +631,12 @@ pub fn ask_peers<C: Collector + ?Sized>(
         .collect();
     let deadline_passed = !collector.is_decided(targets.len())
         && drive(targets, claimer, deadline, &limits, &mut states, collector);
+    // A peer never asked (decided without it, or no connection slot) says nothing of
+    // its health.
     let observations: Vec<_> = targets
         .iter()
         .zip(&states)
+        .filter(|(_, s)| s.started)
         .map(|(t, s)| (t.raida, t.addr, observation(s, deadline_passed)))
         .collect();
     if let Some(line) = health::record(&observations) {
@@ -654,6 +660,7 @@ fn drive<C: Collector + ?Sized>(
 ) -> bool {
     let mut connections: Vec<Connection> = Vec::with_capacity(targets.len());
     let mut challenges = Challenges::new(2 * targets.len());
+    let mut slot_retry = SLOT_RETRY_FIRST;
     let mut ready: Vec<PollFlags> = Vec::with_capacity(targets.len());
     loop {
         let pending = states.iter().filter(|s| s.is_pending()).count();
@@ -711,7 +718,10 @@ fn drive<C: Collector + ?Sized>(
             }
         }
         if short_of_slots {
-            wake = wake.min(now + SLOT_RETRY);
+            wake = wake.min(now + slot_retry);
+            slot_retry = (slot_retry * 2).min(SLOT_RETRY_LAST);
+        } else {
+            slot_retry = SLOT_RETRY_FIRST;
         }
         // A connect that completed at once can send at once.
         ready.clear();

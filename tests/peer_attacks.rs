@@ -41,7 +41,7 @@ const SAFETY: Duration = Duration::from_secs(60);
 /// The largest answer the client may read: header and the biggest allowed body.
 const READ_BOUND: usize = RESPONSE_HEADER_BYTES + MAX_RESPONSE_BODY;
 /// How much the peak resident memory may grow during one attacked call: the answer
-/// buffer and parsed coins (tens of KB), the connection thread's stack (128 KB) and
+/// buffer and parsed coins (tens of KB), a 4 KB read chunk on the calling thread and
 /// allocator slack; a 16 MB buffer or an unbounded read does not fit.
 const MEMORY_BOUND: usize = 4 << 20;
 
