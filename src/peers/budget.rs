@@ -97,4 +97,31 @@ mod tests {
         assert_eq!(limit_from(Some("99999999999")), 65_536);
         assert_eq!(limit_from(Some("many")), 256);
     }
+
+    /// The only test in this binary that holds permits (no other unit test opens a peer
+    /// connection), so the counts are exact. The limit is the environment's (256 unset).
+    #[test]
+    fn hedges_stop_a_quarter_before_first_connections_and_permits_come_back() {
+        let (limit, reserve) = (limit(), hedge_reserve());
+        assert_eq!((reserve, in_use()), (limit / 4, 0));
+        let mut held = Vec::new();
+        while let Some(permit) = Permit::hedge() {
+            held.push(permit);
+        }
+        assert_eq!(held.len(), limit - reserve);
+        while let Some(permit) = Permit::first() {
+            held.push(permit);
+        }
+        assert_eq!((held.len(), in_use()), (limit, limit));
+        assert!(Permit::first().is_none() && Permit::hedge().is_none());
+        // Free slots, but not more than the reserve: first connections only.
+        held.truncate(limit - reserve);
+        assert!(Permit::hedge().is_none());
+        assert!(reserve == 0 || Permit::first().is_some());
+        held.truncate(limit - reserve - 1);
+        let hedge = Permit::hedge();
+        assert!(hedge.is_some());
+        drop((hedge, held));
+        assert_eq!(in_use(), 0);
+    }
 }
