@@ -1,7 +1,23 @@
 # raida-healing: build, test, install. `make demo` runs the main job; `make test` runs every test.
 #
-# Parts owned by one topic live in mk/*.mk (each appends to TEST_TARGETS and
-# CLEAN_PATHS); this file holds what they share.
+# Parts owned by one topic live in mk/*.mk: each declares its C programs (c_program below),
+# its own targets, and appends them to TEST_TARGETS and CLEAN_PATHS. This file holds what
+# they share: the library, the build variants and the paths of every program, so no
+# fragment depends on another's variables and the include order does not matter.
+#
+# `make help` prints the lines starting with "##" in this file and in mk/*.mk.
+#
+## make                    the release library (target/release/libraida_healing.{so,a}) and the header
+## make test               every test suite below that says "(make test)"; ends with a tally line
+## make help               this list
+## make install            PREFIX=/usr/local DESTDIR= : library, SONAME links, header, pkg-config file
+## make uninstall          removes what `make install` put there
+## make clean              cargo clean and build/
+## make fmt-check          cargo fmt --check
+## make clippy             clippy over every target, warnings are errors
+## make check-header       the committed header is what cbindgen generates (make test)
+## make check-docs         every docs reference resolves; the status table matches the header (make test)
+## make cargo-test         the Rust unit and integration tests (make test)
 
 CARGO   ?= cargo
 CC      ?= cc
@@ -32,7 +48,46 @@ LINK_SO     := -L$(LIB_DIR) -lraida_healing -Wl,-rpath,$(abspath $(BUILD)/lib) -
 TEST_TARGETS :=
 CLEAN_PATHS  := $(BUILD)
 
-.PHONY: all lib test cargo-test check-header fmt-check clippy clean install uninstall FORCE
+# --- build variants, each defined once ---------------------------------------------------
+#
+#   plain       $(CFLAGS)                       -> $(call bin,NAME)       = build/NAME
+#   ASan+UBSan  $(SAN_CFLAGS), run with $(SAN_ENV) -> $(call asan_bin,NAME) = build/asan/NAME
+#   valgrind    $(VALGRIND) over the plain build
+#
+# The Rust .so is not instrumented; ASan's allocator checks and LeakSanitizer still cover
+# what it hands to C, and these settings make any report fatal.
+SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_ENV    := ASAN_OPTIONS=halt_on_error=1:abort_on_error=0:detect_leaks=1:exitcode=1 \
+              UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# For a program that ends with _exit() under live threads (the node): LeakSanitizer's
+# exit-time scan was seen to spin forever there; memcheck checks its leaks instead.
+SAN_ENV_NO_LEAK_CHECK := $(subst detect_leaks=1,detect_leaks=0,$(SAN_ENV))
+VALGRIND   := valgrind --tool=memcheck --quiet --error-exitcode=1 --leak-check=full \
+              --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no
+
+# Where a program's builds go. Functions of the name alone, so any fragment can name any
+# program's binary whatever the include order.
+bin      = $(BUILD)/$(1)
+asan_bin = $(BUILD)/asan/$(1)
+
+# Every C program depends on every header of ours (a handful; rebuilding a bit more often
+# is cheaper than keeping per-program header lists in step).
+C_HEADERS := $(HEADER) $(wildcard c_tests/*.h c_tests/node/*.h bench/*.h tools/tests/*.h)
+
+# $(eval $(call c_program,NAME,SOURCES[,LIBS])) declares the plain and the ASan+UBSan build
+# of one C program from its one source list. Without LIBS it links the .so as the legacy
+# server does (LINK_SO); with LIBS (e.g. -lpthread) it links those instead.
+define c_program
+$(call bin,$(1)): $(2) $(C_HEADERS) $(if $(3),,$(SO) $(SONAME_LINK))
+	@mkdir -p $$(@D)
+	$$(CC) $$(CWARN) $$(CFLAGS) $$(CPPFLAGS) -o $$@ $(2) $(or $(3),$$(LINK_SO))
+
+$(call asan_bin,$(1)): $(2) $(C_HEADERS) $(if $(3),,$(SO) $(SONAME_LINK))
+	@mkdir -p $$(@D)
+	$$(CC) $$(CWARN) $$(SAN_CFLAGS) $$(CPPFLAGS) -o $$@ $(2) $(or $(3),$$(LINK_SO))
+endef
+
+.PHONY: all lib test help cargo-test check-header check-docs fmt-check clippy clean install uninstall FORCE
 
 all: lib
 
@@ -41,9 +96,6 @@ lib: $(SO)
 # Cargo decides what is stale; build.rs regenerates the header on the way.
 $(SO) $(STATIC) $(HEADER): FORCE
 	$(CARGO) build --release --locked
-
-$(BUILD):
-	mkdir -p $(BUILD)
 
 $(SONAME_LINK): $(SO)
 	mkdir -p $(@D)
@@ -59,17 +111,25 @@ check-header: $(SO)
 	@git diff --exit-code -- $(HEADER) || { echo "include/raida_healing.h is stale: commit the regenerated header"; exit 1; }
 	@echo "header: committed copy matches cbindgen output"
 
+# Every markdown link and docs/*.md reference resolves inside the repository, and the
+# status table of docs/wire-protocol.md matches the header.
+check-docs:
+	python3 tools/check_docs.py
+
 fmt-check:
 	$(CARGO) fmt --check
 
 clippy:
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
-TEST_SUITES = cargo-test check-header $(TEST_TARGETS)
+TEST_SUITES = cargo-test check-header check-docs $(TEST_TARGETS)
 
 # Make stops at the first failing suite, so reaching the last line means all passed.
 test: $(TEST_SUITES)
 	@echo "make test suites: $(words $(TEST_SUITES)) passed, 0 failed"
+
+help:
+	@sed -n 's/^## \{0,1\}//p' Makefile $(sort $(wildcard mk/*.mk))
 
 clean:
 	$(CARGO) clean

@@ -3,7 +3,7 @@
  *
  * One child process serves up to 25 listening sockets on 127.0.0.1 with epoll, one
  * thread, and answers the 55-byte validate_ticket request a fixing server sends
- * (wire-protocol.md) the way a legacy peer does: a 32-byte header (byte 0 its index,
+ * (docs/wire-protocol.md) the way a legacy peer does: a 32-byte header (byte 0 its index,
  * byte 2 status 250, bytes 9-11 the body size, bytes 16-31 the request's challenge),
  * then n x (den, sn) and 3E 3E, then it closes the connection.
  *

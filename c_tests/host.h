@@ -5,7 +5,7 @@
  * include/raida_healing.h) exercises the library exactly as the server does: host.c
  * DEFINES the server's own symbols (config, get_page_by_sn_lock, unlock_page,
  * update_free_pages_bitmap, get_mfs, debug, warning, error) with the legacy layouts of
- * legacy-abi.md. Link it WITHOUT -rdynamic: like the real server, the executable then
+ * docs/abi.md. Link it WITHOUT -rdynamic: like the real server, the executable then
  * exports exactly the symbols the library refers to.
  *
  * Pages are loaded on demand into a cache (one slot per denomination and page number),
@@ -28,7 +28,7 @@
 #define HOST_MIN_DEN (-8)
 #define HOST_MAX_DEN 6
 
-/* ---- the server's own definitions, legacy layouts (legacy-abi.md) ---- */
+/* ---- the server's own definitions, legacy layouts (docs/abi.md) ---- */
 
 /* One cached page of 1024 records (AN 16 bytes, then MFS 1 byte), 17,496 bytes. */
 struct page_s {

@@ -627,7 +627,7 @@ static void deadline(void)
         peer_stop(&peers[i]);
 }
 
-/* Type 4: modern framing, and SHA-256 for the new AN (the wire-protocol vector: raida 3,
+/* Type 4: modern framing, and SHA-256 for the new AN (the docs/wire-protocol.md vector: raida 3,
  * den 1, sn 5000, PG 00..0f). */
 static void type_4(void)
 {

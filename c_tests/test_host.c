@@ -22,7 +22,7 @@ static void group_crc_and_bodies(void)
     unsigned char twelve[12];
     for (int i = 0; i < 12; i++)
         twelve[i] = (unsigned char)i;
-    CHECK_INT(rq_crc32(twelve, 12), 0x9270C965u); /* wire-protocol.md's vector */
+    CHECK_INT(rq_crc32(twelve, 12), 0x9270C965u); /* docs/wire-protocol.md's vector */
     CHECK_INT(rq_crc32((const unsigned char *)"123456789", 9), 0xCBF43926u); /* the CRC-32 check value */
     CHECK_INT(rq_crc32(twelve, 0), 0);
 

@@ -1,6 +1,6 @@
 /*
  * test_layout.c: the public header and the harness's server structs against the layouts
- * measured on the legacy server (legacy-abi.md). Every offset and size is checked twice:
+ * measured on the legacy server (docs/abi.md). Every offset and size is checked twice:
  * at compile time (a wrong layout does not build) and at run time (counted and printed).
  */
 #include <stddef.h>
@@ -148,7 +148,7 @@ static void config_struct(void)
     FIELD(struct config_s, btc_confirmations, 540, 1);
 }
 
-/* The status macros of the header, against wire-protocol.md's table. */
+/* The status macros of the header, against docs/wire-protocol.md's table. */
 static void statuses(void)
 {
     CHECK_INT(RAIDA_STATUS_INVALID_PACKET_LENGTH, 16);

@@ -14,7 +14,8 @@
  *     output_size and command_status written;
  *   - handlers are thread-safe and never crash on bad input: a NULL ci is ignored, any
  *     other problem is a status (ERROR_INTERNAL 252 if the module itself fails).
- * Integers on the wire are big-endian. Statuses and formats: see README.md.
+ * Integers on the wire are big-endian. Statuses and formats: docs/wire-protocol.md;
+ * structs and host functions: docs/abi.md.
  */
 
 #ifndef RAIDA_HEALING_H
@@ -211,8 +212,6 @@ typedef struct validate_ticket_arg_t {
   uint32_t rv_num_coins;
 } validate_ticket_arg_t;
 
-
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -287,7 +286,8 @@ void cmd_fix(struct conn_info_t *ci);
 // # Returns
 // `RAIDA_HEALING_OK` (0); `RAIDA_HEALING_E_ARGUMENT` when `count` is NULL, or `out` is
 // NULL with a non-zero `capacity` (nothing is written); `RAIDA_HEALING_E_INTERNAL` if
-// the library failed (a bug).
+// the library failed (a bug). On failure the reason is in `raida_healing_last_error()`;
+// success empties it.
 //
 // # Safety
 // `count` is NULL or points to a writable `size_t`; `out` is NULL or points to
@@ -354,8 +354,9 @@ int raida_healing_open(const char *dir);
 // Why this thread's last failing call failed: set by a negative return of
 // `raida_healing_open` / `raida_healing_read_record`, and by a `cmd_*` handler that
 // answers ERROR_INTERNAL (252) in a process with no server (no folder open, or a write
-// that did not reach the disk). Like `errno`, it is meaningful right after such a
-// failure; a successful `raida_healing_*` call empties it.
+// that did not reach the disk), and by any export that failed inside the library (a
+// caught panic: "<function> panicked (a bug in libraida_healing)"). Like `errno`, it is
+// meaningful right after such a failure; a successful `raida_healing_*` call empties it.
 //
 // # Returns
 // A NUL-terminated string owned by the library, never NULL (empty when nothing failed);

@@ -1,25 +1,18 @@
-# Benchmarks (issue 6): `make bench` prints one table measured through the C ABI.
+# Benchmarks: one table measured through the C ABI. BENCHMARKS.md explains every row.
 #
-#   make bench        release library + build/bench, then run it (about a minute; not a test)
-#   make bench-build  only build build/bench; part of `make test` so the bench cannot rot
-#   cargo bench       criterion benches of the safe core (benches/core.rs)
+## make bench              build/bench against the release library, then run it (about a minute; not a test)
+## make bench-build        only build build/bench, so the bench cannot rot (make test)
 #
-# BENCHMARKS.md explains every row of the table.
+# `cargo bench` runs the criterion benches of the safe core (benches/core.rs).
 
-BENCH_BIN     := $(BUILD)/bench
-BENCH_SRCS    := bench/bench.c bench/fake_peers.c c_tests/host.c c_tests/request.c
-BENCH_HDRS    := bench/fake_peers.h c_tests/host.h c_tests/request.h $(HEADER)
-BENCH_CFLAGS  := -O2 -g
+BENCH_SRCS := bench/bench.c bench/fake_peers.c c_tests/host.c c_tests/request.c
+$(eval $(call c_program,bench,$(BENCH_SRCS)))
 
 .PHONY: bench bench-build
 
-bench-build: $(BENCH_BIN)
+bench-build: $(call bin,bench)
 
-$(BENCH_BIN): $(BENCH_SRCS) $(BENCH_HDRS) $(SO) $(SONAME_LINK) | $(BUILD)
-	$(CC) $(CWARN) $(BENCH_CFLAGS) $(CPPFLAGS) -o $@ $(BENCH_SRCS) $(LINK_SO)
-
-bench: $(BENCH_BIN)
-	$(BENCH_BIN)
+bench: $(call bin,bench)
+	$(call bin,bench)
 
 TEST_TARGETS += bench-build
-CLEAN_PATHS  += $(BENCH_BIN)

@@ -1,31 +1,23 @@
-# cmd_fix and send_validate_ticket_job through the C ABI (docs/fix.md).
+# cmd_fix and send_validate_ticket_job through the C ABI (docs/fix.md): in build/test_fix the
+# host harness (c_tests/host.c) plays the legacy server; scripted loopback peers run as
+# threads of the test. Each run ends with "N passed, 0 failed" and exits non-zero on failure.
 #
-#   make c-test-fix           build/fix/test_fix: the host harness (c_tests/host.c) plays the
-#                             legacy server; scripted loopback peers run as threads of the test
-#   make c-test-fix-valgrind  the same under valgrind memcheck (mk/hardening.mk puts it in
-#                             `make test`)
-#
-# Linked as the server links the module (LINK_SO and SONAME_LINK in the Makefile).
+## make c-test-fix         build/test_fix (make test)
+## make c-test-fix-asan    the same built with ASan+UBSan (make test)
+## make c-test-fix-valgrind the plain build under valgrind memcheck (make test)
 
-FIX_CT_OUT    := $(BUILD)/fix
-FIX_CT_BIN    := $(FIX_CT_OUT)/test_fix
-FIX_CT_SRCS   := c_tests/test_fix.c c_tests/host.c c_tests/request.c
-FIX_CT_HDRS   := c_tests/host.h c_tests/request.h c_tests/check.h $(HEADER)
+FIX_SRCS := c_tests/test_fix.c c_tests/host.c c_tests/request.c
+$(eval $(call c_program,test_fix,$(FIX_SRCS)))
 
-.PHONY: c-test-fix c-test-fix-valgrind
+.PHONY: c-test-fix c-test-fix-asan c-test-fix-valgrind
 
-$(FIX_CT_BIN): $(FIX_CT_SRCS) $(FIX_CT_HDRS) $(SO) $(SONAME_LINK)
-	mkdir -p $(FIX_CT_OUT)
-	$(CC) $(CWARN) $(CFLAGS) $(CPPFLAGS) $(FIX_CT_SRCS) -o $@ $(LINK_SO)
+c-test-fix: $(call bin,test_fix)
+	$(call bin,test_fix)
 
-# Ends with "N passed, 0 failed"; exits non-zero on any failure.
-c-test-fix: $(FIX_CT_BIN)
-	$(FIX_CT_BIN)
+c-test-fix-asan: $(call asan_bin,test_fix)
+	$(SAN_ENV) $(call asan_bin,test_fix)
 
-c-test-fix-valgrind: $(FIX_CT_BIN)
-	valgrind --tool=memcheck --quiet --error-exitcode=1 --leak-check=full \
-		--errors-for-leak-kinds=definite --show-leak-kinds=definite --trace-children=yes \
-		$(FIX_CT_BIN)
+c-test-fix-valgrind: $(call bin,test_fix)
+	$(VALGRIND) $(call bin,test_fix)
 
-TEST_TARGETS += c-test-fix
-CLEAN_PATHS  += $(FIX_CT_OUT)
+TEST_TARGETS += c-test-fix c-test-fix-asan c-test-fix-valgrind

@@ -1,33 +1,24 @@
-# Standalone mode (issue 5): the library in a process with no RAIDA server.
+# Standalone mode: the library in a process with no RAIDA server (docs/standalone.md
+# describes the exports, the store's guarantees and the tool). The Rust unit tests of
+# src/pagefile.rs and src/config_file.rs run in `cargo-test`.
 #
-#   make standalone-test   Python (stdlib) tests: dlopen the release .so with no server and
-#                          run the handlers on temporary page-file folders, fix against
-#                          loopback fake peers, kill -9, the folder lock, tools/raida_healing.py
-#
-# The Rust unit tests of src/pagefile.rs and src/config_file.rs run in `cargo-test`.
-# docs/standalone.md describes the exports, the store's guarantees and the tool.
+## make standalone-test    the .so with no server, page-file folders, the folder lock, tools/raida_healing.py (make test)
 
-SA_SRC         := tools/tests
-SA_OUT         := $(BUILD)/standalone
-# host_present links the .so as the legacy server does (LINK_SO and SONAME_LINK in the
-# Makefile).
-SA_HOST_BIN    := $(SA_OUT)/host_present
-SA_FAKE_ABI_SO := $(SA_OUT)/libfake_abi.so
+SA_SRC := tools/tests
+# host_present links the .so as the legacy server does.
+$(eval $(call c_program,host_present,$(SA_SRC)/host_present.c))
+# A stand-in for the legacy server's symbols, loaded into the Python process.
+SA_FAKE_ABI_SO := $(BUILD)/standalone/libfake_abi.so
 
 .PHONY: standalone-test
 
-$(SA_OUT):
-	mkdir -p $@
-
-$(SA_HOST_BIN): $(SA_SRC)/host_present.c $(HEADER) $(SO) $(SONAME_LINK) | $(SA_OUT)
-	$(CC) $(CWARN) $(CFLAGS) $(CPPFLAGS) $< -o $@ $(LINK_SO)
-
-$(SA_FAKE_ABI_SO): $(SA_SRC)/fake_abi.c | $(SA_OUT)
+$(SA_FAKE_ABI_SO): $(SA_SRC)/fake_abi.c
+	@mkdir -p $(@D)
 	$(CC) $(CWARN) $(CFLAGS) -shared -fPIC $< -o $@
 
-standalone-test: $(SO) $(SA_HOST_BIN) $(SA_FAKE_ABI_SO)
+standalone-test: $(SO) $(call bin,host_present) $(SA_FAKE_ABI_SO)
 	PYTHONDONTWRITEBYTECODE=1 python3 $(SA_SRC)/test_standalone.py --lib $(SO) \
-		--host-present $(SA_HOST_BIN) --fake-abi $(SA_FAKE_ABI_SO)
+		--host-present $(call bin,host_present) --fake-abi $(SA_FAKE_ABI_SO)
 
 TEST_TARGETS += standalone-test
 CLEAN_PATHS  += tools/__pycache__ tools/tests/__pycache__

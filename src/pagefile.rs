@@ -1,6 +1,6 @@
 //! The embedded coin store: the legacy server's page files, for processes with no server.
 //!
-//! Layout (legacy-abi.md, "Page files on disk"): `<dir>/Data/<den>/<page >> 8>/<page>.bin`
+//! Layout (docs/abi.md, "Page files on disk"): `<dir>/Data/<den>/<page >> 8>/<page>.bin`
 //! in lowercase hex (denomination as its byte, 2 digits; page number 4 digits), each file
 //! exactly [`PAGE_DATA_BYTES`] long. A missing file is a missing page, so a command answers
 //! 40 exactly as the server would.

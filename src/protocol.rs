@@ -3,10 +3,29 @@
 //!
 //! Everything here is a pure function of bytes; nothing touches the server.
 
-/// The status byte a handler leaves in `ci->command_status`.
-#[repr(u8)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
+/// Defines [`Status`] and [`Status::ALL`] from one list, so the two cannot differ.
+macro_rules! statuses {
+    ($($(#[doc = $doc:literal])* $name:ident = $code:literal,)*) => {
+        /// The status byte a handler leaves in `ci->command_status`.
+        ///
+        /// This list is the one source of the status codes: the header's `RAIDA_STATUS_*`
+        /// macros (src/ffi/constants.rs) and the fuzz oracle are checked against it at
+        /// compile time, the Python wire helpers read the header, and `make test` checks
+        /// the table of docs/wire-protocol.md against the header.
+        #[repr(u8)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Status {
+            $($(#[doc = $doc])* $name = $code,)*
+        }
+
+        impl Status {
+            /// Every status a healing handler can answer, in code order.
+            pub const ALL: [Status; [$($code),*].len()] = [$(Status::$name),*];
+        }
+    };
+}
+
+statuses! {
     /// The body is too short, too long or not the exact size the command needs.
     InvalidPacketLength = 16,
     /// A RAIDA index outside 0..25.
@@ -46,28 +65,6 @@ pub enum Status {
 }
 
 impl Status {
-    /// Every status a healing handler can answer, for tests and fuzz invariants.
-    pub const ALL: [Status; 18] = [
-        Status::InvalidPacketLength,
-        Status::WrongRaida,
-        Status::EmptyRequest,
-        Status::CoinsNotDiv,
-        Status::InvalidSnOrDenomination,
-        Status::NoTicketSlot,
-        Status::NoTicketFound,
-        Status::TicketClaimedAlready,
-        Status::FindNeither,
-        Status::FindAllAn,
-        Status::FindAllPan,
-        Status::FindMixed,
-        Status::AllPass,
-        Status::AllFail,
-        Status::Mixed,
-        Status::Success,
-        Status::Internal,
-        Status::MemoryAlloc,
-    ];
-
     /// The byte on the wire.
     pub fn code(self) -> u8 {
         self as u8
@@ -431,5 +428,8 @@ mod tests {
             assert_eq!(Status::from_code(s.code()), Some(s));
         }
         assert_eq!(Status::from_code(0), None);
+        // Listed once each, in code order.
+        assert!(Status::ALL.windows(2).all(|w| w[0].code() < w[1].code()));
+        assert_eq!(Status::ALL.len(), 18);
     }
 }

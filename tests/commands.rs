@@ -1,5 +1,5 @@
 //! get_ticket, validate_ticket and find through the safe core: every row of the
-//! wire-protocol tables, exact bytes and statuses, and property tests over random batches.
+//! docs/wire-protocol.md tables, exact bytes and statuses, and property tests over random batches.
 
 use proptest::prelude::*;
 use raida_healing::commands::{Command, Node, NodeConfig, Request};

@@ -809,7 +809,7 @@ fn thirteen_peers_fix_a_coin_twelve_do_not() {
 fn type_4_request_uses_modern_framing_and_sha256() {
     let _serial = serial();
     let mut setup = Setup::new(options());
-    // The wire-protocol vector: raida 3, den 1, sn 5000, PG 00..0f.
+    // The docs/wire-protocol.md vector: raida 3, den 1, sn 5000, PG 00..0f.
     setup.config.raida_no = 3;
     let x = coin(1, 5000);
     setup.store.put(x, OLD_AN, OLD_MFS);

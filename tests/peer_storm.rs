@@ -1,4 +1,4 @@
-//! A heal storm in one process (issue 10): 200 fixes at once against 24 peers that never
+//! A heal storm in one process: 200 fixes at once against 24 peers that never
 //! answer, under RLIMIT_NOFILE 1,024, as a legacy server with a dozen handlers and a bad
 //! network would see it.
 //!

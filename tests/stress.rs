@@ -165,7 +165,7 @@ struct Peer {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Checks a validate_ticket request against wire-protocol.md; `Err` says what is wrong.
+/// Checks a validate_ticket request against docs/wire-protocol.md; `Err` says what is wrong.
 fn check_request(request: &[u8; 55], peer: u8) -> Result<(), String> {
     let mut header = vec![1, 0, peer, 0, 2, 50, 0, COIN_ID, 1];
     header.extend([0; 13]);

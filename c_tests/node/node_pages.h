@@ -1,5 +1,5 @@
 /*
- * node_pages.h: the node's page files, in the legacy layout (legacy-abi.md):
+ * node_pages.h: the node's page files, in the legacy layout (docs/abi.md):
  * <folder>/Data/<den as 2 hex digits of its byte>/<page >> 8 as 2 hex>/<page as 4 hex>.bin,
  * each exactly 17,408 bytes (1024 records of AN 16 bytes + MFS 1 byte).
  *

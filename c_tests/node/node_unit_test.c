@@ -173,7 +173,7 @@ static void test_wire(void)
     unsigned char bytes[12];
     for (int i = 0; i < 12; i++)
         bytes[i] = (unsigned char)i;
-    CHECK(node_crc32(bytes, 12) == 0x9270c965u); /* wire-protocol.md's vector */
+    CHECK(node_crc32(bytes, 12) == 0x9270c965u); /* docs/wire-protocol.md's vector */
     CHECK(node_crc32((const unsigned char *)"123456789", 9) == 0xCBF43926u);
 
     unsigned char h[NODE_HEADER_BYTES];

@@ -1,5 +1,5 @@
 /*
- * node_wire.h: the legacy request/response framing the node speaks (wire-protocol.md,
+ * node_wire.h: the legacy request/response framing the node speaks (docs/wire-protocol.md,
  * "Request framing"), as pure functions over byte buffers so they can be tested alone.
  *
  * The node answers these statuses by itself, before any handler runs (the legacy

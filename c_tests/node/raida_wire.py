@@ -4,11 +4,12 @@ Requests: a 32-byte header, then a body of a 16-byte challenge (12 bytes and the
 big-endian), the command's payload and the trailer 3E 3E. Responses: a 32-byte header
 (RAIDA index, shard, status, group, 00 01, echo bytes, 0, 24-bit body size, execution time
 in microseconds, the challenge echoed), then the body, which ends with 3E 3E.
-See /work/shared/wire-protocol.md ("Request framing") and docs/node.md.
+See docs/wire-protocol.md ("Request framing") and docs/node.md.
 """
 
 import hashlib
 import os
+import re
 import socket
 import time
 import zlib
@@ -27,24 +28,46 @@ CMD_VALIDATE_TICKET = 50
 CMD_FIND = 60
 CMD_FIX = 80
 
-# Statuses (wire-protocol.md, and the node's own framing statuses from docs/node.md).
-ALL_PASS, ALL_FAIL, MIXED, SUCCESS = 241, 242, 243, 250
-FIND_NEITHER, FIND_ALL_AN, FIND_ALL_PAN, FIND_MIXED = 208, 209, 210, 211
-INVALID_PACKET_LENGTH, WRONG_RAIDA = 16, 18
-INVALID_SN_OR_DENOMINATION, NO_TICKET_FOUND, TICKET_CLAIMED_ALREADY = 40, 43, 44
+# The node's own framing statuses (docs/node.md): the node's, not the library's.
 INVALID_CLOUD_ID, INVALID_COMMAND_GROUP, INVALID_COMMAND, INVALID_COIN_ID = 1, 5, 6, 7
 INVALID_EOF, INVALID_ENCRYPTION, INVALID_CRC = 33, 34, 37
-
-STATUS_NAMES = {
+FRAMING_STATUS_NAMES = {
     1: "invalid cloud id", 2: "invalid split id", 4: "invalid shard", 5: "invalid group",
-    6: "invalid command", 7: "invalid coin id", 16: "invalid length", 18: "wrong raida",
-    33: "invalid trailer", 34: "invalid encryption", 36: "empty request", 37: "invalid crc",
-    39: "coins not divisible", 40: "no such coin page", 42: "no ticket slot",
-    43: "no ticket found", 44: "ticket claimed already", 208: "find: neither",
-    209: "find: all AN", 210: "find: all PAN", 211: "find: mixed", 241: "all pass",
-    242: "all fail", 243: "mixed", 250: "success", 252: "internal error",
-    254: "memory alloc",
+    6: "invalid command", 7: "invalid coin id", 33: "invalid trailer",
+    34: "invalid encryption", 37: "invalid crc",
 }
+
+HEADER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
+                           "include", "raida_healing.h")
+
+
+def header_statuses(path=HEADER_PATH):
+    """{name: code} of the RAIDA_STATUS_<name> macros of the library's header, which
+    cbindgen generates from the one status list (src/protocol.rs)."""
+    with open(path, encoding="utf-8") as f:
+        found = {name: int(code) for name, code in
+                 re.findall(r"^#define RAIDA_STATUS_(\w+) (\d+)$", f.read(), re.MULTILINE)}
+    if not found:
+        raise ValueError("%s defines no RAIDA_STATUS_* macro" % path)
+    return found
+
+
+# The healing statuses, read from the header rather than restated (a name the header
+# lacks is a KeyError at import).
+HEALING_STATUSES = header_statuses()
+ALL_PASS, ALL_FAIL, MIXED, SUCCESS = (HEALING_STATUSES[n] for n in
+                                      ("ALL_PASS", "ALL_FAIL", "MIXED", "SUCCESS"))
+FIND_NEITHER, FIND_ALL_AN, FIND_ALL_PAN, FIND_MIXED = (HEALING_STATUSES[n] for n in (
+    "FIND_NEITHER", "FIND_ALL_AN", "FIND_ALL_PAN", "FIND_MIXED"))
+INVALID_PACKET_LENGTH, WRONG_RAIDA = (HEALING_STATUSES[n] for n in
+                                      ("INVALID_PACKET_LENGTH", "WRONG_RAIDA"))
+INVALID_SN_OR_DENOMINATION, NO_TICKET_FOUND, TICKET_CLAIMED_ALREADY = (
+    HEALING_STATUSES[n] for n in
+    ("INVALID_SN_OR_DENOMINATION", "NO_TICKET_FOUND", "TICKET_CLAIMED_ALREADY"))
+
+STATUS_NAMES = dict(FRAMING_STATUS_NAMES)
+STATUS_NAMES.update((code, name.lower().replace("_", " "))
+                    for name, code in HEALING_STATUSES.items())
 
 
 def status_name(status):
@@ -218,7 +241,7 @@ def derive_an(raida, den, sn, pg):
     return hashlib.md5(bytes([raida, den & 0xFF]) + sn.to_bytes(4, "big") + pg).digest()
 
 
-# ---- page files (legacy-abi.md "Page files on disk") ----
+# ---- page files (docs/abi.md "Page files on disk") ----
 
 def page_path(folder, den, page_no):
     return os.path.join(folder, "Data", "%02x" % (den & 0xFF), "%02x" % (page_no >> 8),

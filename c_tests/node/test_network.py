@@ -413,7 +413,7 @@ def heal_a_coin_fracked_on_two_raidas():
                 [(d, s, ans[k][r], ans[k][r]) for k, (d, s) in enumerate(coins)]))
             check_eq(resp.status, rw.FIND_ALL_AN, "a good RAIDA keeps its AN")
         check_eq(rw.derive_an(3, 1, 5000, bytes(range(16))).hex(),
-                 "feebd91947b11a5441fe8c4916e9904a", "MD5 vector of wire-protocol.md")
+                 "feebd91947b11a5441fe8c4916e9904a", "MD5 vector of docs/wire-protocol.md")
         # each fracked RAIDA claimed the tickets of the peers that voted: a second claim
         # by the same index is 44 (peers it did not need may have been left unasked)
         for f in fracked:
@@ -431,7 +431,10 @@ def heal_with_dead_and_stalled_peers():
     """23 good RAIDAs hand out tickets; then 9 of them break before the fix: a fake that
     hangs after giving its ticket (20), real nodes SIGSTOPped (the kernel still accepts
     for them: 5, 6, 9, 21) and real nodes killed (connection refused: 7, 8, 22, 23).
-    RAIDA 24 never listened (no ticket). The 13 that still answer make exactly 14 votes."""
+    RAIDA 24 never listened (no ticket). The 13 that still answer make exactly 14 votes,
+    so each fix decides only once all 13 have answered; the silent peers must not hold it
+    until the 32 s peer deadline. Whether a fixer's connection reached the stalled fake
+    before the coin was decided depends on scheduling, so that is bounded, not required."""
     stalling = netlab.StallingPeer(20)
     paused, killed = [5, 6, 9, 21], [7, 8, 22, 23]
     with netlab.Network(NODE_BIN, coin_id=COIN_ID, fakes={20: stalling}, dead=[24]) as net:
@@ -459,8 +462,16 @@ def heal_with_dead_and_stalled_peers():
             for r in paused + killed + [20]:
                 check("fix: peer %d at 127.0.0.1:%d: voted" % (r, net.ports[r]) not in log,
                       "no vote from broken RAIDA %d in RAIDA %d's fix" % (r, f))
-        check_eq(sorted(set(stalling.validate_requests())),
-                 [(2, stalling.ticket), (11, stalling.ticket)], "both fixers asked the stalled fake")
+            # The silent peers (accepting, never answering) did not delay the fix: it
+            # answered when the coin was decided, not at the deadline ("timed out").
+            for r in paused + [20]:
+                check("fix: peer %d at 127.0.0.1:%d: unneeded" % (r, net.ports[r]) in log,
+                      "RAIDA %d's fix did not wait for silent RAIDA %d:\n%s" % (f, r, log))
+        # Whatever reached the stalled fake is a validate_ticket from one of the two fixers
+        # for the ticket it issued, at most a first and a hedge connection each.
+        asked = stalling.validate_requests()
+        check(set(asked) <= {(2, stalling.ticket), (11, stalling.ticket)} and len(asked) <= 4,
+              "the stalled fake got only the fixers' claims of its ticket: %r" % asked)
         for r in paused:
             net.resume(r)
 

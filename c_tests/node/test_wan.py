@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The fix over a WAN (issue 10): the 25-node network with a delay proxy in front of every
+"""The fix over a WAN: the 25-node network with a delay proxy in front of every
 RAIDA, one-way delays spread from 5 to 250 ms as on several continents.
 
     python3 c_tests/node/test_wan.py --node build/raida_node

@@ -1,7 +1,7 @@
 //! Fuzz runners for what a peer RAIDA sends back: the validate_ticket response header and
 //! body (`peers::check_response_header`, `peers::parse_response_body`), and the vote
 //! tally those answers feed (`consensus::Tally`). Both are checked against oracles
-//! written from wire-protocol.md.
+//! written from docs/wire-protocol.md.
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,5 +1,6 @@
-//! Numbers C callers need, named for the header. Each is checked against the safe core
-//! at compile time so the header cannot drift from what the library does.
+//! Numbers C callers need, named for the header. cbindgen needs literal values, so the
+//! statuses are written out here once more, and checked at compile time against the one
+//! list in src/protocol.rs so the header cannot drift from what the library does.
 
 use crate::protocol::Status;
 
@@ -40,23 +41,34 @@ pub const RAIDA_STATUS_INTERNAL: u8 = 252;
 /// Status: the response buffer could not be allocated.
 pub const RAIDA_STATUS_MEMORY_ALLOC: u8 = 254;
 
+/// The header's statuses in the order of [`Status::ALL`]. The array's type takes its
+/// length from `Status::ALL`, so a status added to the one list in src/protocol.rs without
+/// a constant here (or the reverse) does not compile, and neither does a wrong code.
+const HEADER_STATUSES: [u8; Status::ALL.len()] = [
+    RAIDA_STATUS_INVALID_PACKET_LENGTH,
+    RAIDA_STATUS_WRONG_RAIDA,
+    RAIDA_STATUS_EMPTY_REQUEST,
+    RAIDA_STATUS_COINS_NOT_DIV,
+    RAIDA_STATUS_INVALID_SN_OR_DENOMINATION,
+    RAIDA_STATUS_NO_TICKET_SLOT,
+    RAIDA_STATUS_NO_TICKET_FOUND,
+    RAIDA_STATUS_TICKET_CLAIMED_ALREADY,
+    RAIDA_STATUS_FIND_NEITHER,
+    RAIDA_STATUS_FIND_ALL_AN,
+    RAIDA_STATUS_FIND_ALL_PAN,
+    RAIDA_STATUS_FIND_MIXED,
+    RAIDA_STATUS_ALL_PASS,
+    RAIDA_STATUS_ALL_FAIL,
+    RAIDA_STATUS_MIXED,
+    RAIDA_STATUS_SUCCESS,
+    RAIDA_STATUS_INTERNAL,
+    RAIDA_STATUS_MEMORY_ALLOC,
+];
+
 const _: () = {
-    assert!(RAIDA_STATUS_INVALID_PACKET_LENGTH == Status::InvalidPacketLength as u8);
-    assert!(RAIDA_STATUS_WRONG_RAIDA == Status::WrongRaida as u8);
-    assert!(RAIDA_STATUS_EMPTY_REQUEST == Status::EmptyRequest as u8);
-    assert!(RAIDA_STATUS_COINS_NOT_DIV == Status::CoinsNotDiv as u8);
-    assert!(RAIDA_STATUS_INVALID_SN_OR_DENOMINATION == Status::InvalidSnOrDenomination as u8);
-    assert!(RAIDA_STATUS_NO_TICKET_SLOT == Status::NoTicketSlot as u8);
-    assert!(RAIDA_STATUS_NO_TICKET_FOUND == Status::NoTicketFound as u8);
-    assert!(RAIDA_STATUS_TICKET_CLAIMED_ALREADY == Status::TicketClaimedAlready as u8);
-    assert!(RAIDA_STATUS_FIND_NEITHER == Status::FindNeither as u8);
-    assert!(RAIDA_STATUS_FIND_ALL_AN == Status::FindAllAn as u8);
-    assert!(RAIDA_STATUS_FIND_ALL_PAN == Status::FindAllPan as u8);
-    assert!(RAIDA_STATUS_FIND_MIXED == Status::FindMixed as u8);
-    assert!(RAIDA_STATUS_ALL_PASS == Status::AllPass as u8);
-    assert!(RAIDA_STATUS_ALL_FAIL == Status::AllFail as u8);
-    assert!(RAIDA_STATUS_MIXED == Status::Mixed as u8);
-    assert!(RAIDA_STATUS_SUCCESS == Status::Success as u8);
-    assert!(RAIDA_STATUS_INTERNAL == Status::Internal as u8);
-    assert!(RAIDA_STATUS_MEMORY_ALLOC == Status::MemoryAlloc as u8);
+    let mut i = 0;
+    while i < HEADER_STATUSES.len() {
+        assert!(HEADER_STATUSES[i] == Status::ALL[i] as u8);
+        i += 1;
+    }
 };

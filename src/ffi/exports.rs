@@ -1,7 +1,7 @@
-//! The exported C functions. Each is a thin shim: check the pointer, turn the C struct
-//! into safe Rust values, run the command inside a panic boundary, write the answer back.
+//! The exported C functions. Each is a thin shim: inside the entry boundary
+//! ([`super::entry::enter`]) check the pointer, turn the C struct into safe Rust values and
+//! run the command; then write the answer back.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::LazyLock;
 
@@ -11,6 +11,7 @@ use crate::protocol::{Response, Status};
 use crate::tickets::TicketPool;
 
 use super::alloc::malloc_copy;
+use super::entry::{enter, OnPanic};
 use super::host::{Host, HostStore};
 use super::layout::ConnInfo;
 
@@ -75,7 +76,16 @@ unsafe fn body_of(ci: &ConnInfo) -> Option<&[u8]> {
 }
 
 /// Writes `response` into `ci`: status, and the body in a fresh `malloc` buffer.
-fn answer(ci: &mut ConnInfo, response: Response) {
+/// `None` (a NULL `ci`, already logged) writes nothing.
+///
+/// # Safety
+/// `ci` is NULL or points to a `conn_info_t` that the caller owns exclusively for the call.
+unsafe fn answer(ci: *mut ConnInfo, response: Option<Response>) {
+    let (Some(mut ci), Some(response)) = (NonNull::new(ci), response) else {
+        return;
+    };
+    // SAFETY: the caller's contract: valid, exclusively ours for this call.
+    let ci = unsafe { ci.as_mut() };
     if !ci.output.is_null() {
         // The server promises NULL on entry. A pointer here may be a stale buffer or
         // uninitialised memory, and freeing the latter would crash the server: replacing
@@ -101,33 +111,33 @@ fn answer(ci: &mut ConnInfo, response: Response) {
     }
 }
 
-/// The whole life of one handler call.
+/// The answer to one handler call (the body of `enter`); `None` for a NULL `ci` (logged).
 ///
 /// # Safety
 /// `ci` is NULL or points to a `conn_info_t` that the caller owns exclusively for the
 /// call, whose `body` (if not NULL) holds `body_size` readable bytes.
-unsafe fn handle(ci: *mut ConnInfo, command: Command) {
-    super::host::route_log_to_host();
-    let Some(mut ci) = NonNull::new(ci) else {
+unsafe fn respond(ci: *mut ConnInfo, command: Command) -> Option<Response> {
+    let Some(ci) = NonNull::new(ci) else {
         crate::log::error(&format!("{command:?} called with a NULL conn_info_t"));
-        return;
+        return None;
     };
-    // SAFETY: the caller's contract: valid, exclusively ours for this call.
-    let ci = unsafe { ci.as_mut() };
-    let response = catch_unwind(AssertUnwindSafe(|| {
-        let request = Request {
-            // SAFETY: the caller's contract on `body`/`body_size`.
-            body: unsafe { body_of(ci) },
-            encryption_type: ci.encryption_type,
-            coin_id: ci.coin_id,
-        };
-        run(command, &request)
-    }))
-    .unwrap_or_else(|_| {
-        crate::log::error(&format!("{command:?} panicked; answering ERROR_INTERNAL"));
-        Response::status(Status::Internal)
-    });
-    answer(ci, response);
+    // SAFETY: the caller's contract: valid for this call; only read here.
+    let ci = unsafe { ci.as_ref() };
+    let request = Request {
+        // SAFETY: the caller's contract on `body`/`body_size`.
+        body: unsafe { body_of(ci) },
+        encryption_type: ci.encryption_type,
+        coin_id: ci.coin_id,
+    };
+    Some(run(command, &request))
+}
+
+/// A handler that panicked answers ERROR_INTERNAL.
+fn internal_on_panic() -> OnPanic<Option<Response>> {
+    OnPanic {
+        value: Some(Response::status(Status::Internal)),
+        consequence: "answering ERROR_INTERNAL",
+    }
 }
 
 /// Group 2, command 40: which of the listed coins does this server recognise?
@@ -143,7 +153,11 @@ unsafe fn handle(ci: *mut ConnInfo, command: Command) {
 #[no_mangle]
 pub unsafe extern "C" fn cmd_get_ticket(ci: *mut ConnInfo) {
     // SAFETY: forwarded caller contract.
-    unsafe { handle(ci, Command::GetTicket) }
+    let response = enter("cmd_get_ticket", internal_on_panic(), || unsafe {
+        respond(ci, Command::GetTicket)
+    });
+    // SAFETY: forwarded caller contract (answer ignores a NULL `ci`).
+    unsafe { answer(ci, response) }
 }
 
 /// Group 2, command 50: a peer RAIDA claims a ticket this server issued.
@@ -158,7 +172,11 @@ pub unsafe extern "C" fn cmd_get_ticket(ci: *mut ConnInfo) {
 #[no_mangle]
 pub unsafe extern "C" fn cmd_validate_ticket(ci: *mut ConnInfo) {
     // SAFETY: forwarded caller contract.
-    unsafe { handle(ci, Command::ValidateTicket) }
+    let response = enter("cmd_validate_ticket", internal_on_panic(), || unsafe {
+        respond(ci, Command::ValidateTicket)
+    });
+    // SAFETY: forwarded caller contract (answer ignores a NULL `ci`).
+    unsafe { answer(ci, response) }
 }
 
 /// Group 2, command 60: does this server hold each coin's AN, its PAN, or neither?
@@ -172,7 +190,11 @@ pub unsafe extern "C" fn cmd_validate_ticket(ci: *mut ConnInfo) {
 #[no_mangle]
 pub unsafe extern "C" fn cmd_find(ci: *mut ConnInfo) {
     // SAFETY: forwarded caller contract.
-    unsafe { handle(ci, Command::Find) }
+    let response = enter("cmd_find", internal_on_panic(), || unsafe {
+        respond(ci, Command::Find)
+    });
+    // SAFETY: forwarded caller contract (answer ignores a NULL `ci`).
+    unsafe { answer(ci, response) }
 }
 
 /// Group 2, command 80: rewrite the listed coins' ANs where enough peers confirm them.
@@ -199,5 +221,9 @@ pub unsafe extern "C" fn cmd_find(ci: *mut ConnInfo) {
 #[no_mangle]
 pub unsafe extern "C" fn cmd_fix(ci: *mut ConnInfo) {
     // SAFETY: forwarded caller contract.
-    unsafe { handle(ci, Command::Fix) }
+    let response = enter("cmd_fix", internal_on_panic(), || unsafe {
+        respond(ci, Command::Fix)
+    });
+    // SAFETY: forwarded caller contract (answer ignores a NULL `ci`).
+    unsafe { answer(ci, response) }
 }

@@ -2,11 +2,11 @@
 //! peer (src/peers/health.rs), copied into a caller's array.
 
 use std::os::raw::c_int;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::peers::{budget, health};
 
-use super::standalone::{RAIDA_HEALING_E_ARGUMENT, RAIDA_HEALING_E_INTERNAL, RAIDA_HEALING_OK};
+use super::entry::{enter, OnPanic};
+use super::standalone::{int_result, internal_on_panic, RAIDA_HEALING_E_ARGUMENT};
 
 /// One peer as `raida_healing_peer_health` reports it: what this process has seen of
 /// it since the library was loaded.
@@ -55,7 +55,8 @@ fn micros(ms: f64) -> u64 {
 /// # Returns
 /// `RAIDA_HEALING_OK` (0); `RAIDA_HEALING_E_ARGUMENT` when `count` is NULL, or `out` is
 /// NULL with a non-zero `capacity` (nothing is written); `RAIDA_HEALING_E_INTERNAL` if
-/// the library failed (a bug).
+/// the library failed (a bug). On failure the reason is in `raida_healing_last_error()`;
+/// success empties it.
 ///
 /// # Safety
 /// `count` is NULL or points to a writable `size_t`; `out` is NULL or points to
@@ -66,35 +67,37 @@ pub unsafe extern "C" fn raida_healing_peer_health(
     capacity: libc::size_t,
     count: *mut libc::size_t,
 ) -> c_int {
-    if count.is_null() || (out.is_null() && capacity != 0) {
-        return RAIDA_HEALING_E_ARGUMENT;
-    }
-    let Ok(peers) = catch_unwind(AssertUnwindSafe(health::snapshot)) else {
-        return RAIDA_HEALING_E_INTERNAL;
-    };
-    for (i, (raida, addr, h)) in peers.iter().take(capacity).enumerate() {
-        let entry = PeerHealthT {
-            raida: *raida,
-            ipv4: addr.ip().octets(),
-            port: addr.port(),
-            answers: h.answers,
-            failures: h.failures,
-            timeouts: h.timeouts,
-            hedges: h.hedges,
-            typical_us: micros(h.estimate.typical_ms),
-            high_us: if h.estimate.samples == 0 {
-                0
-            } else {
-                micros(h.estimate.high_ms())
-            },
-        };
-        // SAFETY: `out` is not NULL here (capacity > 0 since we iterate) and holds
-        // `capacity` writable entries by the caller's contract; `i < capacity`.
-        unsafe { out.add(i).write(entry) };
-    }
-    // SAFETY: `count` is not NULL and writable by the caller's contract.
-    unsafe { count.write(peers.len()) };
-    RAIDA_HEALING_OK
+    const NAME: &str = "raida_healing_peer_health";
+    enter(NAME, internal_on_panic(), || {
+        if count.is_null() || (out.is_null() && capacity != 0) {
+            let why = "count must not be NULL, nor out with a non-zero capacity".to_string();
+            return int_result(NAME, Err((RAIDA_HEALING_E_ARGUMENT, why)));
+        }
+        let peers = health::snapshot();
+        for (i, (raida, addr, h)) in peers.iter().take(capacity).enumerate() {
+            let entry = PeerHealthT {
+                raida: *raida,
+                ipv4: addr.ip().octets(),
+                port: addr.port(),
+                answers: h.answers,
+                failures: h.failures,
+                timeouts: h.timeouts,
+                hedges: h.hedges,
+                typical_us: micros(h.estimate.typical_ms),
+                high_us: if h.estimate.samples == 0 {
+                    0
+                } else {
+                    micros(h.estimate.high_ms())
+                },
+            };
+            // SAFETY: `out` is not NULL here (capacity > 0 since we iterate) and holds
+            // `capacity` writable entries by the caller's contract; `i < capacity`.
+            unsafe { out.add(i).write(entry) };
+        }
+        // SAFETY: `count` is not NULL and writable by the caller's contract.
+        unsafe { count.write(peers.len()) };
+        int_result(NAME, Ok(()))
+    })
 }
 
 /// The number of peer connections this process's library holds right now, across all
@@ -102,5 +105,9 @@ pub unsafe extern "C" fn raida_healing_peer_health(
 /// default 256). 0 whenever no fix or send_validate_ticket_job is running.
 #[no_mangle]
 pub extern "C" fn raida_healing_peer_connections() -> libc::size_t {
-    budget::in_use()
+    let on_panic = OnPanic {
+        value: 0,
+        consequence: "returning 0",
+    };
+    enter("raida_healing_peer_connections", on_panic, budget::in_use)
 }

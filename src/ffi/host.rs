@@ -139,7 +139,7 @@ impl Host {
 }
 
 /// Sends the library's log lines to the server's log from the first call into the library
-/// on (every export calls this first), so that even a first call with a NULL argument is
+/// on (`entry::enter` calls this first for every export), so that even a first call with a NULL argument is
 /// logged where the operator looks. Without a server, lines stay on stderr.
 pub fn route_log_to_host() {
     static LOG_TO_HOST: std::sync::Once = std::sync::Once::new();

@@ -7,13 +7,13 @@
 
 use std::collections::HashSet;
 use std::ffi::c_void;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 
 use crate::peers::{ask_one, Claimer, PeerOutcome, Target};
 use crate::protocol::{Coin, TOTAL_RAIDA_SERVERS};
 
 use super::alloc::malloc_array;
+use super::entry::{enter, OnPanic};
 use super::exports::PEER_OPTIONS;
 use super::host::Host;
 use super::layout::{CoinT, ValidateTicketArg};
@@ -37,27 +37,35 @@ use super::layout::{CoinT, ValidateTicketArg};
 /// for the call; its `ci` is NULL or a valid `conn_info_t` (only `coin_id` is read).
 #[no_mangle]
 pub unsafe extern "C" fn send_validate_ticket_job(arg: *mut c_void) -> *mut c_void {
-    super::host::route_log_to_host();
+    let on_panic = OnPanic {
+        value: std::ptr::null_mut(),
+        consequence: "returning no coins",
+    };
+    // SAFETY: forwarded caller contract.
+    enter("send_validate_ticket_job", on_panic, || unsafe {
+        run_job(arg)
+    })
+}
+
+/// The whole job, inside the entry boundary. Always NULL; the coins go into `arg`.
+///
+/// # Safety
+/// As for `send_validate_ticket_job`.
+unsafe fn run_job(arg: *mut c_void) -> *mut c_void {
     let Some(arg) = NonNull::new(arg.cast::<ValidateTicketArg>()) else {
         crate::log::error("send_validate_ticket_job called with a NULL argument");
         return std::ptr::null_mut();
     };
     // SAFETY: the caller's contract: a valid argument, exclusively ours for the call.
     let arg = unsafe { &mut *arg.as_ptr() };
+    // Reset first: after a panic further down, the caller sees no coins.
     arg.rv_coins = std::ptr::null_mut();
     arg.rv_num_coins = 0;
     let coin_id = NonNull::new(arg.ci).map(|ci| {
         // SAFETY: the caller's contract: `ci` is NULL (handled) or a valid conn_info_t.
         unsafe { ci.as_ref() }.coin_id
     });
-    let (raida_idx, ticket) = (arg.raida_idx, arg.ticket);
-    let coins = catch_unwind(AssertUnwindSafe(|| {
-        validate_with_peer(raida_idx, ticket, coin_id)
-    }))
-    .unwrap_or_else(|_| {
-        crate::log::error("send_validate_ticket_job panicked; returning no coins");
-        Vec::new()
-    });
+    let coins = validate_with_peer(arg.raida_idx, arg.ticket, coin_id);
     if coins.is_empty() {
         return std::ptr::null_mut();
     }

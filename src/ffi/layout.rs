@@ -1,5 +1,5 @@
 //! `#[repr(C)]` mirrors of the legacy server's structs, each offset and size checked at
-//! compile time against the layouts measured on the real server (legacy-abi.md).
+//! compile time against the layouts measured on the real server (docs/abi.md).
 
 use std::ffi::{c_char, c_int, c_ulong};
 

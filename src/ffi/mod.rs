@@ -4,6 +4,8 @@
 //! - [`host`]: the server's functions and `config`, bound weakly, and a coin store over
 //!   its page cache.
 //! - [`alloc`]: response buffers from C `malloc`, which the server `free()`s.
+//! - [`entry`]: the boundary every export runs its body through: log routing, panic
+//!   boundary, last error on panic.
 //! - [`exports`]: one thin `extern "C"` function per exported symbol.
 //! - [`job`]: `send_validate_ticket_job`, the legacy one-peer validate-ticket job.
 //! - [`health`]: per-peer answer figures for operators (`raida_healing_peer_health`).
@@ -11,6 +13,7 @@
 
 pub mod alloc;
 pub mod constants;
+mod entry;
 pub mod exports;
 pub mod health;
 pub mod host;

@@ -10,7 +10,6 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use parking_lot::RwLock;
@@ -22,6 +21,7 @@ use crate::protocol::{Coin, Response, Status, AN_BYTES};
 use crate::store::PageKey;
 use crate::tickets::TicketPool;
 
+use super::entry::{enter, OnPanic};
 use super::host::Host;
 use super::layout::ConnInfo;
 
@@ -211,23 +211,27 @@ fn read_record(coin: Coin) -> Result<([u8; AN_BYTES], u8), (c_int, String)> {
     })
 }
 
-/// Runs `f` for an int-returning export: its error becomes the return code and this
-/// thread's last error; a panic becomes `RAIDA_HEALING_E_INTERNAL`.
-fn int_call(name: &str, f: impl FnOnce() -> Result<(), (c_int, String)>) -> c_int {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => {
+/// The return code of an int-returning export: its error becomes the code and this
+/// thread's last error; success empties the last error.
+pub(super) fn int_result(name: &str, result: Result<(), (c_int, String)>) -> c_int {
+    match result {
+        Ok(()) => {
             clear_last_error();
             RAIDA_HEALING_OK
         }
-        Ok(Err((code, why))) => {
+        Err((code, why)) => {
             crate::log::debug(&format!("{name}: {why}"));
             set_last_error(&why);
             code
         }
-        Err(_) => {
-            set_last_error(&format!("{name} panicked (a bug in libraida_healing)"));
-            RAIDA_HEALING_E_INTERNAL
-        }
+    }
+}
+
+/// An int-returning export that panicked returns `RAIDA_HEALING_E_INTERNAL`.
+pub(super) fn internal_on_panic() -> OnPanic<c_int> {
+    OnPanic {
+        value: RAIDA_HEALING_E_INTERNAL,
+        consequence: "returning RAIDA_HEALING_E_INTERNAL",
     }
 }
 
@@ -241,7 +245,11 @@ const VERSION: &CStr =
 /// The library's version, e.g. "0.1.0": a static string, never NULL, never freed.
 #[no_mangle]
 pub extern "C" fn raida_healing_version() -> *const c_char {
-    VERSION.as_ptr()
+    let on_panic = OnPanic {
+        value: VERSION.as_ptr(),
+        consequence: "returning the version",
+    };
+    enter("raida_healing_version", on_panic, || VERSION.as_ptr())
 }
 
 /// `sizeof(conn_info_t)` as this library was built: 336 on the legacy server's ABI.
@@ -249,7 +257,12 @@ pub extern "C" fn raida_healing_version() -> *const c_char {
 /// handlers.
 #[no_mangle]
 pub extern "C" fn raida_healing_conn_info_size() -> libc::size_t {
-    std::mem::size_of::<ConnInfo>()
+    let size = std::mem::size_of::<ConnInfo>();
+    let on_panic = OnPanic {
+        value: size,
+        consequence: "returning the size",
+    };
+    enter("raida_healing_conn_info_size", on_panic, || size)
 }
 
 /// Makes the server folder `dir` this process's coin store, config and peer list, for a
@@ -275,30 +288,44 @@ pub extern "C" fn raida_healing_conn_info_size() -> libc::size_t {
 /// `dir` is NULL or a NUL-terminated path (any bytes; not necessarily UTF-8).
 #[no_mangle]
 pub unsafe extern "C" fn raida_healing_open(dir: *const c_char) -> c_int {
-    int_call("raida_healing_open", || {
+    const NAME: &str = "raida_healing_open";
+    enter(NAME, internal_on_panic(), || {
         if dir.is_null() {
-            return Err((RAIDA_HEALING_E_ARGUMENT, "dir is NULL".to_string()));
+            return int_result(
+                NAME,
+                Err((RAIDA_HEALING_E_ARGUMENT, "dir is NULL".to_string())),
+            );
         }
         // SAFETY: not NULL, and NUL-terminated by the caller's contract; only read.
         let dir = unsafe { CStr::from_ptr(dir) };
-        open_folder(Path::new(OsStr::from_bytes(dir.to_bytes())))
+        int_result(
+            NAME,
+            open_folder(Path::new(OsStr::from_bytes(dir.to_bytes()))),
+        )
     })
 }
 
 /// Why this thread's last failing call failed: set by a negative return of
 /// `raida_healing_open` / `raida_healing_read_record`, and by a `cmd_*` handler that
 /// answers ERROR_INTERNAL (252) in a process with no server (no folder open, or a write
-/// that did not reach the disk). Like `errno`, it is meaningful right after such a
-/// failure; a successful `raida_healing_*` call empties it.
+/// that did not reach the disk), and by any export that failed inside the library (a
+/// caught panic: "<function> panicked (a bug in libraida_healing)"). Like `errno`, it is
+/// meaningful right after such a failure; a successful `raida_healing_*` call empties it.
 ///
 /// # Returns
 /// A NUL-terminated string owned by the library, never NULL (empty when nothing failed);
 /// valid until this thread's next call into the library. Do not free it.
 #[no_mangle]
 pub extern "C" fn raida_healing_last_error() -> *const c_char {
-    LAST_ERROR
-        .try_with(|e| e.borrow().as_ptr())
-        .unwrap_or(c"".as_ptr())
+    let on_panic = OnPanic {
+        value: c"".as_ptr(),
+        consequence: "returning an empty string",
+    };
+    enter("raida_healing_last_error", on_panic, || {
+        LAST_ERROR
+            .try_with(|e| e.borrow().as_ptr())
+            .unwrap_or(c"".as_ptr())
+    })
 }
 
 /// Closes the folder `raida_healing_open` opened and releases its lock, after waiting for
@@ -307,11 +334,14 @@ pub extern "C" fn raida_healing_last_error() -> *const c_char {
 /// no folder is open.
 #[no_mangle]
 pub extern "C" fn raida_healing_close() {
-    if catch_unwind(close_folder).is_ok() {
+    let on_panic = OnPanic {
+        value: (),
+        consequence: "the folder may still be open",
+    };
+    enter("raida_healing_close", on_panic, || {
+        close_folder();
         clear_last_error();
-    } else {
-        set_last_error("raida_healing_close panicked (a bug in libraida_healing)");
-    }
+    })
 }
 
 /// Reads one coin's record from the opened folder, without a request and without
@@ -334,23 +364,24 @@ pub unsafe extern "C" fn raida_healing_read_record(
     an_out: *mut u8,
     mfs_out: *mut u8,
 ) -> c_int {
-    int_call("raida_healing_read_record", || {
+    const NAME: &str = "raida_healing_read_record";
+    enter(NAME, internal_on_panic(), || {
         if an_out.is_null() || mfs_out.is_null() {
-            return Err((
-                RAIDA_HEALING_E_ARGUMENT,
-                "an_out and mfs_out must not be NULL".to_string(),
-            ));
+            let why = "an_out and mfs_out must not be NULL".to_string();
+            return int_result(NAME, Err((RAIDA_HEALING_E_ARGUMENT, why)));
         }
-        let (an, mfs) = read_record(Coin {
+        let record = read_record(Coin {
             den: denomination,
             sn,
-        })?;
-        // SAFETY: `an_out` points to 16 writable bytes and `mfs_out` to one (the caller's
-        // contract), neither overlapping `an`, a local.
-        unsafe {
-            std::ptr::copy_nonoverlapping(an.as_ptr(), an_out, AN_BYTES);
-            *mfs_out = mfs;
+        });
+        if let Ok((an, mfs)) = &record {
+            // SAFETY: `an_out` points to 16 writable bytes and `mfs_out` to one (the
+            // caller's contract), neither overlapping `an`, a local.
+            unsafe {
+                std::ptr::copy_nonoverlapping(an.as_ptr(), an_out, AN_BYTES);
+                *mfs_out = *mfs;
+            }
         }
-        Ok(())
+        int_result(NAME, record.map(|_| ()))
     })
 }

@@ -3,7 +3,7 @@
 RAIDA server, working on temporary server folders (config.toml + Data/ page files).
 
     test_standalone.py --lib target/release/libraida_healing.so \
-        --host-present build/standalone/host_present --fake-abi build/standalone/libfake_abi.so
+        --host-present build/host_present --fake-abi build/standalone/libfake_abi.so
 
 Checks exact statuses and bytes of get_ticket, validate_ticket, find and fix (against 24
 loopback fake peers that speak the legacy wire format), the page files on disk after a
@@ -116,7 +116,7 @@ def mfs_now():
     return ((t.tm_year - 1900 - 123) * 12 + (t.tm_mon - 1 - 1)) & 0xFF
 
 
-# ---- Fake peers: the legacy validate_ticket server side (wire-protocol.md) ----
+# ---- Fake peers: the legacy validate_ticket server side (docs/wire-protocol.md) ----
 
 class FakePeer:
     """One peer RAIDA on 127.0.0.1: answers a validate_ticket with status 250 and the
