@@ -7,29 +7,44 @@
 #
 # `make help` prints the lines starting with "##" in this file and in mk/*.mk.
 #
-## make                    the release library (target/release/libraida_healing.{so,a}) and the header
+## make                    the release library (target/release/libraida_healing.{so,a}); the header is committed
 ## make test               every test suite below that says "(make test)"; ends with a tally line
 ## make help               this list
-## make install            PREFIX=/usr/local DESTDIR= : library, SONAME links, header, pkg-config file
+## make install            builds nothing (make && sudo make install): stripped libs + debug file, header, .pc, raida-healing tool; PREFIX LIBDIR INCLUDEDIR BINDIR PKGCONFIGDIR DEBUGDIR DESTDIR
 ## make uninstall          removes what `make install` put there
 ## make clean              cargo clean and build/
 ## make fmt-check          cargo fmt --check
 ## make clippy             clippy over every target, warnings are errors
+## make header             regenerates include/raida_healing.h (cbindgen, only built here: the header feature)
 ## make check-header       the committed header is what cbindgen generates (make test)
 ## make check-docs         every docs reference resolves; the status table matches the header (make test)
 ## make cargo-test         the Rust unit and integration tests (make test)
 
 CARGO   ?= cargo
 CC      ?= cc
-PREFIX  ?= /usr/local
+OBJCOPY ?= objcopy
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
-SOVERSION := 0
+# Written once, in build.rs (which gives the .so its SONAME); read from there.
+SOVERSION := $(shell sed -n 's/^const SOVERSION: &str = "\(.*\)";/\1/p' build.rs)
+
+# Where `make install` puts things (GNU names; DESTDIR stages a package).
+PREFIX      ?= /usr/local
+LIBDIR      ?= $(PREFIX)/lib
+INCLUDEDIR  ?= $(PREFIX)/include
+BINDIR      ?= $(PREFIX)/bin
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+# Separate debug info of the stripped .so: gdb and eu-stack look in <lib dir>/.debug/ for
+# the file named by the library's .gnu_debuglink, with no configuration.
+DEBUGDIR    ?= $(LIBDIR)/.debug
 
 # Where cargo puts the release build (it honours CARGO_TARGET_DIR; so do we).
 LIB_DIR := $(or $(CARGO_TARGET_DIR),target)/release
 SO      := $(LIB_DIR)/libraida_healing.so
 STATIC  := $(LIB_DIR)/libraida_healing.a
+# The system libraries rustc says a program linking $(STATIC) needs (for Libs.private).
+NATIVE_LIBS := $(LIB_DIR)/libraida_healing.native-static-libs
 HEADER  := include/raida_healing.h
+TOOL    := tools/raida_healing.py
 BUILD   := build
 
 # Strict flags for every C file of the project.
@@ -87,15 +102,29 @@ $(call asan_bin,$(1)): $(2) $(C_HEADERS) $(if $(3),,$(SO) $(SONAME_LINK))
 	$$(CC) $$(CWARN) $$(SAN_CFLAGS) $$(CPPFLAGS) -o $$@ $(2) $(or $(3),$$(LINK_SO))
 endef
 
-.PHONY: all lib test help cargo-test check-header check-docs fmt-check clippy clean install uninstall FORCE
+.PHONY: all lib header test help cargo-test check-header check-docs fmt-check clippy clean install uninstall FORCE
 
 all: lib
 
 lib: $(SO)
 
-# Cargo decides what is stale; build.rs regenerates the header on the way.
-$(SO) $(STATIC) $(HEADER): FORCE
-	$(CARGO) build --release --locked
+# Cargo decides what is stale. rustc's "native-static-libs" note (asked for in
+# .cargo/config.toml; replayed by cargo when nothing was rebuilt) is kept for the .pc file.
+$(SO) $(STATIC): FORCE
+	@mkdir -p $(BUILD)
+	@bash -o pipefail -c '$(CARGO) build --release --locked 2>&1 | tee $(BUILD)/cargo-build.log'
+	@libs=$$(sed -n 's/^note: native-static-libs: //p' $(BUILD)/cargo-build.log | tail -n 1); \
+	if [ -n "$$libs" ]; then \
+		[ "$$libs" = "$$(cat $(NATIVE_LIBS) 2>/dev/null)" ] || echo "$$libs" > $(NATIVE_LIBS); \
+	elif [ ! -s $(NATIVE_LIBS) ]; then \
+		echo "rustc printed no native-static-libs (RUSTFLAGS replaces .cargo/config.toml's);" \
+			"unset RUSTFLAGS so make can write $(NATIVE_LIBS)"; exit 1; \
+	fi
+
+# The header is committed; only this regenerates it (build.rs with the `header` feature,
+# the only build that compiles cbindgen). `cargo check` runs build.rs without a release build.
+header:
+	$(CARGO) check --locked --lib --features header
 
 $(SONAME_LINK): $(SO)
 	mkdir -p $(@D)
@@ -107,7 +136,7 @@ cargo-test:
 	$(CARGO) test --release --locked
 
 # The committed header must be exactly what cbindgen generates from the sources.
-check-header: $(SO)
+check-header: header
 	@git diff --exit-code -- $(HEADER) || { echo "include/raida_healing.h is stale: commit the regenerated header"; exit 1; }
 	@echo "header: committed copy matches cbindgen output"
 
@@ -135,16 +164,36 @@ clean:
 	$(CARGO) clean
 	rm -rf $(CLEAN_PATHS)
 
-install: $(SO) $(STATIC) $(HEADER)
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 0755 $(SO) $(DESTDIR)$(PREFIX)/lib/libraida_healing.so.$(VERSION)
-	ln -sf libraida_healing.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libraida_healing.so.$(SOVERSION)
-	ln -sf libraida_healing.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libraida_healing.so
-	install -m 0644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/libraida_healing.a
-	install -m 0644 $(HEADER) $(DESTDIR)$(PREFIX)/include/raida_healing.h
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' raida_healing.pc.in \
-		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/raida_healing.pc
+# Installs what `make` built and builds nothing (`make && sudo make install`): the .so
+# stripped, its debug info in DEBUGDIR joined to it by a debuglink; the .a without debug
+# info; the header; the .pc file; the ops tool as BINDIR/raida-healing.
+SO_FILE := libraida_healing.so.$(VERSION)
+
+install:
+	@for f in $(SO) $(STATIC) $(NATIVE_LIBS); do \
+		[ -f "$$f" ] || { echo "make install: $$f is missing; build first: make && sudo make install"; exit 1; }; done
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DEBUGDIR) $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
+	$(OBJCOPY) --only-keep-debug $(SO) $(DESTDIR)$(DEBUGDIR)/$(SO_FILE).debug
+	chmod 0644 $(DESTDIR)$(DEBUGDIR)/$(SO_FILE).debug
+	$(OBJCOPY) --strip-unneeded --remove-section=.comment \
+		--add-gnu-debuglink=$(DESTDIR)$(DEBUGDIR)/$(SO_FILE).debug $(SO) $(DESTDIR)$(LIBDIR)/$(SO_FILE)
+	chmod 0755 $(DESTDIR)$(LIBDIR)/$(SO_FILE)
+	ln -sfn $(SO_FILE) $(DESTDIR)$(LIBDIR)/libraida_healing.so.$(SOVERSION)
+	ln -sfn libraida_healing.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libraida_healing.so
+	$(OBJCOPY) --strip-debug --remove-section=.comment --enable-deterministic-archives \
+		$(STATIC) $(DESTDIR)$(LIBDIR)/libraida_healing.a
+	chmod 0644 $(DESTDIR)$(LIBDIR)/libraida_healing.a
+	install -m 0644 $(HEADER) $(DESTDIR)$(INCLUDEDIR)/raida_healing.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+		-e 's|@VERSION@|$(VERSION)|g' -e "s|@LIBS_PRIVATE@|$$(cat $(NATIVE_LIBS))|g" \
+		raida_healing.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/raida_healing.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/raida_healing.pc
+	sed -e 's|^INSTALLED_LIBRARY = None$$|INSTALLED_LIBRARY = "$(LIBDIR)/libraida_healing.so.$(SOVERSION)"|' \
+		$(TOOL) > $(DESTDIR)$(BINDIR)/raida-healing
+	chmod 0755 $(DESTDIR)$(BINDIR)/raida-healing
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libraida_healing.so* $(DESTDIR)$(PREFIX)/lib/libraida_healing.a \
-		$(DESTDIR)$(PREFIX)/include/raida_healing.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/raida_healing.pc
+	rm -f $(DESTDIR)$(LIBDIR)/libraida_healing.so* $(DESTDIR)$(LIBDIR)/libraida_healing.a \
+		$(DESTDIR)$(DEBUGDIR)/$(SO_FILE).debug $(DESTDIR)$(INCLUDEDIR)/raida_healing.h \
+		$(DESTDIR)$(PKGCONFIGDIR)/raida_healing.pc $(DESTDIR)$(BINDIR)/raida-healing

@@ -1,13 +1,28 @@
-//! Generates include/raida_healing.h with cbindgen and keeps the committed copy current.
-//! `make check-header` (part of `make test`) fails when the committed header differs.
+//! Sets the shared library's SONAME and, with `--features header` (`make header`),
+//! regenerates include/raida_healing.h with cbindgen. An ordinary build leaves the committed
+//! header alone, so it never compiles cbindgen; `make check-header` (part of `make test`)
+//! regenerates it and fails when the committed copy differs.
 
-use std::path::PathBuf;
+/// The ABI version of the shared library: its SONAME is `libraida_healing.so.<SOVERSION>`.
+/// This is the one place it is written: the Makefile reads it from here. Bump it when the
+/// C ABI changes incompatibly.
+const SOVERSION: &str = "0";
 
 fn main() {
-    let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    println!("cargo:rerun-if-changed=build.rs");
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libraida_healing.so.{SOVERSION}");
+    }
+    #[cfg(feature = "header")]
+    generate_header();
+}
+
+#[cfg(feature = "header")]
+fn generate_header() {
+    use std::path::PathBuf;
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
-    println!("cargo:rerun-if-changed=build.rs");
+    let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable and valid");
     let bindings = cbindgen::Builder::new()
@@ -15,11 +30,6 @@ fn main() {
         .with_config(config)
         .generate()
         .expect("cbindgen could not parse the crate");
-    let out = crate_dir.join("include").join("raida_healing.h");
     // write_to_file only touches the file when its content changes.
-    bindings.write_to_file(&out);
-    // The soname lets `make install` ship libraida_healing.so.0 with a stable ABI name.
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libraida_healing.so.0");
-    }
+    bindings.write_to_file(crate_dir.join("include").join("raida_healing.h"));
 }

@@ -703,18 +703,22 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* 512 live tickets at most; a rejected request (40) takes no slot: after 511 tickets and
- * several rejected requests, exactly one more ticket fits. */
+/* The pool is held by coins, not by requests: a coin sits on at most four live
+ * tickets and a newer ticket takes it from the oldest, so the owner of one coin cannot fill
+ * the pool (the legacy module answered 42 to everyone after 512 get_tickets for one coin).
+ * A rejected request takes nothing. The 42 path needs the pool's MAX_COINS_HELD coins held;
+ * tests/commands.rs shows it on a small pool. */
+#define ONE_COIN_TICKETS 600
 static void group_ticket_pool(void)
 {
     host_init(RAIDA_NO, COIN_ID);
     stock(1, 1);
     stock(1, 2);
-    buf_t one = { 0 }, rejected = { 0 }, none = { 0 }, some = { 0 };
+    buf_t one = { 0 }, rejected = { 0 }, none = { 0 }, other = { 0 };
     gt_record(&one, 1, 1, 1);
-    static uint32_t ids[512];
-    for (int i = 0; i < 511; i++)
-        ids[i] = all_pass_ticket(0, &one, "filling the pool");
+    static uint32_t ids[ONE_COIN_TICKETS], sorted[ONE_COIN_TICKETS];
+    for (int i = 0; i < ONE_COIN_TICKETS; i++)
+        ids[i] = all_pass_ticket(0, &one, "one coin, again and again");
 
     const struct { int8_t den; uint32_t sn; } bad[] = { { 1, 300 * 1024 }, { 7, 1 }, { 1, 1024000 } };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -722,41 +726,44 @@ static void group_ticket_pool(void)
         gt_record(&rejected, 1, 2, 1);
         gt_record(&rejected, bad[i].den, bad[i].sn, 1);
         expect_status(call(cmd_get_ticket, 0, &rejected), RAIDA_STATUS_INVALID_SN_OR_DENOMINATION,
-                      "rejected request at 511 tickets");
+                      "rejected request");
         buf_free(&rejected);
     }
     gt_record(&none, 1, 1, 0);
-    expect_status(call(cmd_get_ticket, 0, &none), RAIDA_STATUS_ALL_FAIL, "none pass at 511 tickets");
+    expect_status(call(cmd_get_ticket, 0, &none), RAIDA_STATUS_ALL_FAIL, "none pass");
 
-    ids[511] = all_pass_ticket(0, &one, "ticket 512");
-    expect_status(call(cmd_get_ticket, 0, &one), RAIDA_STATUS_NO_TICKET_SLOT, "ticket 513");
-    gt_record(&some, 1, 1, 1);
-    gt_record(&some, 1, 2, 0);
-    expect_status(call(cmd_get_ticket, 0, &some), RAIDA_STATUS_NO_TICKET_SLOT, "mixed, pool full");
-    expect_status(call(cmd_get_ticket, 4, &one), RAIDA_STATUS_NO_TICKET_SLOT, "modern, pool full");
-    /* Nothing passes: no slot is needed, so 242 even now. */
-    expect_status(call(cmd_get_ticket, 0, &none), RAIDA_STATUS_ALL_FAIL, "none pass, pool full");
+    /* Another wallet still gets tickets, legacy and modern. */
+    gt_record(&other, 1, 2, 1);
+    uint32_t theirs = all_pass_ticket(0, &other, "another coin after 600 tickets for one");
+    CHECK(all_pass_ticket(4, &other, "another coin, modern") != 0, "modern ticket");
 
-    /* All 512 ids are non-zero, distinct, and claimable. */
-    qsort(ids, 512, sizeof ids[0], cmp_u32);
-    int distinct = ids[0] != 0;
-    for (int i = 1; i < 512; i++)
-        distinct &= ids[i] != ids[i - 1];
-    CHECK(distinct, "512 ticket ids are not all distinct and non-zero");
-    const unsigned char coin[] = { 1, 0, 0, 0, 1 };
-    int claimed = 0;
-    for (int i = 0; i < 512; i++) {
+    /* Every id is non-zero and distinct; only the newest four still list the coin. */
+    memcpy(sorted, ids, sizeof ids);
+    qsort(sorted, ONE_COIN_TICKETS, sizeof sorted[0], cmp_u32);
+    int distinct = sorted[0] != 0;
+    for (int i = 1; i < ONE_COIN_TICKETS; i++)
+        distinct &= sorted[i] != sorted[i - 1];
+    CHECK(distinct, "ticket ids are not all distinct and non-zero");
+    const unsigned char coin[] = { 1, 0, 0, 0, 1 }, their_coin[] = { 1, 0, 0, 0, 2 };
+    int claimed = 0, gone = 0;
+    for (int i = 0; i < ONE_COIN_TICKETS; i++) {
         rq_result_t r = claim(0, 11, ids[i]);
         claimed += r.status == RAIDA_STATUS_SUCCESS && r.output_size == 5 &&
-                   memcmp(r.output, coin, 5) == 0;
+                   memcmp(r.output, coin, 5) == 0 && i >= ONE_COIN_TICKETS - 4;
+        gone += r.status == RAIDA_STATUS_NO_TICKET_FOUND && r.output_size == 0 &&
+                i < ONE_COIN_TICKETS - 4;
         rq_result_free(&r);
     }
-    CHECK_INT(claimed, 512);
-    /* A claim frees no slot (tickets live until they expire). */
-    expect_status(call(cmd_get_ticket, 0, &one), RAIDA_STATUS_NO_TICKET_SLOT, "after claims");
+    CHECK_INT(claimed, 4);
+    CHECK_INT(gone, ONE_COIN_TICKETS - 4);
+    rq_result_t r = claim(0, 11, theirs);
+    CHECK(r.status == RAIDA_STATUS_SUCCESS && r.output_size == 5 &&
+              memcmp(r.output, their_coin, 5) == 0,
+          "the other wallet's ticket: status %d, %d bytes", r.status, r.output_size);
+    rq_result_free(&r);
     buf_free(&one);
     buf_free(&none);
-    buf_free(&some);
+    buf_free(&other);
 }
 
 int main(void)

@@ -174,11 +174,28 @@ def consensus():
     write("consensus", "all-24", seed(list(range(16)), [(p, list(range(16))) for p in range(25) if p != 7]))
 
 
+def config():
+    # config.toml texts: the legacy layout, TOML forms the reader takes, and near misses
+    servers = ",\n".join(f'    "127.0.0.1:{40000 + i}"' for i in range(25))
+    write("config", "legacy-server-table", (
+        "# RAIDA server\n[server]\nraida_id = 7\ncoin_id = 0x1\nport = 40_007\n"
+        f"raida_servers = [\n{servers},\n]\n[other]\nkey = 'literal'\n").encode())
+    write("config", "top-level-inline", (
+        "raida_id = 0\nraida_servers = [" + ", ".join(f'"h{i}:1"' for i in range(25)) + "]\n"
+        "extra = { a = 1, b = [true, 1.5, 1979-05-27T07:32:00Z] }\n"
+        'multi = """\nline\n"""\n').encode())
+    write("config", "twenty-four-servers", (
+        "raida_id = 3\nraida_servers = [" + ", ".join(f'"h{i}:1"' for i in range(24)) + "]\n").encode())
+    write("config", "bad-id-and-unterminated", b'raida_id = 99\nraida_servers = ["a:1\n')
+    write("config", "nested", b"x = " + b"[" * 64 + b"]" * 64 + b"\n")
+
+
 if __name__ == "__main__":
     commands()
     peer_response()
     peer_wire()
     consensus()
+    config()
     # A reproducible marker of what produced the corpus.
     digest = hashlib.sha256(open(__file__, "rb").read()).hexdigest()[:16]
     print(f"corpus written by make_corpus.py {digest}")

@@ -7,7 +7,7 @@
 ## make c-test-asan        the same C tests built with ASan+UBSan (make test)
 ## make c-test-valgrind    the plain C tests under valgrind memcheck (make test)
 ## make static-link-test   test_commands linked against libraida_healing.a (make test)
-## make install-test       make install into a temporary prefix, build with pkg-config (make test)
+## make install-test       make install into temporary prefixes: stripped libs, debug files, sizes, dirs, pkg-config, tool (make test)
 
 CT_SRC     := c_tests
 CT_HARNESS := $(CT_SRC)/host.c $(CT_SRC)/request.c
@@ -19,9 +19,10 @@ CT_STATIC_BIN := $(call bin,test_commands_static)
 
 .PHONY: c-header-test c-test c-test-build c-test-asan c-test-valgrind static-link-test install-test
 
+# The system libraries are the ones rustc reported for the archive (written with it).
 $(CT_STATIC_BIN): $(CT_SRC)/test_commands.c $(CT_HARNESS) $(C_HEADERS) $(STATIC)
 	@mkdir -p $(@D)
-	$(CC) $(CWARN) $(CFLAGS) $(CPPFLAGS) -o $@ $(CT_SRC)/test_commands.c $(CT_HARNESS) $(STATIC) -lpthread -ldl -lm
+	$(CC) $(CWARN) $(CFLAGS) $(CPPFLAGS) -o $@ $(CT_SRC)/test_commands.c $(CT_HARNESS) $(STATIC) $$(cat $(NATIVE_LIBS))
 
 # The legacy server includes the header next to its own headers: it must stand alone
 # (as C and as C++) and declare only the module's names, so nothing can collide.
@@ -57,26 +58,9 @@ static-link-test: $(CT_STATIC_BIN)
 	@echo "== test_commands (static archive)"
 	$<
 
-# Installs into a throw-away prefix and builds a program the way a packager's user would.
-install-test: $(SO) $(STATIC) $(HEADER)
-	@set -e; prefix=$$(mktemp -d); trap 'rm -rf "$$prefix"' EXIT; \
-	$(MAKE) --no-print-directory install PREFIX="$$prefix" DESTDIR= >/dev/null; \
-	export PKG_CONFIG_PATH="$$prefix/lib/pkgconfig"; \
-	flags=$$(pkg-config --cflags --libs raida_healing); \
-	echo "pkg-config: $$flags"; \
-	$(CC) $(CWARN) $(CT_SRC)/install_probe.c -o "$$prefix/probe" $$flags -Wl,-rpath,"$$prefix/lib"; \
-	readelf -d "$$prefix/lib/libraida_healing.so" | grep -q 'Library soname: \[libraida_healing.so.0\]' \
-		|| { echo "installed library has no SONAME libraida_healing.so.0"; exit 1; }; \
-	readelf -d "$$prefix/probe" | grep -q 'Shared library: \[libraida_healing.so.0\]' \
-		|| { echo "probe does not need libraida_healing.so.0"; exit 1; }; \
-	test "$$(readlink "$$prefix/lib/libraida_healing.so")" = libraida_healing.so.0; \
-	test -f "$$prefix/lib/libraida_healing.a" && test -f "$$prefix/include/raida_healing.h"; \
-	"$$prefix/probe"; \
-	static_flags=$$(pkg-config --static --cflags --libs raida_healing); \
-	$(CC) $(CWARN) $(CT_SRC)/install_probe.c -o "$$prefix/probe_static" \
-		$$(pkg-config --cflags raida_healing) "$$prefix/lib/libraida_healing.a" \
-		$$(echo "$$static_flags" | sed 's/-lraida_healing//'); \
-	"$$prefix/probe_static"; \
-	echo "install-test: SONAME, symlinks, header, pkg-config (shared and static) ok"
+# Installs into throw-away prefixes the ways a packager and an operator do and checks every
+# installed file: c_tests/test_install.sh (builds nothing itself: it installs with CARGO=false).
+install-test: $(SO) $(STATIC)
+	c_tests/test_install.sh "$(MAKE)" "$(CC)" "$(CWARN)" "$(SOVERSION)" "$(VERSION)"
 
 TEST_TARGETS += c-header-test c-test c-test-asan c-test-valgrind static-link-test install-test

@@ -4,15 +4,15 @@
 # tests/peer_attacks.rs) run in `cargo test`.
 #
 ## make fuzz               each fuzz target for FUZZ_SECONDS (default 60; make fuzz FUZZ_SECONDS=300)
-## make fuzz-smoke         each fuzz target for FUZZ_SMOKE_SECONDS (default 8) (make test)
+## make fuzz-smoke         each fuzz target for FUZZ_SMOKE_SECONDS (default 7) (make test)
 ## make fuzz-merge         adds the inputs of build/fuzz/corpus that found new coverage to fuzz/corpus
 ## make fuzz-build         only build the fuzz binaries (fuzz/target)
 ## make fuzz-clippy        clippy over the fuzz crate
 
 FUZZ_DIR      := fuzz
-FUZZ_TARGETS  := get_ticket validate_ticket find fix peer_response peer_wire consensus
+FUZZ_TARGETS  := get_ticket validate_ticket find fix peer_response peer_wire consensus config
 FUZZ_SECONDS  ?= 60
-FUZZ_SMOKE_SECONDS ?= 8
+FUZZ_SMOKE_SECONDS ?= 7
 FUZZ_TRIPLE   := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 FUZZ_BIN_DIR  := $(FUZZ_DIR)/target/$(FUZZ_TRIPLE)/release
 FUZZ_OUT      := $(BUILD)/fuzz

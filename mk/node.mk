@@ -3,7 +3,7 @@
 #
 ## make node               build/raida_node
 ## make demo               a 25-node loopback network heals a fracked coin (DEMO_BASE_PORT=N pins ports N..N+24)
-## make node-test          node unit tests (ASan+UBSan); network tests on the plain and ASan+UBSan node (make test)
+## make node-test          node unit tests (ASan+UBSan; config via the library reader); network tests on the plain and ASan+UBSan node (make test)
 ## make node-valgrind      network tests, seven nodes under memcheck (NODE_VALGRIND_RAIDAS=all: every node) (make test)
 ## make node-wan-test      the 25-node network behind delay proxies (5-250 ms one way): hedges per fix, time against the floor, lazy accept, heal storm (make test)
 
@@ -12,9 +12,9 @@ NODE_LIB_SRCS  := $(NODE_DIR)/node_config.c $(NODE_DIR)/node_wire.c $(NODE_DIR)/
 NODE_SRCS      := $(NODE_DIR)/node_main.c $(NODE_LIB_SRCS)
 NODE_UNIT_SRCS := $(NODE_DIR)/node_unit_test.c $(NODE_LIB_SRCS)
 $(eval $(call c_program,raida_node,$(NODE_SRCS)))
-# The unit test needs no library: the node's own pieces and the harness. Built with
-# ASan+UBSan only.
-$(eval $(call c_program,node_unit_test,$(NODE_UNIT_SRCS),-lpthread))
+# The unit test: the node's own pieces and the harness, with the library (the node reads
+# its config through the library's reader). Built with ASan+UBSan only.
+$(eval $(call c_program,node_unit_test,$(NODE_UNIT_SRCS)))
 
 .PHONY: node demo node-test node-valgrind node-wan-test
 
@@ -24,7 +24,7 @@ demo: $(call bin,raida_node)
 	python3 $(NODE_DIR)/demo.py --node $(call bin,raida_node)
 
 node-test: $(call bin,raida_node) $(call asan_bin,raida_node) $(call asan_bin,node_unit_test)
-	$(SAN_ENV) $(call asan_bin,node_unit_test)
+	$(SAN_ENV) $(call asan_bin,node_unit_test) tests/fixtures/config
 	python3 $(NODE_DIR)/test_network.py --node $(call bin,raida_node)
 	$(SAN_ENV_NO_LEAK_CHECK) python3 $(NODE_DIR)/test_network.py --node $(call asan_bin,raida_node)
 

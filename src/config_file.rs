@@ -1,24 +1,28 @@
 //! The server folder's `config.toml`, read where no server has read it for us.
 //!
-//! The contract (shared with the C node, which writes the same file):
+//! The file is TOML, parsed by the `toml` crate: whatever TOML accepts is accepted (a
+//! UTF-8 BOM, comments, dotted keys, quoted keys, tables in any order) and whatever it
+//! rejects is rejected (a table defined twice, a key set twice, `03`, control characters in
+//! strings, ...), with the line of the problem. On top of TOML this module checks our keys:
 //! - `raida_id` (integer 0..=24): this server's RAIDA index. Required.
-//! - `raida_servers` (array of exactly 25 `"host:port"` strings, index = RAIDA number):
-//!   where each RAIDA listens. Required. Hosts are resolved to IPv4 by
+//! - `raida_servers` (array of exactly 25 `"host:port"` strings, index = RAIDA number, port
+//!   1..=65535): where each RAIDA listens. Required. Hosts are resolved to IPv4 by
 //!   [`ServerConfig::node_config`].
-//! - `coin_id` (integer 0..=255) and `port` (integer 1..=65535): optional, checked when
+//! - `coin_id` (integer 0..=255), `port` (integer 1..=65535) and the legacy server's
+//!   `flush_freq` (integer 1..=86400, seconds between write-backs): optional, checked when
 //!   present.
-//! - The keys may sit at the top of the file or in a `[server]` table (the legacy server's
-//!   layout). Other keys and other tables are ignored, values included.
+//! - The keys may sit at the top of the file or in the `[server]` table (the legacy
+//!   server's layout), not both. Other keys and other tables are ignored, values included.
 //!
-//! The reader knows the TOML a config file uses (comments, basic and literal strings,
-//! multi-line strings, integers, booleans, floats and dates as opaque values, arrays over
-//! several lines with trailing commas, inline tables) and reports the line of any error.
-//! A whole TOML library is not needed for four keys and would be one more dependency in a
-//! library linked into servers.
+//! The C test node reads its config through the same code (`raida_healing_config_parse`).
 
 use std::fmt;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::ops::Range;
 use std::path::Path;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
 
 use crate::commands::NodeConfig;
 use crate::protocol::TOTAL_RAIDA_SERVERS;
@@ -32,6 +36,9 @@ pub struct ServerConfig {
     pub coin_id: Option<u8>,
     /// The port this server listens on, if the file says.
     pub port: Option<u16>,
+    /// The legacy server's seconds between write-backs of dirty pages, if the file says
+    /// (the library itself writes every change at once; the C test node uses it).
+    pub flush_freq: Option<u32>,
     /// Each RAIDA's `"host:port"`, index = RAIDA number; always 25 entries.
     pub raida_servers: Vec<String>,
 }
@@ -57,21 +64,22 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn error_at(line: usize, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        file: None,
-        line: Some(line),
-        message: message.into(),
-    }
-}
+/// The largest `config.toml` read (a real one is a few KiB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
-/// Reads and checks the config file at `path`; errors name the file.
+/// Reads and checks the config file at `path`; errors name the file. The file must be a
+/// regular file of at most [`MAX_CONFIG_BYTES`], not a symbolic link: a FIFO or a link to
+/// a device is refused without blocking and without being read.
 pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let unreadable = |message: String| ConfigError {
         file: Some(path.to_path_buf()),
         line: None,
-        message: e.to_string(),
-    })?;
+        message,
+    };
+    let bytes = crate::data_dir::read_small_file(path, MAX_CONFIG_BYTES)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| unreadable("stream did not contain valid UTF-8".to_string()))?;
     parse(&text).map_err(|e| ConfigError {
         file: Some(path.to_path_buf()),
         ..e
@@ -80,92 +88,163 @@ pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
 
 /// Parses and checks a config file's text.
 pub fn parse(text: &str) -> Result<ServerConfig, ConfigError> {
-    let mut raida_id = None;
-    let mut coin_id = None;
-    let mut port = None;
-    let mut raida_servers = None;
-    for entry in entries(text)? {
-        let Entry { line, key, value } = entry;
-        match key.as_str() {
-            "raida_id" => set_once(
-                &mut raida_id,
-                line,
-                &key,
-                int_in(&value, line, &key, 0, 24)?,
-            )?,
-            "coin_id" => set_once(
-                &mut coin_id,
-                line,
-                &key,
-                int_in(&value, line, &key, 0, 255)?,
-            )?,
-            "port" => set_once(&mut port, line, &key, int_in(&value, line, &key, 1, 65535)?)?,
-            "raida_servers" => set_once(&mut raida_servers, line, &key, servers(&value, line)?)?,
-            _ => {}
+    let lines = Lines(text);
+    let document = DeTable::parse(text).map_err(|e| ConfigError {
+        file: None,
+        line: e.span().map(|span| lines.of(&span)),
+        message: toml_message(e.message(), e.span().and_then(|span| text.get(span))),
+    })?;
+    let root = document.get_ref();
+    let mut scopes = vec![root];
+    if let Some(server) = entry(root, "server") {
+        match server.get_ref() {
+            DeValue::Table(table) => scopes.push(table),
+            other => {
+                return Err(lines.error(
+                    &server.span(),
+                    format!("server must be a table ([server]), found {}", kind(other)),
+                ))
+            }
         }
     }
-    let missing = |key: &str| ConfigError {
-        file: None,
-        line: None,
-        message: format!("{key} is missing (expected at the top or in [server])"),
+    let key = |name: &str| -> Result<Option<&Spanned<DeValue<'_>>>, ConfigError> {
+        let mut found: Option<&Spanned<DeValue<'_>>> = None;
+        for scope in &scopes {
+            if let Some(value) = entry(scope, name) {
+                if let Some(first) = found {
+                    return Err(lines.error(
+                        &value.span(),
+                        format!(
+                            "{name} is set both at the top and in [server] (first on line {})",
+                            lines.of(&first.span())
+                        ),
+                    ));
+                }
+                found = Some(value);
+            }
+        }
+        Ok(found)
     };
+    let int = |name: &str, min: i64, max: i64| -> Result<Option<i64>, ConfigError> {
+        key(name)?
+            .map(|value| int_in(&lines, name, value, min, max))
+            .transpose()
+    };
+    let raida_id = int("raida_id", 0, 24)?.ok_or_else(|| missing("raida_id"))?;
+    let coin_id = int("coin_id", 0, 255)?;
+    let port = int("port", 1, 65535)?;
+    let flush_freq = int("flush_freq", 1, 86400)?;
+    let servers = key("raida_servers")?.ok_or_else(|| missing("raida_servers"))?;
     Ok(ServerConfig {
-        raida_id: raida_id.ok_or_else(|| missing("raida_id"))?.1 as u8,
-        coin_id: coin_id.map(|(_, v)| v as u8),
-        port: port.map(|(_, v)| v as u16),
-        raida_servers: raida_servers.ok_or_else(|| missing("raida_servers"))?.1,
+        raida_id: raida_id as u8,
+        coin_id: coin_id.map(|v| v as u8),
+        port: port.map(|v| v as u16),
+        flush_freq: flush_freq.map(|v| v as u32),
+        raida_servers: servers_in(&lines, servers)?,
     })
 }
 
-/// Stores a key's value, refusing a second definition as TOML does.
-fn set_once<T>(
-    slot: &mut Option<(usize, T)>,
-    line: usize,
-    key: &str,
-    value: T,
-) -> Result<(), ConfigError> {
-    if let Some((first, _)) = slot {
-        return Err(error_at(
-            line,
-            format!("{key} is set again (first set on line {first})"),
-        ));
+/// The toml crate's message as one line, with the text it points at when that is short
+/// (its "duplicate key" does not say which).
+fn toml_message(message: &str, at: Option<&str>) -> String {
+    let message = message.trim().replace('\n', "; ");
+    match at {
+        Some(at) if !at.is_empty() && at.len() <= 40 && !at.contains(['\n', '\r']) => {
+            format!("not valid TOML: {message}: `{}`", at.escape_debug())
+        }
+        _ => format!("not valid TOML: {message}"),
     }
-    *slot = Some((line, value));
-    Ok(())
 }
 
-fn int_in(value: &Value, line: usize, key: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+fn missing(key: &str) -> ConfigError {
+    ConfigError {
+        file: None,
+        line: None,
+        message: format!("{key} is missing (expected at the top or in [server])"),
+    }
+}
+
+/// The value of `name` in `table`.
+fn entry<'t, 'i>(table: &'t DeTable<'i>, name: &str) -> Option<&'t Spanned<DeValue<'i>>> {
+    table
+        .iter()
+        .find(|(key, _)| key.get_ref().as_ref() == name)
+        .map(|(_, value)| value)
+}
+
+/// Turns byte offsets of the text into 1-based line numbers.
+struct Lines<'t>(&'t str);
+
+impl Lines<'_> {
+    fn of(&self, span: &Range<usize>) -> usize {
+        let end = span.start.min(self.0.len());
+        1 + self.0.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    }
+
+    fn error(&self, span: &Range<usize>, message: String) -> ConfigError {
+        ConfigError {
+            file: None,
+            line: Some(self.of(span)),
+            message,
+        }
+    }
+}
+
+fn kind(value: &DeValue<'_>) -> &'static str {
     match value {
-        Value::Int(v) if (min..=max).contains(v) => Ok(*v),
-        Value::Int(v) => Err(error_at(
-            line,
-            format!("{key} is {v}, expected {min}..={max}"),
-        )),
-        other => Err(error_at(
-            line,
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+fn int_in(
+    lines: &Lines<'_>,
+    name: &str,
+    value: &Spanned<DeValue<'_>>,
+    min: i64,
+    max: i64,
+) -> Result<i64, ConfigError> {
+    let DeValue::Integer(int) = value.get_ref() else {
+        return Err(lines.error(
+            &value.span(),
             format!(
-                "{key} must be an integer {min}..={max}, found {}",
-                other.kind()
+                "{name} must be an integer {min}..={max}, found {}",
+                kind(value.get_ref())
             ),
+        ));
+    };
+    match i64::from_str_radix(int.as_str(), int.radix()) {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(lines.error(
+            &value.span(),
+            format!("{name} is {int}, expected {min}..={max}"),
         )),
     }
 }
 
 /// Checks `raida_servers`: 25 strings, each `host:port` with a non-empty host and a port
 /// 1..=65535.
-fn servers(value: &Value, line: usize) -> Result<Vec<String>, ConfigError> {
-    let Value::Array(items) = value else {
-        return Err(error_at(
-            line,
+fn servers_in(lines: &Lines<'_>, value: &Spanned<DeValue<'_>>) -> Result<Vec<String>, ConfigError> {
+    let DeValue::Array(items) = value.get_ref() else {
+        return Err(lines.error(
+            &value.span(),
             format!(
                 "raida_servers must be an array of {TOTAL_RAIDA_SERVERS} \"host:port\" strings, found {}",
-                value.kind()
+                kind(value.get_ref())
             ),
         ));
     };
     if items.len() != TOTAL_RAIDA_SERVERS {
-        return Err(error_at(
-            line,
+        return Err(lines.error(
+            &value.span(),
             format!(
                 "raida_servers has {} entries, expected {TOTAL_RAIDA_SERVERS} (index = RAIDA number)",
                 items.len()
@@ -173,26 +252,30 @@ fn servers(value: &Value, line: usize) -> Result<Vec<String>, ConfigError> {
         ));
     }
     let mut out = Vec::with_capacity(items.len());
-    for (i, (item_line, item)) in items.iter().enumerate() {
-        let Value::Str(s) = item else {
-            return Err(error_at(
-                *item_line,
+    for (i, item) in items.iter().enumerate() {
+        let DeValue::String(s) = item.get_ref() else {
+            return Err(lines.error(
+                &item.span(),
                 format!(
                     "raida_servers[{i}] must be a \"host:port\" string, found {}",
-                    item.kind()
+                    kind(item.get_ref())
                 ),
             ));
         };
-        split_host_port(s)
-            .map_err(|why| error_at(*item_line, format!("raida_servers[{i}] is \"{s}\": {why}")))?;
-        out.push(s.clone());
+        split_host_port(s).map_err(|why| {
+            lines.error(
+                &item.span(),
+                format!("raida_servers[{i}] is \"{s}\": {why}"),
+            )
+        })?;
+        out.push(s.to_string());
     }
     Ok(out)
 }
 
 /// Splits `"host:port"` (a bracketed IPv6 host is allowed by the syntax, though only IPv4
 /// addresses are used).
-fn split_host_port(s: &str) -> Result<(&str, u16), &'static str> {
+pub(crate) fn split_host_port(s: &str) -> Result<(&str, u16), &'static str> {
     let (host, port) = s.rsplit_once(':').ok_or("expected host:port")?;
     let host = host
         .strip_prefix('[')
@@ -248,479 +331,6 @@ fn resolve_v4(server: &str) -> Result<SocketAddrV4, String> {
         })
         .next()
         .ok_or_else(|| "resolves to no IPv4 address".to_string())
-}
-
-// ---- A TOML subset reader: just enough to find top-level and [server] keys. ----
-
-/// A parsed value; only what the checks above look at is kept.
-#[derive(Debug, Clone, PartialEq)]
-enum Value {
-    Int(i64),
-    Str(String),
-    /// Items with the line each starts on.
-    Array(Vec<(usize, Value)>),
-    /// A boolean, float, date, inline table or anything else not needed here.
-    Other(&'static str),
-}
-
-impl Value {
-    fn kind(&self) -> &'static str {
-        match self {
-            Value::Int(_) => "an integer",
-            Value::Str(_) => "a string",
-            Value::Array(_) => "an array",
-            Value::Other(kind) => kind,
-        }
-    }
-}
-
-/// A `key = value` the checks care about: in the root table or in `[server]`.
-struct Entry {
-    line: usize,
-    key: String,
-    value: Value,
-}
-
-/// Every key/value of the root table and of `[server]`, in file order.
-fn entries(text: &str) -> Result<Vec<Entry>, ConfigError> {
-    let mut p = Parser {
-        chars: text.chars().collect(),
-        at: 0,
-        line: 1,
-        depth: 0,
-    };
-    let mut out = Vec::new();
-    let mut in_scope = true; // the root table
-    loop {
-        p.skip_blank_lines();
-        let Some(c) = p.peek() else {
-            return Ok(out);
-        };
-        let line = p.line;
-        if c == '[' {
-            let path = p.table_header()?;
-            in_scope = path.len() == 1 && path[0] == "server";
-        } else {
-            let key = p.key_path()?;
-            p.skip_spaces();
-            if p.peek() != Some('=') {
-                return Err(error_at(line, "expected `=` after the key"));
-            }
-            p.at += 1;
-            p.skip_spaces();
-            let value = p.value()?;
-            p.end_of_line()?;
-            if in_scope && key.len() == 1 {
-                out.push(Entry {
-                    line,
-                    key: key.into_iter().next().expect("one part"),
-                    value,
-                });
-            }
-        }
-    }
-}
-
-/// How deep arrays and inline tables may nest. Real configs nest one or two levels; the
-/// bound keeps a corrupt file from overflowing the stack of the process that opens it.
-const MAX_NESTING: usize = 64;
-
-struct Parser {
-    chars: Vec<char>,
-    at: usize,
-    line: usize,
-    /// Arrays and inline tables currently open around the value being read.
-    depth: usize,
-}
-
-impl Parser {
-    fn peek(&self) -> Option<char> {
-        self.chars.get(self.at).copied()
-    }
-
-    fn starts_with(&self, s: &str) -> bool {
-        s.chars()
-            .enumerate()
-            .all(|(i, c)| self.chars.get(self.at + i) == Some(&c))
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.at += 1;
-        if c == '\n' {
-            self.line += 1;
-        }
-        Some(c)
-    }
-
-    fn skip_spaces(&mut self) {
-        while matches!(self.peek(), Some(' ' | '\t')) {
-            self.at += 1;
-        }
-    }
-
-    fn skip_comment(&mut self) {
-        if self.peek() == Some('#') {
-            while !matches!(self.peek(), None | Some('\n')) {
-                self.at += 1;
-            }
-        }
-    }
-
-    /// Skips spaces, comments and newlines (between statements, and inside arrays).
-    fn skip_blank_lines(&mut self) {
-        loop {
-            self.skip_spaces();
-            self.skip_comment();
-            match self.peek() {
-                Some('\n') => {
-                    self.bump();
-                }
-                Some('\r') if self.chars.get(self.at + 1) == Some(&'\n') => {
-                    self.at += 1;
-                }
-                _ => return,
-            }
-        }
-    }
-
-    /// After a value: optional spaces and comment, then a newline or the end.
-    fn end_of_line(&mut self) -> Result<(), ConfigError> {
-        self.skip_spaces();
-        self.skip_comment();
-        if self.peek() == Some('\r') {
-            self.at += 1;
-        }
-        match self.peek() {
-            None => Ok(()),
-            Some('\n') => {
-                self.bump();
-                Ok(())
-            }
-            Some(c) => Err(error_at(
-                self.line,
-                format!("unexpected `{c}` after the value (one key = value per line)"),
-            )),
-        }
-    }
-
-    /// `[a.b]` or `[[a.b]]`, returning the dotted path.
-    fn table_header(&mut self) -> Result<Vec<String>, ConfigError> {
-        let line = self.line;
-        let double = self.starts_with("[[");
-        self.at += if double { 2 } else { 1 };
-        self.skip_spaces();
-        let path = self.key_path()?;
-        self.skip_spaces();
-        let close = if double { "]]" } else { "]" };
-        if !self.starts_with(close) {
-            return Err(error_at(
-                line,
-                format!("expected `{close}` to close the table header"),
-            ));
-        }
-        self.at += close.len();
-        self.end_of_line()?;
-        Ok(path)
-    }
-
-    /// A key: bare or quoted parts joined by dots.
-    fn key_path(&mut self) -> Result<Vec<String>, ConfigError> {
-        let mut parts = Vec::new();
-        loop {
-            self.skip_spaces();
-            let line = self.line;
-            let part = match self.peek() {
-                Some('"') => self.basic_string()?,
-                Some('\'') => self.literal_string()?,
-                Some(c) if is_bare_key_char(c) => {
-                    let start = self.at;
-                    while self.peek().is_some_and(is_bare_key_char) {
-                        self.at += 1;
-                    }
-                    self.chars[start..self.at].iter().collect()
-                }
-                Some(c) => {
-                    return Err(error_at(
-                        line,
-                        format!("unexpected `{c}` where a key belongs"),
-                    ))
-                }
-                None => return Err(error_at(line, "a key is missing")),
-            };
-            parts.push(part);
-            self.skip_spaces();
-            if self.peek() == Some('.') {
-                self.at += 1;
-            } else {
-                return Ok(parts);
-            }
-        }
-    }
-
-    fn value(&mut self) -> Result<Value, ConfigError> {
-        let line = self.line;
-        match self.peek() {
-            Some('"') => Ok(Value::Str(self.basic_string()?)),
-            Some('\'') => Ok(Value::Str(self.literal_string()?)),
-            Some(c @ ('[' | '{')) => {
-                if self.depth >= MAX_NESTING {
-                    return Err(error_at(
-                        line,
-                        format!("values nested more than {MAX_NESTING} levels deep"),
-                    ));
-                }
-                self.depth += 1;
-                let value = if c == '[' {
-                    self.array()
-                } else {
-                    self.inline_table()
-                };
-                self.depth -= 1;
-                value
-            }
-            Some(_) => self.scalar(),
-            None => Err(error_at(line, "a value is missing after `=`")),
-        }
-    }
-
-    /// `"..."` with escapes, or `"""..."""` over several lines.
-    fn basic_string(&mut self) -> Result<String, ConfigError> {
-        let line = self.line;
-        let multi = self.starts_with("\"\"\"");
-        self.at += if multi { 3 } else { 1 };
-        if multi && self.peek() == Some('\n') {
-            self.bump();
-        }
-        let mut out = String::new();
-        loop {
-            if multi && self.starts_with("\"\"\"") {
-                self.at += 3;
-                return Ok(out);
-            }
-            match self.bump() {
-                None => return Err(error_at(line, "a string is not closed")),
-                Some('"') if !multi => return Ok(out),
-                Some('\n') if !multi => {
-                    return Err(error_at(line, "a string is not closed on its line"))
-                }
-                Some('\\') => {
-                    let esc_line = self.line;
-                    match self.bump() {
-                        Some('n') => out.push('\n'),
-                        Some('t') => out.push('\t'),
-                        Some('r') => out.push('\r'),
-                        Some('b') => out.push('\u{8}'),
-                        Some('f') => out.push('\u{c}'),
-                        Some('"') => out.push('"'),
-                        Some('\\') => out.push('\\'),
-                        Some(u @ ('u' | 'U')) => {
-                            let n = if u == 'u' { 4 } else { 8 };
-                            let hex: String = (0..n).filter_map(|_| self.bump()).collect();
-                            let c = u32::from_str_radix(&hex, 16)
-                                .ok()
-                                .and_then(char::from_u32)
-                                .ok_or_else(|| {
-                                    error_at(esc_line, format!("bad escape \\{u}{hex}"))
-                                })?;
-                            out.push(c);
-                        }
-                        Some(c) if multi && c.is_whitespace() => {
-                            // line-ending backslash: trim the following whitespace
-                            while self.peek().is_some_and(char::is_whitespace) {
-                                self.bump();
-                            }
-                        }
-                        other => {
-                            return Err(error_at(
-                                esc_line,
-                                format!(
-                                    "bad escape \\{}",
-                                    other.map(String::from).unwrap_or_default()
-                                ),
-                            ))
-                        }
-                    }
-                }
-                Some(c) => out.push(c),
-            }
-        }
-    }
-
-    /// `'...'` taken as is, or `'''...'''` over several lines.
-    fn literal_string(&mut self) -> Result<String, ConfigError> {
-        let line = self.line;
-        let multi = self.starts_with("'''");
-        self.at += if multi { 3 } else { 1 };
-        if multi && self.peek() == Some('\n') {
-            self.bump();
-        }
-        let mut out = String::new();
-        loop {
-            if multi && self.starts_with("'''") {
-                self.at += 3;
-                return Ok(out);
-            }
-            match self.bump() {
-                None => return Err(error_at(line, "a string is not closed")),
-                Some('\'') if !multi => return Ok(out),
-                Some('\n') if !multi => {
-                    return Err(error_at(line, "a string is not closed on its line"))
-                }
-                Some(c) => out.push(c),
-            }
-        }
-    }
-
-    /// `[v, v, ...]`, over any number of lines, comments and a trailing comma allowed.
-    fn array(&mut self) -> Result<Value, ConfigError> {
-        let line = self.line;
-        self.at += 1;
-        let mut items = Vec::new();
-        loop {
-            self.skip_blank_lines();
-            match self.peek() {
-                None => return Err(error_at(line, "an array is not closed with `]`")),
-                Some(']') => {
-                    self.at += 1;
-                    return Ok(Value::Array(items));
-                }
-                Some(_) => {}
-            }
-            let item_line = self.line;
-            items.push((item_line, self.value()?));
-            self.skip_blank_lines();
-            match self.peek() {
-                Some(',') => self.at += 1,
-                Some(']') => {}
-                None => return Err(error_at(line, "an array is not closed with `]`")),
-                Some(c) => {
-                    return Err(error_at(
-                        self.line,
-                        format!("expected `,` or `]` in the array, found `{c}`"),
-                    ))
-                }
-            }
-        }
-    }
-
-    /// `{ k = v, ... }` on one line; its content is not needed.
-    fn inline_table(&mut self) -> Result<Value, ConfigError> {
-        let line = self.line;
-        self.at += 1;
-        loop {
-            self.skip_spaces();
-            match self.peek() {
-                Some('}') => {
-                    self.at += 1;
-                    return Ok(Value::Other("an inline table"));
-                }
-                None | Some('\n') => {
-                    return Err(error_at(line, "an inline table is not closed with `}`"))
-                }
-                Some(_) => {}
-            }
-            self.key_path()?;
-            self.skip_spaces();
-            if self.peek() != Some('=') {
-                return Err(error_at(line, "expected `=` in the inline table"));
-            }
-            self.at += 1;
-            self.skip_spaces();
-            self.value()?;
-            self.skip_spaces();
-            if self.peek() == Some(',') {
-                self.at += 1;
-            }
-        }
-    }
-
-    /// An integer, boolean, float or date: a run of characters up to a delimiter.
-    fn scalar(&mut self) -> Result<Value, ConfigError> {
-        let line = self.line;
-        let start = self.at;
-        while self
-            .peek()
-            .is_some_and(|c| !matches!(c, ',' | ']' | '}' | '#' | '\n' | '\r' | ' ' | '\t'))
-        {
-            self.at += 1;
-        }
-        // A date-time may hold one space between date and time.
-        if self.peek() == Some(' ')
-            && self
-                .chars
-                .get(self.at + 1)
-                .is_some_and(char::is_ascii_digit)
-            && self.chars[start..self.at]
-                .iter()
-                .filter(|&&c| c == '-')
-                .count()
-                == 2
-        {
-            self.at += 1;
-            while self
-                .peek()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || ":.+-".contains(c))
-            {
-                self.at += 1;
-            }
-        }
-        let token: String = self.chars[start..self.at].iter().collect();
-        if token.is_empty() {
-            return Err(error_at(line, "a value is missing"));
-        }
-        if let Some(v) = parse_int(&token) {
-            return Ok(Value::Int(v));
-        }
-        match token.as_str() {
-            "true" | "false" => return Ok(Value::Other("a boolean")),
-            "inf" | "+inf" | "-inf" | "nan" | "+nan" | "-nan" => {
-                return Ok(Value::Other("a float"))
-            }
-            _ => {}
-        }
-        let first = token.chars().next().expect("not empty");
-        if first.is_ascii_digit() || first == '+' || first == '-' {
-            // floats and dates; their exact grammar does not matter here
-            if token.contains([':', 'T', 't']) || token.matches('-').count() >= 2 {
-                return Ok(Value::Other("a date"));
-            }
-            if token.replace('_', "").parse::<f64>().is_ok() {
-                return Ok(Value::Other("a float"));
-            }
-        }
-        Err(error_at(
-            line,
-            format!("`{token}` is not a TOML value (strings need quotes)"),
-        ))
-    }
-}
-
-fn is_bare_key_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == '-'
-}
-
-/// A TOML integer: decimal with optional sign and `_` between digits, or 0x/0o/0b.
-fn parse_int(token: &str) -> Option<i64> {
-    let digits_ok = |s: &str, radix: u32| {
-        !s.is_empty()
-            && !s.starts_with('_')
-            && !s.ends_with('_')
-            && !s.contains("__")
-            && s.chars().all(|c| c == '_' || c.is_digit(radix))
-    };
-    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
-        if let Some(rest) = token.strip_prefix(prefix) {
-            return digits_ok(rest, radix)
-                .then(|| i64::from_str_radix(&rest.replace('_', ""), radix).ok())
-                .flatten();
-        }
-    }
-    let unsigned = token.strip_prefix(['+', '-']).unwrap_or(token);
-    if !digits_ok(unsigned, 10) || (unsigned.len() > 1 && unsigned.starts_with('0')) {
-        return None;
-    }
-    token.replace('_', "").parse().ok()
 }
 
 #[cfg(test)]
@@ -811,26 +421,28 @@ mod tests {
         let e = error_of(&format!("raida_id = 1\nraida_id = 2\n{base}"));
         assert_eq!(
             e.to_string(),
-            "line 2: raida_id is set again (first set on line 1)"
+            "line 2: not valid TOML: duplicate key: `raida_id`"
         );
-        let e = error_of(&format!("raida_id = 1 2\n{base}"));
-        assert_eq!(e.line, Some(1));
-        let e = error_of("raida_id = 1\nraida_servers = [\"a:1\",\n");
-        assert_eq!(e.to_string(), "line 2: an array is not closed with `]`");
-        let e = error_of("raida_id = 1\nname = \"open\n");
-        assert_eq!(e.to_string(), "line 2: a string is not closed on its line");
-        let e = error_of("raida_id = 1\nhost = localhost\n");
-        assert_eq!(
-            e.to_string(),
-            "line 2: `localhost` is not a TOML value (strings need quotes)"
-        );
-        let e = error_of("[server\nraida_id = 1\n");
-        assert_eq!(
-            e.to_string(),
-            "line 1: expected `]` to close the table header"
-        );
-        let e = error_of("raida_id 1\n");
-        assert_eq!(e.to_string(), "line 1: expected `=` after the key");
+        for (text, want) in [
+            (
+                "raida_id = 1 2\n",
+                "line 1: not valid TOML: string values must be quoted, expected literal string: `1 2`",
+            ),
+            (
+                "raida_id = 1\nname = \"open\n",
+                "line 2: not valid TOML: invalid basic string, expected `\"`",
+            ),
+            (
+                "[server\nraida_id = 1\n",
+                "line 1: not valid TOML: unclosed table, expected `]`",
+            ),
+            (
+                "raida_id 1\n",
+                "line 1: not valid TOML: key with no value, expected `=`",
+            ),
+        ] {
+            assert_eq!(error_of(text).to_string(), want, "{text:?}");
+        }
         let e = error_of("port = 8080\n");
         assert_eq!(
             e.to_string(),
@@ -841,6 +453,14 @@ mod tests {
             e.to_string(),
             "raida_servers is missing (expected at the top or in [server])"
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let text = format!("raida_id = 1\nx = {}\n", "[".repeat(100_000));
+        let e = error_of(&text);
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.message.starts_with("not valid TOML: "), "{e}");
     }
 
     #[test]
@@ -864,6 +484,7 @@ mod tests {
             raida_id: 7,
             coin_id: None,
             port: None,
+            flush_freq: None,
             raida_servers: servers,
         };
         let (node, warnings) = config.node_config();
@@ -888,7 +509,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!(
             "raida_config_{}_{}.toml",
             std::process::id(),
-            crate::random::u32_from_os()
+            crate::random::u32_from_os().expect("OS randomness")
         ));
         std::fs::write(&path, "raida_id = 99\n").unwrap();
         let e = load(&path).unwrap_err();
@@ -904,17 +525,71 @@ mod tests {
             format!("{}: No such file or directory (os error 2)", path.display())
         );
     }
+}
+
+#[cfg(test)]
+mod fixtures {
+    //! The fixture files in tests/fixtures/config: each `X.toml` with its `X.expect`, the
+    //! summary of what was read or the exact error. The C node's unit test reads the same
+    //! files through `raida_healing_config_parse` and expects the same lines.
+    use super::*;
+    use std::path::PathBuf;
+
+    /// One line describing what a config file yields (the C test prints the same).
+    fn summary(result: &Result<ServerConfig, ConfigError>) -> String {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
+        match result {
+            Ok(c) => format!(
+                "ok raida_id={} coin_id={} port={} flush_freq={} raida_servers[0]={} raida_servers[24]={}",
+                c.raida_id,
+                opt(c.coin_id.map(|v| v.to_string())),
+                opt(c.port.map(|v| v.to_string())),
+                opt(c.flush_freq.map(|v| v.to_string())),
+                c.raida_servers[0],
+                c.raida_servers[24]
+            ),
+            Err(e) => format!("error {e}"),
+        }
+    }
+
+    fn cases(kind: &str) -> Vec<PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/config")
+            .join(kind);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    fn check(kind: &str, want_ok: bool) {
+        let files = cases(kind);
+        assert!(files.len() >= 4, "fixtures of {kind} are missing");
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let result = parse(&text);
+            assert_eq!(
+                result.is_ok(),
+                want_ok,
+                "{}: {}",
+                file.display(),
+                summary(&result)
+            );
+            let expect = std::fs::read_to_string(file.with_extension("expect")).unwrap();
+            assert_eq!(summary(&result), expect.trim_end(), "{}", file.display());
+        }
+    }
 
     #[test]
-    fn integers() {
-        assert_eq!(parse_int("0"), Some(0));
-        assert_eq!(parse_int("-17"), Some(-17));
-        assert_eq!(parse_int("1_000"), Some(1000));
-        assert_eq!(parse_int("0xff"), Some(255));
-        assert_eq!(parse_int("0b101"), Some(5));
-        assert_eq!(parse_int("007"), None);
-        assert_eq!(parse_int("1__0"), None);
-        assert_eq!(parse_int("_1"), None);
-        assert_eq!(parse_int("1.5"), None);
+    fn valid_files_are_read() {
+        check("valid", true);
+    }
+
+    #[test]
+    fn invalid_files_are_refused_with_their_line() {
+        check("invalid", false);
     }
 }

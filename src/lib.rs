@@ -10,6 +10,9 @@
 //! - [`tickets`]: the ticket pool (bounded, expiring, atomic claims).
 //! - [`store`]: the coin store trait, page-ordered visiting, an in-memory store.
 //! - [`pagefile`]: the embedded page-file store for processes with no server.
+//! - [`data_dir`]: files below a server's `Data/`: no link followed, no blocking, bounded
+//!   reads; the one definition of a valid page file ([`data_dir::PageProblem`]).
+//! - [`audit`]: the pages of a full server folder, for an audit of `Data/`.
 //! - [`config_file`]: the server folder's `config.toml` (standalone use).
 //! - [`hash`]: the AN a fix derives and the MFS stamp.
 //! - [`peers`]: the validate-ticket client that asks peer RAIDAs.
@@ -27,11 +30,15 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[forbid(unsafe_code)]
+pub mod audit;
+#[forbid(unsafe_code)]
 pub mod commands;
 #[forbid(unsafe_code)]
 pub mod config_file;
 #[forbid(unsafe_code)]
 pub mod consensus;
+#[forbid(unsafe_code)]
+pub mod data_dir;
 #[forbid(unsafe_code)]
 pub mod hash;
 #[forbid(unsafe_code)]

@@ -370,7 +370,10 @@ impl Challenges {
 
     fn next(&mut self) -> Result<[u8; CHALLENGE_BYTES], Failure> {
         if self.used == self.random.len() {
-            crate::random::fill(&mut self.random);
+            // No challenge from a predictable source: when the OS cannot give random
+            // bytes, the peer is not asked at all (and the next call tries again).
+            crate::random::fill(&mut self.random)
+                .map_err(|_| Failure::Local(io::ErrorKind::Other))?;
             self.used = 0;
         }
         let mut random = [0u8; 12];

@@ -1,32 +1,77 @@
 //! Unpredictable bytes from the operating system (ticket ids, peer challenges).
+//!
+//! There is no fallback: a guessable ticket id lets anyone claim a ticket, and a guessable
+//! challenge lets a forged answer pass, so when the OS cannot give random bytes the caller
+//! fails (the command answers ERROR_INTERNAL and logs why) rather than make either from a
+//! predictable source.
 
-/// Fills `buf` from the OS CSPRNG. The kernel source does not fail on Linux once booted;
-/// if it ever did, the time-seeded fallback keeps the server answering rather than
-/// aborting, and the failure is logged.
-pub fn fill(buf: &mut [u8]) {
-    if let Err(err) = getrandom::fill(buf) {
-        crate::log::error(&format!(
-            "getrandom failed ({err}); using a time-seeded fallback"
-        ));
-        let mut state = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0x9e37_79b9_7f4a_7c15)
-            ^ (buf.as_ptr() as u64);
-        for b in buf.iter_mut() {
-            // splitmix64
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            *b = (z ^ (z >> 31)) as u8;
-        }
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The OS random source failed; nothing was made from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RandomError(String);
+
+impl fmt::Display for RandomError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the OS random source failed: {}", self.0)
     }
 }
 
+impl std::error::Error for RandomError {}
+
+impl RandomError {
+    /// A failure with the source's reason (for id sources other than the OS's).
+    pub fn new(why: impl Into<String>) -> RandomError {
+        RandomError(why.into())
+    }
+}
+
+/// Set by [`testing::OsSourceFailure`]: the source answers as a broken one would.
+static FAIL_FOR_TESTS: AtomicBool = AtomicBool::new(false);
+
+/// Fills `buf` from the OS CSPRNG, or fails (and logs why) without touching the meaning of
+/// `buf`: its bytes must not be used then.
+pub fn fill(buf: &mut [u8]) -> Result<(), RandomError> {
+    let result = if FAIL_FOR_TESTS.load(Ordering::SeqCst) {
+        Err(RandomError("getrandom: made to fail by a test".to_string()))
+    } else {
+        getrandom::fill(buf).map_err(|e| RandomError(format!("getrandom: {e}")))
+    };
+    if let Err(e) = &result {
+        crate::log::error(&e.to_string());
+    }
+    result
+}
+
 /// A random 32-bit value.
-pub fn u32_from_os() -> u32 {
+pub fn u32_from_os() -> Result<u32, RandomError> {
     let mut b = [0u8; 4];
-    fill(&mut b);
-    u32::from_ne_bytes(b)
+    fill(&mut b)?;
+    Ok(u32::from_ne_bytes(b))
+}
+
+/// Making the source fail, for tests of the fail-closed paths.
+pub mod testing {
+    use super::*;
+
+    /// While this lives, every [`fill`] in the process fails as a broken OS source would.
+    /// Process-wide: use it only in a test binary whose other tests do not need random
+    /// bytes at the same time.
+    #[must_use = "the source fails only while the guard lives"]
+    pub struct OsSourceFailure(());
+
+    impl OsSourceFailure {
+        /// Makes the source fail until the guard is dropped.
+        pub fn start() -> OsSourceFailure {
+            FAIL_FOR_TESTS.store(true, Ordering::SeqCst);
+            OsSourceFailure(())
+        }
+    }
+
+    impl Drop for OsSourceFailure {
+        fn drop(&mut self) {
+            FAIL_FOR_TESTS.store(false, Ordering::SeqCst);
+        }
+    }
 }

@@ -4,17 +4,32 @@
 //! sits behind one mutex, so a claim is atomic and an expiring ticket is never recycled
 //! while a claim reads it (the legacy module got both wrong). Expiry is decided on
 //! every access; nothing needs to sweep from outside.
+//!
+//! Holding the pool takes many coins, not many requests (the legacy pool of 512 tickets
+//! could be filled by the owner of one coin in under a millisecond):
+//! - a ticket lists each of its coins once;
+//! - a coin sits on at most [`MAX_TICKETS_PER_COIN`] live tickets: a newer ticket takes
+//!   it from the oldest one holding it (which is dropped once it has no coin left), so a
+//!   wallet that retries a heal always gets a fresh ticket and an owner who repeats a
+//!   coin only displaces his own tickets;
+//! - the capacity counts coins held ([`MAX_COINS_HELD`]), which is also what memory
+//!   grows with: filling it takes `MAX_COINS_HELD / MAX_TICKETS_PER_COIN` distinct
+//!   authentic coins.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use crate::protocol::{Coin, COIN_BYTES, TOTAL_RAIDA_SERVERS};
+use crate::random::RandomError;
 
-/// At most this many live tickets.
-pub const TICKET_POOL_SIZE: usize = 512;
+/// At most this many coins held by live tickets at once, counted once per ticket that
+/// lists them: the legacy pool's most (512 tickets of 4096 coins), about 10 MiB of coins.
+pub const MAX_COINS_HELD: usize = 512 * MAX_COINS_PER_TICKET;
+/// A coin is on at most this many live tickets; a newer ticket takes it from the oldest.
+pub const MAX_TICKETS_PER_COIN: usize = 4;
 /// At most this many coins on one ticket.
 pub const MAX_COINS_PER_TICKET: usize = 4096;
 /// A ticket is gone this long after its creation.
@@ -47,8 +62,9 @@ impl Clock for MonotonicClock {
 
 /// Where ticket ids come from, injectable for tests.
 pub trait IdSource: Send + Sync {
-    /// A fresh 32-bit value; the pool rejects 0 and live duplicates itself.
-    fn next_id(&self) -> u32;
+    /// A fresh 32-bit value; the pool rejects 0 and live duplicates itself. `Err` when no
+    /// unpredictable value can be had: no ticket is then created.
+    fn next_id(&self) -> Result<u32, RandomError>;
 }
 
 /// Ticket ids from the operating system's CSPRNG: a peer cannot guess a live ticket.
@@ -56,18 +72,20 @@ pub trait IdSource: Send + Sync {
 pub struct OsRandomIds;
 
 impl IdSource for OsRandomIds {
-    fn next_id(&self) -> u32 {
+    fn next_id(&self) -> Result<u32, RandomError> {
         crate::random::u32_from_os()
     }
 }
 
 /// Why a ticket could not be created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateError {
-    /// Every slot holds a live ticket.
+    /// The live tickets hold [`MAX_COINS_HELD`] coins (or the pool's own capacity).
     PoolFull,
     /// No coins, or more than [`MAX_COINS_PER_TICKET`].
     BadCoinCount,
+    /// The random source failed, so there is no unpredictable id to give.
+    NoRandomness(RandomError),
 }
 
 /// Why a claim failed.
@@ -82,16 +100,98 @@ pub enum ClaimError {
 }
 
 struct Ticket {
-    created: Duration,
+    /// Tells this ticket from an older one that had the same id (for `by_age`).
+    serial: u64,
     /// One bit per RAIDA index that has claimed the ticket.
     claims: u32,
-    /// The coins in wire form (n × den, sn), which is exactly a claim's answer.
+    /// The coins in wire form (n × den, sn), each once, which is exactly a claim's answer.
     coins: Arc<[u8]>,
 }
 
-/// The pool. Memory is proportional to the coins held, not to the capacity.
+/// A coin's 5 wire bytes as a map key.
+type CoinKey = u64;
+
+fn coin_key(wire: &[u8]) -> CoinKey {
+    wire.iter().fold(0, |key, &b| key << 8 | CoinKey::from(b))
+}
+
+/// Everything behind the pool's mutex.
+#[derive(Default)]
+struct State {
+    tickets: HashMap<u32, Ticket>,
+    /// (created, id, serial) in creation order; entries of tickets already gone are
+    /// skipped when they reach the front.
+    by_age: VecDeque<(Duration, u32, u64)>,
+    /// The live tickets holding each coin, oldest first (at most MAX_TICKETS_PER_COIN).
+    holders: HashMap<CoinKey, Vec<u32>>,
+    /// Coins listed by live tickets.
+    coins_held: usize,
+    next_serial: u64,
+}
+
+impl State {
+    /// Drops ticket `id` and forgets its coins.
+    fn remove(&mut self, id: u32) {
+        let Some(ticket) = self.tickets.remove(&id) else {
+            return;
+        };
+        self.coins_held -= ticket.coins.len() / COIN_BYTES;
+        for wire in ticket.coins.chunks_exact(COIN_BYTES) {
+            let key = coin_key(wire);
+            if let Some(ids) = self.holders.get_mut(&key) {
+                ids.retain(|&held| held != id);
+                if ids.is_empty() {
+                    self.holders.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Drops every ticket created `lifetime` or more before `now` (the oldest are at the
+    /// front of `by_age`, the clock being monotonic).
+    fn expire(&mut self, now: Duration, lifetime: Duration) {
+        while let Some(&(created, id, serial)) = self.by_age.front() {
+            if now.saturating_sub(created) < lifetime {
+                break;
+            }
+            self.by_age.pop_front();
+            if self.tickets.get(&id).is_some_and(|t| t.serial == serial) {
+                self.remove(id);
+            }
+        }
+    }
+
+    /// Takes the coins `taken` from ticket `id` (a newer ticket wants them); drops the
+    /// ticket when nothing is left on it.
+    fn take_coins(&mut self, id: u32, taken: &HashSet<CoinKey>) {
+        let Some(ticket) = self.tickets.get_mut(&id) else {
+            return;
+        };
+        let kept: Vec<u8> = ticket
+            .coins
+            .chunks_exact(COIN_BYTES)
+            .filter(|wire| !taken.contains(&coin_key(wire)))
+            .flatten()
+            .copied()
+            .collect();
+        let removed = (ticket.coins.len() - kept.len()) / COIN_BYTES;
+        self.coins_held -= removed;
+        if kept.is_empty() {
+            self.tickets.remove(&id);
+        } else {
+            ticket.coins = kept.into();
+        }
+        for key in taken {
+            if let Some(ids) = self.holders.get_mut(key) {
+                ids.retain(|&held| held != id);
+            }
+        }
+    }
+}
+
+/// The pool. Memory is proportional to the coins held, bounded by the capacity.
 pub struct TicketPool {
-    tickets: Mutex<HashMap<u32, Ticket>>,
+    state: Mutex<State>,
     clock: Box<dyn Clock>,
     ids: Box<dyn IdSource>,
     capacity: usize,
@@ -105,12 +205,13 @@ impl Default for TicketPool {
 }
 
 impl TicketPool {
-    /// A pool of the legacy size and lifetime over the given clock and id source.
+    /// A pool of the production capacity and lifetime over the given clock and id source.
     pub fn new(clock: Box<dyn Clock>, ids: Box<dyn IdSource>) -> TicketPool {
-        TicketPool::with_limits(clock, ids, TICKET_POOL_SIZE, TICKET_LIFETIME)
+        TicketPool::with_limits(clock, ids, MAX_COINS_HELD, TICKET_LIFETIME)
     }
 
-    /// A pool with other limits (tests).
+    /// A pool holding at most `capacity` coins (counted once per ticket listing them),
+    /// with another lifetime (tests).
     pub fn with_limits(
         clock: Box<dyn Clock>,
         ids: Box<dyn IdSource>,
@@ -118,7 +219,7 @@ impl TicketPool {
         lifetime: Duration,
     ) -> TicketPool {
         TicketPool {
-            tickets: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
             clock,
             ids,
             capacity,
@@ -126,11 +227,7 @@ impl TicketPool {
         }
     }
 
-    fn is_expired(&self, ticket: &Ticket, now: Duration) -> bool {
-        now.saturating_sub(ticket.created) >= self.lifetime
-    }
-
-    /// Creates a ticket listing `coins` (in order) and returns its id.
+    /// Creates a ticket listing `coins` (in order, each once) and returns its id.
     pub fn create(&self, coins: &[Coin]) -> Result<u32, CreateError> {
         let mut wire = Vec::with_capacity(coins.len() * COIN_BYTES);
         for coin in coins {
@@ -140,36 +237,60 @@ impl TicketPool {
     }
 
     /// Creates a ticket from coins already in wire form (n × den, sn), as a get_ticket
-    /// request carries them, and returns its id. Copying the request's bytes is cheaper
-    /// than decoding and re-encoding each coin (BENCHMARKS.md).
+    /// request carries them, and returns its id. A coin listed twice is kept once (its
+    /// first place). Each coin already on [`MAX_TICKETS_PER_COIN`] live tickets is taken
+    /// from the oldest of them. Nothing changes when it fails.
     pub fn create_from_wire(&self, wire: &[u8]) -> Result<u32, CreateError> {
         let n = wire.len() / COIN_BYTES;
         if n == 0 || n > MAX_COINS_PER_TICKET || wire.len() % COIN_BYTES != 0 {
             return Err(CreateError::BadCoinCount);
         }
-        let wire: Arc<[u8]> = wire.into();
-        let mut tickets = self.tickets.lock();
-        let now = self.clock.now();
-        if tickets.len() >= self.capacity {
-            tickets.retain(|_, t| !self.is_expired(t, now));
-            if tickets.len() >= self.capacity {
-                return Err(CreateError::PoolFull);
+        let mut seen = HashSet::with_capacity(n);
+        let mut distinct = Vec::with_capacity(wire.len());
+        for coin in wire.chunks_exact(COIN_BYTES) {
+            if seen.insert(coin_key(coin)) {
+                distinct.extend_from_slice(coin);
             }
         }
+        let n = seen.len();
+        let mut state = self.state.lock();
+        let now = self.clock.now();
+        state.expire(now, self.lifetime);
+        // Coins this ticket takes from older ones, grouped by the ticket losing them.
+        let mut taken: HashMap<u32, HashSet<CoinKey>> = HashMap::new();
+        for &key in &seen {
+            if let Some(ids) = state.holders.get(&key) {
+                if ids.len() >= MAX_TICKETS_PER_COIN {
+                    taken.entry(ids[0]).or_default().insert(key);
+                }
+            }
+        }
+        let freed: usize = taken.values().map(HashSet::len).sum();
+        if state.coins_held - freed + n > self.capacity {
+            return Err(CreateError::PoolFull);
+        }
         let id = loop {
-            let id = self.ids.next_id();
-            match tickets.get(&id) {
-                _ if id == 0 => continue,
-                Some(t) if !self.is_expired(t, now) => continue,
-                _ => break id,
+            let id = self.ids.next_id().map_err(CreateError::NoRandomness)?;
+            if id != 0 && !state.tickets.contains_key(&id) {
+                break id;
             }
         };
-        tickets.insert(
+        for (old, keys) in &taken {
+            state.take_coins(*old, keys);
+        }
+        for key in seen {
+            state.holders.entry(key).or_default().push(id);
+        }
+        let serial = state.next_serial;
+        state.next_serial += 1;
+        state.coins_held += n;
+        state.by_age.push_back((now, id, serial));
+        state.tickets.insert(
             id,
             Ticket {
-                created: now,
+                serial,
                 claims: 0,
-                coins: wire,
+                coins: distinct.into(),
             },
         );
         Ok(id)
@@ -181,16 +302,9 @@ impl TicketPool {
         if usize::from(claimer) >= TOTAL_RAIDA_SERVERS {
             return Err(ClaimError::BadClaimer);
         }
-        let mut tickets = self.tickets.lock();
-        let now = self.clock.now();
-        let ticket = match tickets.get_mut(&id) {
-            None => return Err(ClaimError::NotFound),
-            Some(t) if self.is_expired(t, now) => {
-                tickets.remove(&id);
-                return Err(ClaimError::NotFound);
-            }
-            Some(t) => t,
-        };
+        let mut state = self.state.lock();
+        state.expire(self.clock.now(), self.lifetime);
+        let ticket = state.tickets.get_mut(&id).ok_or(ClaimError::NotFound)?;
         let bit = 1u32 << claimer;
         if ticket.claims & bit != 0 {
             return Err(ClaimError::AlreadyClaimed);
@@ -201,31 +315,26 @@ impl TicketPool {
 
     /// Live (unexpired) tickets now.
     pub fn live(&self) -> usize {
-        let now = self.clock.now();
-        self.tickets
-            .lock()
-            .values()
-            .filter(|t| !self.is_expired(t, now))
-            .count()
+        let mut state = self.state.lock();
+        state.expire(self.clock.now(), self.lifetime);
+        state.tickets.len()
     }
 
-    /// Slots a new ticket could take now.
+    /// Coins a new ticket could list now (the capacity less the coins held).
     pub fn free_slots(&self) -> usize {
-        self.capacity.saturating_sub(self.live())
+        self.capacity.saturating_sub(self.coins_held())
     }
 
-    /// Coins held by all tickets, live or not yet swept.
+    /// Coins held by live tickets.
     pub fn coins_held(&self) -> usize {
-        self.tickets
-            .lock()
-            .values()
-            .map(|t| t.coins.len() / COIN_BYTES)
-            .sum()
+        let mut state = self.state.lock();
+        state.expire(self.clock.now(), self.lifetime);
+        state.coins_held
     }
 
     /// Drops every ticket (tests, and closing a standalone store).
     pub fn clear(&self) {
-        self.tickets.lock().clear();
+        *self.state.lock() = State::default();
     }
 }
 
@@ -270,11 +379,21 @@ pub mod testing {
     }
 
     impl IdSource for ScriptedIds {
-        fn next_id(&self) -> u32 {
-            self.script
+        fn next_id(&self) -> Result<u32, RandomError> {
+            Ok(self
+                .script
                 .lock()
                 .pop()
-                .unwrap_or_else(|| self.next.fetch_add(1, Ordering::SeqCst))
+                .unwrap_or_else(|| self.next.fetch_add(1, Ordering::SeqCst)))
+        }
+    }
+
+    /// An id source that has failed, as a broken OS random source would.
+    pub struct FailingIds;
+
+    impl IdSource for FailingIds {
+        fn next_id(&self) -> Result<u32, RandomError> {
+            Err(RandomError::new("the test's id source is broken"))
         }
     }
 }
@@ -319,7 +438,8 @@ mod tests {
 
     #[test]
     fn expiry_frees_slots() {
-        let (pool, clock) = pool(&[1, 2, 3], 2);
+        // capacity: 6 coins, two tickets of 3
+        let (pool, clock) = pool(&[1, 2, 3], 6);
         pool.create(&coins(3)).unwrap();
         clock.advance(Duration::from_secs(100));
         pool.create(&coins(3)).unwrap();
@@ -328,7 +448,7 @@ mod tests {
         assert!(pool.claim(1, 0).is_ok(), "299 s old: still live");
         clock.advance(Duration::from_secs(1));
         assert_eq!(pool.claim(1, 1), Err(ClaimError::NotFound), "300 s: gone");
-        assert_eq!(pool.free_slots(), 1);
+        assert_eq!(pool.free_slots(), 3);
         assert_eq!(pool.create(&coins(1)), Ok(3));
         assert_eq!(pool.live(), 2);
     }
@@ -344,7 +464,7 @@ mod tests {
 
     #[test]
     fn coin_count_limits() {
-        let (pool, _) = pool(&[], 4);
+        let (pool, _) = pool(&[], MAX_COINS_PER_TICKET);
         assert_eq!(pool.create(&[]), Err(CreateError::BadCoinCount));
         assert_eq!(
             pool.create(&coins(MAX_COINS_PER_TICKET as u32 + 1)),
@@ -352,6 +472,127 @@ mod tests {
         );
         assert!(pool.create(&coins(MAX_COINS_PER_TICKET as u32)).is_ok());
         assert_eq!(pool.coins_held(), MAX_COINS_PER_TICKET);
+    }
+
+    #[test]
+    fn a_coin_listed_twice_is_held_once() {
+        let (pool, _) = pool(&[3], 8);
+        let a = Coin { den: 1, sn: 7 };
+        let b = Coin { den: -1, sn: 9 };
+        let id = pool.create(&[a, b, a, a, b]).unwrap();
+        assert_eq!(
+            &*pool.claim(id, 0).unwrap(),
+            &[1, 0, 0, 0, 7, 0xff, 0, 0, 0, 9]
+        );
+        assert_eq!(pool.coins_held(), 2);
+        let many = vec![a; MAX_COINS_PER_TICKET];
+        assert!(pool.create(&many).is_ok());
+        assert_eq!(pool.coins_held(), 3);
+    }
+
+    #[test]
+    fn one_coin_cannot_deny_tickets_to_others() {
+        // the production pool, with ids counting up from 1
+        let pool = TicketPool::new(
+            Box::<ManualClock>::default(),
+            Box::new(ScriptedIds::new(&[1])),
+        );
+        let owned = Coin { den: 2, sn: 4242 };
+        // the legacy pool filled in 512 requests; here ten thousand change nothing
+        for _ in 0..10_000 {
+            pool.create(&[owned]).unwrap();
+        }
+        pool.create(&vec![owned; MAX_COINS_PER_TICKET]).unwrap();
+        assert_eq!(pool.live(), MAX_TICKETS_PER_COIN);
+        assert_eq!(pool.coins_held(), MAX_TICKETS_PER_COIN);
+        // every other wallet still gets tickets, for as many coins as a ticket holds
+        let wallet: Vec<Coin> = (0..MAX_COINS_PER_TICKET as u32)
+            .map(|sn| Coin { den: 3, sn })
+            .collect();
+        let id = pool.create(&wallet).unwrap();
+        assert_eq!(
+            pool.claim(id, 5).unwrap().len(),
+            MAX_COINS_PER_TICKET * COIN_BYTES
+        );
+        assert_eq!(
+            pool.free_slots(),
+            MAX_COINS_HELD - MAX_COINS_PER_TICKET - MAX_TICKETS_PER_COIN
+        );
+    }
+
+    #[test]
+    fn filling_the_pool_takes_capacity_over_four_distinct_coins() {
+        let capacity = 40;
+        let (pool, _) = pool(&[1], capacity);
+        let attacker = |n: u32| -> Vec<Coin> { (0..n).map(|sn| Coin { den: 4, sn }).collect() };
+        // 9 coins, each on as many tickets as it may be, and again: 36 held, never more
+        for _ in 0..3 * MAX_TICKETS_PER_COIN {
+            for coin in attacker(9) {
+                pool.create(&[coin]).unwrap();
+            }
+            pool.create(&attacker(9)).unwrap();
+        }
+        assert_eq!(pool.coins_held(), 9 * MAX_TICKETS_PER_COIN);
+        assert!(pool.create(&[Coin { den: 5, sn: 1 }]).is_ok());
+        // ten coins (capacity / 4) are what it takes to hold it all
+        let (full, _) = super::tests::pool(&[1], capacity);
+        for _ in 0..MAX_TICKETS_PER_COIN {
+            full.create(&attacker(10)).unwrap();
+        }
+        assert_eq!(full.coins_held(), capacity);
+        assert_eq!(
+            full.create(&[Coin { den: 5, sn: 1 }]),
+            Err(CreateError::PoolFull)
+        );
+    }
+
+    #[test]
+    fn a_wallet_retrying_a_heal_keeps_working() {
+        let (pool, clock) = pool(&[10], 1000);
+        let coins = coins(3);
+        let wire = pool
+            .create(&coins)
+            .map(|id| pool.claim(id, 0).unwrap())
+            .unwrap();
+        // four more tries within the lifetime: the newest four tickets all answer in full
+        let mut ids = vec![10];
+        for _ in 0..MAX_TICKETS_PER_COIN {
+            clock.advance(Duration::from_secs(30));
+            ids.push(pool.create(&coins).unwrap());
+        }
+        assert_eq!(
+            pool.claim(ids[0], 1),
+            Err(ClaimError::NotFound),
+            "taken by the 5th"
+        );
+        for &id in &ids[1..] {
+            assert_eq!(pool.claim(id, 1).unwrap(), wire);
+        }
+        // a ticket loses only the coins a newer one took
+        let (other, _) = super::tests::pool(&[20], 1000);
+        let both = other.create(&coins).unwrap();
+        for _ in 0..MAX_TICKETS_PER_COIN {
+            other.create(&coins[..1]).unwrap();
+        }
+        assert_eq!(&*other.claim(both, 0).unwrap(), &wire[COIN_BYTES..]);
+        assert_eq!(other.coins_held(), 2 + MAX_TICKETS_PER_COIN);
+    }
+
+    #[test]
+    fn a_broken_id_source_creates_nothing() {
+        let pool = TicketPool::with_limits(
+            Box::<ManualClock>::default(),
+            Box::new(FailingIds),
+            100,
+            TICKET_LIFETIME,
+        );
+        assert_eq!(
+            pool.create(&coins(2)),
+            Err(CreateError::NoRandomness(RandomError::new(
+                "the test's id source is broken"
+            )))
+        );
+        assert_eq!((pool.live(), pool.coins_held()), (0, 0));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use raida_healing::peers::PeerOptions;
 use raida_healing::protocol::{Coin, Response, Status};
 use raida_healing::store::{MemoryStore, PageKey};
 use raida_healing::tickets::testing::{ManualClock, ScriptedIds};
-use raida_healing::tickets::{TicketPool, TICKET_LIFETIME};
+use raida_healing::tickets::{TicketPool, MAX_COINS_HELD, MAX_TICKETS_PER_COIN, TICKET_LIFETIME};
 
 const TICKET: u32 = 0x1234_5678;
 
@@ -21,12 +21,19 @@ struct World {
 
 impl World {
     fn new() -> World {
+        World::with_pool_capacity(MAX_COINS_HELD)
+    }
+
+    /// A world whose pool holds at most `coins` coins.
+    fn with_pool_capacity(coins: usize) -> World {
         let clock = ManualClock::default();
         World {
             store: MemoryStore::with_mfs(45),
-            pool: TicketPool::new(
+            pool: TicketPool::with_limits(
                 Box::new(clock.clone()),
                 Box::new(ScriptedIds::new(&[TICKET])),
+                coins,
+                TICKET_LIFETIME,
             ),
             clock,
             config: NodeConfig {
@@ -226,24 +233,52 @@ fn get_ticket_unknown_page_rejects_everything_and_leaves_no_ticket() {
 
 #[test]
 fn get_ticket_full_pool_answers_42() {
+    // a pool of 8 coins: two coins on four tickets each fill it
+    let w = World::with_pool_capacity(8);
+    for sn in 1..=3 {
+        w.store.put(coin(1, sn), an(sn as u8), 1);
+    }
+    let two = [
+        ticket_record(coin(1, 1), &an(1)),
+        ticket_record(coin(1, 2), &an(2)),
+    ]
+    .concat();
+    for _ in 0..MAX_TICKETS_PER_COIN {
+        assert_eq!(w.legacy(Command::GetTicket, &two).status, Status::AllPass);
+    }
+    let third = ticket_record(coin(1, 3), &an(3));
+    assert_eq!(
+        w.legacy(Command::GetTicket, &third),
+        Response::status(Status::NoTicketSlot)
+    );
+    assert_eq!((w.pool.live(), w.pool.coins_held()), (4, 8));
+    // Expiry frees the slots without any sweep from outside.
+    w.clock.advance(TICKET_LIFETIME);
+    assert_eq!(w.legacy(Command::GetTicket, &third).status, Status::AllPass);
+}
+
+#[test]
+fn one_coin_cannot_fill_the_pool() {
+    // the legacy pool was full after 512 get_tickets for one coin
     let w = World::new();
     w.store.put(coin(1, 1), an(1), 1);
+    w.store.put(coin(2, 7), an(7), 1);
     let payload = ticket_record(coin(1, 1), &an(1));
-    for _ in 0..512 {
+    for _ in 0..5_000 {
         assert_eq!(
             w.legacy(Command::GetTicket, &payload).status,
             Status::AllPass
         );
     }
+    assert_eq!(w.pool.live(), MAX_TICKETS_PER_COIN);
+    let other = w.legacy(Command::GetTicket, &ticket_record(coin(2, 7), &an(7)));
+    assert_eq!(other.status, Status::AllPass);
+    let id = u32::from_be_bytes(other.body[..].try_into().unwrap());
+    let mut claim = vec![5];
+    claim.extend_from_slice(&id.to_be_bytes());
     assert_eq!(
-        w.legacy(Command::GetTicket, &payload),
-        Response::status(Status::NoTicketSlot)
-    );
-    // Expiry frees the slots without any sweep from outside.
-    w.clock.advance(TICKET_LIFETIME);
-    assert_eq!(
-        w.legacy(Command::GetTicket, &payload).status,
-        Status::AllPass
+        w.legacy(Command::ValidateTicket, &claim),
+        Response::with_body(Status::Success, coin(2, 7).to_wire().to_vec())
     );
 }
 
@@ -464,8 +499,10 @@ proptest! {
             expect_pass.push(stored == given);
         }
         let r = w.legacy(Command::GetTicket, &payload);
+        // the ticket lists each passing coin once, at its first place
+        let mut listed = std::collections::HashSet::new();
         let passing: Vec<u8> = coins.iter().zip(&expect_pass)
-            .filter(|(_, &p)| p)
+            .filter(|(&(den, sn, _), &p)| p && listed.insert((den, sn)))
             .flat_map(|(&(den, sn, _), _)| coin(den, sn).to_wire())
             .collect();
         let n = coins.len();

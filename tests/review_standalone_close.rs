@@ -23,7 +23,7 @@ impl Folder {
         let dir = std::env::temp_dir().join(format!(
             "raida_review_close_{tag}_{}_{}",
             std::process::id(),
-            raida_healing::random::u32_from_os()
+            raida_healing::random::u32_from_os().expect("OS randomness")
         ));
         let servers: Vec<String> = (0..25)
             .map(|i| format!("\"127.0.0.1:{}\"", 1 + i))

@@ -1,36 +1,52 @@
 #!/usr/bin/env python3
-"""raida_healing.py: drive libraida_healing from an ops script (Python standard library only).
+"""raida-healing (tools/raida_healing.py): drive libraida_healing from an ops script
+(Python standard library only).
 
 As a module: `Library(path)` loads the library with RTLD_NOW and wraps its C interface
-(the conn_info_t layout, the four cmd_* handlers, and the standalone exports that open a
-server folder where no server runs). As a command:
+(the conn_info_t layout, the four cmd_* handlers, the standalone exports that open a
+server folder where no server runs, and the page check an audit uses). As a command
+(installed by `make install` as BINDIR/raida-healing):
 
-    raida_healing.py check LIB
-        Load LIB, print its version and sizeof(conn_info_t), list any missing export;
-        exit 1 when the size is not 336 or an export is missing (2 if it does not load).
+    raida-healing check [LIB]                 load the library, check its ABI and exports
+    raida-healing read DIR DEN:SN...          each coin's stored AN and MFS byte
+    raida-healing find DIR DEN:SN[:AN]...     the same, and whether the store holds AN
+    raida-healing audit DIR                   check a stopped server's whole Data/ tree
 
-    raida_healing.py find DIR --lib LIB [--] COIN...
-        Open the server folder DIR (config.toml + Data/) read-only and print, for each
-        coin, the AN and MFS byte the store holds. COIN is DEN:SN (denomination -8..6,
-        serial number, decimal) or DEN:SN:AN (AN as 32 hex digits), in which case the
-        library's own find command (60) says whether the store holds that AN.
-        Put `--` before the coins when one starts with a negative denomination.
-        Exit 0 when every coin's page exists and every given AN matches, 1 otherwise,
-        2 when the library or folder cannot be opened.
-
-The folder is locked while the tool runs (Data/.raida_healing.lock), so it refuses a
-folder another ops script has open. Log lines go to stderr when RAIDA_HEALING_LOG is set
-(error, warning or debug).
+Every subcommand takes --json (one JSON object on stdout), --lib LIB and --version.
+The library is found by --lib, else $RAIDA_HEALING_LIB, else the installed library (the
+path `make install` wrote below), else the build tree (target/release next to tools/).
+Exit codes: 0 success, 1 a negative answer or a failed check, 2 usage error, 3 the
+library, folder or a file cannot be opened or read. A negative denomination needs no `--`.
+`read` and `find` lock the folder while they run (Data/.raida_healing.lock); `audit` takes
+no lock and changes nothing. Log lines go to stderr when RAIDA_HEALING_LOG is set (error,
+warning or debug).
 """
+
 
 import argparse
 import ctypes
+import fcntl
+import json
 import os
+import re
+import stat
 import struct
 import sys
 import zlib
 
-# ---- The C layouts (legacy-abi.md) ----
+# The tool's version: the crate's (tools/tests checks they are equal).
+TOOL_VERSION = "0.1.0"
+# The installed library's path; `make install` replaces this line in the installed copy.
+INSTALLED_LIBRARY = None
+# Where `make` puts the library when the tool runs from the source tree.
+BUILD_TREE_LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
+                                  "target", "release", "libraida_healing.so")
+LIBRARY_ENV = "RAIDA_HEALING_LIB"
+
+# Exit codes.
+EXIT_OK, EXIT_NEGATIVE, EXIT_USAGE, EXIT_CANNOT_OPEN = 0, 1, 2, 3
+
+# ---- The C layouts (docs/abi.md, "conn_info_t") ----
 
 CONN_INFO_SIZE = 336
 
@@ -82,7 +98,7 @@ class ConnInfo(ctypes.Structure):
     ]
 
 
-# Every offset of legacy-abi.md, checked at import so a wrong field list cannot go unseen.
+# Every offset of docs/abi.md, checked at import so a wrong field list cannot go unseen.
 CONN_INFO_OFFSETS = {
     "sa": 0, "sk": 8, "e0": 12, "e1": 13, "body_size": 16, "body": 24,
     "encryption_denomination": 32, "encryption_sn": 36, "encryption_denomination2": 40,
@@ -133,7 +149,8 @@ CODE_NAMES = {
     E_INTERNAL: "RAIDA_HEALING_E_INTERNAL",
 }
 
-# ---- Healing commands and statuses (wire-protocol.md) ----
+# ---- Healing commands and statuses (docs/wire-protocol.md, "Status codes"; the
+# header's RAIDA_STATUS_* macros, which tools/tests checks this table against) ----
 
 GET_TICKET, VALIDATE_TICKET, FIND, FIX = 40, 50, 60, 80
 HANDLERS = {GET_TICKET: "cmd_get_ticket", VALIDATE_TICKET: "cmd_validate_ticket",
@@ -155,8 +172,14 @@ REQUIRED_EXPORTS = (
     "cmd_get_ticket", "cmd_validate_ticket", "cmd_find", "cmd_fix",
     "send_validate_ticket_job", "raida_healing_version", "raida_healing_conn_info_size",
     "raida_healing_open", "raida_healing_last_error", "raida_healing_close",
-    "raida_healing_read_record",
+    "raida_healing_read_record", "raida_healing_config_parse", "raida_healing_page_count",
+    "raida_healing_check_page",
 )
+
+# raida_healing_check_page's positive answers (RAIDA_HEALING_PAGE_* in the header): the
+# library decides what is wrong with a page; the tool only names the number.
+PAGE_PROBLEMS = {1: "missing", 2: "truncated", 3: "oversized", 4: "not_regular",
+                 5: "symlink", 6: "unreadable"}
 
 
 class RaidaError(Exception):
@@ -209,6 +232,10 @@ class Library:
             "raida_healing_read_record": (
                 [ctypes.c_int8, ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint8 * 16),
                  ctypes.POINTER(ctypes.c_uint8)], ctypes.c_int),
+            "raida_healing_page_count": ([], ctypes.c_size_t),
+            "raida_healing_check_page": (
+                [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
+                 ctypes.c_char_p, ctypes.c_size_t], ctypes.c_int),
         }
         for name, (args, res) in prototypes.items():
             if hasattr(lib, name):
@@ -242,6 +269,19 @@ class Library:
         if code != OK:
             raise RaidaError(code, self.last_error())
         return bytes(an), mfs.value
+
+    def page_count(self):
+        """How many pages a full server folder has (15000)."""
+        return self._lib.raida_healing_page_count()
+
+    def check_page(self, folder, index):
+        """(code, path relative to Data/, why) for page `index` of `folder`, as the store
+        reads pages: code 0 valid, 1..6 a PAGE_PROBLEMS kind, negative when Data/ cannot
+        be opened (E_DATA) or the index is out of range (E_ARGUMENT)."""
+        path = ctypes.create_string_buffer(64)
+        why = ctypes.create_string_buffer(512)
+        code = self._lib.raida_healing_check_page(os.fsencode(folder), index, path, 64, why, 512)
+        return code, os.fsdecode(path.value), why.value.decode(errors="replace")
 
     def call(self, command, body, encryption_type=0, coin_id=0):
         """Runs handler `command` (40, 50, 60, 80) on `body` (None: no body) as a server
@@ -287,6 +327,14 @@ class Library:
 
 # ---- Command line ----
 
+class CannotOpen(Exception):
+    """The library, the folder or a file cannot be opened or read: exit 3."""
+
+
+# A coin argument: DEN:SN or DEN:SN:AN; a leading minus is a denomination, not an option.
+COIN_ARGUMENT = re.compile(r"^-\d+:")
+
+
 def parse_coin(text):
     """DEN:SN or DEN:SN:AN -> (den, sn, AN bytes or None)."""
     parts = text.split(":")
@@ -311,58 +359,97 @@ def parse_coin(text):
     return den, sn, an
 
 
-def load_library(path):
+def parse_plain_coin(text):
+    """DEN:SN only (read)."""
+    den, sn, an = parse_coin(text)
+    if an is not None:
+        raise argparse.ArgumentTypeError("%r: read takes DEN:SN (find checks an AN)" % text)
+    return den, sn, None
+
+
+def library_path(explicit):
+    """The library to load: --lib, $RAIDA_HEALING_LIB, the installed one, the build tree."""
+    if explicit:
+        return explicit
+    if os.environ.get(LIBRARY_ENV):
+        return os.environ[LIBRARY_ENV]
+    if INSTALLED_LIBRARY and os.path.exists(INSTALLED_LIBRARY):
+        return INSTALLED_LIBRARY
+    if os.path.exists(BUILD_TREE_LIBRARY):
+        return os.path.normpath(BUILD_TREE_LIBRARY)
+    raise CannotOpen("no libraida_healing found: give --lib LIB, set %s, or install it "
+                     "(make && sudo make install)" % LIBRARY_ENV)
+
+
+def load_library(args):
+    path = library_path(args.lib)
     try:
         return Library(path)
     except OSError as e:
-        print("cannot load %s: %s" % (path, e), file=sys.stderr)
-        sys.exit(2)
+        raise CannotOpen("cannot load %s: %s" % (path, e))
 
 
-def cmd_check(args):
-    lib = load_library(args.lib)
+def open_folder(lib, folder):
+    try:
+        lib.open(folder)
+    except RaidaError as e:
+        raise CannotOpen("cannot open %s: %s" % (folder, e))
+
+
+def cmd_check(args, out):
+    if args.lib_positional and args.lib and args.lib_positional != args.lib:
+        raise argparse.ArgumentTypeError("LIB and --lib name different libraries")
+    args.lib = args.lib_positional or args.lib
+    lib = load_library(args)
+    report = {"library": lib.path, "version": None, "conn_info_size": None,
+              "expected_conn_info_size": CONN_INFO_SIZE, "missing_exports": lib.missing}
     ok = True
+    out.text("library: %s" % lib.path)
     if "raida_healing_version" in lib.missing or "raida_healing_conn_info_size" in lib.missing:
-        print("library: %s" % args.lib)
-        print("version: unknown (no raida_healing_version: a build without standalone support)")
+        out.text("version: unknown (no raida_healing_version: a build without standalone support)")
         ok = False
     else:
         size = lib.conn_info_size()
-        print("library: %s" % args.lib)
-        print("version: %s" % lib.version())
-        print("conn_info_t: %d bytes (this tool and the legacy server: %d)" % (size, CONN_INFO_SIZE))
+        report["version"], report["conn_info_size"] = lib.version(), size
+        out.text("version: %s" % lib.version())
+        out.text("conn_info_t: %d bytes (this tool and the legacy server: %d)" % (size, CONN_INFO_SIZE))
         if size != CONN_INFO_SIZE:
-            print("MISMATCH: the library's conn_info_t is not the server's", file=sys.stderr)
+            out.warn("MISMATCH: the library's conn_info_t is not the server's")
             ok = False
     if lib.missing:
-        print("MISSING exports: %s" % " ".join(lib.missing), file=sys.stderr)
+        out.warn("MISSING exports: %s" % " ".join(lib.missing))
         ok = False
-    print("check: %s" % ("ok" if ok else "FAILED"))
-    return 0 if ok else 1
+    out.text("check: %s" % ("ok" if ok else "FAILED"))
+    report["ok"] = ok
+    out.json(report)
+    return EXIT_OK if ok else EXIT_NEGATIVE
 
 
-def cmd_find(args):
-    lib = load_library(args.lib)
-    try:
-        lib.open(args.dir)
-    except RaidaError as e:
-        print("cannot open %s: %s" % (args.dir, e), file=sys.stderr)
-        return 2
+def coin_records(args, out, with_find):
+    """read and find: each coin's record; with_find also runs find (60) on a given AN."""
+    lib = load_library(args)
+    open_folder(lib, args.dir)
     all_good = True
+    coins = []
     try:
         for den, sn, given in args.coins:
             label = "%d:%d" % (den, sn)
+            entry = {"coin": label, "den": den, "sn": sn}
+            coins.append(entry)
             try:
                 an, mfs = lib.read_record(den, sn)
             except RaidaError as e:
                 if e.code != E_NO_PAGE:
-                    raise
-                print("%-14s no page (the server answers 40 for this coin)" % label)
+                    raise CannotOpen("%s: %s" % (label, e))
+                entry["error"] = e.message
+                out.text("%-14s no page (the server answers 40 for this coin): %s" % (label, e.message))
                 all_good = False
                 continue
+            entry.update(an=an.hex(), mfs=mfs, used=mfs != 0)
             line = "%-14s AN %s  MFS %3d (%s)" % (label, an.hex(), mfs, "used" if mfs else "free")
-            if given is not None:
+            if with_find and given is not None:
                 status, _ = lib.find([(den, sn, given, given)])
+                entry.update(given_an=given.hex(), find_status=status, matches=status == 209)
                 if status == 209:
                     line += "  given AN: matches (find 209)"
                 elif status == 208:
@@ -371,45 +458,246 @@ def cmd_find(args):
                 else:
                     line += "  given AN: find answered %d %s" % (status, STATUS_NAMES.get(status, ""))
                     all_good = False
-            print(line)
+            out.text(line)
     finally:
         lib.close()
-    return 0 if all_good else 1
+    out.json({"folder": args.dir, "coins": coins, "ok": all_good})
+    return EXIT_OK if all_good else EXIT_NEGATIVE
+
+
+def cmd_read(args, out):
+    return coin_records(args, out, with_find=False)
+
+
+def cmd_find(args, out):
+    return coin_records(args, out, with_find=True)
+
+
+# The store's lock file in Data/ (src/pagefile.rs LOCK_FILE_NAME) and the suffix of the
+# temporary file it writes a page through before renaming it.
+LOCK_FILE = ".raida_healing.lock"
+TEMPORARY_SUFFIX = ".tmp"
+# Text output lists at most this many problems of one kind (--json lists all).
+TEXT_LIMIT = 20
+
+
+def lock_state(path):
+    """None (no lock file), or (kind, detail) for a lock left behind or held. Opened
+    without following a link or blocking; flock is only tried, and released at once."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return "lock_left", "the lock file is not a regular file; it is never opened"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as e:
+        return "lock_left", "the lock file cannot be opened: %s" % e.strerror
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return "lock_held", "a running process holds the folder lock: the folder is in use"
+    finally:
+        os.close(fd)
+    return "lock_left", "a lock file left behind (no process holds it); remove it once no ops script runs"
+
+
+def cmd_audit(args, out):
+    lib = load_library(args)
+    data = os.path.join(args.dir, "Data")
+    try:
+        data_st = os.stat(data)  # the operator's folder and Data itself may be links
+    except OSError as e:
+        raise CannotOpen("cannot open %s: %s" % (data, e.strerror))
+    if not stat.S_ISDIR(data_st.st_mode):
+        raise CannotOpen("cannot open %s: not a folder" % data)
+    problems = []
+    page_paths = set()
+    total = lib.page_count()
+    progress = sys.stderr.isatty()
+    valid = 0
+    for index in range(total):
+        code, path, why = lib.check_page(args.dir, index)
+        if code < 0:
+            raise CannotOpen(why)
+        page_paths.add(path)
+        if code == OK:
+            valid += 1
+        else:
+            problems.append({"kind": PAGE_PROBLEMS.get(code, "page_problem_%d" % code),
+                             "path": path, "detail": why})
+        if progress and (index % 250 == 249 or index == total - 1):
+            sys.stderr.write("\raudit: %d/%d pages checked" % (index + 1, total))
+            sys.stderr.flush()
+    if progress:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+    page_dirs = {os.path.dirname(p) for p in page_paths}
+    page_dirs |= {os.path.dirname(d) for d in page_dirs}
+    page_dirs.discard("")
+    file_mode = stat.S_IMODE(data_st.st_mode) & 0o666
+    dir_mode = stat.S_IMODE(data_st.st_mode)
+    owner = (data_st.st_uid, data_st.st_gid)
+
+    def walk_error(e):
+        problems.append({"kind": "unreadable", "path": os.path.relpath(e.filename, data),
+                         "detail": "cannot list the folder: %s" % e.strerror})
+
+    for top, dirs, files in os.walk(data, followlinks=False, onerror=walk_error):
+        for name in sorted(dirs) + sorted(files):
+            full = os.path.join(top, name)
+            rel = os.path.relpath(full, data)
+            if rel == LOCK_FILE:
+                state = lock_state(full)
+                if state:
+                    problems.append({"kind": state[0], "path": rel, "detail": state[1]})
+                continue
+            try:
+                st = os.lstat(full)
+            except OSError as e:
+                problems.append({"kind": "unreadable", "path": rel, "detail": e.strerror})
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                if rel not in page_paths and rel not in page_dirs:
+                    problems.append({"kind": "unexpected", "path": rel,
+                                     "detail": "a symbolic link that is no page"})
+                continue  # a link where a page or its folder belongs: the page check says so
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if name.endswith(TEMPORARY_SUFFIX):
+                problems.append({"kind": "temporary", "path": rel,
+                                 "detail": "a temporary file left by an interrupted write"})
+            elif rel not in page_paths and rel not in page_dirs:
+                problems.append({"kind": "unexpected", "path": rel,
+                                 "detail": "neither a page file nor a page folder"})
+            if (st.st_uid, st.st_gid) != owner:
+                problems.append({"kind": "owner", "path": rel,
+                                 "detail": "owner %d:%d, Data/ has %d:%d"
+                                           % (st.st_uid, st.st_gid, owner[0], owner[1])})
+            want = dir_mode if is_dir else file_mode
+            if stat.S_IMODE(st.st_mode) != want:
+                problems.append({"kind": "mode", "path": rel,
+                                 "detail": "mode %04o, expected %04o (Data/ is %04o)"
+                                           % (stat.S_IMODE(st.st_mode), want, dir_mode)})
+    counts = {}
+    for p in problems:
+        counts[p["kind"]] = counts.get(p["kind"], 0) + 1
+    out.text("audit of %s: %d pages, %d valid" % (data, total, valid))
+    shown = {}
+    for p in problems:
+        shown[p["kind"]] = shown.get(p["kind"], 0) + 1
+        if shown[p["kind"]] <= TEXT_LIMIT:
+            out.text("  %-12s %s: %s" % (p["kind"], p["path"], p["detail"]))
+        elif shown[p["kind"]] == TEXT_LIMIT + 1:
+            out.text("  %-12s ... and %d more (--json lists all)"
+                     % (p["kind"], counts[p["kind"]] - TEXT_LIMIT))
+    if problems:
+        out.text("audit: %d problems (%s)" % (len(problems), ", ".join(
+            "%s %d" % (k, n) for k, n in sorted(counts.items()))))
+    else:
+        out.text("audit: ok")
+    out.json({"folder": args.dir, "data": data, "pages": total, "valid_pages": valid,
+              "counts": counts, "problems": problems, "ok": not problems})
+    return EXIT_NEGATIVE if problems else EXIT_OK
+
+
+class Output:
+    """Text lines on stdout, or (--json) one JSON object on stdout; warnings on stderr."""
+
+    def __init__(self, as_json):
+        self.as_json = as_json
+
+    def text(self, line):
+        if not self.as_json:
+            print(line)
+
+    def warn(self, line):
+        print(line, file=sys.stderr)
+
+    def json(self, value):
+        if self.as_json:
+            print(json.dumps(value, indent=2, sort_keys=True))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="raida-healing",
+        description="Check a libraida_healing build, or look into a stopped RAIDA server's "
+                    "folder through it (Python standard library only).",
+        epilog="Library: --lib LIB, else $%s, else the installed library, else the build "
+               "tree. Exit codes: 0 success, 1 a negative answer or failed check, 2 usage "
+               "error, 3 cannot open or read (library, folder, file). Logging: set "
+               "RAIDA_HEALING_LOG=error|warning|debug to see the library's lines on stderr "
+               "(quiet by default)." % LIBRARY_ENV)
+    version = "raida-healing %s" % TOOL_VERSION
+    parser.add_argument("--version", action="version", version=version)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, run, help, description, epilog=None):
+        p = sub.add_parser(name, help=help, description=description, epilog=epilog)
+        p.add_argument("--version", action="version", version=version)
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        p.add_argument("--lib", metavar="LIB", help="path to libraida_healing.so (default: "
+                       "$%s, the installed library, the build tree)" % LIBRARY_ENV)
+        # DEN:SN with a negative DEN is a coin, not an option (no `--` needed).
+        p._negative_number_matcher = COIN_ARGUMENT
+        p.set_defaults(run=run)
+        return p
+
+    check = command(
+        "check", cmd_check, "load the library with RTLD_NOW, check its ABI and exports",
+        "Load the library with RTLD_NOW (as a server would), print its version and "
+        "sizeof(conn_info_t); exit 1 when that size is not %d or a required export is "
+        "missing, 3 when it does not load." % CONN_INFO_SIZE)
+    check.add_argument("lib_positional", metavar="LIB", nargs="?",
+                       help="path to libraida_healing.so (same as --lib)")
+    coin_epilog = ("COIN: DEN:SN or DEN:SN:AN, e.g. 1:5000, -1:42 or "
+                   "1:5000:feebd91947b11a5441fe8c4916e9904a (denomination -8..6, serial "
+                   "number decimal, AN 32 hex digits).")
+    read = command(
+        "read", cmd_read, "print the stored AN and MFS of coins in a server folder",
+        "Open the server folder DIR (config.toml and Data/) through the library and print "
+        "each coin's stored AN and MFS byte (0 = free serial number). Changes no coin (it "
+        "only creates Data/.raida_healing.lock, the folder lock). Exit 0 when every coin's "
+        "page exists, 1 otherwise, 3 when the library or DIR cannot be opened.",
+        "COIN: DEN:SN, e.g. 1:5000 or -1:42.")
+    read.add_argument("dir", metavar="DIR", help="server folder (holds config.toml and Data/)")
+    read.add_argument("coins", metavar="COIN", nargs="+", type=parse_plain_coin, help="DEN:SN")
+    find = command(
+        "find", cmd_find, "the stored AN of coins, and whether a given AN is the one held",
+        "As read, and for DEN:SN:AN also run the find command (60) to say whether the store "
+        "holds that AN, the answer the server would give. Exit 0 when every coin's page "
+        "exists and every given AN matches, 1 otherwise, 3 when the library or DIR cannot "
+        "be opened.", coin_epilog)
+    find.add_argument("dir", metavar="DIR", help="server folder (holds config.toml and Data/)")
+    find.add_argument("coins", metavar="COIN", nargs="+", type=parse_coin, help="DEN:SN or DEN:SN:AN")
+    audit = command(
+        "audit", cmd_audit, "check a stopped server's whole Data/ tree",
+        "Check every page of DIR/Data (15000 for a full server) with the library's own page "
+        "rule (missing, truncated, oversized, not a regular file, a symbolic link on its "
+        "path, unreadable; nothing followed, nothing blocks), and walk Data/ for temporary "
+        "files left by an interrupted write, entries that are no page, owners that differ "
+        "from Data/'s, modes that differ from Data/'s (folders: the same; files: its "
+        "read/write bits), and a folder lock left behind or held. Takes no lock, changes "
+        "nothing. Prints a summary (--json: one object); progress on stderr when it is a "
+        "terminal. Exit 0 when nothing is wrong, 1 when a problem is found, 3 when the "
+        "library or DIR/Data cannot be opened.")
+    audit.add_argument("dir", metavar="DIR", help="server folder (holds Data/)")
+    return parser
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="raida_healing.py",
-        description="Check a libraida_healing build, or look into a stopped RAIDA server's "
-                    "data folder through it (Python standard library only).",
-        epilog="Logging: set RAIDA_HEALING_LOG=error|warning|debug to see the library's "
-               "lines on stderr (quiet by default).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser(
-        "check", help="load LIB with RTLD_NOW, print its version and conn_info_t size",
-        description="Load LIB with RTLD_NOW (as a server would), print its version and "
-                    "sizeof(conn_info_t); exit 1 when that size is not %d or a required "
-                    "export is missing, 2 when it does not load." % CONN_INFO_SIZE)
-    check.add_argument("lib", metavar="LIB", help="path to libraida_healing.so")
-    check.set_defaults(run=cmd_check)
-    find = sub.add_parser(
-        "find", help="print which AN a server folder holds for each coin (read-only)",
-        description="Open the server folder DIR (its config.toml and Data/) through the "
-                    "library and print each coin's stored AN and MFS byte; with DEN:SN:AN "
-                    "also run the find command to say whether that AN is the one held. "
-                    "Changes no coin (it only creates Data/.raida_healing.lock, the folder "
-                    "lock, so Data/ must be writable). Exit 0 when every coin's page exists and every given "
-                    "AN matches, 1 otherwise, 2 when LIB or DIR cannot be opened.",
-        epilog="COIN: DEN:SN or DEN:SN:AN, e.g. 1:5000 or "
-               "1:5000:feebd91947b11a5441fe8c4916e9904a. Put -- before the coins when one "
-               "has a negative denomination: find DIR --lib LIB -- -1:42")
-    find.add_argument("dir", metavar="DIR", help="server folder (holds config.toml and Data/)")
-    find.add_argument("--lib", required=True, metavar="LIB", help="path to libraida_healing.so")
-    find.add_argument("coins", metavar="COIN", nargs="+", type=parse_coin,
-                      help="DEN:SN or DEN:SN:AN")
-    find.set_defaults(run=cmd_find)
-    args = parser.parse_args(argv)
-    return args.run(args)
+    args = build_parser().parse_args(argv)
+    out = Output(args.json)
+    try:
+        return args.run(args, out)
+    except argparse.ArgumentTypeError as e:
+        print("raida-healing %s: error: %s" % (args.command, e), file=sys.stderr)
+        return EXIT_USAGE
+    except CannotOpen as e:
+        print(str(e), file=sys.stderr)
+        out.json({"ok": False, "error": str(e)})
+        return EXIT_CANNOT_OPEN
 
 
 if __name__ == "__main__":

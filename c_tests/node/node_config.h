@@ -1,15 +1,10 @@
 /*
- * node_config.h: the node's config.toml, the legacy server's keys only.
- *
- * Read: raida_id (0..24), coin_id (0..255), port (1..65535), raida_servers (exactly 25
- * "host:port" strings, index = RAIDA number) and, optionally, the legacy flush_freq
- * (seconds between write-backs of dirty pages). The keys may sit at the top of the file or
- * in a [server] table (the legacy server's layout), as for the library's own reader
- * (src/config_file.rs); every other key, and every key of another table, is ignored. The
- * reader accepts the TOML such files use: comments, basic and literal strings (with \u
- * escapes), integers (_ separators, 0x/0o/0b prefixes), arrays over several lines with a
- * trailing comma, and skips any other value (booleans, floats, dates, inline tables,
- * nested arrays, multi-line strings).
+ * node_config.h: the node's config.toml, read with the library's own reader
+ * (raida_healing_config_parse in raida_healing.h), so the node accepts and refuses exactly
+ * what raida_healing_open does: any valid TOML; raida_id (0..24) and raida_servers
+ * (exactly 25 "host:port" strings, index = RAIDA number) at the top or in [server]. The
+ * node also requires coin_id (0..255) and port (1..65535), and takes the legacy flush_freq
+ * (1..86400 seconds between write-backs of dirty pages; default below).
  */
 #ifndef RAIDA_NODE_CONFIG_H
 #define RAIDA_NODE_CONFIG_H
@@ -31,8 +26,8 @@ struct node_config {
     char raida_servers[NODE_TOTAL_RAIDA][NODE_HOSTPORT_MAX];
 };
 
-/* Parses config.toml text. 0 on success; -1 with a one-line reason (and line number) in
- * err when the text is not valid for the node. */
+/* Parses config.toml text. 0 on success; -1 with a one-line reason ("line N: ..." where
+ * the line is known) in err when the text is not valid for the node. */
 int node_config_parse(const char *text, struct node_config *out, char *err, size_t err_len);
 
 /* Reads and parses the file at path; as node_config_parse, plus I/O errors. */

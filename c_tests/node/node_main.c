@@ -462,8 +462,12 @@ static int set_peers(void)
     for (int i = 0; i < NODE_TOTAL_RAIDA; i++) {
         char host[NODE_HOSTPORT_MAX];
         uint16_t port;
-        if (node_split_host_port(node.cfg.raida_servers[i], host, sizeof host, &port) != 0)
-            return -1; /* node_config_parse already refused this */
+        if (node_split_host_port(node.cfg.raida_servers[i], host, sizeof host, &port) != 0) {
+            /* the library's reader accepts "[v6]:port"; the node serves IPv4 only */
+            fprintf(stderr, "raida_node: raida_servers[%d] \"%s\": the node needs an IPv4 host:port\n",
+                    i, node.cfg.raida_servers[i]);
+            return -1;
+        }
         struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
         struct addrinfo *res = NULL;
         int rc = getaddrinfo(host, NULL, &hints, &res);

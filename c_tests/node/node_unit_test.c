@@ -1,9 +1,11 @@
 /*
- * node_unit_test.c: the node's own pieces without a network: the config.toml reader, the
+ * node_unit_test.c: the node's own pieces without a network: the config.toml reader (the
+ * library's, through raida_healing_config_parse, on the shared fixture files), the
  * legacy framing checks and response header, and page files (path, load, atomic
  * write-back of dirty pages through the harness). Prints "N passed, M failed".
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,6 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <raida_healing.h>
 
 #include "host.h"
 #include "node_config.h"
@@ -57,90 +61,120 @@ static int parse(const char *text, struct node_config *cfg, char *err)
     return node_config_parse(text, cfg, err, 256);
 }
 
-static void test_config_reads_the_keys(void)
+static void test_config_node_rules(void)
 {
     struct node_config cfg;
     char err[256], text[8192];
-    snprintf(text, sizeof text,
-             "# node 3\nraida_id = 3\ncoin_id = 0x06 # hex\nport = 4_0003\n%s"
-             "unknown = { a = 1, b = [1, 2] }\nflag = true\nratio = 1.5e3\n"
-             "when = 1979-05-27 07:32:00\nnotes = \"\"\"\nline one\nline \"two\"\n\"\"\"\n"
-             "[other]\nraida_id = \"not ours\"\nport = 1\n",
+    snprintf(text, sizeof text, "raida_id = 3\ncoin_id = 0x06 # hex\nport = 4_0003\n%s",
              servers_toml(25, 40000));
     CHECK(parse(text, &cfg, err) == 0);
     CHECK_STR(err, "");
-    CHECK(cfg.raida_id == 3);
-    CHECK(cfg.coin_id == 6);
-    CHECK(cfg.port == 40003);
+    CHECK(cfg.raida_id == 3 && cfg.coin_id == 6 && cfg.port == 40003);
     CHECK(cfg.flush_freq == NODE_DEFAULT_FLUSH_SECONDS);
     CHECK_STR(cfg.raida_servers[0], "127.0.0.1:40000");
     CHECK_STR(cfg.raida_servers[24], "127.0.0.1:40024");
 
-    /* the legacy layout: keys in [server], flush_freq honoured, \u escapes, CRLF */
-    snprintf(text, sizeof text,
-             "[server]\r\nraida_id = 24\r\ncoin_id = 255\r\nport = 65535\r\nflush_freq = 7\r\n"
-             "raida_servers = [ 'localhost:1', \"127.0.0.\\u0031:2\", %s",
-             strchr(servers_toml(23, 3), '[') + 1);
+    /* the legacy layout: keys in [server], flush_freq honoured */
+    snprintf(text, sizeof text, "[server]\r\nraida_id = 24\r\ncoin_id = 255\r\nport = 65535\r\n"
+             "flush_freq = 7\r\n%s", servers_toml(25, 1));
     CHECK(parse(text, &cfg, err) == 0);
     CHECK(cfg.raida_id == 24 && cfg.coin_id == 255 && cfg.port == 65535 && cfg.flush_freq == 7);
-    CHECK_STR(cfg.raida_servers[0], "localhost:1");
-    CHECK_STR(cfg.raida_servers[1], "127.0.0.1:2");
-    CHECK_STR(cfg.raida_servers[2], "127.0.0.1:3");
+
+    /* what the node needs beyond the library's rules */
+    snprintf(text, sizeof text, "raida_id = 1\nport = 1\n%s", servers_toml(25, 100));
+    CHECK(parse(text, &cfg, err) == -1);
+    CHECK_STR(err, "coin_id is missing (the node needs it, at the top or in [server])");
+    snprintf(text, sizeof text, "raida_id = 1\ncoin_id = 1\n%s", servers_toml(25, 100));
+    CHECK(parse(text, &cfg, err) == -1);
+    CHECK_STR(err, "port is missing (the node needs it, at the top or in [server])");
+    /* the library's message, cut to the caller's buffer */
+    char small[12];
+    CHECK(node_config_parse("raida_id = 03\n", &cfg, small, sizeof small) == -1);
+    CHECK_STR(small, "line 1: not");
 }
 
-static void test_config_refuses_bad_files(void)
+/* The fixture files of the library's own reader (tests/fixtures/config, also read by
+ * src/config_file.rs): each X.toml through raida_healing_config_parse must give the line
+ * in X.expect, the same line the Rust test expects. */
+static int fixture_summary(const char *path, char *line, size_t line_len)
 {
-    struct node_config cfg;
-    char err[256], text[8192];
-    char servers[4096];
-    snprintf(servers, sizeof servers, "%s", servers_toml(25, 100));
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    FILE *mem = open_memstream(&text, &text_len);
+    int c;
+    while ((c = fgetc(f)) != EOF)
+        fputc(c, mem);
+    fclose(f);
+    fclose(mem);
+    raida_healing_config_t cfg;
+    char err[512];
+    int rc = raida_healing_config_parse(text, &cfg, err, sizeof err);
+    free(text);
+    char coin[16] = "-", port[16] = "-", flush[16] = "-";
+    if (rc != RAIDA_HEALING_OK) {
+        snprintf(line, line_len, "error %s", err);
+        return rc == RAIDA_HEALING_E_CONFIG ? 0 : -1;
+    }
+    if (cfg.coin_id >= 0)
+        snprintf(coin, sizeof coin, "%d", cfg.coin_id);
+    if (cfg.port)
+        snprintf(port, sizeof port, "%d", cfg.port);
+    if (cfg.flush_freq)
+        snprintf(flush, sizeof flush, "%d", cfg.flush_freq);
+    snprintf(line, line_len,
+             "ok raida_id=%d coin_id=%s port=%s flush_freq=%s raida_servers[0]=%s raida_servers[24]=%s",
+             cfg.raida_id, coin, port, flush, cfg.raida_servers[0], cfg.raida_servers[24]);
+    return 0;
+}
 
-    snprintf(text, sizeof text, "raida_id = 25\ncoin_id = 1\nport = 1\n%s", servers);
-    CHECK(parse(text, &cfg, err) == -1);
-    CHECK_STR(err, "line 1: raida_id = 25 is outside 0..24");
-
-    snprintf(text, sizeof text, "raida_id = 1\ncoin_id = 1\nport = 1\n%s", servers_toml(24, 100));
-    CHECK(parse(text, &cfg, err) == -1);
-    CHECK_STR(err, "line 4: raida_servers has 24 entries, not 25");
-
-    snprintf(text, sizeof text, "raida_id = \"3\"\ncoin_id = 1\nport = 1\n%s", servers);
-    CHECK(parse(text, &cfg, err) == -1);
-    CHECK_STR(err, "line 1: raida_id must be an integer");
-
-    snprintf(text, sizeof text, "raida_id = 007\ncoin_id = 1\nport = 1\n%s", servers);
-    CHECK(parse(text, &cfg, err) == -1);
-    CHECK_STR(err, "line 1: raida_id must be an integer");
-
-    snprintf(text, sizeof text, "coin_id = 1\nport = 1\n%s", servers);
-    CHECK(parse(text, &cfg, err) == -1);
-    CHECK_STR(err, "missing key raida_id");
-
-    snprintf(text, sizeof text, "[client]\nraida_id = 1\ncoin_id = 1\nport = 1\n%s", servers);
-    CHECK(parse(text, &cfg, err) == -1);
-    CHECK_STR(err, "missing key raida_id");
-
-    snprintf(text, sizeof text, "raida_id = 1\nraida_id = 2\ncoin_id = 1\nport = 1\n%s", servers);
-    CHECK(parse(text, &cfg, err) == -1);
-    CHECK_STR(err, "line 2: raida_id is given twice");
-
-    snprintf(text, sizeof text, "raida_id = 1 2\ncoin_id = 1\nport = 1\n%s", servers);
-    CHECK(parse(text, &cfg, err) == -1);
-
-    snprintf(text, sizeof text, "raida_id = 1\ncoin_id = 1\nport = 0\n%s", servers);
-    CHECK(parse(text, &cfg, err) == -1);
-    CHECK_STR(err, "line 3: port = 0 is outside 1..65535");
-
-    CHECK(parse("raida_id = 1\nraida_servers = [\"a:1\",\n", &cfg, err) == -1);
-    CHECK_STR(err, "line 3: unterminated array");
-
-    CHECK(parse("raida_id = \"open\n", &cfg, err) == -1);
-    CHECK_STR(err, "line 1: unterminated string");
-
-    snprintf(text, sizeof text, "raida_id = 1\ncoin_id = 1\nport = 1\nraida_servers = [%s\"nohost\"%s]\n",
-             "\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\",",
-             ",\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\",\"h:1\"");
-    CHECK(parse(text, &cfg, err) == -1);
-    CHECK_STR(err, "line 4: raida_servers[12] = \"nohost\" is not \"host:port\"");
+static void test_config_fixtures(const char *fixtures)
+{
+    static const char *const kinds[] = {"valid", "invalid"};
+    for (int k = 0; k < 2; k++) {
+        char dir_path[PATH_MAX];
+        snprintf(dir_path, sizeof dir_path, "%s/%s", fixtures, kinds[k]);
+        DIR *dir = opendir(dir_path);
+        CHECK(dir != NULL);
+        if (!dir)
+            continue;
+        int count = 0;
+        struct dirent *e;
+        while ((e = readdir(dir)) != NULL) {
+            size_t n = strlen(e->d_name);
+            if (n < 6 || strcmp(e->d_name + n - 5, ".toml") != 0)
+                continue;
+            char path[PATH_MAX + 256], expect_path[PATH_MAX + 256], got[1024], want[1024] = "";
+            snprintf(path, sizeof path, "%s/%s", dir_path, e->d_name);
+            snprintf(expect_path, sizeof expect_path, "%s/%.*s.expect", dir_path, (int)(n - 5), e->d_name);
+            FILE *f = fopen(expect_path, "r");
+            CHECK(f != NULL);
+            if (f) {
+                if (!fgets(want, sizeof want, f))
+                    want[0] = '\0';
+                want[strcspn(want, "\n")] = '\0';
+                fclose(f);
+            }
+            CHECK(fixture_summary(path, got, sizeof got) == 0);
+            CHECK(strncmp(got, k == 0 ? "ok " : "error ", k == 0 ? 3 : 6) == 0);
+            if (strcmp(got, want) != 0)
+                fprintf(stderr, "fixture %s\n", path);
+            CHECK_STR(got, want);
+            count++;
+        }
+        closedir(dir);
+        CHECK(count >= 4);
+    }
+    /* NULL arguments and text that is not UTF-8 */
+    raida_healing_config_t cfg;
+    char err[128];
+    CHECK(raida_healing_config_parse(NULL, &cfg, err, sizeof err) == RAIDA_HEALING_E_ARGUMENT);
+    CHECK_STR(err, "text and out must not be NULL");
+    CHECK(raida_healing_config_parse("raida_id = 1\n", NULL, NULL, 0) == RAIDA_HEALING_E_ARGUMENT);
+    CHECK(raida_healing_config_parse("x = \"\xff\"\n", &cfg, err, sizeof err) == RAIDA_HEALING_E_CONFIG);
+    CHECK_STR(err, "not valid TOML: the text is not UTF-8 (byte 5)");
 }
 
 static void test_split_host_port(void)
@@ -321,10 +355,14 @@ static void test_pages(void)
     CHECK(system(cmd) == 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    test_config_reads_the_keys();
-    test_config_refuses_bad_files();
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s CONFIG_FIXTURES_DIR\n", argv[0]);
+        return 2;
+    }
+    test_config_node_rules();
+    test_config_fixtures(argv[1]);
     test_split_host_port();
     test_wire();
     test_pages();

@@ -349,7 +349,8 @@ def config_errors_stop_the_node_with_a_message():
             net.start(0)
         except RuntimeError as e:
             ok = False
-            check("raida_id = 30 is outside 0..24" in str(e), "the reason is logged: %s" % e)
+            check("config.toml: line 2: raida_id is 30, expected 0..=24" in str(e),
+                  "the reason is logged: %s" % e)
         check(not ok, "a node with raida_id 30 does not start")
         # no folder at all
         r = subprocess.run([NODE_BIN, os.path.join(net.root, "nowhere")], capture_output=True,

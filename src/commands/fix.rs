@@ -256,6 +256,17 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
         not_asked.push((raida, why));
     }
 
+    // Each peer gets a challenge from the OS random source; when it fails, no peer is
+    // asked with a guessable one (peers.rs refuses too) and the client hears 252.
+    if !targets.is_empty() {
+        crate::random::fill(&mut [0u8; 12]).map_err(|why| {
+            log::error(&format!(
+                "fix: no peer challenge ({why}); answering ERROR_INTERNAL"
+            ));
+            Status::Internal
+        })?;
+    }
+
     let mut tally = Tally::new(&coins);
     let claimer = Claimer {
         raida_no,

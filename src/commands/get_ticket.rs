@@ -50,6 +50,12 @@ pub fn get_ticket<S: CoinStore + ?Sized>(
         .map_err(|e| match e {
             CreateError::PoolFull => Status::NoTicketSlot,
             CreateError::BadCoinCount => Status::InvalidPacketLength,
+            CreateError::NoRandomness(why) => {
+                crate::log::error(&format!(
+                    "get_ticket: no ticket id ({why}); answering ERROR_INTERNAL"
+                ));
+                Status::Internal
+            }
         })?;
     Ok(pass_fail_response(&passed, &id.to_be_bytes()))
 }

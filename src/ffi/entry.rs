@@ -33,12 +33,16 @@ pub(crate) fn enter<R>(export: &'static str, on_panic: OnPanic<R>, body: impl Fn
         Ok(value) => value,
         Err(_) => {
             crate::log::error(&format!("{export} panicked; {}", on_panic.consequence));
-            super::standalone::set_last_error(&format!(
-                "{export} panicked (a bug in libraida_healing)"
-            ));
+            super::standalone::set_last_error(&panicked_message(export));
             on_panic.value
         }
     }
+}
+
+/// The last error after `export` panicked; also what an export that reports errors into a
+/// caller's buffer leaves there in that case.
+pub(crate) fn panicked_message(export: &str) -> String {
+    format!("{export} panicked (a bug in libraida_healing)")
 }
 
 #[cfg(test)]
@@ -122,6 +126,9 @@ mod tests {
             "raida_healing_conn_info_size",
             "raida_healing_peer_health",
             "raida_healing_peer_connections",
+            "raida_healing_config_parse",
+            "raida_healing_page_count",
+            "raida_healing_check_page",
         ] {
             assert!(
                 names.iter().any(|n| n == expected),

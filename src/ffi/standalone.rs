@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::RwLock;
 
 use crate::commands::{Command, Node, NodeConfig, Request};
-use crate::pagefile::{OpenError, PageFileStore};
+use crate::pagefile::{OpenError, PageFileStore, PageProblem};
 use crate::peers::PeerOptions;
 use crate::protocol::{Coin, Response, Status, AN_BYTES};
 use crate::store::PageKey;
@@ -75,7 +75,7 @@ pub(crate) fn set_last_error(message: &str) {
     let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = message);
 }
 
-fn clear_last_error() {
+pub(super) fn clear_last_error() {
     let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = CString::default());
 }
 
@@ -196,16 +196,19 @@ fn read_record(coin: Coin) -> Result<([u8; AN_BYTES], u8), (c_int, String)> {
             ),
         ));
     }
-    opened.store.record(coin).ok_or_else(|| {
+    opened.store.record(coin).map_err(|problem| {
+        let path = PageKey::of(coin)
+            .map(|k| opened.store.page_path(k).display().to_string())
+            .unwrap_or_default();
+        let why = match problem {
+            PageProblem::Missing => format!("no file {path}"),
+            problem => format!("{path}: {problem}"),
+        };
         (
             RAIDA_HEALING_E_NO_PAGE,
             format!(
-                "no page holds denomination {} serial number {} (no file {})",
-                coin.den,
-                coin.sn,
-                PageKey::of(coin)
-                    .map(|k| opened.store.page_path(k).display().to_string())
-                    .unwrap_or_default()
+                "no page holds denomination {} serial number {} ({why})",
+                coin.den, coin.sn
             ),
         )
     })
@@ -306,7 +309,8 @@ pub unsafe extern "C" fn raida_healing_open(dir: *const c_char) -> c_int {
 }
 
 /// Why this thread's last failing call failed: set by a negative return of
-/// `raida_healing_open` / `raida_healing_read_record`, and by a `cmd_*` handler that
+/// `raida_healing_open` / `raida_healing_read_record` / `raida_healing_config_parse` /
+/// `raida_healing_check_page`, and by a `cmd_*` handler that
 /// answers ERROR_INTERNAL (252) in a process with no server (no folder open, or a write
 /// that did not reach the disk), and by any export that failed inside the library (a
 /// caught panic: "<function> panicked (a bug in libraida_healing)"). Like `errno`, it is

@@ -42,6 +42,10 @@ os.environ.pop("RAIDA_HEALING_CACHE_PAGES", None)
 
 import raida_healing as rh  # noqa: E402
 
+# The network tests' wire helpers read the header's RAIDA_STATUS_* macros.
+sys.path.insert(0, os.path.join(ROOT, "c_tests", "node"))
+from raida_wire import header_statuses  # noqa: E402
+
 ARGS = None  # parsed command line: lib, host_present, fake_abi
 LIB = None   # the library, loaded once into this process (no server here)
 
@@ -237,6 +241,13 @@ class NoServerProcess(unittest.TestCase):
                      "const char *raida_healing_last_error(void);",
                      "void raida_healing_close(void);"):
             self.assertIn(name, header)
+
+    def test_status_names_match_the_header(self):
+        # The tool's own table (it runs without the source tree) against the header's
+        # RAIDA_STATUS_* macros, which cbindgen generates from src/protocol.rs.
+        from_header = {code: name for name, code in header_statuses().items()}
+        self.assertEqual(len(from_header), len(header_statuses()), "two names share a code")
+        self.assertEqual(rh.STATUS_NAMES, from_header)
 
     def test_open_errors_have_codes_and_reasons(self):
         self.assertEqual(LIB._lib.raida_healing_open(None), rh.E_ARGUMENT)
@@ -435,6 +446,82 @@ class Fix(unittest.TestCase):
         self.assertEqual(LIB.read_record(1, 5000), (stored_an(1, 5000), 1))
 
 
+class HostileFolder(unittest.TestCase):
+    """Files planted below Data/ by the account that owns it, while root runs a fix through
+    raida_healing_open, the documented ops workflow."""
+
+    def fix_with_planted_tmp(self, plant):
+        """Runs Fix's plan with plant(tmp_path) done first; fails rather than hangs when the
+        fix blocks. Returns (status, out, folder, page4 before)."""
+        coins, answers, tickets, _ = Fix().plan()
+        peers = FakePeers(self, answers)
+        folder = new_folder(self, peers.servers())
+        page4 = plant_page(folder, 1, 4)
+        plant_page(folder, 1, 5)
+        plant(page_path(folder, 1, 4) + ".tmp")
+        LIB.open(folder)
+        self.addCleanup(LIB.close)
+        result = []
+        worker = threading.Thread(
+            target=lambda: result.append(LIB.fix(coins, Fix.PG, tickets, coin_id=COIN_ID)),
+            daemon=True)
+        worker.start()
+        worker.join(60)
+        self.assertFalse(worker.is_alive(), "the fix blocked for a minute")
+        return result[0] + (folder, page4)
+
+    def test_a_symlinked_temporary_page_file_is_never_written_through(self):
+        victim = os.path.join(tempfile.mkdtemp(prefix="raida_victim_"), "shadow")
+        self.addCleanup(shutil.rmtree, os.path.dirname(victim))
+        with open(victim, "wb") as f:
+            f.write(b"root:secret\n")
+        os.chmod(victim, 0o600)
+        as_root = os.geteuid() == 0
+        if not as_root:
+            print("\n  skipped: the owner checks (a page owned by another account needs root)")
+
+        def plant(tmp):
+            if as_root:  # the page belongs to the server's account, as on a real server
+                os.chown(tmp[:-len(".tmp")], 4321, 4321)
+            os.symlink(victim, tmp)
+
+        before = os.stat(victim)
+        status, out, folder, _ = self.fix_with_planted_tmp(plant)
+        self.assertEqual((status, out), (243, bytes([0b0011])), LIB.last_error())
+        after = os.stat(victim)
+        self.assertEqual(read_file(victim), b"root:secret\n")
+        self.assertEqual((after.st_mode, after.st_uid, after.st_gid),
+                         (before.st_mode, before.st_uid, before.st_gid))
+        page = page_path(folder, 1, 4)
+        self.assertFalse(os.path.islink(page))
+        self.assertEqual(len(read_file(page)), PAGE_BYTES)
+        self.assertEqual(record_of(read_file(page), 5000)[0], fixed_an(RAIDA_ID, 1, 5000, Fix.PG))
+        if as_root:
+            self.assertEqual((os.stat(page).st_uid, os.stat(page).st_gid), (4321, 4321))
+        self.assertFalse(os.path.lexists(page + ".tmp"))
+
+    def test_a_fifo_temporary_page_file_neither_blocks_nor_is_reused(self):
+        status, out, folder, _ = self.fix_with_planted_tmp(os.mkfifo)
+        self.assertEqual((status, out), (243, bytes([0b0011])), LIB.last_error())
+        page = page_path(folder, 1, 4)
+        self.assertEqual(record_of(read_file(page), 5001)[0], fixed_an(RAIDA_ID, 1, 5001, Fix.PG))
+        self.assertFalse(os.path.lexists(page + ".tmp"))
+
+    def test_read_record_names_what_is_wrong_with_a_page(self):
+        folder = new_folder(self, ["127.0.0.1:1"] * 25)
+        plant_page(folder, 1, 4)
+        with open(page_path(folder, 1, 4), "r+b") as f:
+            f.truncate(100)
+        LIB.open(folder)
+        self.addCleanup(LIB.close)
+        with self.assertRaises(rh.RaidaError) as e:
+            LIB.read_record(1, 4096)
+        self.assertEqual(e.exception.code, rh.E_NO_PAGE)
+        self.assertEqual(e.exception.message,
+                         "no page holds denomination 1 serial number 4096 (%s: truncated page "
+                         "file: 100 bytes, a page file has 17408)" % page_path(folder, 1, 4))
+
+
 class Processes(unittest.TestCase):
     """Two processes and one folder; a kill -9 between and during commands."""
 
@@ -513,22 +600,68 @@ class Processes(unittest.TestCase):
         self.assertEqual(original[:10 * RECORD], disk[:10 * RECORD])
 
 
+def cargo_version():
+    with open(os.path.join(ROOT, "Cargo.toml")) as f:
+        return re.search(r'^version = "(.*)"$', f.read(), re.M).group(1)
+
+
+def full_folder(test):
+    """A folder whose Data/ holds all 15000 pages: one planted page hard-linked to every
+    other page path (same bytes, owner and mode; 17 KiB of disk)."""
+    folder = new_folder(test)
+    first = plant_page(folder, -8, 0)
+    source = page_path(folder, -8, 0)
+    for den in range(-8, 7):
+        for page in range(1000):
+            path = page_path(folder, den, page)
+            if path != source:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                os.link(source, path)
+    return folder, first
+
+
 class Tool(unittest.TestCase):
-    """tools/raida_healing.py as an operator runs it."""
+    """tools/raida_healing.py (installed as raida-healing) as an operator runs it."""
 
-    def run_tool(self, *args, env=None):
-        return subprocess.run([sys.executable, TOOL] + list(args), capture_output=True,
-                              text=True, timeout=60, env=env)
+    def run_tool(self, *args, env=None, tool=TOOL, **kw):
+        if env is None:
+            env = dict(os.environ)
+            env.pop("RAIDA_HEALING_LIB", None)
+        if "stderr" not in kw:
+            kw["capture_output"] = True
+        return subprocess.run([sys.executable, tool] + list(args), text=True, timeout=120,
+                              env=env, **kw)
 
-    def test_help(self):
+    def run_json(self, *args, code):
+        run = self.run_tool(*args, "--json")
+        self.assertEqual(run.returncode, code, run.stdout + run.stderr)
+        return json.loads(run.stdout)
+
+    def test_help_version_and_usage_errors(self):
         run = self.run_tool("--help")
         self.assertEqual(run.returncode, 0)
-        self.assertIn("check", run.stdout)
-        self.assertIn("find", run.stdout)
-        self.assertIn("RAIDA_HEALING_LOG", run.stdout)
-        run = self.run_tool("find", "--help")
-        self.assertEqual(run.returncode, 0)
-        self.assertIn("DEN:SN:AN", run.stdout)
+        for word in ("check", "read", "find", "audit", "RAIDA_HEALING_LOG", "RAIDA_HEALING_LIB",
+                     "3 cannot open"):
+            self.assertIn(word, run.stdout)
+        self.assertEqual(rh.TOOL_VERSION, cargo_version())
+        for args in (["--version"], ["check", "--version"], ["read", "--version"],
+                     ["find", "--version"], ["audit", "--version"]):
+            run = self.run_tool(*args)
+            self.assertEqual((run.returncode, run.stdout), (0, "raida-healing %s\n" % cargo_version()), args)
+        for command in ("check", "read", "find", "audit"):
+            run = self.run_tool(command, "--help")
+            self.assertEqual(run.returncode, 0)
+            self.assertIn("--json", run.stdout)
+            self.assertIn("--lib", run.stdout)
+        for args in ([], ["nonsense"], ["read"], ["read", "/x"], ["read", "/x", "1:99999999"],
+                     ["read", "/x", "1:1:" + "00" * 16], ["find", "/x", "1:2:zz"],
+                     ["audit"], ["audit", "/x", "/y"], ["check", "--bogus"]):
+            run = self.run_tool(*args)
+            self.assertEqual(run.returncode, 2, (args, run.stderr))
+            self.assertEqual(run.stdout, "")
+            self.assertIn("usage: raida-healing", run.stderr)
+        self.assertIn("serial number must be 0..1023999",
+                      self.run_tool("read", "/x", "1:99999999").stderr)
 
     def test_check(self):
         run = self.run_tool("check", ARGS.lib)
@@ -536,6 +669,10 @@ class Tool(unittest.TestCase):
         self.assertEqual(run.stdout, "library: %s\nversion: %s\nconn_info_t: 336 bytes (this tool "
                          "and the legacy server: 336)\ncheck: ok\n" % (ARGS.lib, LIB.version()))
         self.assertEqual(run.stderr, "")
+        report = self.run_json("check", "--lib", ARGS.lib, code=0)
+        self.assertEqual(report, {"library": ARGS.lib, "version": LIB.version(),
+                                  "conn_info_size": 336, "expected_conn_info_size": 336,
+                                  "missing_exports": [], "ok": True})
 
     def test_check_refuses_a_mismatched_build(self):
         run = self.run_tool("check", ARGS.fake_abi)
@@ -546,9 +683,83 @@ class Tool(unittest.TestCase):
         self.assertIn("MISMATCH", run.stderr)
         self.assertIn("MISSING exports: cmd_get_ticket cmd_validate_ticket cmd_find cmd_fix "
                       "send_validate_ticket_job raida_healing_open", run.stderr)
+        report = self.run_json("check", ARGS.fake_abi, code=1)
+        self.assertEqual((report["ok"], report["conn_info_size"]), (False, 320))
+        self.assertIn("cmd_fix", report["missing_exports"])
         run = self.run_tool("check", "/nonexistent/libraida_healing.so")
-        self.assertEqual(run.returncode, 2)
+        self.assertEqual(run.returncode, 3)
         self.assertIn("cannot load /nonexistent/libraida_healing.so", run.stderr)
+        report = self.run_json("check", "/nonexistent/libraida_healing.so", code=3)
+        self.assertEqual(report["ok"], False)
+        self.assertIn("cannot load /nonexistent/libraida_healing.so", report["error"])
+
+    def test_library_discovery_order(self):
+        """--lib, then $RAIDA_HEALING_LIB, then the installed library, then the build tree."""
+        tmp = tempfile.mkdtemp(prefix="raida_tool_")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        with open(TOOL) as f:
+            text = f.read()
+        self.assertEqual(text.count("\nINSTALLED_LIBRARY = None\n"), 1)
+        installed = os.path.join(tmp, "raida-healing")
+        with open(installed, "w") as f:
+            f.write(text.replace("\nINSTALLED_LIBRARY = None\n",
+                                 "\nINSTALLED_LIBRARY = %r\n" % ARGS.fake_abi))
+        env = dict(os.environ)
+        env.pop("RAIDA_HEALING_LIB", None)
+        library = lambda run: run.stdout.splitlines()[0]  # noqa: E731
+        run = self.run_tool("check", env=env, tool=installed)
+        self.assertEqual((run.returncode, library(run)), (1, "library: " + ARGS.fake_abi))
+        run = self.run_tool("check", env=dict(env, RAIDA_HEALING_LIB=ARGS.lib), tool=installed)
+        self.assertEqual((run.returncode, library(run)), (0, "library: " + ARGS.lib))
+        run = self.run_tool("check", "--lib", ARGS.fake_abi, env=dict(env, RAIDA_HEALING_LIB=ARGS.lib))
+        self.assertEqual((run.returncode, library(run)), (1, "library: " + ARGS.fake_abi))
+        # no installed path, no variable: the build tree next to tools/, if make built there
+        build_tree = os.path.join(ROOT, "target", "release", "libraida_healing.so")
+        run = self.run_tool("check", env=env)
+        if os.path.exists(build_tree):
+            self.assertEqual((run.returncode, library(run)), (0, "library: " + build_tree))
+        else:  # CARGO_TARGET_DIR elsewhere: nothing to find
+            self.assertEqual(run.returncode, 3)
+            self.assertIn("no libraida_healing found", run.stderr)
+        # an installed path that no longer exists falls through to the next place
+        with open(installed, "w") as f:
+            f.write(text.replace("\nINSTALLED_LIBRARY = None\n",
+                                 "\nINSTALLED_LIBRARY = '/nonexistent/libraida_healing.so.0'\n"))
+        run = self.run_tool("check", env=dict(env, RAIDA_HEALING_LIB=ARGS.lib), tool=installed)
+        self.assertEqual(library(run), "library: " + ARGS.lib)
+
+    def test_read(self):
+        folder = new_folder(self)
+        plant_page(folder, 1, 4, free={5003})
+        plant_page(folder, -1, 0)
+        env = dict(os.environ, RAIDA_HEALING_LIB=ARGS.lib)
+        env.pop("RAIDA_HEALING_LOG", None)
+        run = self.run_tool("read", folder, "1:5000", "-1:7", "1:5003", env=env)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(run.stderr, "")
+        self.assertEqual(run.stdout.splitlines(), [
+            "1:5000         AN %s  MFS   1 (used)" % stored_an(1, 5000).hex(),
+            "-1:7           AN %s  MFS   1 (used)" % stored_an(-1, 7).hex(),
+            "1:5003         AN %s  MFS   0 (free)" % stored_an(1, 5003).hex(),
+        ])
+        report = self.run_json("read", folder, "--lib", ARGS.lib, "-1:7", "2:1", code=1)
+        missing = page_path(folder, 2, 0)
+        self.assertEqual(report, {"folder": folder, "ok": False, "coins": [
+            {"coin": "-1:7", "den": -1, "sn": 7, "an": stored_an(-1, 7).hex(), "mfs": 1,
+             "used": True},
+            {"coin": "2:1", "den": 2, "sn": 1,
+             "error": "no page holds denomination 2 serial number 1 (no file %s)" % missing},
+        ]})
+        run = self.run_tool("read", folder, "--lib", ARGS.lib, "2:1")
+        self.assertEqual(run.returncode, 1)
+        self.assertEqual(run.stdout, "2:1            no page (the server answers 40 for this "
+                         "coin): no page holds denomination 2 serial number 1 (no file %s)\n" % missing)
+        run = self.run_tool("read", folder + "/missing", "--lib", ARGS.lib, "1:1")
+        self.assertEqual((run.returncode, run.stdout), (3, ""))
+        self.assertIn("cannot open %s/missing: RAIDA_HEALING_E_CONFIG (-4)" % folder, run.stderr)
+        report = self.run_json("read", folder + "/missing", "--lib", ARGS.lib, "1:1", code=3)
+        self.assertEqual(report["ok"], False)
+        self.assertIn("RAIDA_HEALING_E_CONFIG", report["error"])
 
     def test_find(self):
         folder = new_folder(self)
@@ -557,7 +768,8 @@ class Tool(unittest.TestCase):
         an = stored_an(1, 5001).hex()
         env = dict(os.environ)
         env.pop("RAIDA_HEALING_LOG", None)
-        run = self.run_tool("find", folder, "--lib", ARGS.lib, "--", "1:5000", "1:5001:" + an,
+        # a negative denomination is a coin, with or without `--`
+        run = self.run_tool("find", folder, "--lib", ARGS.lib, "1:5000", "1:5001:" + an,
                             "1:5003", "-1:7", env=env)
         self.assertEqual(run.returncode, 0, run.stderr)
         self.assertEqual(run.stderr, "")  # quiet by default
@@ -567,23 +779,171 @@ class Tool(unittest.TestCase):
             "1:5003         AN %s  MFS   0 (free)" % stored_an(1, 5003).hex(),
             "-1:7           AN %s  MFS   1 (used)" % stored_an(-1, 7).hex(),
         ])
+        self.assertEqual(self.run_tool("find", folder, "--lib", ARGS.lib, "--", "-1:7").stdout,
+                         "-1:7           AN %s  MFS   1 (used)\n" % stored_an(-1, 7).hex())
         run = self.run_tool("find", folder, "--lib", ARGS.lib, "1:5001:" + "00" * 16, "2:1",
                             env=dict(env, RAIDA_HEALING_LOG="debug"))
         self.assertEqual(run.returncode, 1)
-        self.assertEqual(run.stdout.splitlines(), [
-            "1:5001         AN %s  MFS   1 (used)  given AN: DIFFERS (find 208)" % an,
-            "2:1            no page (the server answers 40 for this coin)",
-        ])
+        self.assertEqual(run.stdout.splitlines()[0],
+                         "1:5001         AN %s  MFS   1 (used)  given AN: DIFFERS (find 208)" % an)
+        self.assertTrue(run.stdout.splitlines()[1].startswith(
+            "2:1            no page (the server answers 40 for this coin)"))
         self.assertIn("raida_healing DEBUG: opened %s as RAIDA 3" % folder, run.stderr)
+        report = self.run_json("find", folder, "--lib", ARGS.lib, "1:5001:" + an,
+                               "-1:7:" + "00" * 16, code=1)
+        self.assertEqual(report["coins"][0], {
+            "coin": "1:5001", "den": 1, "sn": 5001, "an": an, "mfs": 1, "used": True,
+            "given_an": an, "find_status": 209, "matches": True})
+        self.assertEqual((report["coins"][1]["find_status"], report["coins"][1]["matches"]),
+                         (208, False))
         # the folder is only read: page files unchanged, no temporary files
         self.assertEqual(sorted(os.listdir(os.path.join(folder, "Data", "01", "00"))),
                          ["0004.bin"])
-        run = self.run_tool("find", folder, "--lib", ARGS.lib, "1:99999999")
-        self.assertEqual(run.returncode, 2)
-        self.assertIn("serial number must be 0..1023999", run.stderr)
         run = self.run_tool("find", folder + "/missing", "--lib", ARGS.lib, "1:1")
-        self.assertEqual(run.returncode, 2)
+        self.assertEqual(run.returncode, 3)
         self.assertIn("cannot open %s/missing: RAIDA_HEALING_E_CONFIG (-4)" % folder, run.stderr)
+
+    def test_audit_of_a_whole_clean_folder(self):
+        folder, _ = full_folder(self)
+        run = self.run_tool("audit", folder, "--lib", ARGS.lib)
+        self.assertEqual((run.returncode, run.stderr), (0, ""))  # no progress off a terminal
+        data = os.path.join(folder, "Data")
+        self.assertEqual(run.stdout, "audit of %s: 15000 pages, 15000 valid\naudit: ok\n" % data)
+        report = self.run_json("audit", folder, "--lib", ARGS.lib, code=0)
+        self.assertEqual(report, {"folder": folder, "data": data, "pages": 15000,
+                                  "valid_pages": 15000, "counts": {}, "problems": [], "ok": True})
+        # audit changed nothing and took no lock
+        self.assertFalse(os.path.exists(os.path.join(data, ".raida_healing.lock")))
+        # on a terminal it shows progress on stderr
+        import pty
+        master, slave = pty.openpty()
+        chunks = []
+        reader = threading.Thread(target=lambda: chunks.extend(iter(
+            lambda: _read_or_empty(master), b"")), daemon=True)
+        reader.start()
+        run = self.run_tool("audit", folder, "--lib", ARGS.lib, stderr=slave,
+                            stdout=subprocess.PIPE)
+        os.close(slave)
+        reader.join(30)
+        os.close(master)
+        self.assertEqual(run.returncode, 0)
+        progress = b"".join(chunks).decode()
+        self.assertIn("\raudit: 250/15000 pages checked", progress)
+        self.assertIn("\raudit: 15000/15000 pages checked", progress)
+        self.assertNotIn("pages checked", run.stdout)
+
+    def test_audit_finds_every_kind_of_problem(self):
+        folder, page = full_folder(self)
+        data = os.path.join(folder, "Data")
+        rel = lambda den, p: os.path.relpath(page_path(folder, den, p), data)  # noqa: E731
+        os.unlink(page_path(folder, 1, 1))                           # missing
+        replace = lambda den, p, content: (os.unlink(page_path(folder, den, p)),  # noqa: E731
+                                           open(page_path(folder, den, p), "wb").write(content))
+        replace(1, 2, page[:100])                                   # truncated
+        replace(1, 3, page + b"x")                                  # oversized
+        os.unlink(page_path(folder, 1, 4))
+        os.mkfifo(page_path(folder, 1, 4))                          # not regular (never opened)
+        os.unlink(page_path(folder, 1, 5))
+        os.symlink(page_path(folder, 1, 6), page_path(folder, 1, 5))  # symlink
+        with open(page_path(folder, 1, 7) + ".tmp", "wb") as f:    # stray temporary file
+            f.write(page[:10])
+        with open(os.path.join(data, "01", "notes.txt"), "w") as f:  # no page
+            f.write("x")
+        replace(2, 0, page)
+        os.chmod(page_path(folder, 2, 0), 0o600)                    # mode differs
+        open(os.path.join(data, ".raida_healing.lock"), "w").close()  # lock left behind
+        expected = [
+            {"kind": "missing", "path": rel(1, 1), "detail": "no such page file"},
+            {"kind": "truncated", "path": rel(1, 2),
+             "detail": "truncated page file: 100 bytes, a page file has 17408"},
+            {"kind": "oversized", "path": rel(1, 3),
+             "detail": "oversized page file: 17409 bytes, a page file has 17408"},
+            {"kind": "not_regular", "path": rel(1, 4),
+             "detail": "not a regular file (a FIFO); it is never opened"},
+            {"kind": "symlink", "path": rel(1, 5),
+             "detail": "a symbolic link below Data/; links there are never followed"},
+        ]
+        if os.geteuid() == 0:  # only root can give a file to another owner
+            replace(2, 1, page)
+            os.chown(page_path(folder, 2, 1), 12345, 12345)
+        report = self.run_json("audit", folder, "--lib", ARGS.lib, code=1)
+        self.assertEqual(report["problems"][:5], expected)
+        owner = os.stat(data)
+        walked = sorted((p["kind"], p["path"], p["detail"]) for p in report["problems"][5:])
+        want = [
+            ("lock_left", ".raida_healing.lock", "a lock file left behind (no process holds "
+             "it); remove it once no ops script runs"),
+            ("mode", rel(2, 0), "mode 0600, expected %04o (Data/ is %04o)"
+             % (owner.st_mode & 0o666, owner.st_mode & 0o7777)),
+            ("temporary", rel(1, 7) + ".tmp", "a temporary file left by an interrupted write"),
+            ("unexpected", os.path.join("01", "notes.txt"), "neither a page file nor a page folder"),
+        ]
+        if os.geteuid() == 0:
+            want.insert(3, ("owner", rel(2, 1), "owner 12345:12345, Data/ has %d:%d"
+                            % (owner.st_uid, owner.st_gid)))
+        self.assertEqual(walked, sorted(want))
+        self.assertEqual(report["valid_pages"], 14995)
+        self.assertFalse(report["ok"])
+        run = self.run_tool("audit", folder, "--lib", ARGS.lib)
+        self.assertEqual(run.returncode, 1)
+        lines = run.stdout.splitlines()
+        self.assertEqual(lines[0], "audit of %s: 15000 pages, 14995 valid" % data)
+        self.assertIn("  truncated    %s: truncated page file: 100 bytes, a page file has 17408"
+                      % rel(1, 2), lines)
+        self.assertTrue(lines[-1].startswith("audit: %d problems (lock_left 1, missing 1, mode 1, "
+                                             % (len(want) + 5)), lines[-1])
+        # a lock another process holds: the folder is in use
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import fcntl,sys; f=open(sys.argv[1]); "
+             "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+             os.path.join(data, ".raida_healing.lock")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(holder.stdout.readline(), "held\n")
+            report = self.run_json("audit", folder, "--lib", ARGS.lib, code=1)
+        finally:
+            holder.stdin.close()
+            holder.wait(30)
+        self.assertIn({"kind": "lock_held", "path": ".raida_healing.lock", "detail": "a running "
+                       "process holds the folder lock: the folder is in use"}, report["problems"])
+        # many problems of one kind: the text lists 20, JSON all
+        for p in range(100, 130):
+            os.unlink(page_path(folder, 3, p))
+        run = self.run_tool("audit", folder, "--lib", ARGS.lib)
+        self.assertIn("  missing      ... and 11 more (--json lists all)", run.stdout.splitlines())
+        self.assertEqual(self.run_json("audit", folder, "--lib", ARGS.lib, code=1)["counts"]["missing"], 31)
+
+    def test_audit_cannot_open(self):
+        folder = new_folder(self)
+        os.rmdir(os.path.join(folder, "Data"))
+        run = self.run_tool("audit", folder, "--lib", ARGS.lib)
+        self.assertEqual((run.returncode, run.stdout), (3, ""))
+        self.assertEqual(run.stderr, "cannot open %s/Data: No such file or directory\n" % folder)
+        report = self.run_json("audit", folder, "--lib", ARGS.lib, code=3)
+        self.assertEqual(report, {"ok": False, "error": "cannot open %s/Data: No such file or "
+                                  "directory" % folder})
+        run = self.run_tool("audit", folder, "--lib", "/nonexistent.so")
+        self.assertEqual(run.returncode, 3)
+
+    def test_check_page_export(self):
+        """The library's page rule through ctypes: codes, paths, texts, bad arguments."""
+        folder = new_folder(self)
+        plant_page(folder, 1, 300)
+        self.assertEqual(LIB.page_count(), 15000)
+        index = (1 + 8) * 1000 + 300
+        self.assertEqual(LIB.check_page(folder, index), (0, "01/01/012c.bin", ""))
+        self.assertEqual(LIB.check_page(folder, 0), (1, "f8/00/0000.bin", "no such page file"))
+        self.assertEqual(LIB.check_page(folder, 15000)[0], rh.E_ARGUMENT)
+        code, path, why = LIB.check_page(folder + "/nope", 0)
+        self.assertEqual((code, path), (rh.E_DATA, ""))
+        self.assertTrue(why.startswith("%s/nope/Data: cannot open the folder: " % folder), why)
+
+
+def _read_or_empty(fd):
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # EIO once the terminal's last writer closed it
+        return b""
 
 
 def main():
