@@ -28,7 +28,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -585,6 +590,75 @@ static double fix_once(const struct coin *coins, int n, const uint32_t ticket[25
     return ok ? ms : -1;
 }
 
+/* The fake peers' ports, for the floor below (set once they run). */
+static const struct fake_peers *bench_peers;
+
+/* The network part of a fix done directly, without the library: a non-blocking connect
+ * to each peer holding a ticket, the 55-byte request, poll(2) until 13 whole answers
+ * (the 14 votes a coin needs) have arrived, then every socket closed. No vote counting,
+ * no page work: what any client on this machine pays for the peers alone. ms, or -1. */
+static double fix_floor_once(const uint32_t ticket[25])
+{
+    static unsigned char answer[25][32 + 5 * FIX_MAX + 2];
+    struct pollfd pfd[25];
+    int peer_of[25], sent[25], np = 0, answers = 0;
+    size_t got[25];
+    double t0 = now_ns();
+    for (int i = 0; i < 25; i++) {
+        if (i == SELF || ticket[i] == 0)
+            continue;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(bench_peers->port[i]),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        if (fd < 0 || (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS))
+            die("floor: cannot connect to peer %d", i);
+        pfd[np] = (struct pollfd){ .fd = fd, .events = POLLOUT };
+        peer_of[np] = i;
+        sent[np] = 0;
+        got[np] = 0;
+        np++;
+    }
+    while (answers < 13) {
+        if (poll(pfd, (nfds_t)np, 5000) <= 0)
+            die("floor: poll timed out or failed");
+        for (int k = 0; k < np; k++) {
+            if (pfd[k].fd < 0 || pfd[k].revents == 0)
+                continue;
+            if (!sent[k]) {
+                unsigned char frame[55] = { 1, 0, (unsigned char)peer_of[k], 0, 2, 50, 0, COIN_ID, 1 };
+                frame[23] = 23;
+                for (int b = 0; b < 16; b++)
+                    frame[32 + b] = (unsigned char)(b * 7 + k);
+                frame[48] = SELF;
+                rq_put_u32be(frame + 49, ticket[peer_of[k]]);
+                frame[53] = frame[54] = 0x3E;
+                if (send(pfd[k].fd, frame, sizeof frame, MSG_NOSIGNAL) != (ssize_t)sizeof frame)
+                    die("floor: send to peer %d failed", peer_of[k]);
+                sent[k] = 1;
+                pfd[k].events = POLLIN;
+                continue;
+            }
+            ssize_t r = recv(pfd[k].fd, answer[k] + got[k], sizeof answer[k] - got[k], 0);
+            if (r <= 0)
+                die("floor: peer %d closed early", peer_of[k]);
+            got[k] += (size_t)r;
+            if (got[k] >= 32) {
+                size_t need = 32 + ((size_t)answer[k][9] << 16 | (size_t)answer[k][10] << 8 |
+                                    answer[k][11]);
+                if (got[k] >= need) {
+                    answers++;
+                    close(pfd[k].fd);
+                    pfd[k].fd = -1;
+                }
+            }
+        }
+    }
+    for (int k = 0; k < np; k++)
+        if (pfd[k].fd >= 0)
+            close(pfd[k].fd);
+    return (now_ns() - t0) / 1e6;
+}
+
 static void fix_row(const char *what, const struct coin *coins, int n, int stalled,
                     double target_ms)
 {
@@ -599,12 +673,14 @@ static void fix_row(const char *what, const struct coin *coins, int n, int stall
                           : FAKE_PEER_TICKET(FAKE_PEER_HONEST, (uint32_t)n);
         honest += !stall;
     }
-    double ms[FIX_SAMPLES];
+    double ms[FIX_SAMPLES], floor_ms[FIX_SAMPLES];
     int taken = 0;
     double spent = 0;
     for (int s = 0; s < FIX_SAMPLES && spent < FIX_BUDGET_NS; s++) {
         double t0 = now_ns();
         ms[taken] = fix_once(coins, n, ticket);
+        if (!stalled)
+            floor_ms[taken] = fix_floor_once(ticket);
         spent += now_ns() - t0;
         if (ms[taken] < 0)
             break;
@@ -620,13 +696,129 @@ static void fix_row(const char *what, const struct coin *coins, int n, int stall
     double m = median(ms, taken);
     char verdict[32] = "";
     if (target_ms > 0)
-        snprintf(verdict, sizeof verdict, "<= %.0f ms: %s", target_ms,
+        snprintf(verdict, sizeof verdict, "<= %g ms: %s", target_ms,
                  m <= target_ms ? "met" : "MISSED");
-    char value[32];
+    char value[32], floor_value[32] = "", ratio[16] = "";
     snprintf(value, sizeof value, "%.2f ms", m);
     if (taken < FIX_SAMPLES)
         snprintf(value, sizeof value, "%.2f ms (%d runs)", m, taken);
-    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", label, value, "", "", verdict);
+    if (!stalled) {
+        double f = median(floor_ms, taken);
+        snprintf(floor_value, sizeof floor_value, "%.2f ms", f);
+        snprintf(ratio, sizeof ratio, "%.2fx", m / f);
+    }
+    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", label, value, floor_value, ratio, verdict);
+    fflush(stdout);
+}
+
+/* ---- what a fix costs the process: threads, system calls, peer connections ---- */
+
+#define COST_REQUESTS 200
+
+/* True once a tracer (strace) is attached to this process. */
+static int traced(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int pid = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "TracerPid: %d", &pid) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return pid != 0;
+}
+
+/* Runs `requests` fixes under `strace -f -c` attached to this process (the fake peers,
+ * a child started earlier, are not traced) and returns, per fix, the threads created
+ * (clone, clone3), the system calls and the peer sockets opened. All -1 when strace
+ * is not available. */
+static void fix_cost(const struct coin *coins, int n, const uint32_t ticket[25], int requests,
+                     double *threads, double *calls, double *sockets)
+{
+    *threads = *calls = *sockets = -1;
+    char out[] = "/tmp/raida_bench_strace_XXXXXX";
+    int fd = mkstemp(out);
+    if (fd < 0)
+        return;
+    close(fd);
+    char me[16];
+    snprintf(me, sizeof me, "%d", (int)getpid());
+    fflush(stdout);
+    pid_t tracer = fork();
+    if (tracer < 0) {
+        unlink(out);
+        return;
+    }
+    if (tracer == 0) {
+        execlp("strace", "strace", "-f", "-c", "-qq", "-U", "calls,name", "-o", out, "-p", me,
+               (char *)NULL);
+        _exit(127);
+    }
+    int status, attached = 0;
+    for (int i = 0; i < 2000 && !attached; i++) {
+        if (waitpid(tracer, &status, WNOHANG) == tracer)
+            break;
+        attached = traced();
+        if (!attached) {
+            struct timespec ms = { 0, 5 * 1000 * 1000 };
+            nanosleep(&ms, NULL);
+        }
+    }
+    if (attached)
+        for (int r = 0; r < requests; r++)
+            fix_once(coins, n, ticket);
+    kill(tracer, SIGINT);
+    waitpid(tracer, &status, 0);
+    FILE *f = attached ? fopen(out, "r") : NULL;
+    char line[256], name[64];
+    long count, total = 0, clones = 0, socks = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (sscanf(line, " %ld %63s", &count, name) != 2)
+            continue;
+        if (strcmp(name, "total") == 0)
+            continue;
+        total += count;
+        if (strcmp(name, "clone") == 0 || strcmp(name, "clone3") == 0)
+            clones += count;
+        if (strcmp(name, "socket") == 0)
+            socks += count;
+    }
+    if (f) {
+        fclose(f);
+        if (total > 0) {
+            *threads = (double)clones / requests;
+            *calls = (double)total / requests;
+            *sockets = (double)socks / requests;
+        }
+    }
+    unlink(out);
+}
+
+static void cost_rows(const char *what, const struct coin *coins, int n)
+{
+    uint32_t ticket[25] = { 0 };
+    for (int i = 0; i < 25; i++)
+        if (i != SELF)
+            ticket[i] = FAKE_PEER_TICKET(FAKE_PEER_HONEST, (uint32_t)n);
+    double threads, calls, sockets;
+    fix_cost(coins, n, ticket, COST_REQUESTS, &threads, &calls, &sockets);
+    char label[96], value[32];
+    if (threads < 0) {
+        snprintf(label, sizeof label, "%s (24 honest): cost per fix", what);
+        printf("| %-46s | %17s | %17s | %7s | %-16s |\n", label, "no strace", "", "", "");
+        return;
+    }
+    snprintf(label, sizeof label, "%s (24 honest): threads created", what);
+    snprintf(value, sizeof value, "%.1f / fix", threads);
+    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", label, value, "", "",
+           threads == 0 ? "0: met" : "0: MISSED");
+    snprintf(label, sizeof label, "%s (24 honest): system calls", what);
+    snprintf(value, sizeof value, "%.1f / fix", calls);
+    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", label, value, "", "", "");
+    snprintf(label, sizeof label, "%s (24 honest): peer connections", what);
+    snprintf(value, sizeof value, "%.1f / fix", sockets);
+    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", label, value, "", "", "");
     fflush(stdout);
 }
 
@@ -888,10 +1080,13 @@ int main(int argc, char **argv)
     for (int i = 0; i < 25; i++)
         if (i != SELF)
             host_set_peer(i, "127.0.0.1", peers.port[i]);
-    fix_row("fix x1", fix_coins, 1, 0, 0);
+    bench_peers = &peers;
+    fix_row("fix x1", fix_coins, 1, 0, 0.5);
     fix_row("fix x100", fix_coins, 100, 0, 0);
-    fix_row("fix x3000", fix_coins, FIX_MAX, 0, 10);
+    fix_row("fix x3000", fix_coins, FIX_MAX, 0, 2.5);
     fix_row("fix x1", fix_coins, 1, 10, 100);
+    cost_rows("fix x1", fix_coins, 1);
+    cost_rows("fix x3000", fix_coins, FIX_MAX);
     fake_peers_stop(&peers);
 
     printf("\nlayouts: ");

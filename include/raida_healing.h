@@ -207,6 +207,32 @@ typedef struct conn_info_t {
   int is_udp_pooled;
 } conn_info_t;
 
+// One peer as `raida_healing_peer_health` reports it: what this process has seen of
+// it since the library was loaded.
+typedef struct raida_healing_peer_health_t {
+  // The peer's RAIDA index, 0..24.
+  uint8_t raida;
+  // Its IPv4 address, most significant byte first (10.0.0.7 is {10, 0, 0, 7}).
+  uint8_t ipv4[4];
+  // Its TCP port.
+  uint16_t port;
+  // Well-formed answers: votes, and refusals such as 43 or 44 (the peer is up).
+  uint64_t answers;
+  // Refused connections and answers that broke the protocol.
+  uint64_t failures;
+  // Calls that reached their deadline with this peer still silent.
+  uint64_t timeouts;
+  // Second connections opened because it was silent beyond its usual answer time.
+  uint64_t hedges;
+  // Typical time from connect to answer (an EWMA), in microseconds; 0 before the
+  // first answer.
+  uint64_t typical_us;
+  // A high answer time (typical + 4 x mean deviation), in microseconds; 0 before the
+  // first answer. A peer silent for twice this (at least RAIDA_HEALING_HEDGE_MS, at
+  // most 8 x typical) is hedged.
+  uint64_t high_us;
+} raida_healing_peer_health_t;
+
 // A coin as C code holds it (`coin_t`, 8 bytes).
 typedef struct coin_t {
   int8_t denomination;
@@ -335,15 +361,50 @@ void cmd_find(struct conn_info_t *ci);
 // update_free_pages_bitmap(den, sn, 0), under its page lock. Answers 241, 242 or 243
 // (+ bitfield) like get_ticket (without a ticket id); 16, 36, 39 or 40 on bad input.
 // Returns as soon as every coin is decided, at the latest after
-// RAIDA_HEALING_PEER_DEADLINE_MS (default 32000); a peer silent for RAIDA_HEALING_HEDGE_MS
-// (default 300) gets a second connection. Logs one summary line per fix (docs/fix.md).
+// RAIDA_HEALING_PEER_DEADLINE_MS (default 32000); a peer silent well beyond its usual
+// answer time (never before RAIDA_HEALING_HEDGE_MS, default 300) gets a second connection.
+// Creates no thread: every peer connection is driven from the calling thread with poll(2),
+// and the process holds at most RAIDA_HEALING_MAX_PEER_CONNECTIONS (default 256) peer
+// connections across all concurrent calls; a peer that gets no slot before the deadline
+// has no vote. Logs one summary line per fix (docs/fix.md).
 //
 // # Safety
 // As for `cmd_get_ticket`.
 void cmd_fix(struct conn_info_t *ci);
 
+// Copies the peer client's per-peer figures (answers, failures, timeouts, hedges and
+// typical answer time of every peer this process has asked, in RAIDA index order) into
+// `out`, so a host, a test or an ops script can see which RAIDA is slow or down.
+//
+// Call it with `out` NULL and `capacity` 0 to learn how many peers there are; `*count`
+// is then set to that number. Otherwise at most `capacity` entries are written and
+// `*count` is set to the number of peers known, which may exceed `capacity` (like
+// `snprintf`: call again with a larger array to get them all). Entries beyond those
+// written are left untouched. The same figures go to the log at most once a minute
+// while there is peer traffic.
+//
+// # Returns
+// `RAIDA_HEALING_OK` (0); `RAIDA_HEALING_E_ARGUMENT` when `count` is NULL, or `out` is
+// NULL with a non-zero `capacity` (nothing is written); `RAIDA_HEALING_E_INTERNAL` if
+// the library failed (a bug). On failure the reason is in `raida_healing_last_error()`;
+// success empties it.
+//
+// # Safety
+// `count` is NULL or points to a writable `size_t`; `out` is NULL or points to
+// `capacity` writable `raida_healing_peer_health_t`.
+int raida_healing_peer_health(struct raida_healing_peer_health_t *out,
+                              size_t capacity,
+                              size_t *count);
+
+// The number of peer connections this process's library holds right now, across all
+// concurrent fixes and jobs (never more than RAIDA_HEALING_MAX_PEER_CONNECTIONS,
+// default 256). 0 whenever no fix or send_validate_ticket_job is running.
+size_t raida_healing_peer_connections(void);
+
 // Asks peer RAIDA `arg->raida_idx` to validate `arg->ticket` on behalf of this server
-// (`config.raida_no`), with the coin id of `arg->ci`.
+// (`config.raida_no`), with the coin id of `arg->ci`. Runs on the calling thread (no
+// thread of its own), within RAIDA_HEALING_PEER_DEADLINE_MS, its connections counted in
+// the process-wide RAIDA_HEALING_MAX_PEER_CONNECTIONS budget like cmd_fix's.
 //
 // # Returns
 // Always NULL. On a valid 250 answer `arg->rv_coins` is a `malloc` array of

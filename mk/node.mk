@@ -5,6 +5,7 @@
 ## make demo               a 25-node loopback network heals a fracked coin (DEMO_BASE_PORT=N pins ports N..N+24)
 ## make node-test          node unit tests (ASan+UBSan; config via the library reader); network tests on the plain and ASan+UBSan node (make test)
 ## make node-valgrind      network tests, seven nodes under memcheck (NODE_VALGRIND_RAIDAS=all: every node) (make test)
+## make node-wan-test      the 25-node network behind delay proxies (5-250 ms one way): hedges per fix, time against the floor, lazy accept, heal storm (make test)
 
 NODE_DIR       := c_tests/node
 NODE_LIB_SRCS  := $(NODE_DIR)/node_config.c $(NODE_DIR)/node_wire.c $(NODE_DIR)/node_pages.c c_tests/host.c
@@ -15,7 +16,7 @@ $(eval $(call c_program,raida_node,$(NODE_SRCS)))
 # its config through the library's reader). Built with ASan+UBSan only.
 $(eval $(call c_program,node_unit_test,$(NODE_UNIT_SRCS)))
 
-.PHONY: node demo node-test node-valgrind
+.PHONY: node demo node-test node-valgrind node-wan-test
 
 node: $(call bin,raida_node)
 
@@ -65,6 +66,11 @@ $(NODE_VG_WRAPPER): $(call bin,raida_node) FORCE | $(BUILD)/valgrind-node
 node-valgrind: $(NODE_VG_WRAPPER)
 	python3 $(NODE_DIR)/test_network.py --node $(NODE_VG_WRAPPER)
 
-TEST_TARGETS += node-test node-valgrind
+# The same network with a delay proxy in front of each node (c_tests/node/delayproxy.py);
+# about 10 s.
+node-wan-test: $(call bin,raida_node)
+	python3 $(NODE_DIR)/test_wan.py --node $(call bin,raida_node)
+
+TEST_TARGETS += node-test node-valgrind node-wan-test
 # Python's byte code of netlab/raida_wire/wallet (when PYTHONDONTWRITEBYTECODE is unset).
 CLEAN_PATHS  += $(NODE_DIR)/__pycache__

@@ -1,12 +1,14 @@
 //! The validate-ticket client: asks peer RAIDAs to confirm the tickets a fix carries.
 //!
-//! Every peer is asked at once, each connection on its own short-lived thread scoped to
-//! the call (no runtime, nothing outlives [`ask_peers`]). One deadline bounds connect plus
-//! read for the whole call. A peer still silent after [`PeerOptions::hedge_after`] gets a
-//! second connection, because a legacy listener can leave a connection unaccepted until
-//! another one arrives; the first valid answer on either is that peer's one answer. As
-//! soon as the caller's [`Collector`] says the outcome is settled, every socket still
-//! open is shut down, which wakes its thread, and the call returns once they have ended.
+//! Every peer is asked at once from the calling thread: non-blocking connect, send and
+//! receive, one `poll(2)` over the call's sockets (no thread, no runtime, no extra
+//! descriptor; nothing outlives [`ask_peers`]). One deadline bounds connect plus read for
+//! the whole call. Every socket holds a slot of the process-wide [`budget`]. A peer
+//! silent well beyond its own usual answer time (the rule in [`health`]) gets a second
+//! connection, because a legacy listener can leave a connection unaccepted until another
+//! one arrives; the first valid answer on either is that peer's one answer. As soon as
+//! the caller's [`Collector`] says the outcome is settled, every socket still open is
+//! closed and the call returns.
 //!
 //! Answers are read strictly ([`check_response_header`], [`parse_response_body`]): any
 //! deviation is no answer from that peer, reported as a [`PeerOutcome`] that says why.
@@ -14,13 +16,16 @@
 
 use std::fmt;
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, SocketAddrV4};
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use socket2::{Domain, Protocol, Socket, Type};
+
+pub mod budget;
+pub mod health;
+
+use budget::Permit;
 
 use crate::protocol::{challenge_crc, Coin, Status, COIN_BYTES, TRAILER, TRAILER_BYTES};
 
@@ -41,8 +46,6 @@ const REQUEST_BODY_BYTES: u16 = 23;
 /// Command group 2 (healing), command 50 (validate_ticket).
 const HEALING_GROUP: u8 = 2;
 const VALIDATE_TICKET: u8 = 50;
-/// Stack of one connection thread: it only does socket calls on small buffers.
-const CONNECTION_STACK_BYTES: usize = 128 * 1024;
 /// The longest deadline or hedge delay the environment may set (one hour).
 const MAX_SETTING_MS: u64 = 3_600_000;
 
@@ -51,9 +54,12 @@ const MAX_SETTING_MS: u64 = 3_600_000;
 pub struct PeerOptions {
     /// One deadline for connect plus read over a whole fix (or one job).
     pub deadline: Duration,
-    /// A peer silent this long gets a second connection (a hedge); a value at or past
-    /// the deadline disables hedging.
+    /// The hedge floor: no peer gets a second connection (a hedge) before this much
+    /// silence; a value at or past the deadline disables hedging.
     pub hedge_after: Duration,
+    /// The silence before a hedge for a peer this process has never had an answer from
+    /// (at least `hedge_after`); peers with history follow the rule in [`health`].
+    pub hedge_start: Duration,
 }
 
 impl Default for PeerOptions {
@@ -61,14 +67,16 @@ impl Default for PeerOptions {
         PeerOptions {
             deadline: Duration::from_secs(32),
             hedge_after: Duration::from_millis(300),
+            hedge_start: Duration::from_millis(1000),
         }
     }
 }
 
 impl PeerOptions {
-    /// Defaults, overridden by `RAIDA_HEALING_PEER_DEADLINE_MS` (1 ..= 3 600 000) and
-    /// `RAIDA_HEALING_HEDGE_MS` (0 ..= 3 600 000) where set to a number of milliseconds;
-    /// values outside those ranges are clamped, anything else is ignored.
+    /// Defaults, overridden by `RAIDA_HEALING_PEER_DEADLINE_MS` (1 ..= 3 600 000),
+    /// `RAIDA_HEALING_HEDGE_MS` and `RAIDA_HEALING_HEDGE_START_MS` (0 ..= 3 600 000)
+    /// where set to a number of milliseconds; values outside those ranges are clamped,
+    /// anything else is ignored.
     pub fn from_env() -> PeerOptions {
         PeerOptions::from_lookup(|name| std::env::var(name).ok())
     }
@@ -84,6 +92,7 @@ impl PeerOptions {
         PeerOptions {
             deadline: ms("RAIDA_HEALING_PEER_DEADLINE_MS", 1).unwrap_or(defaults.deadline),
             hedge_after: ms("RAIDA_HEALING_HEDGE_MS", 0).unwrap_or(defaults.hedge_after),
+            hedge_start: ms("RAIDA_HEALING_HEDGE_START_MS", 0).unwrap_or(defaults.hedge_start),
         }
     }
 }
@@ -275,8 +284,11 @@ pub enum PeerOutcome {
     Invalid(AnswerError),
     /// Every coin was decided before it answered (or before it had to be asked).
     Unneeded,
-    /// This server could not ask it (no socket or thread available).
+    /// This server could not ask it (no socket available, poll failed).
     LocalError(io::ErrorKind),
+    /// The process-wide connection budget (`RAIDA_HEALING_MAX_PEER_CONNECTIONS`) had no
+    /// free slot for it before the deadline: never asked, no vote.
+    NoConnection,
 }
 
 impl fmt::Display for PeerOutcome {
@@ -292,6 +304,9 @@ impl fmt::Display for PeerOutcome {
             PeerOutcome::Invalid(why) => write!(f, "invalid answer: {why}"),
             PeerOutcome::Unneeded => write!(f, "unneeded (decided without it)"),
             PeerOutcome::LocalError(kind) => write!(f, "local error: {kind}"),
+            PeerOutcome::NoConnection => {
+                write!(f, "no connection slot free before the deadline")
+            }
         }
     }
 }
@@ -320,198 +335,286 @@ pub trait Collector {
 #[derive(Debug)]
 enum Failure {
     Connect(io::ErrorKind),
-    TimedOut,
     Answer(AnswerError),
     Local(io::ErrorKind),
-    /// Shut down by [`ask_peers`] because the outcome was settled.
-    Cancelled,
 }
 
 impl Failure {
     fn outcome(self) -> PeerOutcome {
         match self {
             Failure::Connect(kind) => PeerOutcome::Refused(kind),
-            Failure::TimedOut => PeerOutcome::TimedOut,
             Failure::Answer(AnswerError::Status(status)) => PeerOutcome::Declined(status),
             Failure::Answer(why) => PeerOutcome::Invalid(why),
             Failure::Local(kind) => PeerOutcome::LocalError(kind),
-            Failure::Cancelled => PeerOutcome::Unneeded,
         }
     }
 }
 
-/// The sockets of one call, so the caller's thread can wake every connection thread by
-/// shutting its socket down. Once cancelled, no new socket may start.
-#[derive(Default)]
-struct Sockets {
-    state: Mutex<(bool, Vec<Arc<Socket>>)>,
+/// Fresh challenges for one call's connections: one read of the OS's randomness for a
+/// batch (every first connection and hedge of a call), instead of one per connection.
+/// The one place peer challenges get their randomness.
+struct Challenges {
+    random: Vec<u8>,
+    used: usize,
 }
 
-impl Sockets {
-    /// Adds `socket`; false once the call is over (the attempt must not start).
-    fn register(&self, socket: &Arc<Socket>) -> bool {
-        let mut state = self.state.lock();
-        if state.0 {
-            return false;
-        }
-        state.1.push(Arc::clone(socket));
-        true
-    }
-
-    fn is_cancelled(&self) -> bool {
-        self.state.lock().0
-    }
-
-    /// Shuts every socket down: a blocked connect, send or receive returns at once
-    /// (a connect not yet started fails at once too, the socket being shut down).
-    fn cancel_all(&self) {
-        let mut state = self.state.lock();
-        state.0 = true;
-        for socket in state.1.drain(..) {
-            // ENOTCONN for sockets that never connected is expected and harmless.
-            let _ = socket.shutdown(Shutdown::Both);
+impl Challenges {
+    /// Room for `count` challenges per batch; nothing is read until the first is needed.
+    fn new(count: usize) -> Challenges {
+        let bytes = 12 * count.max(1);
+        Challenges {
+            random: vec![0; bytes],
+            used: bytes,
         }
     }
+
+    fn next(&mut self) -> Result<[u8; CHALLENGE_BYTES], Failure> {
+        if self.used == self.random.len() {
+            // No challenge from a predictable source: when the OS cannot give random
+            // bytes, the peer is not asked at all (and the next call tries again).
+            crate::random::fill(&mut self.random)
+                .map_err(|_| Failure::Local(io::ErrorKind::Other))?;
+            self.used = 0;
+        }
+        let mut random = [0u8; 12];
+        random.copy_from_slice(&self.random[self.used..self.used + 12]);
+        self.used += 12;
+        Ok(challenge_for(&random))
+    }
 }
 
-/// Time left before `deadline`, or `None` once it has passed. Never zero: a zero socket
-/// timeout would mean "wait forever".
-fn time_left(deadline: Instant) -> Option<Duration> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    (!left.is_zero()).then_some(left.max(Duration::from_millis(1)))
+/// Bytes one read of an answer asks for: a whole small answer (header and up to about
+/// 800 coins) arrives in one system call.
+const READ_CHUNK: usize = 4096;
+
+/// How far one connection has got.
+enum Stage {
+    Connecting,
+    Sending {
+        sent: usize,
+    },
+    /// Reading the answer: what arrived so far, and the body size once the header has
+    /// been checked.
+    Receiving {
+        answer: Vec<u8>,
+        body: Option<usize>,
+    },
 }
 
-fn is_timeout(kind: io::ErrorKind) -> bool {
-    matches!(kind, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+/// What a connection waits for next, or how it ended.
+enum Step {
+    Wait(PollFlags),
+    Done(Result<Vec<Coin>, Failure>),
 }
 
-/// One connection to one peer: connect, send the request, read the answer strictly.
-fn attempt(
-    target: Target,
-    claimer: Claimer,
-    deadline: Instant,
-    sockets: &Sockets,
-) -> Result<Vec<Coin>, Failure> {
-    let mut random = [0u8; 12];
-    // No challenge from a predictable source: the peer is not asked at all.
-    crate::random::fill(&mut random).map_err(|_| Failure::Local(io::ErrorKind::Other))?;
-    let challenge = challenge_for(&random);
-    let frame = request_frame(target.raida, claimer, target.ticket, &challenge);
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
+/// One non-blocking connection to one peer, driven by [`ask_peers`]' readiness loop.
+struct Connection {
+    // Declared before `_permit`: the socket is closed before its budget slot is returned.
+    socket: Socket,
+    _permit: Permit,
+    slot: usize,
+    hedge: bool,
+    opened: Instant,
+    challenge: [u8; CHALLENGE_BYTES],
+    frame: [u8; REQUEST_BYTES],
+    stage: Stage,
+    waits_for: PollFlags,
+}
+
+impl Connection {
+    /// Opens a connection to `target` under `permit` and starts a non-blocking connect.
+    fn open(
+        target: Target,
+        claimer: Claimer,
+        slot: usize,
+        hedge: bool,
+        permit: Permit,
+        challenge: [u8; CHALLENGE_BYTES],
+    ) -> Result<Connection, Failure> {
+        let frame = request_frame(target.raida, claimer, target.ticket, &challenge);
+        let socket = Socket::new(
+            Domain::IPV4,
+            Type::STREAM.nonblocking(),
+            Some(Protocol::TCP),
+        )
         .map_err(|e| Failure::Local(e.kind()))?;
-    let socket = Arc::new(socket);
-    if !sockets.register(&socket) {
-        return Err(Failure::Cancelled);
-    }
-    let classify = |kind: io::ErrorKind, otherwise: Failure| {
-        if sockets.is_cancelled() {
-            Failure::Cancelled
-        } else if is_timeout(kind) {
-            Failure::TimedOut
-        } else {
-            otherwise
-        }
-    };
-    let left = time_left(deadline).ok_or(Failure::TimedOut)?;
-    socket
-        .connect_timeout(&SocketAddr::V4(target.addr).into(), left)
-        .map_err(|e| classify(e.kind(), Failure::Connect(e.kind())))?;
-    // Best effort: the request is one small segment either way.
-    let _ = socket.set_nodelay(true);
-    let mut sent = 0;
-    while sent < frame.len() {
-        let left = time_left(deadline).ok_or(Failure::TimedOut)?;
-        socket
-            .set_write_timeout(Some(left))
-            .map_err(|e| Failure::Local(e.kind()))?;
-        match socket.send_with_flags(&frame[sent..], libc::MSG_NOSIGNAL) {
-            Ok(0) => {
-                return Err(classify(
-                    io::ErrorKind::WriteZero,
-                    io_failure(io::ErrorKind::WriteZero),
-                ))
+        let stage = match socket.connect(&SocketAddr::V4(target.addr).into()) {
+            Ok(()) => Stage::Sending { sent: 0 },
+            // EINTR on a non-blocking connect: the handshake goes on, as for EINPROGRESS.
+            Err(e)
+                if e.raw_os_error() == Some(libc::EINPROGRESS)
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                Stage::Connecting
             }
-            Ok(n) => sent += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(classify(e.kind(), io_failure(e.kind()))),
+            Err(e) => return Err(Failure::Connect(e.kind())),
+        };
+        Ok(Connection {
+            socket,
+            _permit: permit,
+            slot,
+            hedge,
+            opened: Instant::now(),
+            challenge,
+            frame,
+            stage,
+            waits_for: PollFlags::OUT,
+        })
+    }
+
+    /// Makes every step the socket allows now (`ready`: what poll reported), reading
+    /// the answer strictly.
+    fn advance(&mut self, raida: u8, ready: PollFlags) -> Step {
+        loop {
+            match &mut self.stage {
+                Stage::Connecting => {
+                    if ready.intersects(PollFlags::ERR | PollFlags::HUP) {
+                        match self.socket.take_error() {
+                            Ok(Some(e)) => return Step::Done(Err(Failure::Connect(e.kind()))),
+                            Ok(None) => {}
+                            Err(e) => return Step::Done(Err(Failure::Local(e.kind()))),
+                        }
+                    } else if !ready.contains(PollFlags::OUT) {
+                        return Step::Wait(PollFlags::OUT);
+                    }
+                    self.stage = Stage::Sending { sent: 0 };
+                }
+                Stage::Sending { sent } => {
+                    match self
+                        .socket
+                        .send_with_flags(&self.frame[*sent..], libc::MSG_NOSIGNAL)
+                    {
+                        Ok(0) => return Step::Done(Err(io_failure(io::ErrorKind::WriteZero))),
+                        Ok(n) => {
+                            *sent += n;
+                            if *sent == REQUEST_BYTES {
+                                self.stage = Stage::Receiving {
+                                    answer: Vec::new(),
+                                    body: None,
+                                };
+                                // The answer takes a round trip: wait for it.
+                                return Step::Wait(PollFlags::IN);
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            return Step::Wait(PollFlags::OUT)
+                        }
+                        Err(e) => return Step::Done(Err(io_failure(e.kind()))),
+                    }
+                }
+                Stage::Receiving { answer, body } => {
+                    // The header comes in a chunk that usually holds the whole answer;
+                    // once the body size is known, the rest goes straight into the
+                    // answer, up to its announced end and no further.
+                    let got = answer.len();
+                    let mut reader: &Socket = &self.socket;
+                    let read = match *body {
+                        Some(size) => {
+                            answer.resize(RESPONSE_HEADER_BYTES + size, 0);
+                            let read = reader.read(&mut answer[got..]);
+                            answer.truncate(got + read.as_ref().map_or(0, |&n| n));
+                            read
+                        }
+                        None => {
+                            let mut chunk = [0u8; READ_CHUNK];
+                            let read = reader.read(&mut chunk);
+                            if let Ok(n) = read {
+                                answer.extend_from_slice(&chunk[..n]);
+                            }
+                            read
+                        }
+                    };
+                    match read {
+                        Ok(0) => {
+                            let closed = match *body {
+                                None => AnswerError::Closed {
+                                    part: Part::Header,
+                                    received: got,
+                                    expected: RESPONSE_HEADER_BYTES,
+                                },
+                                Some(size) => AnswerError::Closed {
+                                    part: Part::Body,
+                                    received: got - RESPONSE_HEADER_BYTES,
+                                    expected: size,
+                                },
+                            };
+                            return Step::Done(Err(Failure::Answer(closed)));
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            return Step::Wait(PollFlags::IN)
+                        }
+                        Err(e) => return Step::Done(Err(io_failure(e.kind()))),
+                    }
+                    if body.is_none() && answer.len() >= RESPONSE_HEADER_BYTES {
+                        let mut header = [0u8; RESPONSE_HEADER_BYTES];
+                        header.copy_from_slice(&answer[..RESPONSE_HEADER_BYTES]);
+                        match check_response_header(&header, raida, &self.challenge) {
+                            Ok(size) => *body = Some(size),
+                            Err(why) => return Step::Done(Err(Failure::Answer(why))),
+                        }
+                    }
+                    if let Some(size) = *body {
+                        let end = RESPONSE_HEADER_BYTES + size;
+                        if answer.len() >= end {
+                            // Bytes after the announced body, if any, are not part of it.
+                            return Step::Done(
+                                parse_response_body(&answer[RESPONSE_HEADER_BYTES..end])
+                                    .map_err(Failure::Answer),
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
-    let mut header = [0u8; RESPONSE_HEADER_BYTES];
-    receive_exact(&socket, &mut header, Part::Header, deadline, &classify)?;
-    let body_len =
-        check_response_header(&header, target.raida, &challenge).map_err(Failure::Answer)?;
-    let mut body = vec![0u8; body_len];
-    receive_exact(&socket, &mut body, Part::Body, deadline, &classify)?;
-    parse_response_body(&body).map_err(Failure::Answer)
 }
 
 fn io_failure(kind: io::ErrorKind) -> Failure {
     Failure::Answer(AnswerError::Io(kind))
 }
 
-/// Fills `buf` from `socket` before `deadline`.
-fn receive_exact(
-    socket: &Socket,
-    buf: &mut [u8],
-    part: Part,
-    deadline: Instant,
-    classify: &impl Fn(io::ErrorKind, Failure) -> Failure,
-) -> Result<(), Failure> {
-    let mut received = 0;
-    while received < buf.len() {
-        let left = time_left(deadline).ok_or(Failure::TimedOut)?;
-        socket
-            .set_read_timeout(Some(left))
-            .map_err(|e| Failure::Local(e.kind()))?;
-        let mut reader: &Socket = socket;
-        match reader.read(&mut buf[received..]) {
-            Ok(0) => {
-                return Err(classify(
-                    io::ErrorKind::UnexpectedEof,
-                    Failure::Answer(AnswerError::Closed {
-                        part,
-                        received,
-                        expected: buf.len(),
-                    }),
-                ))
-            }
-            Ok(n) => received += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(classify(e.kind(), io_failure(e.kind()))),
-        }
-    }
-    Ok(())
-}
-
 /// Where one peer stands during [`ask_peers`].
 #[derive(Default)]
 struct PeerState {
+    /// Its first connection was opened (or failed to open for a reason of its own).
+    started: bool,
     /// Connections still open.
     open: u8,
     hedged: bool,
+    /// When its first connection opened plus its hedge limit ([`health`]).
+    hedge_at: Option<Instant>,
     /// Coins listed in its vote, once it has voted.
     voted: Option<usize>,
+    /// Time from opening the connection to its first well-formed answer.
+    answered_in: Option<Duration>,
     first_failure: Option<Failure>,
     hedge_failure: Option<Failure>,
 }
 
 impl PeerState {
     fn is_pending(&self) -> bool {
-        self.voted.is_none() && self.open > 0
+        self.voted.is_none() && (self.open > 0 || !self.started)
     }
 }
 
-/// A finished connection attempt, sent back to the asking thread.
-struct Done {
-    slot: usize,
-    hedge: bool,
-    result: Result<Vec<Coin>, Failure>,
-}
+/// How long to wait between tries when the connection budget is used up: other calls
+/// give slots back without telling this one (there is no descriptor to wake it). The wait
+/// doubles while the budget stays full, from the first to the last value, so a hundred
+/// waiting fixes do not spin.
+const SLOT_RETRY_FIRST: Duration = Duration::from_millis(5);
+const SLOT_RETRY_LAST: Duration = Duration::from_millis(80);
 
 /// Asks every target at once to validate its ticket, feeding valid answers to
 /// `collector` as they arrive, until the collector is decided, every peer has finished,
-/// or the deadline passes. Returns one report per target, in `targets` order. Nothing
-/// it started is running, and no socket it opened is open, when it returns.
+/// or the deadline passes. Returns one report per target, in `targets` order.
+///
+/// Runs entirely on the calling thread: non-blocking sockets and one `poll(2)` over
+/// them. Every connection holds a slot of the process-wide budget ([`budget`]); a peer
+/// that cannot get one before the deadline is reported [`PeerOutcome::NoConnection`].
+/// No socket it opened is open when it returns.
 pub fn ask_peers<C: Collector + ?Sized>(
     targets: &[Target],
     claimer: Claimer,
@@ -521,105 +624,224 @@ pub fn ask_peers<C: Collector + ?Sized>(
     let start = Instant::now();
     let far = start + Duration::from_millis(MAX_SETTING_MS);
     let deadline = start.checked_add(options.deadline).unwrap_or(far);
-    let hedge_at = start.checked_add(options.hedge_after).unwrap_or(far);
     let mut states: Vec<PeerState> = targets.iter().map(|_| PeerState::default()).collect();
-    let mut deadline_passed = false;
-    if !collector.is_decided(targets.len()) {
-        let sockets = Sockets::default();
-        std::thread::scope(|scope| {
-            let (tx, rx) = mpsc::channel::<Done>();
-            let launch = |slot: usize, hedge: bool| -> Result<(), Failure> {
-                let tx = tx.clone();
-                let target = targets[slot];
-                let sockets = &sockets;
-                std::thread::Builder::new()
-                    .name(format!("raida-peer-{}", target.raida))
-                    .stack_size(CONNECTION_STACK_BYTES)
-                    .spawn_scoped(scope, move || {
-                        let result = attempt(target, claimer, deadline, sockets);
-                        // The receiver is gone once the call has its answer; fine.
-                        let _ = tx.send(Done {
-                            slot,
-                            hedge,
-                            result,
-                        });
-                    })
-                    .map(drop)
-                    .map_err(|e| Failure::Local(e.kind()))
-            };
-            let mut pending = 0;
-            for (slot, state) in states.iter_mut().enumerate() {
-                match launch(slot, false) {
-                    Ok(()) => {
-                        state.open = 1;
-                        pending += 1;
-                    }
-                    Err(failure) => state.first_failure = Some(failure),
-                }
-            }
-            let mut hedges_sent = false;
-            while pending > 0 && !collector.is_decided(pending) {
-                let now = Instant::now();
-                if now >= deadline {
-                    deadline_passed = true;
-                    break;
-                }
-                if !hedges_sent && now >= hedge_at {
-                    hedges_sent = true;
-                    for (slot, state) in states.iter_mut().enumerate() {
-                        if state.is_pending() {
-                            state.hedged = true;
-                            match launch(slot, true) {
-                                Ok(()) => state.open += 1,
-                                Err(failure) => state.hedge_failure = Some(failure),
-                            }
-                        }
-                    }
-                    continue;
-                }
-                let wake = if hedges_sent {
-                    deadline
-                } else {
-                    hedge_at.min(deadline)
-                };
-                let done = match rx.recv_timeout(wake.saturating_duration_since(now)) {
-                    Ok(done) => done,
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                    // Unreachable while `tx` lives in this scope; stop rather than spin.
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                };
-                let state = &mut states[done.slot];
-                state.open -= 1;
-                match done.result {
-                    Ok(coins) => {
-                        if state.voted.is_none() {
-                            state.voted = Some(coins.len());
-                            pending -= 1;
-                            collector.answer(targets[done.slot].raida, &coins);
-                        }
-                    }
-                    Err(failure) => {
-                        if done.hedge {
-                            state.hedge_failure = Some(failure);
-                        } else {
-                            state.first_failure = Some(failure);
-                        }
-                        if state.voted.is_none() && state.open == 0 {
-                            pending -= 1;
-                        }
-                    }
-                }
-            }
-            sockets.cancel_all();
-            // Leaving the scope joins every connection thread; each returns promptly
-            // now that its socket is shut down.
-        });
+    let limits: Vec<Duration> = targets
+        .iter()
+        .map(|t| {
+            health::estimate_of(t.raida, t.addr)
+                .hedge_limit(options.hedge_after, options.hedge_start)
+        })
+        .collect();
+    let deadline_passed = !collector.is_decided(targets.len())
+        && drive(targets, claimer, deadline, &limits, &mut states, collector);
+    // A peer never asked (decided without it, or no connection slot) says nothing of
+    // its health.
+    let observations: Vec<_> = targets
+        .iter()
+        .zip(&states)
+        .filter(|(_, s)| s.started)
+        .map(|(t, s)| (t.raida, t.addr, observation(s, deadline_passed)))
+        .collect();
+    if let Some(line) = health::record(&observations) {
+        crate::log::warning(&line);
     }
     targets
         .iter()
         .zip(states)
         .map(|(&target, state)| report(target, state, deadline_passed))
         .collect()
+}
+
+/// The readiness loop of [`ask_peers`]; true when it ended at the deadline.
+fn drive<C: Collector + ?Sized>(
+    targets: &[Target],
+    claimer: Claimer,
+    deadline: Instant,
+    limits: &[Duration],
+    states: &mut [PeerState],
+    collector: &mut C,
+) -> bool {
+    let mut connections: Vec<Connection> = Vec::with_capacity(targets.len());
+    let mut challenges = Challenges::new(2 * targets.len());
+    let mut slot_retry = SLOT_RETRY_FIRST;
+    let mut ready: Vec<PollFlags> = Vec::with_capacity(targets.len());
+    loop {
+        let pending = states.iter().filter(|s| s.is_pending()).count();
+        if pending == 0 || collector.is_decided(pending) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        let mut wake = deadline;
+        let mut short_of_slots = false;
+        let opened_before = connections.len();
+        for (slot, state) in states.iter_mut().enumerate() {
+            if !state.started {
+                let Some(permit) = Permit::first() else {
+                    short_of_slots = true;
+                    continue;
+                };
+                state.started = true;
+                let opened = challenges.next().and_then(|challenge| {
+                    Connection::open(targets[slot], claimer, slot, false, permit, challenge)
+                });
+                match opened {
+                    Ok(connection) => {
+                        state.open = 1;
+                        state.hedge_at = connection.opened.checked_add(limits[slot]);
+                        connections.push(connection);
+                    }
+                    Err(failure) => state.first_failure = Some(failure),
+                }
+            } else if state.is_pending() && !state.hedged {
+                let Some(hedge_at) = state.hedge_at else {
+                    continue;
+                };
+                if now < hedge_at {
+                    wake = wake.min(hedge_at);
+                    continue;
+                }
+                let Some(permit) = Permit::hedge() else {
+                    short_of_slots = true;
+                    continue;
+                };
+                state.hedged = true;
+                let opened = challenges.next().and_then(|challenge| {
+                    Connection::open(targets[slot], claimer, slot, true, permit, challenge)
+                });
+                match opened {
+                    Ok(connection) => {
+                        state.open += 1;
+                        connections.push(connection);
+                    }
+                    Err(failure) => state.hedge_failure = Some(failure),
+                }
+            }
+        }
+        if short_of_slots {
+            wake = wake.min(now + slot_retry);
+            slot_retry = (slot_retry * 2).min(SLOT_RETRY_LAST);
+        } else {
+            slot_retry = SLOT_RETRY_FIRST;
+        }
+        // A connect that completed at once can send at once.
+        ready.clear();
+        ready.extend(connections.iter().enumerate().map(|(i, c)| {
+            if i >= opened_before && matches!(c.stage, Stage::Sending { .. }) {
+                PollFlags::OUT
+            } else {
+                PollFlags::empty()
+            }
+        }));
+        if ready.iter().all(|r| r.is_empty()) {
+            match wait(&connections, wake, &mut ready) {
+                Ok(()) => {}
+                Err(kind) => {
+                    for connection in connections.drain(..) {
+                        let state = &mut states[connection.slot];
+                        state.open -= 1;
+                        record_failure(state, connection.hedge, Failure::Local(kind));
+                    }
+                    continue;
+                }
+            }
+        }
+        // Back to front, so removing a finished connection leaves the rest in place.
+        for i in (0..connections.len()).rev() {
+            if ready[i].is_empty() {
+                continue;
+            }
+            let slot = connections[i].slot;
+            match connections[i].advance(targets[slot].raida, ready[i]) {
+                Step::Wait(flags) => connections[i].waits_for = flags,
+                Step::Done(result) => {
+                    let connection = connections.swap_remove(i);
+                    let took = connection.opened.elapsed();
+                    let state = &mut states[slot];
+                    state.open -= 1;
+                    match result {
+                        Ok(coins) => {
+                            if state.voted.is_none() {
+                                state.voted = Some(coins.len());
+                                state.answered_in.get_or_insert(took);
+                                collector.answer(targets[slot].raida, &coins);
+                            }
+                        }
+                        Err(failure) => {
+                            if matches!(failure, Failure::Answer(AnswerError::Status(_))) {
+                                state.answered_in.get_or_insert(took);
+                            }
+                            record_failure(state, connection.hedge, failure);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn record_failure(state: &mut PeerState, hedge: bool, failure: Failure) {
+    if hedge {
+        state.hedge_failure = Some(failure);
+    } else {
+        state.first_failure = Some(failure);
+    }
+}
+
+/// One `poll(2)` over `connections` until `wake`; fills `ready` with what each reported
+/// (all empty on a timeout). The error kind when poll itself fails.
+fn wait(
+    connections: &[Connection],
+    wake: Instant,
+    ready: &mut [PollFlags],
+) -> Result<(), io::ErrorKind> {
+    let mut fds: Vec<PollFd<'_>> = connections
+        .iter()
+        .map(|c| PollFd::new(&c.socket, c.waits_for))
+        .collect();
+    let left = wake.saturating_duration_since(Instant::now());
+    let timeout = Timespec {
+        tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(left.subsec_nanos()),
+    };
+    match poll(&mut fds, Some(&timeout)) {
+        Ok(_) => {
+            for (r, fd) in ready.iter_mut().zip(&fds) {
+                *r = fd.revents();
+            }
+            Ok(())
+        }
+        // A signal: the loop re-checks the clock and polls again.
+        Err(e) if e == rustix::io::Errno::INTR => Ok(()),
+        Err(e) => Err(io::Error::from(e).kind()),
+    }
+}
+
+/// What one call tells [`health`] about a peer.
+fn observation(state: &PeerState, deadline_passed: bool) -> health::Observation {
+    let failed = |f: &Option<Failure>| {
+        matches!(
+            f,
+            Some(Failure::Connect(_))
+                | Some(Failure::Answer(
+                    AnswerError::WrongRaida { .. }
+                        | AnswerError::ChallengeNotEchoed
+                        | AnswerError::BadBodySize(_)
+                        | AnswerError::BadTrailer(_)
+                        | AnswerError::Closed { .. }
+                        | AnswerError::Io(_)
+                ))
+        )
+    };
+    health::Observation {
+        answered_in: state.answered_in,
+        failed: state.voted.is_none()
+            && (failed(&state.first_failure) || failed(&state.hedge_failure)),
+        timed_out: state.voted.is_none() && state.open > 0 && deadline_passed,
+        hedged: state.hedged,
+    }
 }
 
 /// The one outcome of a peer: its vote; else what its first connection said when that
@@ -630,13 +852,26 @@ fn report(target: Target, state: PeerState, deadline_passed: bool) -> PeerReport
     } else {
         PeerOutcome::Unneeded
     };
+    if !state.started {
+        // Never got a connection slot (or was not needed before it could).
+        let outcome = if deadline_passed {
+            PeerOutcome::NoConnection
+        } else {
+            PeerOutcome::Unneeded
+        };
+        return PeerReport {
+            target,
+            outcome,
+            hedged: false,
+            hedge_outcome: None,
+        };
+    }
     let open = state.open > 0;
     let hedge_outcome = state.hedge_failure.map(Failure::outcome);
     let outcome = match (state.voted, state.first_failure) {
         (Some(listed), _) => PeerOutcome::Voted { listed },
-        (None, Some(Failure::TimedOut)) if !open => PeerOutcome::TimedOut,
-        (None, Some(Failure::TimedOut) | None) if open => silent,
         (None, Some(failure)) => failure.outcome(),
+        (None, None) if open => silent,
         (None, None) => hedge_outcome.clone().unwrap_or(silent),
     };
     PeerReport {
@@ -813,6 +1048,7 @@ mod tests {
         });
         assert_eq!(odd.deadline, Duration::from_millis(1));
         assert_eq!(odd.hedge_after, PeerOptions::default().hedge_after);
+        assert_eq!(odd.hedge_start, PeerOptions::default().hedge_start);
         let huge = PeerOptions::from_lookup(|_| Some(u64::MAX.to_string()));
         assert_eq!(huge.deadline, Duration::from_secs(3600));
     }
@@ -830,6 +1066,8 @@ mod tests {
             voted,
             first_failure: first,
             hedge_failure: hedge,
+            started: true,
+            ..PeerState::default()
         };
         let outcome = |s, deadline| report(target, s, deadline).outcome;
         assert_eq!(
@@ -858,16 +1096,16 @@ mod tests {
             PeerOutcome::Invalid(AnswerError::ChallengeNotEchoed)
         );
         assert_eq!(
-            outcome(state(0, None, Some(Failure::TimedOut), None), false),
-            PeerOutcome::TimedOut
-        );
-        assert_eq!(
-            outcome(
-                state(1, None, Some(Failure::TimedOut), Some(Failure::TimedOut)),
-                false
-            ),
+            outcome(state(2, None, None, None), false),
             PeerOutcome::Unneeded
         );
+        assert_eq!(
+            outcome(state(2, None, None, None), true),
+            PeerOutcome::TimedOut
+        );
+        let never_started = PeerState::default();
+        assert_eq!(outcome(never_started, true), PeerOutcome::NoConnection);
+        assert_eq!(outcome(PeerState::default(), false), PeerOutcome::Unneeded);
         let r = report(
             target,
             state(

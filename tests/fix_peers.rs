@@ -33,8 +33,8 @@ const COIN_ID: u8 = 6;
 /// Safety net for anything a test waits on.
 const SAFETY: Duration = Duration::from_secs(30);
 
-/// Network tests run one at a time: some check that no connection thread of the library
-/// is alive, which only means something when no other fix runs in the process.
+/// Network tests run one at a time: some check that the library holds no peer
+/// connection, which only means something when no other fix runs in the process.
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
@@ -380,6 +380,7 @@ fn options() -> PeerOptions {
     PeerOptions {
         deadline: SAFETY,
         hedge_after: Duration::from_millis(100),
+        hedge_start: Duration::from_millis(100),
     }
 }
 
@@ -409,25 +410,10 @@ fn assert_request_frame(request: &[u8; 55], peer: u8, me: u8) {
     assert_eq!(request[53..55], [0x3e, 0x3e]);
 }
 
-/// No connection thread of the library is alive (they are named `raida-peer-<i>`).
-fn assert_no_peer_threads() {
-    let until = Instant::now() + SAFETY;
-    loop {
-        let alive = std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .filter(|name| name.starts_with("raida-peer"))
-            .count();
-        if alive == 0 {
-            return;
-        }
-        // A joined thread can linger in /proc for a moment while the kernel reaps it.
-        assert!(
-            Instant::now() < until,
-            "{alive} connection threads still alive"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// The library holds no peer connection: every socket it opened is closed (a budget slot
+/// is given back only after its socket is closed, and network tests run one at a time).
+fn assert_no_peer_connections() {
+    assert_eq!(raida_healing::peers::budget::in_use(), 0);
 }
 
 #[test]
@@ -670,7 +656,7 @@ fn twenty_four_peers_honest_faulty_silent_and_slow_to_accept() {
     assert_eq!((report.coins_asked, report.coins_fixed), (10, 7));
     assert!(report.summary_line().starts_with(
         "fix: 10 coins asked, 7 fixed, 3 not fixed; peers: 15 voted, 1 no ticket, 0 no address, \
-         1 refused, 1 declined, 0 timed out, 5 invalid answer, 1 unneeded, 0 local error; "
+         1 refused, 1 declined, 0 timed out, 5 invalid answer, 1 unneeded, 0 local error, 0 no connection slot; "
     ));
     // The line names the failed peers (down and the five broken answers).
     assert!(report
@@ -696,7 +682,7 @@ fn twenty_four_peers_honest_faulty_silent_and_slow_to_accept() {
     // The stalled peer's connections were closed when the fix returned, and nothing the
     // fix started is still running.
     stalled.wait_all_closed_by_client();
-    assert_no_peer_threads();
+    assert_no_peer_connections();
 }
 
 #[test]
@@ -744,7 +730,7 @@ fn decided_fix_returns_without_stalled_and_black_holed_peers() {
     for p in &stalled {
         p.wait_all_closed_by_client();
     }
-    assert_no_peer_threads();
+    assert_no_peer_connections();
 }
 
 #[test]
@@ -753,6 +739,7 @@ fn deadline_ends_a_fix_that_a_silent_peer_could_still_decide() {
     let mut setup = Setup::new(PeerOptions {
         deadline: Duration::from_millis(300),
         hedge_after: Duration::from_millis(100),
+        hedge_start: Duration::from_millis(100),
     });
     let x = coin(1, 1);
     setup.store.put(x, OLD_AN, OLD_MFS);
@@ -780,7 +767,7 @@ fn deadline_ends_a_fix_that_a_silent_peer_could_still_decide() {
         Some((false, 1))
     );
     peers[12].wait_all_closed_by_client();
-    assert_no_peer_threads();
+    assert_no_peer_connections();
 }
 
 #[test]
@@ -930,5 +917,5 @@ fn one_peer_job_is_as_strict_and_hedged() {
     assert_eq!(report.outcome, PeerOutcome::Voted { listed: 3 });
     assert!(report.hedged);
     assert_eq!(listed, Some(coins));
-    assert_no_peer_threads();
+    assert_no_peer_connections();
 }

@@ -41,7 +41,7 @@ const SAFETY: Duration = Duration::from_secs(60);
 /// The largest answer the client may read: header and the biggest allowed body.
 const READ_BOUND: usize = RESPONSE_HEADER_BYTES + MAX_RESPONSE_BODY;
 /// How much the peak resident memory may grow during one attacked call: the answer
-/// buffer and parsed coins (tens of KB), the connection thread's stack (128 KB) and
+/// buffer and parsed coins (tens of KB), a 4 KB read chunk on the calling thread and
 /// allocator slack; a 16 MB buffer or an unbounded read does not fit.
 const MEMORY_BOUND: usize = 4 << 20;
 
@@ -88,6 +88,7 @@ fn short(deadline_ms: u64) -> PeerOptions {
     PeerOptions {
         deadline: Duration::from_millis(deadline_ms),
         hedge_after: Duration::from_millis(deadline_ms),
+        hedge_start: Duration::from_millis(deadline_ms),
     }
 }
 
@@ -313,6 +314,7 @@ fn trickling_peer_and_its_hedge_are_both_cut_at_the_deadline() {
     let options = PeerOptions {
         deadline: Duration::from_millis(1500),
         hedge_after: Duration::from_millis(200),
+        hedge_start: Duration::from_millis(200),
     };
     let (report, coins) = ask_one(target(9, &attacker), claimer(), &options);
     assert_eq!(report.outcome, PeerOutcome::TimedOut);

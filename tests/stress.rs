@@ -639,6 +639,7 @@ fn healing_commands_under_concurrency_and_expiry() {
         options: PeerOptions {
             deadline: Duration::from_secs(20),
             hedge_after: Duration::from_millis(300),
+            hedge_start: Duration::from_millis(300),
         },
         coins: all_coins.clone(),
         issued: Mutex::new(Vec::new()),

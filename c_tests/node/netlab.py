@@ -180,7 +180,7 @@ class Network:
     """25 RAIDA slots on 127.0.0.1: real nodes, fakes, or dead ports."""
 
     def __init__(self, node_bin, *, coin_id=6, base_port=None, fakes=None, dead=(),
-                 flush_freq=None, root=None, env=None):
+                 flush_freq=None, root=None, env=None, peer_ports=None):
         self.node_bin = os.path.abspath(node_bin)
         self.coin_id = coin_id
         self.base_port = base_port
@@ -197,6 +197,8 @@ class Network:
         self.ports = []
         self.held = []  # bound, non-listening sockets that keep dead ports refused
         self.logs = {}
+        # The ports the configs name for each RAIDA (e.g. delay proxies); default: its own.
+        self.peer_ports = peer_ports
         self._choose_ports()
 
     # ---- layout ----
@@ -228,7 +230,7 @@ class Network:
         self.ports = ports
 
     def write_configs(self):
-        servers = ",\n".join('  "127.0.0.1:%d"' % p for p in self.ports)
+        servers = ",\n".join('  "127.0.0.1:%d"' % p for p in (self.peer_ports or self.ports))
         for i in self.real():
             folder = self.folder(i)
             os.makedirs(os.path.join(folder, "Data"), exist_ok=True)

@@ -306,6 +306,7 @@ pub fn peer_wire(data: &[u8]) {
     let options = PeerOptions {
         deadline: Duration::from_secs(20),
         hedge_after: Duration::from_secs(20),
+        hedge_start: Duration::from_secs(20),
     };
     let (report, coins) = ask_one(target, claimer, &options);
     let request = seen_rx

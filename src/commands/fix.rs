@@ -80,6 +80,7 @@ impl FixReport {
                 PeerOutcome::Invalid(_) => counts.invalid += 1,
                 PeerOutcome::Unneeded => counts.unneeded += 1,
                 PeerOutcome::LocalError(_) => counts.local_error += 1,
+                PeerOutcome::NoConnection => counts.no_connection += 1,
             }
         }
         counts.hedged = self.asked.iter().filter(|r| r.hedged).count();
@@ -88,15 +89,17 @@ impl FixReport {
 
     /// The one summary line every fix logs, e.g. `fix: 3 coins asked, 2 fixed, 1 not
     /// fixed; peers: 14 voted, 1 no ticket, 0 no address, 1 refused, 0 declined,
-    /// 1 timed out, 2 invalid answer, 4 unneeded, 0 local error; 1 hedged; 12.3 ms;
-    /// failed: 5 9; hedged: 9`. The two lists (RAIDA indices) appear only when not empty,
+    /// 1 timed out, 2 invalid answer, 4 unneeded, 0 local error, 0 no connection slot;
+    /// 1 hedged; 12.3 ms; failed: 5 9; hedged: 9`. "no connection slot" counts peers
+    /// never asked because the process-wide connection budget stayed full until the
+    /// deadline (no vote). The two lists (RAIDA indices) appear only when not empty,
     /// so the line alone names the peers to look at.
     pub fn summary_line(&self) -> String {
         let c = self.counts();
         let mut line = format!(
             "fix: {} coins asked, {} fixed, {} not fixed; peers: {} voted, {} no ticket, \
              {} no address, {} refused, {} declined, {} timed out, {} invalid answer, \
-             {} unneeded, {} local error; {} hedged; {:.1} ms",
+             {} unneeded, {} local error, {} no connection slot; {} hedged; {:.1} ms",
             self.coins_asked,
             self.coins_fixed,
             self.coins_asked - self.coins_fixed,
@@ -109,6 +112,7 @@ impl FixReport {
             c.invalid,
             c.unneeded,
             c.local_error,
+            c.no_connection,
             c.hedged,
             self.elapsed.as_secs_f64() * 1000.0
         );
@@ -137,11 +141,14 @@ impl FixReport {
         line
     }
 
-    /// True when some peer failed in a way an operator should look at.
+    /// True when some peer failed, or could not be asked for want of a connection slot:
+    /// something an operator should look at.
     pub fn has_faulty_peer(&self) -> bool {
         let asked = self.asked.iter().map(|r| &r.outcome);
         let not_asked = self.not_asked.iter().map(|(_, o)| o);
-        asked.chain(not_asked).any(is_failure)
+        asked
+            .chain(not_asked)
+            .any(|o| is_failure(o) || *o == PeerOutcome::NoConnection)
     }
 }
 
@@ -170,6 +177,8 @@ pub struct OutcomeCounts {
     pub invalid: usize,
     pub unneeded: usize,
     pub local_error: usize,
+    /// Never asked: no slot of the connection budget before the deadline.
+    pub no_connection: usize,
     /// Peers that got a second connection (overlaps the outcomes above).
     pub hedged: usize,
 }
@@ -337,7 +346,7 @@ fn log_report(report: &FixReport) {
                 let _ = write!(line, " (second connection: {second})");
             }
         }
-        if is_failure(&peer.outcome) {
+        if is_failure(&peer.outcome) || peer.outcome == PeerOutcome::NoConnection {
             log::warning(&line);
         } else {
             log::debug(&line);
@@ -466,7 +475,7 @@ mod tests {
             report.summary_line(),
             "fix: 3 coins asked, 2 fixed, 1 not fixed; peers: 0 voted, 1 no ticket, \
              0 no address, 0 refused, 0 declined, 1 timed out, 0 invalid answer, \
-             0 unneeded, 0 local error; 1 hedged; 12.3 ms; failed: 4; hedged: 4"
+             0 unneeded, 0 local error, 0 no connection slot; 1 hedged; 12.3 ms; failed: 4; hedged: 4"
         );
     }
 }

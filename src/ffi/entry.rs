@@ -124,6 +124,8 @@ mod tests {
             "raida_healing_read_record",
             "raida_healing_version",
             "raida_healing_conn_info_size",
+            "raida_healing_peer_health",
+            "raida_healing_peer_connections",
             "raida_healing_config_parse",
             "raida_healing_page_count",
             "raida_healing_check_page",

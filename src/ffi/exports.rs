@@ -209,8 +209,12 @@ pub unsafe extern "C" fn cmd_find(ci: *mut ConnInfo) {
 /// update_free_pages_bitmap(den, sn, 0), under its page lock. Answers 241, 242 or 243
 /// (+ bitfield) like get_ticket (without a ticket id); 16, 36, 39 or 40 on bad input.
 /// Returns as soon as every coin is decided, at the latest after
-/// RAIDA_HEALING_PEER_DEADLINE_MS (default 32000); a peer silent for RAIDA_HEALING_HEDGE_MS
-/// (default 300) gets a second connection. Logs one summary line per fix (docs/fix.md).
+/// RAIDA_HEALING_PEER_DEADLINE_MS (default 32000); a peer silent well beyond its usual
+/// answer time (never before RAIDA_HEALING_HEDGE_MS, default 300) gets a second connection.
+/// Creates no thread: every peer connection is driven from the calling thread with poll(2),
+/// and the process holds at most RAIDA_HEALING_MAX_PEER_CONNECTIONS (default 256) peer
+/// connections across all concurrent calls; a peer that gets no slot before the deadline
+/// has no vote. Logs one summary line per fix (docs/fix.md).
 ///
 /// # Safety
 /// As for `cmd_get_ticket`.

@@ -19,7 +19,9 @@ use super::host::Host;
 use super::layout::{CoinT, ValidateTicketArg};
 
 /// Asks peer RAIDA `arg->raida_idx` to validate `arg->ticket` on behalf of this server
-/// (`config.raida_no`), with the coin id of `arg->ci`.
+/// (`config.raida_no`), with the coin id of `arg->ci`. Runs on the calling thread (no
+/// thread of its own), within RAIDA_HEALING_PEER_DEADLINE_MS, its connections counted in
+/// the process-wide RAIDA_HEALING_MAX_PEER_CONNECTIONS budget like cmd_fix's.
 ///
 /// # Returns
 /// Always NULL. On a valid 250 answer `arg->rv_coins` is a `malloc` array of

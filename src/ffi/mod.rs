@@ -10,6 +10,7 @@
 //! - [`job`]: `send_validate_ticket_job`, the legacy one-peer validate-ticket job.
 //! - [`audit`]: `raida_healing_check_page`, the store's page rule for auditing tools.
 //! - [`config`]: `raida_healing_config_parse`, the config reader for C programs.
+//! - [`health`]: per-peer answer figures for operators (`raida_healing_peer_health`).
 //! - [`standalone`]: open a server folder's page files where no server runs (ops scripts).
 
 pub mod alloc;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod constants;
 mod entry;
 pub mod exports;
+pub mod health;
 pub mod host;
 pub mod job;
 pub mod layout;

@@ -1,0 +1,113 @@
+//! Peer health for hosts, tests and ops scripts: the figures the peer client keeps per
+//! peer (src/peers/health.rs), copied into a caller's array.
+
+use std::os::raw::c_int;
+
+use crate::peers::{budget, health};
+
+use super::entry::{enter, OnPanic};
+use super::standalone::{int_result, internal_on_panic, RAIDA_HEALING_E_ARGUMENT};
+
+/// One peer as `raida_healing_peer_health` reports it: what this process has seen of
+/// it since the library was loaded.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerHealthT {
+    /// The peer's RAIDA index, 0..24.
+    pub raida: u8,
+    /// Its IPv4 address, most significant byte first (10.0.0.7 is {10, 0, 0, 7}).
+    pub ipv4: [u8; 4],
+    /// Its TCP port.
+    pub port: u16,
+    /// Well-formed answers: votes, and refusals such as 43 or 44 (the peer is up).
+    pub answers: u64,
+    /// Refused connections and answers that broke the protocol.
+    pub failures: u64,
+    /// Calls that reached their deadline with this peer still silent.
+    pub timeouts: u64,
+    /// Second connections opened because it was silent beyond its usual answer time.
+    pub hedges: u64,
+    /// Typical time from connect to answer (an EWMA), in microseconds; 0 before the
+    /// first answer.
+    pub typical_us: u64,
+    /// A high answer time (typical + 4 x mean deviation), in microseconds; 0 before the
+    /// first answer. A peer silent for twice this (at least RAIDA_HEALING_HEDGE_MS, at
+    /// most 8 x typical) is hedged.
+    pub high_us: u64,
+}
+
+fn micros(ms: f64) -> u64 {
+    // `as` saturates: negative or NaN gives 0, huge gives u64::MAX.
+    (ms * 1000.0).round() as u64
+}
+
+/// Copies the peer client's per-peer figures (answers, failures, timeouts, hedges and
+/// typical answer time of every peer this process has asked, in RAIDA index order) into
+/// `out`, so a host, a test or an ops script can see which RAIDA is slow or down.
+///
+/// Call it with `out` NULL and `capacity` 0 to learn how many peers there are; `*count`
+/// is then set to that number. Otherwise at most `capacity` entries are written and
+/// `*count` is set to the number of peers known, which may exceed `capacity` (like
+/// `snprintf`: call again with a larger array to get them all). Entries beyond those
+/// written are left untouched. The same figures go to the log at most once a minute
+/// while there is peer traffic.
+///
+/// # Returns
+/// `RAIDA_HEALING_OK` (0); `RAIDA_HEALING_E_ARGUMENT` when `count` is NULL, or `out` is
+/// NULL with a non-zero `capacity` (nothing is written); `RAIDA_HEALING_E_INTERNAL` if
+/// the library failed (a bug). On failure the reason is in `raida_healing_last_error()`;
+/// success empties it.
+///
+/// # Safety
+/// `count` is NULL or points to a writable `size_t`; `out` is NULL or points to
+/// `capacity` writable `raida_healing_peer_health_t`.
+#[no_mangle]
+pub unsafe extern "C" fn raida_healing_peer_health(
+    out: *mut PeerHealthT,
+    capacity: libc::size_t,
+    count: *mut libc::size_t,
+) -> c_int {
+    const NAME: &str = "raida_healing_peer_health";
+    enter(NAME, internal_on_panic(), || {
+        if count.is_null() || (out.is_null() && capacity != 0) {
+            let why = "count must not be NULL, nor out with a non-zero capacity".to_string();
+            return int_result(NAME, Err((RAIDA_HEALING_E_ARGUMENT, why)));
+        }
+        let peers = health::snapshot();
+        for (i, (raida, addr, h)) in peers.iter().take(capacity).enumerate() {
+            let entry = PeerHealthT {
+                raida: *raida,
+                ipv4: addr.ip().octets(),
+                port: addr.port(),
+                answers: h.answers,
+                failures: h.failures,
+                timeouts: h.timeouts,
+                hedges: h.hedges,
+                typical_us: micros(h.estimate.typical_ms),
+                high_us: if h.estimate.samples == 0 {
+                    0
+                } else {
+                    micros(h.estimate.high_ms())
+                },
+            };
+            // SAFETY: `out` is not NULL here (capacity > 0 since we iterate) and holds
+            // `capacity` writable entries by the caller's contract; `i < capacity`.
+            unsafe { out.add(i).write(entry) };
+        }
+        // SAFETY: `count` is not NULL and writable by the caller's contract.
+        unsafe { count.write(peers.len()) };
+        int_result(NAME, Ok(()))
+    })
+}
+
+/// The number of peer connections this process's library holds right now, across all
+/// concurrent fixes and jobs (never more than RAIDA_HEALING_MAX_PEER_CONNECTIONS,
+/// default 256). 0 whenever no fix or send_validate_ticket_job is running.
+#[no_mangle]
+pub extern "C" fn raida_healing_peer_connections() -> libc::size_t {
+    let on_panic = OnPanic {
+        value: 0,
+        consequence: "returning 0",
+    };
+    enter("raida_healing_peer_connections", on_panic, budget::in_use)
+}

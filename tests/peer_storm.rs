@@ -1,0 +1,208 @@
+//! A heal storm in one process: 200 fixes at once against 24 peers that never
+//! answer, under RLIMIT_NOFILE 1,024, as a legacy server with a dozen handlers and a bad
+//! network would see it.
+//!
+//! What must hold: the process can open a socket throughout (the module never takes the
+//! host's descriptors), the module never holds more peer connections than its budget,
+//! every fix answers 242 by its deadline with each peer timed out or without a connection
+//! slot (said so in its summary line), and the module creates no thread.
+//!
+//! Alone in its test binary, so the thread count of the process is the test's own.
+
+use std::net::TcpListener;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use raida_healing::commands::fix::{fix_with_report, FixReport};
+use raida_healing::commands::{Node, NodeConfig, Request};
+use raida_healing::peers::{budget, PeerOptions, PeerOutcome};
+use raida_healing::protocol::{Coin, Response, Status};
+use raida_healing::store::MemoryStore;
+use raida_healing::tickets::TicketPool;
+
+const ME: u8 = 24;
+const FIXES: usize = 200;
+const DEADLINE: Duration = Duration::from_millis(1500);
+/// Scheduling slack on 2 busy cores for "answers by its deadline".
+const SLACK: Duration = Duration::from_millis(1500);
+
+fn tasks() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+fn descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn fix_body(coin: Coin) -> Vec<u8> {
+    let mut body = vec![0u8; 16];
+    body.extend(coin.to_wire());
+    body.extend([7u8; 16]);
+    for raida in 0..25u32 {
+        body.extend(
+            if raida == u32::from(ME) {
+                0
+            } else {
+                1000 + raida
+            }
+            .to_be_bytes(),
+        );
+    }
+    body.extend([0x3e, 0x3e]);
+    body
+}
+
+#[test]
+fn two_hundred_fixes_against_black_holed_peers_under_1024_descriptors() {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: Some(1024),
+            maximum: limit.maximum,
+        },
+    )
+    .expect("RLIMIT_NOFILE 1024");
+
+    // Black holes: listeners that never accept. The kernel completes a few handshakes
+    // into the backlog, then drops SYNs; either way no answer ever comes.
+    let holes: Vec<TcpListener> = (0..24)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let mut peers = [None; 25];
+    for (raida, hole) in holes.iter().enumerate() {
+        let std::net::SocketAddr::V4(addr) = hole.local_addr().unwrap() else {
+            unreachable!()
+        };
+        peers[raida] = Some(addr);
+    }
+    let store = Arc::new(MemoryStore::new());
+    for i in 0..FIXES {
+        store.put(
+            Coin {
+                den: 1,
+                sn: i as u32,
+            },
+            [9; 16],
+            1,
+        );
+    }
+    let config = Arc::new(NodeConfig {
+        raida_no: ME,
+        peers,
+    });
+    let options = Arc::new(PeerOptions {
+        deadline: DEADLINE,
+        hedge_after: Duration::from_millis(300),
+        hedge_start: Duration::from_millis(300),
+    });
+    let pool = Arc::new(TicketPool::default());
+
+    let baseline_tasks = tasks();
+    let start = Arc::new(Barrier::new(FIXES + 1));
+    let workers: Vec<_> = (0..FIXES)
+        .map(|i| {
+            let (store, config, options, pool, start) = (
+                Arc::clone(&store),
+                Arc::clone(&config),
+                Arc::clone(&options),
+                Arc::clone(&pool),
+                Arc::clone(&start),
+            );
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(
+                    move || -> (Result<(Response, FixReport), Status>, Duration) {
+                        let body = fix_body(Coin {
+                            den: 1,
+                            sn: i as u32,
+                        });
+                        let node = Node {
+                            store: &*store,
+                            tickets: &pool,
+                            config: &config,
+                            peer_options: &options,
+                        };
+                        start.wait();
+                        let began = Instant::now();
+                        let result = fix_with_report(
+                            &node,
+                            &Request {
+                                body: Some(&body),
+                                encryption_type: 0,
+                                coin_id: 6,
+                            },
+                        );
+                        (result, began.elapsed())
+                    },
+                )
+                .unwrap()
+        })
+        .collect();
+    let with_workers = baseline_tasks + FIXES;
+    assert_eq!(tasks(), with_workers);
+    start.wait();
+
+    // While the storm runs: a socket can always be opened, the budget holds, and the
+    // process runs no thread beyond the test's own.
+    let storm_started = Instant::now();
+    let (mut probes, mut most_tasks, mut most_held, mut most_fds) = (0, 0, 0, 0);
+    while storm_started.elapsed() < DEADLINE + Duration::from_millis(500) {
+        let probe = TcpListener::bind("127.0.0.1:0");
+        assert!(
+            probe.is_ok(),
+            "the process could not open a socket: {probe:?}"
+        );
+        probes += 1;
+        most_tasks = most_tasks.max(tasks());
+        most_held = most_held.max(budget::in_use());
+        most_fds = most_fds.max(descriptors());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(probes >= 20, "{probes} probes");
+    assert!(
+        most_tasks <= with_workers,
+        "{most_tasks} tasks, test's own {with_workers}"
+    );
+    assert!(most_held <= budget::limit(), "{most_held} connections held");
+    assert_eq!(budget::limit(), 256);
+    // The budget was the limit: a full budget is reached with 4,800 connections wanted.
+    assert_eq!(most_held, budget::limit());
+    assert!(most_fds < 1024 - 64, "{most_fds} descriptors open");
+
+    let mut without_slot = 0;
+    for worker in workers {
+        let (result, took) = worker.join().unwrap();
+        let (response, report) = result.expect("a fix answer");
+        assert_eq!(response, Response::status(Status::AllFail));
+        assert!(took <= DEADLINE + SLACK, "a fix took {took:?}");
+        let counts = report.counts();
+        assert_eq!(
+            counts.timed_out + counts.no_connection,
+            24,
+            "{}",
+            report.summary_line()
+        );
+        for peer in &report.asked {
+            assert!(
+                matches!(
+                    peer.outcome,
+                    PeerOutcome::TimedOut | PeerOutcome::NoConnection
+                ),
+                "{:?}",
+                peer.outcome
+            );
+        }
+        assert!(report.summary_line().contains(&format!(
+            "0 local error, {} no connection slot;",
+            counts.no_connection
+        )));
+        without_slot += counts.no_connection;
+    }
+    // 200 x 24 connections wanted, 256 at a time allowed: peers went without a slot, and
+    // their fixes said so.
+    assert!(without_slot > 0);
+    assert_eq!(budget::in_use(), 0);
+    assert_eq!(tasks(), baseline_tasks);
+    drop(holes);
+}
