@@ -99,12 +99,7 @@ pub fn parse(text: &str) -> Result<ServerConfig, ConfigError> {
     if let Some(server) = entry(root, "server") {
         match server.get_ref() {
             DeValue::Table(table) => scopes.push(table),
-            other => {
-                return Err(lines.error(
-                    &server.span(),
-                    format!("server must be a table ([server]), found {}", kind(other)),
-                ))
-            }
+            _ => return Err(lines.wrong_type(server, "server must be a table ([server])")),
         }
     }
     let key = |name: &str| -> Result<Option<&Spanned<DeValue<'_>>>, ConfigError> {
@@ -191,6 +186,12 @@ impl Lines<'_> {
             message,
         }
     }
+
+    /// The error for `value` not being of the TOML type the key needs: "`what`, found a
+    /// string" (or whatever it is).
+    fn wrong_type(&self, value: &Spanned<DeValue<'_>>, what: &str) -> ConfigError {
+        self.error(&value.span(), format!("{what}, found {}", kind(value.get_ref())))
+    }
 }
 
 fn kind(value: &DeValue<'_>) -> &'static str {
@@ -213,13 +214,8 @@ fn int_in(
     max: i64,
 ) -> Result<i64, ConfigError> {
     let DeValue::Integer(int) = value.get_ref() else {
-        return Err(lines.error(
-            &value.span(),
-            format!(
-                "{name} must be an integer {min}..={max}, found {}",
-                kind(value.get_ref())
-            ),
-        ));
+        let what = format!("{name} must be an integer {min}..={max}");
+        return Err(lines.wrong_type(value, &what));
     };
     match i64::from_str_radix(int.as_str(), int.radix()) {
         Ok(v) if (min..=max).contains(&v) => Ok(v),
@@ -234,13 +230,9 @@ fn int_in(
 /// 1..=65535.
 fn servers_in(lines: &Lines<'_>, value: &Spanned<DeValue<'_>>) -> Result<Vec<String>, ConfigError> {
     let DeValue::Array(items) = value.get_ref() else {
-        return Err(lines.error(
-            &value.span(),
-            format!(
-                "raida_servers must be an array of {TOTAL_RAIDA_SERVERS} \"host:port\" strings, found {}",
-                kind(value.get_ref())
-            ),
-        ));
+        let what =
+            format!("raida_servers must be an array of {TOTAL_RAIDA_SERVERS} \"host:port\" strings");
+        return Err(lines.wrong_type(value, &what));
     };
     if items.len() != TOTAL_RAIDA_SERVERS {
         return Err(lines.error(
@@ -254,13 +246,8 @@ fn servers_in(lines: &Lines<'_>, value: &Spanned<DeValue<'_>>) -> Result<Vec<Str
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let DeValue::String(s) = item.get_ref() else {
-            return Err(lines.error(
-                &item.span(),
-                format!(
-                    "raida_servers[{i}] must be a \"host:port\" string, found {}",
-                    kind(item.get_ref())
-                ),
-            ));
+            let what = format!("raida_servers[{i}] must be a \"host:port\" string");
+            return Err(lines.wrong_type(item, &what));
         };
         split_host_port(s).map_err(|why| {
             lines.error(
@@ -392,67 +379,65 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let base = servers_toml(25, 50000);
-        let e = error_of(&format!("raida_id = 25\n{base}"));
-        assert_eq!(e.to_string(), "line 1: raida_id is 25, expected 0..=24");
+        for (text, want) in [
+            (
+                format!("raida_id = 25\n{base}"),
+                "line 1: raida_id is 25, expected 0..=24",
+            ),
+            (
+                format!("raida_id = 1\n{}", servers_toml(24, 50000)),
+                "line 2: raida_servers has 24 entries, expected 25 (index = RAIDA number)",
+            ),
+            (
+                format!(
+                    "raida_id = 1\n{}",
+                    base.replace("127.0.0.1:50004", "127.0.0.1")
+                ),
+                "line 7: raida_servers[4] is \"127.0.0.1\": expected host:port",
+            ),
+            (
+                format!("raida_id = 1\nraida_id = 2\n{base}"),
+                "line 2: not valid TOML: duplicate key: `raida_id`",
+            ),
+            (
+                "raida_id = 1 2\n".into(),
+                "line 1: not valid TOML: string values must be quoted, expected literal string: `1 2`",
+            ),
+            (
+                "raida_id = 1\nname = \"open\n".into(),
+                "line 2: not valid TOML: invalid basic string, expected `\"`",
+            ),
+            (
+                "[server\nraida_id = 1\n".into(),
+                "line 1: not valid TOML: unclosed table, expected `]`",
+            ),
+            (
+                "raida_id 1\n".into(),
+                "line 1: not valid TOML: key with no value, expected `=`",
+            ),
+            (
+                "port = 8080\n".into(),
+                "raida_id is missing (expected at the top or in [server])",
+            ),
+            (
+                "raida_id = 4\n".into(),
+                "raida_servers is missing (expected at the top or in [server])",
+            ),
+        ] {
+            assert_eq!(error_of(&text).to_string(), want, "{text:?}");
+        }
+        // The line, and the message apart from it.
         let e = error_of(&format!("{base}\n\nraida_id = \"3\"\n"));
         assert_eq!(e.line, Some(30));
         assert_eq!(
             e.message,
             "raida_id must be an integer 0..=24, found a string"
         );
-        let e = error_of(&format!("raida_id = 1\n{}", servers_toml(24, 50000)));
-        assert_eq!(
-            e.to_string(),
-            "line 2: raida_servers has 24 entries, expected 25 (index = RAIDA number)"
-        );
-        let e = error_of(&format!(
-            "raida_id = 1\n{}",
-            base.replace("127.0.0.1:50004", "127.0.0.1")
-        ));
-        assert_eq!(
-            e.to_string(),
-            "line 7: raida_servers[4] is \"127.0.0.1\": expected host:port"
-        );
         let e = error_of(&format!(
             "raida_id = 1\n{}",
             base.replace("127.0.0.1:50004", "127.0.0.1:0")
         ));
         assert_eq!(e.line, Some(7));
-        let e = error_of(&format!("raida_id = 1\nraida_id = 2\n{base}"));
-        assert_eq!(
-            e.to_string(),
-            "line 2: not valid TOML: duplicate key: `raida_id`"
-        );
-        for (text, want) in [
-            (
-                "raida_id = 1 2\n",
-                "line 1: not valid TOML: string values must be quoted, expected literal string: `1 2`",
-            ),
-            (
-                "raida_id = 1\nname = \"open\n",
-                "line 2: not valid TOML: invalid basic string, expected `\"`",
-            ),
-            (
-                "[server\nraida_id = 1\n",
-                "line 1: not valid TOML: unclosed table, expected `]`",
-            ),
-            (
-                "raida_id 1\n",
-                "line 1: not valid TOML: key with no value, expected `=`",
-            ),
-        ] {
-            assert_eq!(error_of(text).to_string(), want, "{text:?}");
-        }
-        let e = error_of("port = 8080\n");
-        assert_eq!(
-            e.to_string(),
-            "raida_id is missing (expected at the top or in [server])"
-        );
-        let e = error_of("raida_id = 4\n");
-        assert_eq!(
-            e.to_string(),
-            "raida_servers is missing (expected at the top or in [server])"
-        );
     }
 
     #[test]

@@ -69,33 +69,27 @@ mod tests {
 
     #[test]
     fn vectors_from_the_wire_protocol() {
-        let pg: [u8; 16] = core::array::from_fn(|i| i as u8);
-        let coin = Coin { den: 1, sn: 5000 };
-        assert_eq!(
-            hex(&derive_an(3, coin, &pg, 0)),
-            "feebd91947b11a5441fe8c4916e9904a"
-        );
-        assert_eq!(
-            hex(&derive_an(3, coin, &pg, 2)),
-            "feebd91947b11a5441fe8c4916e9904a"
-        );
-        assert_eq!(
-            hex(&derive_an(3, coin, &pg, 4)),
-            "c71fea3f4db05ade41d7717dbe347aa8"
-        );
-        let coin = Coin {
+        let counting: [u8; 16] = core::array::from_fn(|i| i as u8);
+        let first = Coin { den: 1, sn: 5000 };
+        let last = Coin {
             den: -8,
             sn: 1_048_575,
         };
-        let pg = [0xaa; 16];
-        assert_eq!(
-            hex(&derive_an(24, coin, &pg, 1)),
-            "3e210ccbd05000bf7a744502cf304c20"
-        );
-        assert_eq!(
-            hex(&derive_an(24, coin, &pg, 5)),
-            "c69a9e1a2ed39ed9c930a9ec489a0a92"
-        );
+        // (raida_no, coin, pg, encryption type, expected AN)
+        let vectors = [
+            (3, first, counting, 0, "feebd91947b11a5441fe8c4916e9904a"),
+            (3, first, counting, 2, "feebd91947b11a5441fe8c4916e9904a"),
+            (3, first, counting, 4, "c71fea3f4db05ade41d7717dbe347aa8"),
+            (24, last, [0xaa; 16], 1, "3e210ccbd05000bf7a744502cf304c20"),
+            (24, last, [0xaa; 16], 5, "c69a9e1a2ed39ed9c930a9ec489a0a92"),
+        ];
+        for (raida_no, coin, pg, encryption_type, an) in vectors {
+            assert_eq!(
+                hex(&derive_an(raida_no, coin, &pg, encryption_type)),
+                an,
+                "raida {raida_no}, {coin:?}, encryption type {encryption_type}"
+            );
+        }
     }
 
     #[test]

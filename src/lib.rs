@@ -29,31 +29,30 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-#[forbid(unsafe_code)]
-pub mod audit;
-#[forbid(unsafe_code)]
-pub mod commands;
-#[forbid(unsafe_code)]
-pub mod config_file;
-#[forbid(unsafe_code)]
-pub mod consensus;
-#[forbid(unsafe_code)]
-pub mod data_dir;
-#[forbid(unsafe_code)]
-pub mod hash;
-#[forbid(unsafe_code)]
-pub mod log;
-#[forbid(unsafe_code)]
-pub mod pagefile;
-#[forbid(unsafe_code)]
-pub mod peers;
-#[forbid(unsafe_code)]
-pub mod protocol;
-#[forbid(unsafe_code)]
-pub mod random;
-#[forbid(unsafe_code)]
-pub mod store;
-#[forbid(unsafe_code)]
-pub mod tickets;
+/// Declares the core modules, each `#[forbid(unsafe_code)]`: only `ffi` may use `unsafe`.
+macro_rules! safe_modules {
+    ($($module:ident),* $(,)?) => {
+        $(
+            #[forbid(unsafe_code)]
+            pub mod $module;
+        )*
+    };
+}
+
+safe_modules!(
+    audit,
+    commands,
+    config_file,
+    consensus,
+    data_dir,
+    hash,
+    log,
+    pagefile,
+    peers,
+    protocol,
+    random,
+    store,
+    tickets,
+);
 
 pub mod ffi;

@@ -677,24 +677,42 @@ fn drive<C: Collector + ?Sized>(
         let mut wake = deadline;
         let mut short_of_slots = false;
         let opened_before = connections.len();
-        for (slot, state) in states.iter_mut().enumerate() {
-            if !state.started {
-                let Some(permit) = Permit::first() else {
-                    short_of_slots = true;
-                    continue;
-                };
+        // Opens `slot`'s first connection, or with `hedge` its second, when the process has
+        // a connection slot free (else notes the shortage: retried after `slot_retry`).
+        let mut open = |slot: usize, state: &mut PeerState, hedge: bool| {
+            let permit = if hedge {
+                Permit::hedge()
+            } else {
+                Permit::first()
+            };
+            let Some(permit) = permit else {
+                short_of_slots = true;
+                return;
+            };
+            if hedge {
+                state.hedged = true;
+            } else {
                 state.started = true;
-                let opened = challenges.next().and_then(|challenge| {
-                    Connection::open(targets[slot], claimer, slot, false, permit, challenge)
-                });
-                match opened {
-                    Ok(connection) => {
+            }
+            let opened = challenges.next().and_then(|challenge| {
+                Connection::open(targets[slot], claimer, slot, hedge, permit, challenge)
+            });
+            match opened {
+                Ok(connection) => {
+                    if hedge {
+                        state.open += 1;
+                    } else {
                         state.open = 1;
                         state.hedge_at = connection.opened.checked_add(limits[slot]);
-                        connections.push(connection);
                     }
-                    Err(failure) => state.first_failure = Some(failure),
+                    connections.push(connection);
                 }
+                Err(failure) => record_failure(state, hedge, failure),
+            }
+        };
+        for (slot, state) in states.iter_mut().enumerate() {
+            if !state.started {
+                open(slot, state, false);
             } else if state.is_pending() && !state.hedged {
                 let Some(hedge_at) = state.hedge_at else {
                     continue;
@@ -703,21 +721,7 @@ fn drive<C: Collector + ?Sized>(
                     wake = wake.min(hedge_at);
                     continue;
                 }
-                let Some(permit) = Permit::hedge() else {
-                    short_of_slots = true;
-                    continue;
-                };
-                state.hedged = true;
-                let opened = challenges.next().and_then(|challenge| {
-                    Connection::open(targets[slot], claimer, slot, true, permit, challenge)
-                });
-                match opened {
-                    Ok(connection) => {
-                        state.open += 1;
-                        connections.push(connection);
-                    }
-                    Err(failure) => state.hedge_failure = Some(failure),
-                }
+                open(slot, state, true);
             }
         }
         if short_of_slots {

@@ -408,11 +408,17 @@ mod tests {
         )
     }
 
-    #[test]
-    fn sizes() {
+    /// A store holding one coin, (1, 1), with AN [9; 16] and MFS 1.
+    fn store_with_one_coin() -> (MemoryStore, Coin) {
         let store = MemoryStore::new();
         let coin = Coin { den: 1, sn: 1 };
         store.put(coin, [9; 16], 1);
+        (store, coin)
+    }
+
+    #[test]
+    fn sizes() {
+        let (store, coin) = store_with_one_coin();
         let good = body(&[coin], [0; 16], [0; 25]);
         assert_eq!(good.len(), 139);
         assert_eq!(
@@ -427,9 +433,7 @@ mod tests {
 
     #[test]
     fn no_tickets_means_no_fix_and_no_write() {
-        let store = MemoryStore::new();
-        let coin = Coin { den: 1, sn: 1 };
-        store.put(coin, [9; 16], 1);
+        let (store, coin) = store_with_one_coin();
         let (response, report) = run(&store, &body(&[coin], [0; 16], [0; 25])).unwrap();
         assert_eq!(response, Response::status(Status::AllFail));
         assert!(report.asked.is_empty());
@@ -443,9 +447,7 @@ mod tests {
 
     #[test]
     fn tickets_without_addresses_are_reported() {
-        let store = MemoryStore::new();
-        let coin = Coin { den: 1, sn: 1 };
-        store.put(coin, [9; 16], 1);
+        let (store, coin) = store_with_one_coin();
         let (response, report) = run(&store, &body(&[coin], [0; 16], [5; 25])).unwrap();
         assert_eq!(response, Response::status(Status::AllFail));
         assert_eq!(report.outcome_of(0), Some(&PeerOutcome::NoAddress));

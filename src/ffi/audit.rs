@@ -9,8 +9,8 @@ use std::path::Path;
 use crate::audit::{self, PAGE_COUNT};
 use crate::data_dir::DataDir;
 
-use super::config::write_err;
-use super::entry::{enter, panicked_message, OnPanic};
+use super::config::{caller_buffer, message_buffer, write_err};
+use super::entry::{enter, OnPanic};
 use super::standalone::{
     clear_last_error, int_result, internal_on_panic, RAIDA_HEALING_E_ARGUMENT,
     RAIDA_HEALING_E_DATA, RAIDA_HEALING_OK,
@@ -76,22 +76,11 @@ pub unsafe extern "C" fn raida_healing_check_page(
 ) -> c_int {
     const NAME: &str = "raida_healing_check_page";
     enter(NAME, internal_on_panic(), || {
-        let path_out: &mut [u8] = if path_out.is_null() {
-            &mut []
-        } else {
-            // SAFETY: points to `path_len` writable bytes, not overlapping `why` (contract).
-            unsafe { std::slice::from_raw_parts_mut(path_out.cast::<u8>(), path_len) }
-        };
-        let why: &mut [u8] = if why.is_null() {
-            &mut []
-        } else {
-            // SAFETY: points to `why_len` writable bytes, not overlapping `path_out`
-            // (contract).
-            unsafe { std::slice::from_raw_parts_mut(why.cast::<u8>(), why_len) }
-        };
+        // SAFETY: NULL or `path_len` writable bytes, not overlapping `why` (contract).
+        let path_out = unsafe { caller_buffer(path_out, path_len) };
+        // SAFETY: NULL or `why_len` writable bytes, not overlapping `path_out` (contract).
+        let why = unsafe { message_buffer(why, why_len, NAME) };
         write_err(path_out, "");
-        // Replaced below; stays only if the check panics (enter then returns E_INTERNAL).
-        write_err(why, &panicked_message(NAME));
         let checked = if dir.is_null() {
             Err((RAIDA_HEALING_E_ARGUMENT, "dir is NULL".to_string()))
         } else {

@@ -61,6 +61,36 @@ fn to_c(config: &ServerConfig, out: &mut RaidaHealingConfig) -> Result<(), Strin
     Ok(())
 }
 
+/// A caller's output buffer (`ptr`, `len`) as a byte slice; empty when `ptr` is NULL.
+///
+/// # Safety
+/// `ptr` is NULL or points to `len` writable bytes that nothing else reads or writes while
+/// the slice lives.
+pub(super) unsafe fn caller_buffer<'a>(ptr: *mut c_char, len: libc::size_t) -> &'a mut [u8] {
+    if ptr.is_null() {
+        return &mut [];
+    }
+    // SAFETY: the caller's contract.
+    unsafe { std::slice::from_raw_parts_mut(ptr.cast::<u8>(), len) }
+}
+
+/// A caller's message buffer (`ptr`, `len`, may be NULL) for the export named `export`,
+/// already holding the message of a panic: the export replaces it, so it stays only if the
+/// export's body panics (`enter` then returns `RAIDA_HEALING_E_INTERNAL`).
+///
+/// # Safety
+/// As for [`caller_buffer`].
+pub(super) unsafe fn message_buffer<'a>(
+    ptr: *mut c_char,
+    len: libc::size_t,
+    export: &str,
+) -> &'a mut [u8] {
+    // SAFETY: the caller's contract.
+    let buffer = unsafe { caller_buffer(ptr, len) };
+    write_err(buffer, &panicked_message(export));
+    buffer
+}
+
 /// Copies `message` into `err` (at most `err_len` bytes, always NUL-terminated, cut at a
 /// character boundary).
 pub(super) fn write_err(err: &mut [u8], message: &str) {
@@ -104,15 +134,9 @@ pub unsafe extern "C" fn raida_healing_config_parse(
 ) -> c_int {
     const NAME: &str = "raida_healing_config_parse";
     enter(NAME, internal_on_panic(), || {
-        let err: &mut [u8] = if err.is_null() {
-            &mut []
-        } else {
-            // SAFETY: `err` points to `err_len` writable bytes (the caller's contract), not
-            // aliased by `text` or `out` for the duration of this call.
-            unsafe { std::slice::from_raw_parts_mut(err.cast::<u8>(), err_len) }
-        };
-        // Replaced below; stays only if the parse panics (enter then returns E_INTERNAL).
-        write_err(err, &panicked_message(NAME));
+        // SAFETY: `err` is NULL or points to `err_len` writable bytes (the caller's
+        // contract), not aliased by `text` or `out` for the duration of this call.
+        let err = unsafe { message_buffer(err, err_len, NAME) };
         let result = if text.is_null() || out.is_null() {
             Err((
                 RAIDA_HEALING_E_ARGUMENT,

@@ -111,25 +111,28 @@ unsafe fn answer(ci: *mut ConnInfo, response: Option<Response>) {
     }
 }
 
-/// The answer to one handler call (the body of `enter`); `None` for a NULL `ci` (logged).
+/// The body a handler runs through `enter`: the answer to one call of `command`, `None`
+/// for a NULL `ci` (logged).
 ///
 /// # Safety
-/// `ci` is NULL or points to a `conn_info_t` that the caller owns exclusively for the
-/// call, whose `body` (if not NULL) holds `body_size` readable bytes.
-unsafe fn respond(ci: *mut ConnInfo, command: Command) -> Option<Response> {
-    let Some(ci) = NonNull::new(ci) else {
-        crate::log::error(&format!("{command:?} called with a NULL conn_info_t"));
-        return None;
-    };
-    // SAFETY: the caller's contract: valid for this call; only read here.
-    let ci = unsafe { ci.as_ref() };
-    let request = Request {
-        // SAFETY: the caller's contract on `body`/`body_size`.
-        body: unsafe { body_of(ci) },
-        encryption_type: ci.encryption_type,
-        coin_id: ci.coin_id,
-    };
-    Some(run(command, &request))
+/// `ci` is NULL or points to a `conn_info_t` that the caller owns exclusively until the
+/// returned closure has run, whose `body` (if not NULL) holds `body_size` readable bytes.
+unsafe fn respond(ci: *mut ConnInfo, command: Command) -> impl FnOnce() -> Option<Response> {
+    move || {
+        let Some(ci) = NonNull::new(ci) else {
+            crate::log::error(&format!("{command:?} called with a NULL conn_info_t"));
+            return None;
+        };
+        // SAFETY: `respond`'s contract: valid while this closure runs; only read here.
+        let ci = unsafe { ci.as_ref() };
+        let request = Request {
+            // SAFETY: `respond`'s contract on `body`/`body_size`.
+            body: unsafe { body_of(ci) },
+            encryption_type: ci.encryption_type,
+            coin_id: ci.coin_id,
+        };
+        Some(run(command, &request))
+    }
 }
 
 /// A handler that panicked answers ERROR_INTERNAL.
@@ -152,12 +155,11 @@ fn internal_on_panic() -> OnPanic<Option<Response>> {
 /// is NULL or holds `ci->body_size` bytes; `ci->output` is NULL on entry.
 #[no_mangle]
 pub unsafe extern "C" fn cmd_get_ticket(ci: *mut ConnInfo) {
-    // SAFETY: forwarded caller contract.
-    let response = enter("cmd_get_ticket", internal_on_panic(), || unsafe {
-        respond(ci, Command::GetTicket)
-    });
-    // SAFETY: forwarded caller contract (answer ignores a NULL `ci`).
-    unsafe { answer(ci, response) }
+    // SAFETY: forwarded caller contract (`respond` and `answer` ignore a NULL `ci`).
+    unsafe {
+        let body = respond(ci, Command::GetTicket);
+        answer(ci, enter("cmd_get_ticket", internal_on_panic(), body))
+    }
 }
 
 /// Group 2, command 50: a peer RAIDA claims a ticket this server issued.
@@ -171,12 +173,11 @@ pub unsafe extern "C" fn cmd_get_ticket(ci: *mut ConnInfo) {
 /// As for `cmd_get_ticket`.
 #[no_mangle]
 pub unsafe extern "C" fn cmd_validate_ticket(ci: *mut ConnInfo) {
-    // SAFETY: forwarded caller contract.
-    let response = enter("cmd_validate_ticket", internal_on_panic(), || unsafe {
-        respond(ci, Command::ValidateTicket)
-    });
-    // SAFETY: forwarded caller contract (answer ignores a NULL `ci`).
-    unsafe { answer(ci, response) }
+    // SAFETY: forwarded caller contract (`respond` and `answer` ignore a NULL `ci`).
+    unsafe {
+        let body = respond(ci, Command::ValidateTicket);
+        answer(ci, enter("cmd_validate_ticket", internal_on_panic(), body))
+    }
 }
 
 /// Group 2, command 60: does this server hold each coin's AN, its PAN, or neither?
@@ -189,12 +190,11 @@ pub unsafe extern "C" fn cmd_validate_ticket(ci: *mut ConnInfo) {
 /// As for `cmd_get_ticket`.
 #[no_mangle]
 pub unsafe extern "C" fn cmd_find(ci: *mut ConnInfo) {
-    // SAFETY: forwarded caller contract.
-    let response = enter("cmd_find", internal_on_panic(), || unsafe {
-        respond(ci, Command::Find)
-    });
-    // SAFETY: forwarded caller contract (answer ignores a NULL `ci`).
-    unsafe { answer(ci, response) }
+    // SAFETY: forwarded caller contract (`respond` and `answer` ignore a NULL `ci`).
+    unsafe {
+        let body = respond(ci, Command::Find);
+        answer(ci, enter("cmd_find", internal_on_panic(), body))
+    }
 }
 
 /// Group 2, command 80: rewrite the listed coins' ANs where enough peers confirm them.
@@ -220,10 +220,9 @@ pub unsafe extern "C" fn cmd_find(ci: *mut ConnInfo) {
 /// As for `cmd_get_ticket`.
 #[no_mangle]
 pub unsafe extern "C" fn cmd_fix(ci: *mut ConnInfo) {
-    // SAFETY: forwarded caller contract.
-    let response = enter("cmd_fix", internal_on_panic(), || unsafe {
-        respond(ci, Command::Fix)
-    });
-    // SAFETY: forwarded caller contract (answer ignores a NULL `ci`).
-    unsafe { answer(ci, response) }
+    // SAFETY: forwarded caller contract (`respond` and `answer` ignore a NULL `ci`).
+    unsafe {
+        let body = respond(ci, Command::Fix);
+        answer(ci, enter("cmd_fix", internal_on_panic(), body))
+    }
 }
