@@ -8,7 +8,7 @@
  *    the same page lookups and AN compares done here directly, with one
  *    get_page_by_sn_lock / unlock_page per coin, measured in the same sample.
  *  - validate_ticket: claims per second through cmd_validate_ticket, 1 and 2 threads.
- *  - fix: wall time of cmd_fix against 24 loopback peers (bench/fake_peers.c).
+ *  - fix: wall time of cmd_fix against 24 loopback peers (c_tests/fake_peer.c).
  *  - memory: resident size and heap of the ticket pool, idle and full.
  *
  * The ticket pool is process-wide and holds at most 512 tickets for 300 s, so every
@@ -36,7 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fake_peers.h"
+#include "fake_peer.h"
 #include "host.h"
 #include "raida_healing.h"
 #include "request.h"
@@ -654,8 +654,8 @@ static void fix_row(const char *what, const struct coin *coins, int n, int stall
             continue;
         /* the stalled peers are spread over the indices: every other one from 2 */
         int stall = stalled && i % 2 == 0 && i / 2 <= stalled;
-        ticket[i] = stall ? FAKE_PEER_TICKET(FAKE_PEER_STALL, 0)
-                          : FAKE_PEER_TICKET(FAKE_PEER_HONEST, (uint32_t)n);
+        ticket[i] = stall ? FAKE_PEER_TICKET(FAKE_PEER_STALLED, 0)
+                          : FAKE_PEER_TICKET(FAKE_PEER_LISTS, (uint32_t)n);
         honest += !stall;
     }
     double ms[FIX_SAMPLES], floor_ms[FIX_SAMPLES];
@@ -785,7 +785,7 @@ static void cost_rows(const char *what, const struct coin *coins, int n)
     uint32_t ticket[25] = { 0 };
     for (int i = 0; i < 25; i++)
         if (i != SELF)
-            ticket[i] = FAKE_PEER_TICKET(FAKE_PEER_HONEST, (uint32_t)n);
+            ticket[i] = FAKE_PEER_TICKET(FAKE_PEER_LISTS, (uint32_t)n);
     double threads, calls, sockets;
     fix_cost(coins, n, ticket, COST_REQUESTS, &threads, &calls, &sockets);
     char label[96], value[32];
@@ -923,13 +923,13 @@ static int profile_fix(int argc, char **argv)
     for (int i = 0; i < FIX_MAX; i++)
         rq_put_coin(wire + 5 * i, coins[i].den, coins[i].sn);
     struct fake_peers peers;
-    if (fake_peers_start(&peers, SELF, wire, FIX_MAX) != 0)
+    if (fake_peers_start(&peers, SELF, FAKE_PEER_BY_TICKET, wire, FIX_MAX) != 0)
         die("cannot start the fake peers");
     uint32_t ticket[25] = { 0 };
     for (int i = 0; i < 25; i++)
         if (i != SELF) {
             host_set_peer(i, "127.0.0.1", peers.port[i]);
-            ticket[i] = FAKE_PEER_TICKET(FAKE_PEER_HONEST, (uint32_t)n);
+            ticket[i] = FAKE_PEER_TICKET(FAKE_PEER_LISTS, (uint32_t)n);
         }
     double total = 0, user0 = cpu_ms(0), sys0 = cpu_ms(1);
     for (int r = 0; r < requests; r++)
@@ -1038,7 +1038,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < FIX_MAX; i++)
         rq_put_coin(fix_wire + 5 * i, fix_coins[i].den, fix_coins[i].sn);
     struct fake_peers peers;
-    if (fake_peers_start(&peers, SELF, fix_wire, FIX_MAX) != 0)
+    if (fake_peers_start(&peers, SELF, FAKE_PEER_BY_TICKET, fix_wire, FIX_MAX) != 0)
         die("cannot start the fake peers");
     for (int i = 0; i < 25; i++)
         if (i != SELF)
@@ -1055,7 +1055,7 @@ int main(int argc, char **argv)
     printf("\nlayouts: ");
     for (int l = 0; l < LAYOUTS; l++)
         printf("%s = %s%s", layout_name[l], layout_help[l], l + 1 < LAYOUTS ? "; " : "\n");
-    printf("fix coins: random sns of one denomination; peers on 127.0.0.1 (bench/fake_peers.c)\n");
+    printf("fix coins: random sns of one denomination; peers on 127.0.0.1 (c_tests/fake_peer.c)\n");
     for (int l = 0; l < LAYOUTS; l++)
         free(layout_coins[l]);
     free(fix_coins);

@@ -6,7 +6,7 @@
 ## make c-test-fix-asan    the same built with ASan+UBSan (make test)
 ## make c-test-fix-valgrind the plain build under valgrind memcheck (make test)
 
-FIX_SRCS := c_tests/test_fix.c c_tests/host.c c_tests/request.c
+FIX_SRCS := c_tests/test_fix.c c_tests/fake_peer.c c_tests/host.c c_tests/request.c
 $(eval $(call c_program,test_fix,$(FIX_SRCS)))
 
 .PHONY: c-test-fix c-test-fix-asan c-test-fix-valgrind
