@@ -59,26 +59,31 @@
 
 static int failures;
 
+static void report(const char *fmt, va_list ap)
+{
+    fprintf(stderr, "bench: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+}
+
+/* A failed expectation: reported, counted, and the run goes on. */
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "bench: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    report(fmt, ap);
     va_end(ap);
     failures++;
 }
 
+/* A run that cannot go on. */
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "bench: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    report(fmt, ap);
     va_end(ap);
     exit(1);
 }

@@ -349,27 +349,36 @@ static void twenty_four_peers(void)
     close(self_fd);
 }
 
+/* A fix of one coin by this server, RAIDA `me`, with the only tickets held by 13 peers
+ * from RAIDA `first` on (skipping `me`): twelve honest ones and `last`, each listing the
+ * coin. */
+static rq_result_t fix_one_coin(int me, struct coin x, int encryption_type, struct fake_peer peers[13],
+                                int first, enum fake_peer_script last)
+{
+    host_init(me, COIN_ID);
+    host_set_mfs(MFS);
+    host_put(x.den, x.sn, OLD_AN, OLD_MFS);
+    unsigned char list[5];
+    wire(list, &x, 1);
+    uint32_t tickets[25] = { 0 };
+    for (int i = 0, raida = first; i < 13; i++, raida++) {
+        raida += raida == me;
+        peer_start(&peers[i], raida, i < 12 ? FAKE_PEER_HONEST : last, list, 1);
+        tickets[raida] = ticket_of(raida);
+    }
+    unsigned char payload[5 + 116];
+    size_t n = fix_payload(payload, &x, 1, tickets);
+    return rq_call(cmd_fix, encryption_type, COIN_ID, payload, n);
+}
+
 /* The deadline ends a fix that only a silent peer could still decide: 12 listings + this
  * server = 13. */
 static void deadline(void)
 {
     settings("300");
-    host_init(ME, COIN_ID);
-    host_set_mfs(MFS);
     const struct coin x = { 1, 1 };
-    host_put(x.den, x.sn, OLD_AN, OLD_MFS);
     static struct fake_peer peers[13];
-    unsigned char list[5];
-    wire(list, &x, 1);
-    uint32_t tickets[25] = { 0 };
-    for (int i = 0; i < 13; i++) {
-        int raida = i < ME ? i : i + 1;
-        peer_start(&peers[i], raida, i < 12 ? FAKE_PEER_HONEST : FAKE_PEER_STALLED, list, 1);
-        tickets[raida] = ticket_of(raida);
-    }
-    unsigned char payload[5 + 116];
-    size_t n = fix_payload(payload, &x, 1, tickets);
-    rq_result_t r = rq_call(cmd_fix, 0, COIN_ID, payload, n);
+    rq_result_t r = fix_one_coin(ME, x, 0, peers, 0, FAKE_PEER_STALLED);
     CHECK_INT(r.status, RAIDA_STATUS_ALL_FAIL);
     CHECK_INT(r.output_size, 0);
     CHECK(r.output == NULL, "242 has no body");
@@ -394,21 +403,9 @@ static void deadline(void)
 static void type_4(void)
 {
     settings("20000");
-    host_init(3, COIN_ID);
-    host_set_mfs(MFS);
     const struct coin x = { 1, 5000 };
-    host_put(x.den, x.sn, OLD_AN, OLD_MFS);
     static struct fake_peer peers[13];
-    unsigned char list[5];
-    wire(list, &x, 1);
-    uint32_t tickets[25] = { 0 };
-    for (int i = 0; i < 13; i++) {
-        peer_start(&peers[i], 10 + i, FAKE_PEER_HONEST, list, 1);
-        tickets[10 + i] = ticket_of(10 + i);
-    }
-    unsigned char payload[5 + 116];
-    size_t n = fix_payload(payload, &x, 1, tickets);
-    rq_result_t r = rq_call(cmd_fix, 4, COIN_ID, payload, n);
+    rq_result_t r = fix_one_coin(3, x, 4, peers, 10, FAKE_PEER_HONEST);
     CHECK_INT(r.status, RAIDA_STATUS_ALL_PASS);
     CHECK_INT(r.output_size, 0);
     rq_result_free(&r);
