@@ -649,6 +649,21 @@ static double fix_floor_once(const uint32_t ticket[25])
     return (now_ns() - t0) / 1e6;
 }
 
+/* Fake peers 0..24 but this server, each listing the FIX_MAX `coins` (the ticket a fix
+ * sends picks the answer, see fix_row), known to the host at their ports. */
+static void start_fix_peers(struct fake_peers *peers, const struct coin *coins)
+{
+    unsigned char *wire = xmalloc(5 * (size_t)FIX_MAX);
+    for (int i = 0; i < FIX_MAX; i++)
+        rq_put_coin(wire + 5 * i, coins[i].den, coins[i].sn);
+    if (fake_peers_start(peers, SELF, FAKE_PEER_BY_TICKET, wire, FIX_MAX) != 0)
+        die("cannot start the fake peers");
+    free(wire); /* the serving child has its own copy */
+    for (int i = 0; i < 25; i++)
+        if (i != SELF)
+            host_set_peer(i, "127.0.0.1", peers->port[i]);
+}
+
 static void fix_row(const char *what, const struct coin *coins, int n, int stalled,
                     double target_ms)
 {
@@ -924,18 +939,12 @@ static int profile_fix(int argc, char **argv)
     struct coin *coins = xmalloc(sizeof *coins * FIX_MAX);
     random_coins(coins, FIX_MAX, 2);
     put_coins(coins, FIX_MAX);
-    unsigned char *wire = xmalloc(5 * (size_t)FIX_MAX);
-    for (int i = 0; i < FIX_MAX; i++)
-        rq_put_coin(wire + 5 * i, coins[i].den, coins[i].sn);
     struct fake_peers peers;
-    if (fake_peers_start(&peers, SELF, FAKE_PEER_BY_TICKET, wire, FIX_MAX) != 0)
-        die("cannot start the fake peers");
+    start_fix_peers(&peers, coins);
     uint32_t ticket[25] = { 0 };
     for (int i = 0; i < 25; i++)
-        if (i != SELF) {
-            host_set_peer(i, "127.0.0.1", peers.port[i]);
+        if (i != SELF)
             ticket[i] = FAKE_PEER_TICKET(FAKE_PEER_LISTS, (uint32_t)n);
-        }
     double total = 0, user0 = cpu_ms(0), sys0 = cpu_ms(1);
     for (int r = 0; r < requests; r++)
         total += fix_once(coins, n, ticket);
@@ -944,7 +953,6 @@ static int profile_fix(int argc, char **argv)
     printf("fix x%d, 24 honest peers: %d requests, mean %.2f ms; CPU per fix of this process "
            "(not the peers): user %.2f ms, system %.2f ms\n", n, requests, total / requests,
            user / requests, sys / requests);
-    free(wire);
     free(coins);
     return failures ? 1 : 0;
 }
@@ -1039,15 +1047,8 @@ int main(int argc, char **argv)
     claim_row(layout_coins[DENSE], GET_TICKET_MAX, 1);
     claim_row(layout_coins[DENSE], GET_TICKET_MAX, 2);
 
-    unsigned char *fix_wire = xmalloc(5 * (size_t)FIX_MAX);
-    for (int i = 0; i < FIX_MAX; i++)
-        rq_put_coin(fix_wire + 5 * i, fix_coins[i].den, fix_coins[i].sn);
     struct fake_peers peers;
-    if (fake_peers_start(&peers, SELF, FAKE_PEER_BY_TICKET, fix_wire, FIX_MAX) != 0)
-        die("cannot start the fake peers");
-    for (int i = 0; i < 25; i++)
-        if (i != SELF)
-            host_set_peer(i, "127.0.0.1", peers.port[i]);
+    start_fix_peers(&peers, fix_coins);
     bench_peers = &peers;
     fix_row("fix x1", fix_coins, 1, 0, 0.5);
     fix_row("fix x100", fix_coins, 100, 0, 0);
@@ -1064,7 +1065,6 @@ int main(int argc, char **argv)
     for (int l = 0; l < LAYOUTS; l++)
         free(layout_coins[l]);
     free(fix_coins);
-    free(fix_wire);
     if (failures) {
         fprintf(stderr, "bench: %d wrong answers: the figures above are not valid\n", failures);
         return 1;
