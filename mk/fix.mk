@@ -1,6 +1,6 @@
 # cmd_fix and send_validate_ticket_job through the C ABI (docs/fix.md): in build/test_fix the
-# host harness (c_tests/host.c) plays the legacy server; scripted loopback peers run as
-# threads of the test. Each run ends with "N passed, 0 failed" and exits non-zero on failure.
+# host harness (c_tests/host.c) plays the legacy server; scripted loopback peers
+# (c_tests/fake_peer.c) run as threads of the test. Each run ends with "N passed, 0 failed" and exits non-zero on failure.
 #
 ## make c-test-fix         build/test_fix (make test)
 ## make c-test-fix-asan    the same built with ASan+UBSan (make test)
