@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,9 +191,7 @@ static int respond(struct fake_peer_loop *l, struct fake_peer_conn *c)
     int first;
     switch (script) {
     case FAKE_PEER_HONEST:
-        pthread_mutex_lock(&p->mtx);
         first = p->answered++ == 0;
-        pthread_mutex_unlock(&p->mtx);
         return compose(c, first ? RAIDA_STATUS_SUCCESS : RAIDA_STATUS_TICKET_CLAIMED_ALREADY,
                        listed);
     case FAKE_PEER_LISTS:
@@ -384,16 +381,29 @@ static unsigned char *copy_list(const unsigned char *coins_wire, size_t ncoins)
     return list;
 }
 
-int fake_peer_listen(uint16_t *port, int backlog)
+/* A socket on 127.0.0.1 (listening unless backlog < 0) and its port; -1 on failure. */
+static int open_listener(uint16_t *port, int backlog, int flags)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
     struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t len = sizeof sin;
     if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
         (backlog >= 0 && listen(fd, backlog) != 0) ||
-        getsockname(fd, (struct sockaddr *)&sin, &len) != 0)
-        die("fake_peer: listen on 127.0.0.1");
+        getsockname(fd, (struct sockaddr *)&sin, &len) != 0) {
+        perror("fake_peer: listen on 127.0.0.1");
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
     *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+int fake_peer_listen(uint16_t *port, int backlog)
+{
+    int fd = open_listener(port, backlog, 0);
+    if (fd < 0)
+        exit(2);
     return fd;
 }
 
@@ -409,9 +419,9 @@ void fake_peer_start(struct fake_peer *peer, int raida, enum fake_peer_script sc
                      const unsigned char *coins_wire, size_t ncoins)
 {
     uint16_t port;
-    int fd = fake_peer_listen(&port, 128);
-    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)
-        die("fake_peer: fcntl");
+    int fd = open_listener(&port, 128, SOCK_NONBLOCK);
+    if (fd < 0)
+        exit(2);
     peer_init(peer, raida, script, copy_list(coins_wire, ncoins), ncoins, fd, port);
     if (pipe2(peer->wake, O_CLOEXEC) != 0)
         die("fake_peer: pipe2");
@@ -477,16 +487,8 @@ int fake_peer_contacted(int listen_fd)
         struct timeval safety = { 5, 0 };
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &safety, sizeof safety);
         unsigned char head[6];
-        size_t got = 0;
-        while (got < sizeof head) {
-            ssize_t r = recv(fd, head + got, sizeof head - got, 0);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                break;
-            got += (size_t)r;
-        }
-        int is_request = got == sizeof head && head[0] == 1 && head[4] == 2 && head[5] == 50;
+        int is_request = recv(fd, head, sizeof head, MSG_WAITALL) == (ssize_t)sizeof head &&
+                         head[0] == 1 && head[4] == 2 && head[5] == 50;
         close(fd);
         if (is_request)
             return 1;
@@ -502,22 +504,13 @@ int fake_peers_start(struct fake_peers *peers, int self, enum fake_peer_script s
         listen_fd[i] = -1;
         if (i == self)
             continue;
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        struct sockaddr_in addr = { .sin_family = AF_INET,
-                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t len = sizeof addr;
-        if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
-            listen(fd, 128) != 0 || getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
-            perror("fake_peers: listen on 127.0.0.1");
+        listen_fd[i] = open_listener(&peers->port[i], 128, SOCK_NONBLOCK);
+        if (listen_fd[i] < 0) {
             for (int j = 0; j < i; j++)
                 if (listen_fd[j] >= 0)
                     close(listen_fd[j]);
-            if (fd >= 0)
-                close(fd);
             return -1;
         }
-        listen_fd[i] = fd;
-        peers->port[i] = ntohs(addr.sin_port);
     }
     fflush(NULL);
     pid_t parent = getpid();

@@ -62,8 +62,9 @@ struct fake_peer {
     pthread_cond_t changed;
     int requests;                    /* validate_ticket requests received */
     unsigned char request[FAKE_PEER_KEPT][FAKE_PEER_REQUEST_BYTES];
-    int answered;                    /* FAKE_PEER_HONEST: 250 answers given */
     int held, held_closed;           /* stalled connections, and how many the client closed */
+    /* The serving thread's own. */
+    int answered;                    /* FAKE_PEER_HONEST: 250 answers given */
     struct fake_peer_conn *waiting;  /* FAKE_PEER_SLOW_ACCEPT: the connection held back */
     /* The serving thread (fake_peer_start only). */
     pthread_t thread;
