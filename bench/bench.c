@@ -8,7 +8,7 @@
  *    the same page lookups and AN compares done here directly, with one
  *    get_page_by_sn_lock / unlock_page per coin, measured in the same sample.
  *  - validate_ticket: claims per second through cmd_validate_ticket, 1 and 2 threads.
- *  - fix: wall time of cmd_fix against 24 loopback peers (bench/fake_peers.c).
+ *  - fix: wall time of cmd_fix against 24 loopback peers (c_tests/fake_peer.c).
  *  - memory: resident size and heap of the ticket pool, idle and full.
  *
  * The ticket pool is process-wide and keeps tickets for 300 s, so every sample that
@@ -38,7 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fake_peers.h"
+#include "fake_peer.h"
 #include "host.h"
 #include "raida_healing.h"
 #include "request.h"
@@ -66,26 +66,31 @@
 
 static int failures;
 
+static void report(const char *fmt, va_list ap)
+{
+    fprintf(stderr, "bench: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+}
+
+/* A failed expectation: reported, counted, and the run goes on. */
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "bench: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    report(fmt, ap);
     va_end(ap);
     failures++;
 }
 
+/* A run that cannot go on. */
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "bench: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    report(fmt, ap);
     va_end(ap);
     exit(1);
 }
@@ -659,6 +664,21 @@ static double fix_floor_once(const uint32_t ticket[25])
     return (now_ns() - t0) / 1e6;
 }
 
+/* Fake peers 0..24 but this server, each listing the FIX_MAX `coins` (the ticket a fix
+ * sends picks the answer, see fix_row), known to the host at their ports. */
+static void start_fix_peers(struct fake_peers *peers, const struct coin *coins)
+{
+    unsigned char *wire = xmalloc(5 * (size_t)FIX_MAX);
+    for (int i = 0; i < FIX_MAX; i++)
+        rq_put_coin(wire + 5 * i, coins[i].den, coins[i].sn);
+    if (fake_peers_start(peers, SELF, FAKE_PEER_BY_TICKET, wire, FIX_MAX) != 0)
+        die("cannot start the fake peers");
+    free(wire); /* the serving child has its own copy */
+    for (int i = 0; i < 25; i++)
+        if (i != SELF)
+            host_set_peer(i, "127.0.0.1", peers->port[i]);
+}
+
 static void fix_row(const char *what, const struct coin *coins, int n, int stalled,
                     double target_ms)
 {
@@ -669,8 +689,8 @@ static void fix_row(const char *what, const struct coin *coins, int n, int stall
             continue;
         /* the stalled peers are spread over the indices: every other one from 2 */
         int stall = stalled && i % 2 == 0 && i / 2 <= stalled;
-        ticket[i] = stall ? FAKE_PEER_TICKET(FAKE_PEER_STALL, 0)
-                          : FAKE_PEER_TICKET(FAKE_PEER_HONEST, (uint32_t)n);
+        ticket[i] = stall ? FAKE_PEER_TICKET(FAKE_PEER_STALLED, 0)
+                          : FAKE_PEER_TICKET(FAKE_PEER_LISTS, (uint32_t)n);
         honest += !stall;
     }
     double ms[FIX_SAMPLES], floor_ms[FIX_SAMPLES];
@@ -800,7 +820,7 @@ static void cost_rows(const char *what, const struct coin *coins, int n)
     uint32_t ticket[25] = { 0 };
     for (int i = 0; i < 25; i++)
         if (i != SELF)
-            ticket[i] = FAKE_PEER_TICKET(FAKE_PEER_HONEST, (uint32_t)n);
+            ticket[i] = FAKE_PEER_TICKET(FAKE_PEER_LISTS, (uint32_t)n);
     double threads, calls, sockets;
     fix_cost(coins, n, ticket, COST_REQUESTS, &threads, &calls, &sockets);
     char label[96], value[32];
@@ -956,18 +976,12 @@ static int profile_fix(int argc, char **argv)
     struct coin *coins = xmalloc(sizeof *coins * FIX_MAX);
     random_coins(coins, FIX_MAX, 2);
     put_coins(coins, FIX_MAX);
-    unsigned char *wire = xmalloc(5 * (size_t)FIX_MAX);
-    for (int i = 0; i < FIX_MAX; i++)
-        rq_put_coin(wire + 5 * i, coins[i].den, coins[i].sn);
     struct fake_peers peers;
-    if (fake_peers_start(&peers, SELF, wire, FIX_MAX) != 0)
-        die("cannot start the fake peers");
+    start_fix_peers(&peers, coins);
     uint32_t ticket[25] = { 0 };
     for (int i = 0; i < 25; i++)
-        if (i != SELF) {
-            host_set_peer(i, "127.0.0.1", peers.port[i]);
-            ticket[i] = FAKE_PEER_TICKET(FAKE_PEER_HONEST, (uint32_t)n);
-        }
+        if (i != SELF)
+            ticket[i] = FAKE_PEER_TICKET(FAKE_PEER_LISTS, (uint32_t)n);
     double total = 0, user0 = cpu_ms(0), sys0 = cpu_ms(1);
     for (int r = 0; r < requests; r++)
         total += fix_once(coins, n, ticket);
@@ -976,7 +990,6 @@ static int profile_fix(int argc, char **argv)
     printf("fix x%d, 24 honest peers: %d requests, mean %.2f ms; CPU per fix of this process "
            "(not the peers): user %.2f ms, system %.2f ms\n", n, requests, total / requests,
            user / requests, sys / requests);
-    free(wire);
     free(coins);
     return failures ? 1 : 0;
 }
@@ -1071,15 +1084,8 @@ int main(int argc, char **argv)
     claim_row(layout_coins[DENSE], GET_TICKET_MAX, 1);
     claim_row(layout_coins[DENSE], GET_TICKET_MAX, 2);
 
-    unsigned char *fix_wire = xmalloc(5 * (size_t)FIX_MAX);
-    for (int i = 0; i < FIX_MAX; i++)
-        rq_put_coin(fix_wire + 5 * i, fix_coins[i].den, fix_coins[i].sn);
     struct fake_peers peers;
-    if (fake_peers_start(&peers, SELF, fix_wire, FIX_MAX) != 0)
-        die("cannot start the fake peers");
-    for (int i = 0; i < 25; i++)
-        if (i != SELF)
-            host_set_peer(i, "127.0.0.1", peers.port[i]);
+    start_fix_peers(&peers, fix_coins);
     bench_peers = &peers;
     fix_row("fix x1", fix_coins, 1, 0, 0.5);
     fix_row("fix x100", fix_coins, 100, 0, 0);
@@ -1092,11 +1098,10 @@ int main(int argc, char **argv)
     printf("\nlayouts: ");
     for (int l = 0; l < LAYOUTS; l++)
         printf("%s = %s%s", layout_name[l], layout_help[l], l + 1 < LAYOUTS ? "; " : "\n");
-    printf("fix coins: random sns of one denomination; peers on 127.0.0.1 (bench/fake_peers.c)\n");
+    printf("fix coins: random sns of one denomination; peers on 127.0.0.1 (c_tests/fake_peer.c)\n");
     for (int l = 0; l < LAYOUTS; l++)
         free(layout_coins[l]);
     free(fix_coins);
-    free(fix_wire);
     if (failures) {
         fprintf(stderr, "bench: %d wrong answers: the figures above are not valid\n", failures);
         return 1;

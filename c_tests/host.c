@@ -218,29 +218,7 @@ static void log_line(const char *level, const char *fmt, va_list ap)
     pthread_mutex_unlock(&log_mtx);
 }
 
-void debug(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    log_line("debug", fmt, ap);
-    va_end(ap);
-}
-
-void warning(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    log_line("warning", fmt, ap);
-    va_end(ap);
-}
-
-void error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    log_line("error", fmt, ap);
-    va_end(ap);
-}
+HOST_LOG_FUNCTIONS(log_line)
 
 /* ---- harness control ---- */
 

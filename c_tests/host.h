@@ -77,9 +77,7 @@ int update_free_pages_bitmap(int8_t den, uint32_t sn, int is_free);
 uint8_t get_mfs(void);
 /* The server's printf-style log; lines are kept for host_log_count. (Like the server,
  * this defines `error`, so a file including host.h must not include <error.h>.) */
-void debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#include "log_functions.h" /* debug, warning, error */
 
 /* ---- harness control (thread-safe) ---- */
 

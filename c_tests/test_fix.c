@@ -1,7 +1,7 @@
 /*
  * test_fix.c: cmd_fix and send_validate_ticket_job through the C ABI, against scripted
- * loopback peers run by threads of this test, inside the host harness (host.h) that plays
- * the legacy server.
+ * loopback peers (fake_peer.h, each served by a thread of this test), inside the host
+ * harness (host.h) that plays the legacy server.
  *
  * Each group runs in a forked child (check.h) and sets the peer client's settings in the
  * environment before its first call into the library, which reads them once per process:
@@ -30,289 +30,20 @@
 #include "check.h"
 #include "host.h"
 #include "request.h"
+#include "fake_peer.h"
 
 #define ME 7
 #define COIN_ID 6
 #define MFS 77
 #define OLD_MFS 3
-#define MAX_HELD 8
-#define MAX_REQUESTS 8
 #define MAX_LIST 64
 
-/* ---- scripted peers ---- */
-
-enum script {
-    HONEST,         /* 250 + its list to the first request, 44 to later ones */
-    SLOW_ACCEPT,    /* leaves the first connection unanswered until a second arrives */
-    STALLED,        /* reads the request, never answers */
-    LYING_SIZE,     /* announces 2 + 5 * 4097 bytes */
-    TRUNCATED,      /* announces 17 body bytes, sends 7, closes */
-    BAD_TRAILER,    /* body ends 3E 3F */
-    WRONG_ECHO,     /* one challenge byte flipped */
-    WRONG_INDEX,    /* byte 0 says RAIDA 99 */
-    DECLINED,       /* status 43, no body */
-};
-
-struct peer {
-    int raida;
-    enum script script;
-    int listen_fd;
-    uint16_t port;
-    int wake[2];
-    pthread_t thread;
-    unsigned char list[MAX_LIST * RQ_COIN_BYTES];
-    size_t list_len; /* bytes */
-    pthread_mutex_t mtx;
-    int requests;
-    unsigned char request[MAX_REQUESTS][55];
-    int answered;
-    int held_fd; /* SLOW_ACCEPT: the first connection, -1 when none */
-    unsigned char held_request[55];
-    int stalled_fds[MAX_HELD];
-    int nstalled;
-};
-
-static int listen_loopback(uint16_t *port, int backlog)
+/* A fake peer (fake_peer.h) that this server knows at its address. */
+static void peer_start(struct fake_peer *p, int raida, enum fake_peer_script script,
+                       const unsigned char *list, size_t ncoins)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof sin;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
-        (backlog >= 0 && listen(fd, backlog) != 0) ||
-        getsockname(fd, (struct sockaddr *)&sin, &len) != 0) {
-        perror("listen_loopback");
-        exit(2);
-    }
-    *port = ntohs(sin.sin_port);
-    return fd;
-}
-
-static ssize_t read_full(int fd, unsigned char *buf, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = recv(fd, buf + got, n - got, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
-}
-
-static void send_all(int fd, const unsigned char *buf, size_t n)
-{
-    size_t sent = 0;
-    while (sent < n) {
-        ssize_t w = send(fd, buf + sent, n - sent, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        sent += (size_t)w;
-    }
-}
-
-/* A legacy response: 32-byte header, then body (trailer included). */
-static void reply(int fd, int raida, int status, const unsigned char *challenge,
-                  const unsigned char *body, size_t body_len, size_t announced, size_t send_len)
-{
-    unsigned char out[32 + MAX_LIST * RQ_COIN_BYTES + 2];
-    memset(out, 0, 32);
-    out[0] = (unsigned char)raida;
-    out[2] = (unsigned char)status;
-    out[3] = 2;
-    out[5] = 1;
-    out[9] = (unsigned char)(announced >> 16);
-    out[10] = (unsigned char)(announced >> 8);
-    out[11] = (unsigned char)announced;
-    memcpy(out + 16, challenge, 16);
-    memcpy(out + 32, body, body_len);
-    send_all(fd, out, 32 + (send_len < body_len ? send_len : body_len));
-}
-
-/* The body of a 250 answer listing this peer's coins. */
-static size_t listing(const struct peer *p, unsigned char *body)
-{
-    memcpy(body, p->list, p->list_len);
-    body[p->list_len] = 0x3e;
-    body[p->list_len + 1] = 0x3e;
-    return p->list_len + 2;
-}
-
-static void serve(struct peer *p, int fd, const unsigned char *request)
-{
-    unsigned char body[MAX_LIST * RQ_COIN_BYTES + 2];
-    unsigned char challenge[16];
-    memcpy(challenge, request + 32, 16);
-    size_t n = listing(p, body);
-    switch (p->script) {
-    case HONEST: {
-        pthread_mutex_lock(&p->mtx);
-        int first = p->answered++ == 0;
-        pthread_mutex_unlock(&p->mtx);
-        if (first)
-            reply(fd, p->raida, 250, challenge, body, n, n, n);
-        else
-            reply(fd, p->raida, 44, challenge, body, 0, 0, 0);
-        close(fd);
-        return;
-    }
-    case SLOW_ACCEPT: {
-        pthread_mutex_lock(&p->mtx);
-        if (p->held_fd < 0) {
-            p->held_fd = fd;
-            memcpy(p->held_request, request, 55);
-            pthread_mutex_unlock(&p->mtx);
-            return;
-        }
-        int first = p->held_fd;
-        p->held_fd = -1;
-        pthread_mutex_unlock(&p->mtx);
-        reply(first, p->raida, 250, p->held_request + 32, body, n, n, n);
-        close(first);
-        reply(fd, p->raida, 44, challenge, body, 0, 0, 0);
-        close(fd);
-        return;
-    }
-    case STALLED:
-        pthread_mutex_lock(&p->mtx);
-        if (p->nstalled < MAX_HELD)
-            p->stalled_fds[p->nstalled++] = fd;
-        else
-            close(fd);
-        pthread_mutex_unlock(&p->mtx);
-        return;
-    case LYING_SIZE:
-        reply(fd, p->raida, 250, challenge, body, n, 2 + 5 * 4097, n);
-        break;
-    case TRUNCATED:
-        reply(fd, p->raida, 250, challenge, body, n < 17 ? n : 17, 17, 7);
-        break;
-    case BAD_TRAILER:
-        body[n - 1] = 0x3f;
-        reply(fd, p->raida, 250, challenge, body, n, n, n);
-        break;
-    case WRONG_ECHO:
-        challenge[3] ^= 0x80;
-        reply(fd, p->raida, 250, challenge, body, n, n, n);
-        break;
-    case WRONG_INDEX:
-        reply(fd, 99, 250, challenge, body, n, n, n);
-        break;
-    case DECLINED:
-        reply(fd, p->raida, 43, challenge, body, 0, 0, 0);
-        break;
-    }
-    close(fd);
-}
-
-static void *peer_main(void *arg)
-{
-    struct peer *p = arg;
-    for (;;) {
-        struct pollfd fds[2] = { { p->listen_fd, POLLIN, 0 }, { p->wake[0], POLLIN, 0 } };
-        if (poll(fds, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (fds[1].revents)
-            break;
-        int fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-            continue;
-        struct timeval safety = { 20, 0 };
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &safety, sizeof safety);
-        unsigned char request[55];
-        /* Only a validate_ticket request for this peer counts; anything else (a stray
-         * connection from another process, a connection closed unused) is dropped. */
-        if (read_full(fd, request, 55) != 55 || request[0] != 1 || request[2] != p->raida ||
-            request[5] != 50) {
-            close(fd);
-            continue;
-        }
-        pthread_mutex_lock(&p->mtx);
-        if (p->requests < MAX_REQUESTS)
-            memcpy(p->request[p->requests], request, 55);
-        p->requests++;
-        pthread_mutex_unlock(&p->mtx);
-        serve(p, fd, request);
-    }
-    return NULL;
-}
-
-static void peer_start(struct peer *p, int raida, enum script script, const unsigned char *list,
-                       size_t ncoins)
-{
-    memset(p, 0, sizeof *p);
-    p->raida = raida;
-    p->script = script;
-    p->held_fd = -1;
-    memcpy(p->list, list, ncoins * RQ_COIN_BYTES);
-    p->list_len = ncoins * RQ_COIN_BYTES;
-    pthread_mutex_init(&p->mtx, NULL);
-    p->listen_fd = listen_loopback(&p->port, 64);
-    if (pipe2(p->wake, O_CLOEXEC) != 0) {
-        perror("pipe2");
-        exit(2);
-    }
-    if (pthread_create(&p->thread, NULL, peer_main, p) != 0) {
-        perror("pthread_create");
-        exit(2);
-    }
+    fake_peer_start(p, raida, script, list, ncoins);
     host_set_peer(raida, "127.0.0.1", p->port);
-}
-
-static void peer_stop(struct peer *p)
-{
-    if (write(p->wake[1], "x", 1) != 1)
-        perror("wake");
-    pthread_join(p->thread, NULL);
-    close(p->wake[0]);
-    close(p->wake[1]);
-    close(p->listen_fd);
-    if (p->held_fd >= 0)
-        close(p->held_fd);
-    for (int i = 0; i < p->nstalled; i++)
-        close(p->stalled_fds[i]);
-    pthread_mutex_destroy(&p->mtx);
-}
-
-/* 1 when every connection a stalled peer holds has been closed by the client (waits up
- * to a safety timeout per connection for the close to show). */
-static int stalled_all_closed(struct peer *p)
-{
-    pthread_mutex_lock(&p->mtx);
-    int n = p->nstalled, closed = 0;
-    for (int i = 0; i < n; i++) {
-        struct pollfd pfd = { p->stalled_fds[i], POLLIN, 0 };
-        char byte;
-        if (poll(&pfd, 1, 20000) == 1 && recv(p->stalled_fds[i], &byte, 1, MSG_DONTWAIT) <= 0)
-            closed++;
-    }
-    pthread_mutex_unlock(&p->mtx);
-    return closed == n;
-}
-
-/* A listener nobody serves: was a validate_ticket request sent to it? */
-static int contacted(int listen_fd)
-{
-    fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
-    for (;;) {
-        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-            return 0;
-        struct timeval safety = { 5, 0 };
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &safety, sizeof safety);
-        unsigned char head[6];
-        int is_request = read_full(fd, head, 6) == 6 && head[0] == 1 && head[4] == 2 &&
-                         head[5] == 50;
-        close(fd);
-        if (is_request)
-            return 1;
-    }
 }
 
 static uint32_t ticket_of(int raida)
@@ -332,6 +63,14 @@ static void check_frame(const unsigned char *request, int peer, int me)
     CHECK_INT(request[48], me);
     CHECK_INT(rq_get_u32be(request + 49), ticket_of(peer));
     CHECK(request[53] == 0x3e && request[54] == 0x3e, "trailer of request to %d", peer);
+}
+
+/* Checks request `q` that fake peer `p` received (there must be one). */
+static void check_request(struct fake_peer *p, int q, int me)
+{
+    unsigned char request[FAKE_PEER_REQUEST_BYTES];
+    CHECK(fake_peer_request(p, q, request) == 0, "peer %d has no request %d", p->raida, q);
+    check_frame(request, p->raida, me);
 }
 
 static void hex16(const char *hex, unsigned char out[16])
@@ -406,8 +145,8 @@ static void check_record(struct coin c, const unsigned char *an, uint8_t mfs)
  * every peer but the stalled one has answered, and each of them is needed for that. */
 /* The health figures the 24-peer fix left: bad arguments are refused, and each kind of
  * peer shows up as what it did. */
-static void check_health(const struct peer *slow, const struct peer *honest,
-                         const struct peer *declined, uint16_t down_port, int down_raida)
+static void check_health(const struct fake_peer *slow, const struct fake_peer *honest,
+                         const struct fake_peer *declined, uint16_t down_port, int down_raida)
 {
     size_t count = 99;
     raida_healing_peer_health_t h[64];
@@ -440,7 +179,7 @@ static void check_health(const struct peer *slow, const struct peer *honest,
              * the 100 ms hedge; its hedge count is what the fix's log said of it. */
             char line[160];
             snprintf(line, sizeof line, "fix: peer %d at 127.0.0.1:%u: voted (%zu coins listed)",
-                     honest->raida, honest->port, honest->list_len / RQ_COIN_BYTES);
+                     honest->raida, honest->port, honest->ncoins);
             CHECK_INT(host_log_count(line), 1);
             strcat(line, "; hedged");
             const int hedged = host_log_count(line);
@@ -476,7 +215,7 @@ static void twenty_four_peers(void)
         if (i != ME)
             idx[k++] = i;
 
-    static struct peer honest[13], slow, liar, stalled, broken[6];
+    static struct fake_peer honest[13], slow, liar, stalled, broken[6];
     unsigned char list[MAX_LIST * RQ_COIN_BYTES];
     for (int h = 0; h < 13; h++) {
         struct coin mine[8] = { c[0], c[5], c[6], c[2] };
@@ -489,27 +228,27 @@ static void twenty_four_peers(void)
             mine[n++] = c[8];
             mine[n++] = c[9];
         }
-        peer_start(&honest[h], idx[h], HONEST, list, wire(list, mine, n) / RQ_COIN_BYTES);
+        peer_start(&honest[h], idx[h], FAKE_PEER_HONEST, list, wire(list, mine, n) / RQ_COIN_BYTES);
     }
     const struct coin slow_list[4] = { c[0], c[5], c[6], c[9] };
-    peer_start(&slow, idx[13], SLOW_ACCEPT, list, wire(list, slow_list, 4) / RQ_COIN_BYTES);
+    peer_start(&slow, idx[13], FAKE_PEER_SLOW_ACCEPT, list, wire(list, slow_list, 4) / RQ_COIN_BYTES);
     uint16_t no_ticket_port, down_port, self_port;
-    int no_ticket_fd = listen_loopback(&no_ticket_port, 64);
+    int no_ticket_fd = fake_peer_listen(&no_ticket_port, 64);
     host_set_peer(idx[14], "127.0.0.1", no_ticket_port);
     struct coin liar_list[40];
     for (int i = 0; i < 20; i++) {
         liar_list[i] = c[1];
         liar_list[20 + i] = c[8];
     }
-    peer_start(&liar, idx[15], HONEST, list, wire(list, liar_list, 40) / RQ_COIN_BYTES);
-    peer_start(&stalled, idx[16], STALLED, list, wire(list, c, 10) / RQ_COIN_BYTES);
-    int down_fd = listen_loopback(&down_port, -1); /* bound, never listening: refused */
+    peer_start(&liar, idx[15], FAKE_PEER_HONEST, list, wire(list, liar_list, 40) / RQ_COIN_BYTES);
+    peer_start(&stalled, idx[16], FAKE_PEER_STALLED, list, wire(list, c, 10) / RQ_COIN_BYTES);
+    int down_fd = fake_peer_listen(&down_port, -1); /* bound, never listening: refused */
     host_set_peer(idx[17], "127.0.0.1", down_port);
-    const enum script kinds[6] = { LYING_SIZE, TRUNCATED, BAD_TRAILER, WRONG_ECHO, WRONG_INDEX,
-                                   DECLINED };
+    const enum fake_peer_script kinds[6] = { FAKE_PEER_LYING_SIZE, FAKE_PEER_TRUNCATED, FAKE_PEER_BAD_TRAILER, FAKE_PEER_WRONG_ECHO, FAKE_PEER_WRONG_INDEX,
+                                   FAKE_PEER_DECLINED };
     for (int b = 0; b < 6; b++)
         peer_start(&broken[b], idx[18 + b], kinds[b], list, wire(list, c, 10) / RQ_COIN_BYTES);
-    int self_fd = listen_loopback(&self_port, 64);
+    int self_fd = fake_peer_listen(&self_port, 64);
     host_set_peer(ME, "127.0.0.1", self_port);
 
     uint32_t tickets[25];
@@ -573,10 +312,10 @@ static void twenty_four_peers(void)
     CHECK_INT(host_log_count(line), 1);
 
     /* never contacted: this server, and the peer without a ticket */
-    CHECK(!contacted(self_fd), "this server was asked");
-    CHECK(!contacted(no_ticket_fd), "the peer without a ticket was asked");
+    CHECK(!fake_peer_contacted(self_fd), "this server was asked");
+    CHECK(!fake_peer_contacted(no_ticket_fd), "the peer without a ticket was asked");
     /* every request the exact frame, each challenge fresh */
-    struct peer *asked[22];
+    struct fake_peer *asked[22];
     int na = 0;
     for (int h = 0; h < 13; h++)
         asked[na++] = &honest[h];
@@ -588,27 +327,48 @@ static void twenty_four_peers(void)
     unsigned char seen[64][12];
     int nseen = 0;
     for (int a = 0; a < na; a++) {
-        pthread_mutex_lock(&asked[a]->mtx);
-        for (int q = 0; q < asked[a]->requests && q < MAX_REQUESTS; q++) {
-            check_frame(asked[a]->request[q], asked[a]->raida, ME);
+        unsigned char request[FAKE_PEER_REQUEST_BYTES];
+        for (int q = 0; fake_peer_request(asked[a], q, request) == 0; q++) {
+            check_frame(request, asked[a]->raida, ME);
             for (int s = 0; s < nseen; s++)
-                CHECK(memcmp(seen[s], asked[a]->request[q] + 32, 12) != 0, "challenge reused");
+                CHECK(memcmp(seen[s], request + 32, 12) != 0, "challenge reused");
             if (nseen < 64)
-                memcpy(seen[nseen++], asked[a]->request[q] + 32, 12);
+                memcpy(seen[nseen++], request + 32, 12);
         }
-        pthread_mutex_unlock(&asked[a]->mtx);
     }
-    CHECK_INT(slow.requests, 2);
+    CHECK_INT(fake_peer_requests(&slow), 2);
     /* the stalled peer's connections were closed, and nothing of the fix runs on */
-    CHECK(stalled_all_closed(&stalled), "a connection to the stalled peer is still open");
+    CHECK(fake_peer_held_all_closed(&stalled), "a connection to the stalled peer is still open");
     CHECK_INT((int)raida_healing_peer_connections(), 0);
     check_health(&slow, &honest[0], &broken[5], down_port, idx[17]);
 
     for (int a = 0; a < na; a++)
-        peer_stop(asked[a]);
+        fake_peer_stop(asked[a]);
     close(no_ticket_fd);
     close(down_fd);
     close(self_fd);
+}
+
+/* A fix of one coin by this server, RAIDA `me`, with the only tickets held by 13 peers
+ * from RAIDA `first` on (skipping `me`): twelve honest ones and `last`, each listing the
+ * coin. */
+static rq_result_t fix_one_coin(int me, struct coin x, int encryption_type, struct fake_peer peers[13],
+                                int first, enum fake_peer_script last)
+{
+    host_init(me, COIN_ID);
+    host_set_mfs(MFS);
+    host_put(x.den, x.sn, OLD_AN, OLD_MFS);
+    unsigned char list[5];
+    wire(list, &x, 1);
+    uint32_t tickets[25] = { 0 };
+    for (int i = 0, raida = first; i < 13; i++, raida++) {
+        raida += raida == me;
+        peer_start(&peers[i], raida, i < 12 ? FAKE_PEER_HONEST : last, list, 1);
+        tickets[raida] = ticket_of(raida);
+    }
+    unsigned char payload[5 + 116];
+    size_t n = fix_payload(payload, &x, 1, tickets);
+    return rq_call(cmd_fix, encryption_type, COIN_ID, payload, n);
 }
 
 /* The deadline ends a fix that only a silent peer could still decide: 12 listings + this
@@ -616,22 +376,9 @@ static void twenty_four_peers(void)
 static void deadline(void)
 {
     settings("300");
-    host_init(ME, COIN_ID);
-    host_set_mfs(MFS);
     const struct coin x = { 1, 1 };
-    host_put(x.den, x.sn, OLD_AN, OLD_MFS);
-    static struct peer peers[13];
-    unsigned char list[5];
-    wire(list, &x, 1);
-    uint32_t tickets[25] = { 0 };
-    for (int i = 0; i < 13; i++) {
-        int raida = i < ME ? i : i + 1;
-        peer_start(&peers[i], raida, i < 12 ? HONEST : STALLED, list, 1);
-        tickets[raida] = ticket_of(raida);
-    }
-    unsigned char payload[5 + 116];
-    size_t n = fix_payload(payload, &x, 1, tickets);
-    rq_result_t r = rq_call(cmd_fix, 0, COIN_ID, payload, n);
+    static struct fake_peer peers[13];
+    rq_result_t r = fix_one_coin(ME, x, 0, peers, 0, FAKE_PEER_STALLED);
     CHECK_INT(r.status, RAIDA_STATUS_ALL_FAIL);
     CHECK_INT(r.output_size, 0);
     CHECK(r.output == NULL, "242 has no body");
@@ -645,10 +392,10 @@ static void deadline(void)
     snprintf(line, sizeof line, "fix: peer %d at 127.0.0.1:%u: timed out", peers[12].raida,
              peers[12].port);
     CHECK_INT(host_log_count(line), 1);
-    CHECK(stalled_all_closed(&peers[12]), "a connection to the stalled peer is still open");
+    CHECK(fake_peer_held_all_closed(&peers[12]), "a connection to the stalled peer is still open");
     CHECK_INT((int)raida_healing_peer_connections(), 0);
     for (int i = 0; i < 13; i++)
-        peer_stop(&peers[i]);
+        fake_peer_stop(&peers[i]);
 }
 
 /* Type 4: modern framing, and SHA-256 for the new AN (the docs/wire-protocol.md vector: raida 3,
@@ -656,21 +403,9 @@ static void deadline(void)
 static void type_4(void)
 {
     settings("20000");
-    host_init(3, COIN_ID);
-    host_set_mfs(MFS);
     const struct coin x = { 1, 5000 };
-    host_put(x.den, x.sn, OLD_AN, OLD_MFS);
-    static struct peer peers[13];
-    unsigned char list[5];
-    wire(list, &x, 1);
-    uint32_t tickets[25] = { 0 };
-    for (int i = 0; i < 13; i++) {
-        peer_start(&peers[i], 10 + i, HONEST, list, 1);
-        tickets[10 + i] = ticket_of(10 + i);
-    }
-    unsigned char payload[5 + 116];
-    size_t n = fix_payload(payload, &x, 1, tickets);
-    rq_result_t r = rq_call(cmd_fix, 4, COIN_ID, payload, n);
+    static struct fake_peer peers[13];
+    rq_result_t r = fix_one_coin(3, x, 4, peers, 10, FAKE_PEER_HONEST);
     CHECK_INT(r.status, RAIDA_STATUS_ALL_PASS);
     CHECK_INT(r.output_size, 0);
     rq_result_free(&r);
@@ -680,10 +415,10 @@ static void type_4(void)
     CHECK_INT(host_page_dirty(x.den, x.sn), 1);
     CHECK_INT(host_bitmap_used_calls(x.den, x.sn), 1);
     for (int i = 0; i < 13; i++) {
-        CHECK(peers[i].requests >= 1, "peer %d was not asked", peers[i].raida);
-        if (peers[i].requests >= 1)
-            check_frame(peers[i].request[0], peers[i].raida, 3);
-        peer_stop(&peers[i]);
+        CHECK(fake_peer_requests(&peers[i]) >= 1, "peer %d was not asked", peers[i].raida);
+        if (fake_peer_requests(&peers[i]) >= 1)
+            check_request(&peers[i], 0, 3);
+        fake_peer_stop(&peers[i]);
     }
 }
 
@@ -698,7 +433,7 @@ static void unknown_coin(void)
     uint32_t tickets[25];
     for (int i = 0; i < 25; i++) {
         uint16_t port;
-        fds[i] = listen_loopback(&port, 64);
+        fds[i] = fake_peer_listen(&port, 64);
         host_set_peer(i, "127.0.0.1", port);
         tickets[i] = ticket_of(i);
     }
@@ -709,7 +444,7 @@ static void unknown_coin(void)
     CHECK_INT(r.output_size, 0);
     rq_result_free(&r);
     for (int i = 0; i < 25; i++) {
-        CHECK(!contacted(fds[i]), "peer %d was contacted", i);
+        CHECK(!fake_peer_contacted(fds[i]), "peer %d was contacted", i);
         close(fds[i]);
     }
     check_record(coins[0], OLD_AN, OLD_MFS);
@@ -738,10 +473,10 @@ static void job(void)
     const struct coin listed[4] = { { 1, 1 }, { 1, 1 }, { 2, 9 }, { 1, 1 } };
     unsigned char list[20];
     wire(list, listed, 4);
-    static struct peer honest, echo, stalled_self;
-    peer_start(&honest, 3, HONEST, list, 4);
-    peer_start(&echo, 4, WRONG_ECHO, list, 4);
-    peer_start(&stalled_self, ME, STALLED, list, 4); /* this server's own address */
+    static struct fake_peer honest, echo, stalled_self;
+    peer_start(&honest, 3, FAKE_PEER_HONEST, list, 4);
+    peer_start(&echo, 4, FAKE_PEER_WRONG_ECHO, list, 4);
+    peer_start(&stalled_self, ME, FAKE_PEER_STALLED, list, 4); /* this server's own address */
     conn_info_t ci;
     memset(&ci, 0, sizeof ci);
     ci.coin_id = COIN_ID;
@@ -758,8 +493,8 @@ static void job(void)
         CHECK_INT(arg.rv_coins[1].sn, 9);
     }
     free(arg.rv_coins);
-    CHECK_INT(honest.requests, 1);
-    check_frame(honest.request[0], 3, ME);
+    CHECK_INT(fake_peer_requests(&honest), 1);
+    check_request(&honest, 0, ME);
 
     /* asked again, a legacy peer answers 44: no coins */
     arg = (validate_ticket_arg_t){ .raida_idx = 3, .ticket = ticket_of(3), .ci = &ci };
@@ -788,20 +523,20 @@ static void job(void)
         CHECK(send_validate_ticket_job(&arg) == NULL, "returns NULL");
         CHECK(arg.rv_coins == NULL && arg.rv_num_coins == 0, "refused case %zu", i);
     }
-    CHECK_INT(honest.requests, 2);
-    check_frame(honest.request[1], 3, ME);
-    CHECK_INT(echo.requests, 1);
-    check_frame(echo.request[0], 4, ME);
-    CHECK_INT(stalled_self.requests, 0);
+    CHECK_INT(fake_peer_requests(&honest), 2);
+    check_request(&honest, 1, ME);
+    CHECK_INT(fake_peer_requests(&echo), 1);
+    check_request(&echo, 0, ME);
+    CHECK_INT(fake_peer_requests(&stalled_self), 0);
     CHECK_INT(host_log_count("no peer asked"), 5);
     CHECK(send_validate_ticket_job(NULL) == NULL, "NULL argument");
 
     /* as the legacy fix ran it: one thread per peer, all at once */
-    static struct peer many[13];
+    static struct fake_peer many[13];
     static struct job_thread jobs[13];
     for (int i = 0; i < 13; i++) {
         int raida = 10 + i;
-        peer_start(&many[i], raida, HONEST, list, 4);
+        peer_start(&many[i], raida, FAKE_PEER_HONEST, list, 4);
         jobs[i].arg = (validate_ticket_arg_t){ .raida_idx = (int8_t)raida,
                                                .ticket = ticket_of(raida), .ci = &ci };
         pthread_create(&jobs[i].thread, NULL, run_job, &jobs[i]);
@@ -812,13 +547,13 @@ static void job(void)
         CHECK(ret == NULL, "job %d returned non-NULL", i);
         CHECK_INT(jobs[i].arg.rv_num_coins, 2);
         free(jobs[i].arg.rv_coins);
-        peer_stop(&many[i]);
+        fake_peer_stop(&many[i]);
     }
     CHECK_INT((int)raida_healing_peer_connections(), 0);
     CHECK_INT(host_log_count("hedged"), 0); /* the settings did what they say */
-    peer_stop(&honest);
-    peer_stop(&echo);
-    peer_stop(&stalled_self);
+    fake_peer_stop(&honest);
+    fake_peer_stop(&echo);
+    fake_peer_stop(&stalled_self);
 }
 
 int main(void)

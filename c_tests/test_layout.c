@@ -35,47 +35,41 @@
 #define TYPE_IS(type, field, ctype) \
     _Static_assert(_Generic(((type *)0)->field, ctype: 1, default: 0), #type "." #field " type")
 
+/* Offset, size and C type of one field. */
+#define TYPED_FIELD(type, field, offset, size, ctype) \
+    FIELD(type, field, offset, size);                 \
+    TYPE_IS(type, field, ctype)
+
 static void conn_info(void)
 {
     SIZE_ALIGN(conn_info_t, 336, 8);
-    FIELD(conn_info_t, sa, 0, 8);
-    TYPE_IS(conn_info_t, sa, struct sockaddr *);
-    FIELD(conn_info_t, sk, 8, 4);
-    TYPE_IS(conn_info_t, sk, int);
+    TYPED_FIELD(conn_info_t, sa, 0, 8, struct sockaddr *);
+    TYPED_FIELD(conn_info_t, sk, 8, 4, int);
     FIELD(conn_info_t, e0, 12, 1);
     FIELD(conn_info_t, e1, 13, 1);
-    FIELD(conn_info_t, body_size, 16, 4);
-    TYPE_IS(conn_info_t, body_size, int);
+    TYPED_FIELD(conn_info_t, body_size, 16, 4, int);
     FIELD(conn_info_t, body, 24, 8);
-    FIELD(conn_info_t, encryption_denomination, 32, 1);
-    TYPE_IS(conn_info_t, encryption_denomination, int8_t);
-    FIELD(conn_info_t, encryption_sn, 36, 4);
-    TYPE_IS(conn_info_t, encryption_sn, uint32_t);
-    FIELD(conn_info_t, encryption_denomination2, 40, 1);
-    TYPE_IS(conn_info_t, encryption_denomination2, int8_t);
+    TYPED_FIELD(conn_info_t, encryption_denomination, 32, 1, int8_t);
+    TYPED_FIELD(conn_info_t, encryption_sn, 36, 4, uint32_t);
+    TYPED_FIELD(conn_info_t, encryption_denomination2, 40, 1, int8_t);
     FIELD(conn_info_t, encryption_sn2, 44, 4);
-    FIELD(conn_info_t, encryption_type, 48, 4);
-    TYPE_IS(conn_info_t, encryption_type, int);
+    TYPED_FIELD(conn_info_t, encryption_type, 48, 4, int);
     FIELD(conn_info_t, encryption_an, 52, 16);
     FIELD(conn_info_t, encryption_an_256, 68, 32);
     FIELD(conn_info_t, nonce, 100, 16);
     FIELD(conn_info_t, request_nonce, 116, 24);
     FIELD(conn_info_t, response_nonce, 140, 24);
-    FIELD(conn_info_t, output_size, 164, 4);
-    TYPE_IS(conn_info_t, output_size, int);
+    TYPED_FIELD(conn_info_t, output_size, 164, 4, int);
     FIELD(conn_info_t, output, 168, 8);
     FIELD(conn_info_t, command_status, 176, 1);
     FIELD(conn_info_t, challenge_hash, 177, 16);
-    FIELD(conn_info_t, start_time, 200, 16);
-    TYPE_IS(conn_info_t, start_time, struct timeval);
+    TYPED_FIELD(conn_info_t, start_time, 200, 16, struct timeval);
     FIELD(conn_info_t, cgroup, 216, 1);
     FIELD(conn_info_t, command, 217, 1);
     FIELD(conn_info_t, shard_id, 218, 1);
     FIELD(conn_info_t, ip, 219, 16);
-    FIELD(conn_info_t, exec_time, 240, 8);
-    TYPE_IS(conn_info_t, exec_time, unsigned long);
-    FIELD(conn_info_t, coin_id, 248, 1);
-    TYPE_IS(conn_info_t, coin_id, uint8_t);
+    TYPED_FIELD(conn_info_t, exec_time, 240, 8, unsigned long);
+    TYPED_FIELD(conn_info_t, coin_id, 248, 1, uint8_t);
     FIELD(conn_info_t, state, 252, 4);
     FIELD(conn_info_t, read_buf, 256, 48);
     FIELD(conn_info_t, bytes_to_read, 304, 4);
@@ -89,35 +83,26 @@ static void conn_info(void)
 static void coin(void)
 {
     SIZE_ALIGN(coin_t, 8, 4);
-    FIELD(coin_t, denomination, 0, 1);
-    TYPE_IS(coin_t, denomination, int8_t);
-    FIELD(coin_t, sn, 4, 4);
-    TYPE_IS(coin_t, sn, uint32_t);
+    TYPED_FIELD(coin_t, denomination, 0, 1, int8_t);
+    TYPED_FIELD(coin_t, sn, 4, 4, uint32_t);
 }
 
 static void validate_ticket_arg(void)
 {
     SIZE_ALIGN(struct validate_ticket_arg_t, 32, 8);
-    FIELD(struct validate_ticket_arg_t, raida_idx, 0, 1);
-    TYPE_IS(struct validate_ticket_arg_t, raida_idx, int8_t);
-    FIELD(struct validate_ticket_arg_t, ticket, 4, 4);
-    TYPE_IS(struct validate_ticket_arg_t, ticket, uint32_t);
-    FIELD(struct validate_ticket_arg_t, ci, 8, 8);
-    TYPE_IS(struct validate_ticket_arg_t, ci, conn_info_t *);
-    FIELD(struct validate_ticket_arg_t, rv_coins, 16, 8);
-    TYPE_IS(struct validate_ticket_arg_t, rv_coins, coin_t *);
-    FIELD(struct validate_ticket_arg_t, rv_num_coins, 24, 4);
-    TYPE_IS(struct validate_ticket_arg_t, rv_num_coins, uint32_t);
+    TYPED_FIELD(struct validate_ticket_arg_t, raida_idx, 0, 1, int8_t);
+    TYPED_FIELD(struct validate_ticket_arg_t, ticket, 4, 4, uint32_t);
+    TYPED_FIELD(struct validate_ticket_arg_t, ci, 8, 8, conn_info_t *);
+    TYPED_FIELD(struct validate_ticket_arg_t, rv_coins, 16, 8, coin_t *);
+    TYPED_FIELD(struct validate_ticket_arg_t, rv_num_coins, 24, 4, uint32_t);
 }
 
 static void page(void)
 {
     SIZE_ALIGN(struct page_s, 17496, 8);
     FIELD(struct page_s, data, 0, 17408);
-    FIELD(struct page_s, denomination, 17408, 1);
-    TYPE_IS(struct page_s, denomination, int8_t);
-    FIELD(struct page_s, no, 17410, 2);
-    TYPE_IS(struct page_s, no, uint16_t);
+    TYPED_FIELD(struct page_s, denomination, 17408, 1, int8_t);
+    TYPED_FIELD(struct page_s, no, 17410, 2, uint16_t);
     FIELD(struct page_s, mtx, 17416, 40);
     FIELD(struct page_s, is_dirty, 17456, 4);
     FIELD(struct page_s, reserved_at, 17464, 8);

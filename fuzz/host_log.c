@@ -1,11 +1,14 @@
 /*
  * The server's log functions, as the fuzz host defines them: lines are counted, and
  * printed to stderr only when FUZZ_LOG is set (printing every line would slow the fuzzer).
- * The library binds its weak references to these because the executable defines them.
+ * The library binds its weak references to these because the executable defines them;
+ * c_tests/log_functions.h defines the three over emit(), as it does for the test harness.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "../c_tests/log_functions.h"
 
 static unsigned long log_lines;
 
@@ -19,34 +22,9 @@ static void emit(const char *level, const char *fmt, va_list ap)
     }
 }
 
-void debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 unsigned long fuzz_host_log_lines(void);
 
-void debug(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    emit("debug", fmt, ap);
-    va_end(ap);
-}
-
-void warning(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    emit("warning", fmt, ap);
-    va_end(ap);
-}
-
-void error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    emit("error", fmt, ap);
-    va_end(ap);
-}
+HOST_LOG_FUNCTIONS(emit)
 
 /* Lines logged so far (all levels). */
 unsigned long fuzz_host_log_lines(void)

@@ -5,7 +5,7 @@
 #
 # `cargo bench` runs the criterion benches of the safe core (benches/core.rs).
 
-BENCH_SRCS := bench/bench.c bench/fake_peers.c c_tests/host.c c_tests/request.c
+BENCH_SRCS := bench/bench.c c_tests/fake_peer.c c_tests/host.c c_tests/request.c
 $(eval $(call c_program,bench,$(BENCH_SRCS)))
 
 .PHONY: bench bench-build

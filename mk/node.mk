@@ -8,7 +8,7 @@
 ## make node-wan-test      the 25-node network behind delay proxies (5-250 ms one way): hedges per fix, time against the floor, lazy accept, heal storm (make test)
 
 NODE_DIR       := c_tests/node
-NODE_LIB_SRCS  := $(NODE_DIR)/node_config.c $(NODE_DIR)/node_wire.c $(NODE_DIR)/node_pages.c c_tests/host.c
+NODE_LIB_SRCS  := $(NODE_DIR)/node_config.c $(NODE_DIR)/node_io.c $(NODE_DIR)/node_wire.c $(NODE_DIR)/node_pages.c c_tests/host.c
 NODE_SRCS      := $(NODE_DIR)/node_main.c $(NODE_LIB_SRCS)
 NODE_UNIT_SRCS := $(NODE_DIR)/node_unit_test.c $(NODE_LIB_SRCS)
 $(eval $(call c_program,raida_node,$(NODE_SRCS)))

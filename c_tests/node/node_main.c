@@ -33,6 +33,7 @@
 
 #include "host.h"
 #include "node_config.h"
+#include "node_io.h"
 #include "node_pages.h"
 #include "node_wire.h"
 #include "raida_healing.h"
@@ -82,40 +83,6 @@ struct conn {
     char ip[16];
 };
 
-/* CLOCK_MONOTONIC now + ms. */
-static struct timespec deadline_after(long ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
-/* Waits until fd is ready for `events` or the deadline passes: 1 ready (or an error or
- * hang-up to be seen by the next recv/send), 0 deadline passed. */
-static int wait_ready(int fd, short events, const struct timespec *until)
-{
-    for (;;) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long long left_ms = (long long)(until->tv_sec - now.tv_sec) * 1000 +
-                            (until->tv_nsec - now.tv_nsec) / 1000000;
-        if (left_ms <= 0)
-            return 0;
-        struct pollfd p = {.fd = fd, .events = events};
-        int n = poll(&p, 1, left_ms > INT_MAX ? INT_MAX : (int)left_ms);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n != 0)
-            return 1;
-    }
-}
-
 static uint32_t micros_since(const struct timeval *start)
 {
     struct timeval now;
@@ -124,53 +91,16 @@ static uint32_t micros_since(const struct timeval *start)
     return us < 0 ? 0 : (uint32_t)us;
 }
 
-/* Reads up to len bytes; returns how many arrived before EOF, an error or the deadline.
- * Bytes already received are always taken, even past the deadline (a connection thread
- * that starts late must not refuse a request that came in time). */
-static size_t read_up_to(int fd, unsigned char *buf, size_t len, const struct timespec *until)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = recv(fd, buf + got, len - got, MSG_DONTWAIT);
-        if (n > 0) {
-            got += (size_t)n;
-            continue;
-        }
-        if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
-            break; /* end of stream or an error */
-        if (errno != EINTR && !wait_ready(fd, POLLIN, until))
-            break; /* nothing more before the deadline */
-    }
-    return got;
-}
-
-/* Sends everything before the deadline; 0, or -1 when the client left or read too slowly. */
-static int send_all(int fd, const unsigned char *buf, size_t len, const struct timespec *until)
-{
-    while (len > 0) {
-        if (!wait_ready(fd, POLLOUT, until))
-            return -1;
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
-            continue;
-        if (n <= 0)
-            return -1;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Ends the connection without losing the answer: no more writes, drop what the client
  * still sends until it closes (at most LINGER_MILLISECONDS and LINGER_MAX_BYTES in
  * total), then close. */
 static void linger_close(int fd)
 {
     shutdown(fd, SHUT_WR);
-    struct timespec until = deadline_after(LINGER_MILLISECONDS);
+    struct timespec until = node_deadline_after(LINGER_MILLISECONDS);
     unsigned char sink[4096];
     size_t dropped = 0;
-    while (dropped < LINGER_MAX_BYTES && wait_ready(fd, POLLIN, &until)) {
+    while (dropped < LINGER_MAX_BYTES && node_wait_ready(fd, POLLIN, &until)) {
         ssize_t n = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
         if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
             continue;
@@ -198,8 +128,8 @@ static void respond(const struct conn *c, uint8_t status, uint8_t group, const u
         msg[NODE_HEADER_BYTES + body_len] = 0x3E;
         msg[NODE_HEADER_BYTES + body_len + 1] = 0x3E;
     }
-    struct timespec send_until = deadline_after(node.io_timeout_ms);
-    if (send_all(c->fd, msg, NODE_HEADER_BYTES + wire_body, &send_until) != 0)
+    struct timespec send_until = node_deadline_after(node.io_timeout_ms);
+    if (node_write_all(c->fd, msg, NODE_HEADER_BYTES + wire_body, &send_until) != 0)
         debug("raida_node: client %s left (or did not read) before the response was sent", c->ip);
     free(msg);
 }
@@ -295,7 +225,7 @@ static void serve(struct conn *c)
 
     static const uint8_t no_echo[2] = {0, 0};
     unsigned char header[NODE_HEADER_BYTES];
-    size_t got = read_up_to(c->fd, header, sizeof header, &c->read_until);
+    size_t got = node_read_up_to(c->fd, header, sizeof header, &c->read_until);
     if (got == 0)
         return; /* connected and left: nothing to answer */
     if (got < sizeof header) {
@@ -316,7 +246,7 @@ static void serve(struct conn *c)
         respond(c, NODE_ERR_INTERNAL, h.group, h.echo, NULL, NULL, 0);
         return;
     }
-    got = read_up_to(c->fd, body, h.body_size, &c->read_until);
+    got = node_read_up_to(c->fd, body, h.body_size, &c->read_until);
     const unsigned char *challenge = got >= NODE_CHALLENGE_BYTES ? body : NULL;
     if (got < h.body_size) {
         respond(c, NODE_ERR_LENGTH, h.group, h.echo, challenge, NULL, 0);
@@ -363,7 +293,7 @@ static void start_connection(int fd, const struct sockaddr_in *peer)
     if (c) {
         c->fd = fd;
         gettimeofday(&c->start, NULL);
-        c->read_until = deadline_after(node.io_timeout_ms);
+        c->read_until = node_deadline_after(node.io_timeout_ms);
         inet_ntop(AF_INET, &peer->sin_addr, c->ip, sizeof c->ip);
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

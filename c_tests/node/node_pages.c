@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "node_io.h"
 
 int node_page_path(const char *folder, int8_t den, uint16_t page_no, char *out, size_t out_len)
 {
@@ -84,21 +85,6 @@ static int make_parents(const char *path)
     return (mkdir(dir, 0755) != 0 && errno != EEXIST) ? -1 : 0;
 }
 
-static int write_all(int fd, const unsigned char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* fsync of the folder holding path, so the rename itself is durable. */
 static void sync_parent(const char *path)
 {
     char dir[PATH_MAX];
@@ -128,7 +114,7 @@ int node_page_write(const char *folder, int8_t den, uint16_t page_no, const unsi
         error("raida_node: cannot create %s: %s", temp, strerror(errno));
         return -1;
     }
-    if (write_all(fd, data, HOST_PAGE_DATA_BYTES) != 0 || fsync(fd) != 0) {
+    if (node_write_all(fd, data, HOST_PAGE_DATA_BYTES, NULL) != 0 || fsync(fd) != 0) {
         error("raida_node: cannot write %s: %s", temp, strerror(errno));
         close(fd);
         unlink(temp);
