@@ -138,7 +138,7 @@ class Demo:
         # Round 2: RAIDA STALLED becomes a fake on the same port that hands out a ticket
         # and then never answers the fixers' validate_ticket requests.
         net.stop(STALLED)
-        stalled = netlab.StallingPeer(STALLED, port=net.ports[STALLED])
+        stalled = rw.StallingPeer(STALLED, port=net.ports[STALLED])
         net.fakes[STALLED] = stalled
         _, fix2 = self.heal_round(
             "round 2: RAIDA %d is stalled (gives a ticket, then accepts and never answers);"
