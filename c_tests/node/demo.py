@@ -70,13 +70,8 @@ class Demo:
 
     def plant(self, den, sn, fracked, seed):
         """A coin whose AN differs on every RAIDA (as if last fixed with PG `seed`),
-        fracked on `fracked`. Returns the ANs the owner holds."""
-        ans = [rw.derive_an(i, den, sn, seed) for i in range(rw.TOTAL_RAIDA)]
-        on_disk = list(ans)
-        for f in fracked:
-            on_disk[f] = os.urandom(16)
-        self.net.plant(den, sn, on_disk)
-        return ans
+        random bytes on `fracked`. Returns the ANs the owner holds."""
+        return self.net.plant_fracked(den, sn, fracked, seed, broken=lambda f: os.urandom(16))
 
     def heal_round(self, title, coin, ans, fracked, pg, stalled=None):
         den, sn = coin

@@ -141,13 +141,15 @@ class Network:
         for i in self.real():
             rw.write_record(self.folder(i), den, sn, ans[i], mfs)
 
-    def plant_fracked(self, den, sn, fracked, seed=b"old owner PG...."):
+    def plant_fracked(self, den, sn, fracked, seed=b"old owner PG....",
+                      broken=lambda f: bytes([0xF0 ^ f]) * 16):
         """Plants a coin whose AN differs on every RAIDA (as if last fixed with PG `seed`)
-        and breaks it on `fracked`. Returns the ANs the owner holds, by RAIDA."""
+        and breaks it on `fracked` (RAIDA f holds broken(f)). Returns the ANs the owner
+        holds, by RAIDA."""
         ans = [rw.derive_an(i, den, sn, seed) for i in range(rw.TOTAL_RAIDA)]
         on_disk = list(ans)
         for f in fracked:
-            on_disk[f] = bytes([0xF0 ^ f]) * 16
+            on_disk[f] = broken(f)
         self.plant(den, sn, on_disk)
         return ans
 
