@@ -15,6 +15,9 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "node"))
+import raida_wire as rw  # noqa: E402  (the Python test kit)
+
 CONN_INFO_SIZE = 336
 OFF_BODY_SIZE, OFF_BODY, OFF_ENCRYPTION_TYPE = 16, 24, 48
 OFF_OUTPUT_SIZE, OFF_OUTPUT, OFF_STATUS = 164, 168, 176
@@ -52,7 +55,8 @@ def child(path):
     lib = ctypes.CDLL(path, mode=os.RTLD_NOW)
     check(True, "dlopen(RTLD_NOW) succeeded")
     # find with one well-formed coin record (legacy framing: challenge, 37 bytes, 3E 3E).
-    body = ctypes.create_string_buffer(bytes(16) + bytes([1, 0, 0, 0, 1]) + bytes(32) + b"\x3e\x3e")
+    body = ctypes.create_string_buffer(bytes(16) + rw.find_payload([(1, 1, bytes(16), bytes(16))])
+                                       + rw.TRAILER)
     for name in ["cmd_find", "cmd_get_ticket", "cmd_validate_ticket"]:
         fn = getattr(lib, name)
         fn.argtypes, fn.restype = [ctypes.c_void_p], None

@@ -55,68 +55,41 @@ class Timeval(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long)]
 
 
+# conn_info_t field by field: name, C type, offset (every offset of docs/abi.md, checked
+# at import so a wrong field list cannot go unseen).
+CONN_INFO_LAYOUT = (
+    ("sa", ctypes.c_void_p, 0), ("sk", ctypes.c_int, 8), ("e0", ctypes.c_uint8, 12),
+    ("e1", ctypes.c_uint8, 13), ("body_size", ctypes.c_int, 16), ("body", ctypes.c_void_p, 24),
+    ("encryption_denomination", ctypes.c_int8, 32), ("encryption_sn", ctypes.c_uint32, 36),
+    ("encryption_denomination2", ctypes.c_int8, 40), ("encryption_sn2", ctypes.c_uint32, 44),
+    ("encryption_type", ctypes.c_int, 48), ("encryption_an", ctypes.c_uint8 * 16, 52),
+    ("encryption_an_256", ctypes.c_uint8 * 32, 68), ("nonce", ctypes.c_uint8 * 16, 100),
+    ("request_nonce", ctypes.c_uint8 * 24, 116), ("response_nonce", ctypes.c_uint8 * 24, 140),
+    ("output_size", ctypes.c_int, 164), ("output", ctypes.c_void_p, 168),
+    ("command_status", ctypes.c_uint8, 176), ("challenge_hash", ctypes.c_uint8 * 16, 177),
+    ("start_time", Timeval, 200), ("cgroup", ctypes.c_uint8, 216),
+    ("command", ctypes.c_uint8, 217), ("shard_id", ctypes.c_uint8, 218),
+    ("ip", ctypes.c_char * 16, 219), ("exec_time", ctypes.c_ulong, 240),
+    ("coin_id", ctypes.c_uint8, 248), ("state", ctypes.c_int, 252),
+    ("read_buf", ctypes.c_uint8 * 48, 256), ("bytes_to_read", ctypes.c_int, 304),
+    ("bytes_read", ctypes.c_int, 308), ("write_buf", ctypes.c_void_p, 312),
+    ("bytes_to_write", ctypes.c_int, 320), ("bytes_written", ctypes.c_int, 324),
+    ("is_udp_pooled", ctypes.c_int, 328),
+)
+
+
 class ConnInfo(ctypes.Structure):
     """conn_info_t: 336 bytes, align 8. Handlers read body, body_size, encryption_type and
     coin_id; they write output (from malloc), output_size and command_status."""
 
-    _fields_ = [
-        ("sa", ctypes.c_void_p),
-        ("sk", ctypes.c_int),
-        ("e0", ctypes.c_uint8),
-        ("e1", ctypes.c_uint8),
-        ("body_size", ctypes.c_int),
-        ("body", ctypes.c_void_p),
-        ("encryption_denomination", ctypes.c_int8),
-        ("encryption_sn", ctypes.c_uint32),
-        ("encryption_denomination2", ctypes.c_int8),
-        ("encryption_sn2", ctypes.c_uint32),
-        ("encryption_type", ctypes.c_int),
-        ("encryption_an", ctypes.c_uint8 * 16),
-        ("encryption_an_256", ctypes.c_uint8 * 32),
-        ("nonce", ctypes.c_uint8 * 16),
-        ("request_nonce", ctypes.c_uint8 * 24),
-        ("response_nonce", ctypes.c_uint8 * 24),
-        ("output_size", ctypes.c_int),
-        ("output", ctypes.c_void_p),
-        ("command_status", ctypes.c_uint8),
-        ("challenge_hash", ctypes.c_uint8 * 16),
-        ("start_time", Timeval),
-        ("cgroup", ctypes.c_uint8),
-        ("command", ctypes.c_uint8),
-        ("shard_id", ctypes.c_uint8),
-        ("ip", ctypes.c_char * 16),
-        ("exec_time", ctypes.c_ulong),
-        ("coin_id", ctypes.c_uint8),
-        ("state", ctypes.c_int),
-        ("read_buf", ctypes.c_uint8 * 48),
-        ("bytes_to_read", ctypes.c_int),
-        ("bytes_read", ctypes.c_int),
-        ("write_buf", ctypes.c_void_p),
-        ("bytes_to_write", ctypes.c_int),
-        ("bytes_written", ctypes.c_int),
-        ("is_udp_pooled", ctypes.c_int),
-    ]
-
-
-# Every offset of docs/abi.md, checked at import so a wrong field list cannot go unseen.
-CONN_INFO_OFFSETS = {
-    "sa": 0, "sk": 8, "e0": 12, "e1": 13, "body_size": 16, "body": 24,
-    "encryption_denomination": 32, "encryption_sn": 36, "encryption_denomination2": 40,
-    "encryption_sn2": 44, "encryption_type": 48, "encryption_an": 52,
-    "encryption_an_256": 68, "nonce": 100, "request_nonce": 116, "response_nonce": 140,
-    "output_size": 164, "output": 168, "command_status": 176, "challenge_hash": 177,
-    "start_time": 200, "cgroup": 216, "command": 217, "shard_id": 218, "ip": 219,
-    "exec_time": 240, "coin_id": 248, "state": 252, "read_buf": 256, "bytes_to_read": 304,
-    "bytes_read": 308, "write_buf": 312, "bytes_to_write": 320, "bytes_written": 324,
-    "is_udp_pooled": 328,
-}
+    _fields_ = [(name, c_type) for name, c_type, _ in CONN_INFO_LAYOUT]
 
 
 def _check_layout():
     if ctypes.sizeof(ConnInfo) != CONN_INFO_SIZE or ctypes.alignment(ConnInfo) != 8:
         raise ImportError("conn_info_t mirror is %d bytes, align %d; expected 336, 8"
                           % (ctypes.sizeof(ConnInfo), ctypes.alignment(ConnInfo)))
-    for name, offset in CONN_INFO_OFFSETS.items():
+    for name, _, offset in CONN_INFO_LAYOUT:
         if getattr(ConnInfo, name).offset != offset:
             raise ImportError("conn_info_t.%s at %d, expected %d"
                               % (name, getattr(ConnInfo, name).offset, offset))
@@ -633,7 +606,9 @@ def build_parser():
     parser.add_argument("--version", action="version", version=version)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name, run, help, description, epilog=None):
+    def command(name, run, help, description, epilog=None, folder=None, coins=None):
+        """A subcommand with --version, --json and --lib; folder: the DIR argument's help;
+        coins: (parser, metavar help) of its COIN arguments."""
         p = sub.add_parser(name, help=help, description=description, epilog=epilog)
         p.add_argument("--version", action="version", version=version)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -642,7 +617,13 @@ def build_parser():
         # DEN:SN with a negative DEN is a coin, not an option (no `--` needed).
         p._negative_number_matcher = COIN_ARGUMENT
         p.set_defaults(run=run)
+        if folder:
+            p.add_argument("dir", metavar="DIR", help=folder)
+        if coins:
+            p.add_argument("coins", metavar="COIN", nargs="+", type=coins[0], help=coins[1])
         return p
+
+    store_folder = "server folder (holds config.toml and Data/)"
 
     check = command(
         "check", cmd_check, "load the library with RTLD_NOW, check its ABI and exports",
@@ -654,24 +635,20 @@ def build_parser():
     coin_epilog = ("COIN: DEN:SN or DEN:SN:AN, e.g. 1:5000, -1:42 or "
                    "1:5000:feebd91947b11a5441fe8c4916e9904a (denomination -8..6, serial "
                    "number decimal, AN 32 hex digits).")
-    read = command(
+    command(
         "read", cmd_read, "print the stored AN and MFS of coins in a server folder",
         "Open the server folder DIR (config.toml and Data/) through the library and print "
         "each coin's stored AN and MFS byte (0 = free serial number). Changes no coin (it "
         "only creates Data/.raida_healing.lock, the folder lock). Exit 0 when every coin's "
         "page exists, 1 otherwise, 3 when the library or DIR cannot be opened.",
-        "COIN: DEN:SN, e.g. 1:5000 or -1:42.")
-    read.add_argument("dir", metavar="DIR", help="server folder (holds config.toml and Data/)")
-    read.add_argument("coins", metavar="COIN", nargs="+", type=parse_plain_coin, help="DEN:SN")
-    find = command(
+        "COIN: DEN:SN, e.g. 1:5000 or -1:42.", store_folder, (parse_plain_coin, "DEN:SN"))
+    command(
         "find", cmd_find, "the stored AN of coins, and whether a given AN is the one held",
         "As read, and for DEN:SN:AN also run the find command (60) to say whether the store "
         "holds that AN, the answer the server would give. Exit 0 when every coin's page "
         "exists and every given AN matches, 1 otherwise, 3 when the library or DIR cannot "
-        "be opened.", coin_epilog)
-    find.add_argument("dir", metavar="DIR", help="server folder (holds config.toml and Data/)")
-    find.add_argument("coins", metavar="COIN", nargs="+", type=parse_coin, help="DEN:SN or DEN:SN:AN")
-    audit = command(
+        "be opened.", coin_epilog, store_folder, (parse_coin, "DEN:SN or DEN:SN:AN"))
+    command(
         "audit", cmd_audit, "check a stopped server's whole Data/ tree",
         "Check every page of DIR/Data (15000 for a full server) with the library's own page "
         "rule (missing, truncated, oversized, not a regular file, a symbolic link on its "
@@ -681,8 +658,7 @@ def build_parser():
         "read/write bits), and a folder lock left behind or held. Takes no lock, changes "
         "nothing. Prints a summary (--json: one object); progress on stderr when it is a "
         "terminal. Exit 0 when nothing is wrong, 1 when a problem is found, 3 when the "
-        "library or DIR/Data cannot be opened.")
-    audit.add_argument("dir", metavar="DIR", help="server folder (holds Data/)")
+        "library or DIR/Data cannot be opened.", folder="server folder (holds Data/)")
     return parser
 
 

@@ -16,8 +16,10 @@ import asyncio
 import threading
 import time
 
-VALIDATE_TICKET = 50
-REQUEST_BYTES = 55
+import raida_wire as rw
+
+# A validate_ticket request's claimer byte: after the header and the challenge.
+CLAIMER_AT = rw.HEADER_BYTES + 16
 
 
 class Record:
@@ -96,10 +98,10 @@ class DelayProxies:
                     data = await reader.read(65536)
                     if not data:
                         break
-                    if len(head) < REQUEST_BYTES:
-                        head += data[:REQUEST_BYTES - len(head)]
-                        if len(head) > 48 and head[5] == VALIDATE_TICKET:
-                            record.claimer = head[48]
+                    if len(head) < rw.VALIDATE_REQUEST_BYTES:
+                        head += data[:rw.VALIDATE_REQUEST_BYTES - len(head)]
+                        if len(head) > CLAIMER_AT and head[5] == rw.CMD_VALIDATE_TICKET:
+                            record.claimer = head[CLAIMER_AT]
                     at = max(first_at, loop.time() + delay) if first else loop.time() + delay
                     first = False
                     await asyncio.sleep(max(0.0, at - loop.time()))

@@ -70,13 +70,8 @@ class Demo:
 
     def plant(self, den, sn, fracked, seed):
         """A coin whose AN differs on every RAIDA (as if last fixed with PG `seed`),
-        fracked on `fracked`. Returns the ANs the owner holds."""
-        ans = [rw.derive_an(i, den, sn, seed) for i in range(rw.TOTAL_RAIDA)]
-        on_disk = list(ans)
-        for f in fracked:
-            on_disk[f] = os.urandom(16)
-        self.net.plant(den, sn, on_disk)
-        return ans
+        random bytes on `fracked`. Returns the ANs the owner holds."""
+        return self.net.plant_fracked(den, sn, fracked, seed, broken=lambda f: os.urandom(16))
 
     def heal_round(self, title, coin, ans, fracked, pg, stalled=None):
         den, sn = coin
@@ -138,7 +133,7 @@ class Demo:
         # Round 2: RAIDA STALLED becomes a fake on the same port that hands out a ticket
         # and then never answers the fixers' validate_ticket requests.
         net.stop(STALLED)
-        stalled = netlab.StallingPeer(STALLED, port=net.ports[STALLED])
+        stalled = rw.StallingPeer(STALLED, port=net.ports[STALLED])
         net.fakes[STALLED] = stalled
         _, fix2 = self.heal_round(
             "round 2: RAIDA %d is stalled (gives a ticket, then accepts and never answers);"

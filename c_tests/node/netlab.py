@@ -4,7 +4,8 @@ Each node gets a folder <root>/raida_NN holding config.toml, Data/ and a symboli
 `raida_node` to the one binary; it is started as <folder>/raida_node with no argument, so
 it finds its folder from argv[0] as the legacy server does. Ports are asked from the OS
 (or taken from a base port), and a start that loses a port to another process is retried
-on fresh ports. Every process started is stopped by Network.close() (use `with`).
+on fresh ports. Every process started is stopped by Network.close() (use `with`). Fake
+peers (a slot's listener in this process) come from the kit, raida_wire.py.
 """
 
 import ctypes
@@ -15,7 +16,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import raida_wire as rw
@@ -69,113 +69,6 @@ def free_ports(count):
             s.close()
 
 
-class Fake:
-    """A fake RAIDA in this process: a listener on a free port and a thread per client.
-    Subclasses answer in handle(); every request seen is recorded."""
-
-    def __init__(self, raida, port=0):
-        self.raida = raida
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.requests = []  # (header, body) of every complete request
-        self.connections = 0
-        self.lock = threading.Lock()
-        self.stopped = threading.Event()
-        self.clients = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                self.clients.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
-        try:
-            conn.settimeout(30)
-            head = rw.recv_exactly(conn, rw.HEADER_BYTES)
-            if len(head) < rw.HEADER_BYTES:
-                return
-            body = rw.recv_exactly(conn, int.from_bytes(head[22:24], "big"))
-            with self.lock:
-                self.requests.append((head, body))
-            self.handle(conn, head, body)
-        except OSError:
-            pass
-
-    def handle(self, conn, head, body):
-        raise NotImplementedError
-
-    def answer(self, conn, head, body, status, payload=b""):
-        """A well-formed legacy response to (head, body)."""
-        size = len(payload) + 2 if payload else 0
-        resp = bytearray(rw.HEADER_BYTES)
-        resp[0], resp[2], resp[3], resp[5] = self.raida, status, head[4], 1
-        resp[6:8] = head[30:32]
-        resp[9:12] = size.to_bytes(3, "big")
-        resp[16:32] = body[:16]
-        conn.sendall(bytes(resp) + (payload + rw.TRAILER if payload else b""))
-        conn.close()
-
-    def validate_requests(self):
-        """(claimer, ticket) of every validate_ticket request received."""
-        with self.lock:
-            return [(b[16], int.from_bytes(b[17:21], "big"))
-                    for h, b in self.requests if h[5] == rw.CMD_VALIDATE_TICKET and len(b) == 23]
-
-    def close(self):
-        self.stopped.set()
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        with self.lock:
-            for c in self.clients:
-                try:
-                    c.close()
-                except OSError:
-                    pass
-
-
-class StallingPeer(Fake):
-    """Hands out a ticket to get_ticket like a healthy RAIDA, then accepts every later
-    connection and never answers it (a hung server behind a live listener)."""
-
-    def __init__(self, raida, port=0, ticket=0x5A5A0001):
-        self.ticket = ticket
-        super().__init__(raida, port)
-
-    def handle(self, conn, head, body):
-        if head[5] == rw.CMD_GET_TICKET:
-            self.answer(conn, head, body, rw.ALL_PASS, self.ticket.to_bytes(4, "big"))
-            return
-        self.stopped.wait()  # hold the connection open, silent, until the fake stops
-
-
-class ListingLiar(Fake):
-    """Answers every validate_ticket with 250 and a body listing one coin `times` times,
-    framed correctly (its index, the challenge echoed): the legacy vote-stuffing attack."""
-
-    def __init__(self, raida, den, sn, times=20):
-        self.listing = rw.coin_bytes(den, sn) * times
-        super().__init__(raida)
-
-    def handle(self, conn, head, body):
-        if head[5] == rw.CMD_VALIDATE_TICKET:
-            self.answer(conn, head, body, rw.SUCCESS, self.listing)
-        else:
-            self.answer(conn, head, body, rw.INVALID_COMMAND)
-
-
 class Network:
     """25 RAIDA slots on 127.0.0.1: real nodes, fakes, or dead ports."""
 
@@ -184,7 +77,7 @@ class Network:
         self.node_bin = os.path.abspath(node_bin)
         self.coin_id = coin_id
         self.base_port = base_port
-        self.fakes = dict(fakes or {})  # raida -> Fake
+        self.fakes = dict(fakes or {})  # raida -> rw.FakePeer
         self.dead = set(dead)  # raida slots where nothing listens
         self.flush_freq = dict(flush_freq or {})  # raida -> seconds
         self.own_root = root is None
@@ -247,6 +140,18 @@ class Network:
         """Writes the coin's record on every real node: ans[i] on RAIDA i."""
         for i in self.real():
             rw.write_record(self.folder(i), den, sn, ans[i], mfs)
+
+    def plant_fracked(self, den, sn, fracked, seed=b"old owner PG....",
+                      broken=lambda f: bytes([0xF0 ^ f]) * 16):
+        """Plants a coin whose AN differs on every RAIDA (as if last fixed with PG `seed`)
+        and breaks it on `fracked` (RAIDA f holds broken(f)). Returns the ANs the owner
+        holds, by RAIDA."""
+        ans = [rw.derive_an(i, den, sn, seed) for i in range(rw.TOTAL_RAIDA)]
+        on_disk = list(ans)
+        for f in fracked:
+            on_disk[f] = broken(f)
+        self.plant(den, sn, on_disk)
+        return ans
 
     # ---- processes ----
 

@@ -1,4 +1,14 @@
-"""The legacy RAIDA wire (encryption type 0) as a wallet speaks it, standard library only.
+"""The Python test kit: the legacy RAIDA wire (encryption type 0), standard library only.
+
+Every Python test and script imports this one module for the wire and its fakes: request
+and response framing, the CRC challenge, coin records and payloads, the peer
+validate_ticket request a fixing server sends, page files, the status names (read from
+include/raida_healing.h by header_statuses()), fake peers (honest ticket tables, stalled,
+vote-stuffing liars) and the small check/run helpers of the script-style tests. Users:
+netlab.py, wallet.py, demo.py, delayproxy.py, test_network.py, test_wan.py,
+c_tests/test_dlopen.py and tools/tests/test_standalone.py. The installed ops tool
+(tools/raida_healing.py) cannot import test code; test_standalone.py checks its own
+framing and tables against this module.
 
 Requests: a 32-byte header, then a body of a 16-byte challenge (12 bytes and their CRC-32,
 big-endian), the command's payload and the trailer 3E 3E. Responses: a 32-byte header
@@ -11,7 +21,9 @@ import hashlib
 import os
 import re
 import socket
+import threading
 import time
+import traceback
 import zlib
 from dataclasses import dataclass
 
@@ -218,6 +230,36 @@ def validate_payload(claimer, ticket):
     return bytes([claimer]) + ticket.to_bytes(4, "big")
 
 
+# A fixing server's validate_ticket request to a peer: header, challenge, claimer, ticket,
+# trailer (docs/wire-protocol.md, "The peer exchange").
+VALIDATE_REQUEST_BYTES = HEADER_BYTES + 16 + 5 + 2
+
+
+def validate_request_header(raida, coin_id):
+    """The exact header a fixing server sends peer `raida` with a validate_ticket."""
+    return header(raida, CMD_VALIDATE_TICKET, VALIDATE_REQUEST_BYTES - HEADER_BYTES, coin_id)
+
+
+def validate_request_of(head, body):
+    """(claimer, ticket) of a validate_ticket request, or None for any other request."""
+    if head[5] != CMD_VALIDATE_TICKET or len(body) != VALIDATE_REQUEST_BYTES - HEADER_BYTES:
+        return None
+    return body[16], int.from_bytes(body[17:21], "big")
+
+
+def response(raida, status, head, challenge, payload=None):
+    """A well-formed legacy response to a request with header `head`: RAIDA index, status,
+    the request's group and echo bytes, the challenge echoed; payload None: no body, else
+    the payload and the trailer."""
+    body = b"" if payload is None else payload + TRAILER
+    resp = bytearray(HEADER_BYTES)
+    resp[0], resp[2], resp[3], resp[5] = raida, status, head[4], 1
+    resp[6:8] = head[30:32]
+    resp[9:12] = len(body).to_bytes(3, "big")
+    resp[16:32] = challenge
+    return bytes(resp) + body
+
+
 def passed_bits(status, body, n):
     """Which of n coins passed, from a 241/242/243 answer (243: bitfield first)."""
     if status == ALL_PASS:
@@ -236,9 +278,13 @@ def ticket_of(status, body, n):
     return 0
 
 
-def derive_an(raida, den, sn, pg):
-    """The AN a fix writes: MD5(raida_no, den, sn, PG) for legacy encryption types."""
-    return hashlib.md5(bytes([raida, den & 0xFF]) + sn.to_bytes(4, "big") + pg).digest()
+def derive_an(raida, den, sn, pg, encryption_type=0):
+    """The AN a fix writes: MD5(raida_no, den, sn, PG) for encryption types 0-3, the first
+    16 bytes of SHA-256 of the same for the modern types."""
+    data = bytes([raida, den & 0xFF]) + sn.to_bytes(4, "big") + pg
+    if encryption_type < 4:
+        return hashlib.md5(data).digest()
+    return hashlib.sha256(data).digest()[:16]
 
 
 # ---- page files (docs/abi.md "Page files on disk") ----
@@ -258,6 +304,11 @@ def read_record(folder, den, sn):
         return None
     if len(page) != PAGE_BYTES:
         raise ValueError("%s has %d bytes" % (path, len(page)))
+    return record_in(page, sn)
+
+
+def record_in(page, sn):
+    """(AN, MFS) of sn in the bytes of its page."""
     at = (sn % RECORDS_PER_PAGE) * RECORD_BYTES
     return page[at:at + 16], page[at + 16]
 
@@ -277,3 +328,184 @@ def write_record(folder, den, sn, an, mfs):
     with open(path, "wb") as f:
         f.write(page)
 
+
+
+# ---- fake peers: in-process RAIDA listeners (docs/wire-protocol.md) ----
+
+class FakePeer:
+    """A fake RAIDA in this process: a listener on 127.0.0.1 (a free port unless given)
+    and a thread per client. Subclasses answer in handle(); every complete request is
+    recorded as (header, body) in `requests`."""
+
+    def __init__(self, raida, port=0):
+        self.raida = raida
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.requests = []
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.clients = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                self.clients.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            conn.settimeout(30)
+            head = recv_exactly(conn, HEADER_BYTES)
+            if len(head) < HEADER_BYTES:
+                return
+            body_size = int.from_bytes(head[22:24], "big")
+            body = recv_exactly(conn, body_size)
+            if len(body) < body_size:
+                return
+            with self.lock:
+                self.requests.append((head, body))
+            self.handle(conn, head, body)
+        except OSError:
+            pass
+
+    def handle(self, conn, head, body):
+        raise NotImplementedError
+
+    def answer(self, conn, head, body, status, payload=None):
+        """Sends response() to (head, body) and closes the connection."""
+        conn.sendall(response(self.raida, status, head, body[:16], payload))
+        conn.close()
+
+    def validate_requests(self):
+        """(claimer, ticket) of every validate_ticket request received."""
+        with self.lock:
+            found = [validate_request_of(h, b) for h, b in self.requests]
+        return [claim for claim in found if claim is not None]
+
+    def close(self):
+        self.stopped.set()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        with self.lock:
+            for c in self.clients:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+
+
+class TicketPeer(FakePeer):
+    """An honest peer's validate_ticket side: 250 and the coins of the ticket (once per
+    claimer, then 44), 43 for an unknown ticket; `answers`: ticket -> [(den, sn)]
+    (repeats allowed)."""
+
+    def __init__(self, raida, answers, port=0):
+        self.answers = answers
+        self.claimed = set()
+        super().__init__(raida, port)
+
+    def handle(self, conn, head, body):
+        claimer, ticket = body[16], int.from_bytes(body[17:21], "big")
+        with self.lock:
+            coins = self.answers.get(ticket)
+            if coins is None:
+                status, listing = NO_TICKET_FOUND, None
+            elif (ticket, claimer) in self.claimed:
+                status, listing = TICKET_CLAIMED_ALREADY, None
+            else:
+                self.claimed.add((ticket, claimer))
+                status, listing = SUCCESS, b"".join(coin_bytes(d, s) for d, s in coins)
+        self.answer(conn, head, body, status, listing)
+
+
+class TicketPeers:
+    """A TicketPeer for every RAIDA index but `me`; answers[i] is peer i's ticket table."""
+
+    def __init__(self, answers, me):
+        self.peers = {i: TicketPeer(i, answers.get(i, {})) for i in range(TOTAL_RAIDA) if i != me}
+
+    def servers(self):
+        """raida_servers entries; `me` gets a port nobody listens on (never contacted)."""
+        return ["127.0.0.1:%d" % (self.peers[i].port if i in self.peers else 1)
+                for i in range(TOTAL_RAIDA)]
+
+    def close(self):
+        for peer in self.peers.values():
+            peer.close()
+
+
+class StallingPeer(FakePeer):
+    """Hands out a ticket to get_ticket like a healthy RAIDA, then accepts every later
+    connection and never answers it (a hung server behind a live listener)."""
+
+    def __init__(self, raida, port=0, ticket=0x5A5A0001):
+        self.ticket = ticket
+        super().__init__(raida, port)
+
+    def handle(self, conn, head, body):
+        if head[5] == CMD_GET_TICKET:
+            self.answer(conn, head, body, ALL_PASS, self.ticket.to_bytes(4, "big"))
+            return
+        self.stopped.wait()  # hold the connection open, silent, until the fake stops
+
+
+class ListingLiar(FakePeer):
+    """Answers every validate_ticket with 250 and a body listing one coin `times` times,
+    framed correctly (its index, the challenge echoed): the legacy vote-stuffing attack."""
+
+    def __init__(self, raida, den, sn, times=20):
+        self.listing = coin_bytes(den, sn) * times
+        super().__init__(raida)
+
+    def handle(self, conn, head, body):
+        if head[5] == CMD_VALIDATE_TICKET:
+            self.answer(conn, head, body, SUCCESS, self.listing)
+        else:
+            self.answer(conn, head, body, INVALID_COMMAND)
+
+
+# ---- the script-style tests' checks and runner ----
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def check_eq(got, want, what):
+    if got != want:
+        raise AssertionError("%s: got %r, want %r" % (what, got, want))
+
+
+def run_tests(tests, label, name_filter=""):
+    """Runs each test function whose name contains name_filter; a failing one is reported
+    and the others still run. Prints "N passed, M failed"; returns the exit status (1 when
+    anything failed or nothing ran)."""
+    passed = failed = 0
+    started = time.monotonic()
+    for fn in tests:
+        if name_filter not in fn.__name__:
+            continue
+        t0 = time.monotonic()
+        try:
+            fn()
+            passed += 1
+            print("ok    %-58s %6.2f s" % (fn.__name__, time.monotonic() - t0), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL  %s\n%s" % (fn.__name__, traceback.format_exc()), flush=True)
+    print("%s: %.1f s" % (label, time.monotonic() - started))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed or not passed else 0

@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,19 +37,7 @@ def test(fn):
     return fn
 
 
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def check_eq(got, want, what):
-    if got != want:
-        raise AssertionError("%s: got %r, want %r" % (what, got, want))
-
-
-def distinct_ans(den, sn, seed=b"old owner PG...."):
-    """An AN per RAIDA, all different: as if the coin was last fixed with PG `seed`."""
-    return [rw.derive_an(i, den, sn, seed) for i in range(rw.TOTAL_RAIDA)]
+check, check_eq = rw.check, rw.check_eq
 
 
 def wait_until(cond, timeout=15.0, what="condition"):
@@ -371,33 +358,12 @@ def config_errors_stop_the_node_with_a_message():
 
 # ---------------------------------------------------------------- heals on 25 nodes
 
-def plant_fracked(net, den, sn, fracked):
-    """Plants a coin whose AN differs on every RAIDA and breaks it on `fracked`. Returns
-    the ANs the owner holds, by RAIDA."""
-    ans = distinct_ans(den, sn)
-    on_disk = list(ans)
-    for f in fracked:
-        on_disk[f] = bytes([0xF0 ^ f]) * 16
-    net.plant(den, sn, on_disk)
-    return ans
-
-
-def check_healed(heal, what):
-    for r, step in sorted(heal.get_ticket.items()):
-        if step.status is not None:
-            check_eq(step.status, rw.ALL_PASS, "%s: get_ticket on RAIDA %d" % (what, r))
-    for f in heal.fracked:
-        check_eq(heal.fix[f].status, rw.ALL_PASS, "%s: fix on RAIDA %d" % (what, f))
-        check_eq(heal.find[f].status, rw.FIND_ALL_AN, "%s: find on RAIDA %d" % (what, f))
-    check(heal.healed, what + ": healed")
-
-
 @test
 def heal_a_coin_fracked_on_two_raidas():
     with netlab.Network(NODE_BIN, coin_id=COIN_ID) as net:
         coins = [(1, 5000), (1, 5001), (-2, 123456)]
         fracked = [4, 19]
-        ans = [plant_fracked(net, d, s, fracked) for d, s in coins]
+        ans = [net.plant_fracked(d, s, fracked) for d, s in coins]
         net.start_all()
         # before: the fracked RAIDAs hold neither the AN nor a PAN the wallet knows
         for f in fracked:
@@ -406,7 +372,7 @@ def heal_a_coin_fracked_on_two_raidas():
             check_eq(resp.status, rw.FIND_NEITHER, "find before the heal on RAIDA %d" % f)
         pg = bytes(range(100, 116))
         heal = wallet.heal_coins(coins, ans, fracked, pg, net.addr, COIN_ID)
-        check_healed(heal, "heal")
+        heal.check_healed("heal")
         check_eq(sum(1 for t in heal.tickets if t), 23, "tickets from the 23 good RAIDAs")
         # the good RAIDAs kept their ANs; the new AN is MD5(raida, den, sn, PG)
         for r in (0, 12, 24):
@@ -436,12 +402,12 @@ def heal_with_dead_and_stalled_peers():
     so each fix decides only once all 13 have answered; the silent peers must not hold it
     until the 32 s peer deadline. Whether a fixer's connection reached the stalled fake
     before the coin was decided depends on scheduling, so that is bounded, not required."""
-    stalling = netlab.StallingPeer(20)
+    stalling = rw.StallingPeer(20)
     paused, killed = [5, 6, 9, 21], [7, 8, 22, 23]
     with netlab.Network(NODE_BIN, coin_id=COIN_ID, fakes={20: stalling}, dead=[24]) as net:
         coins = [(0, 9)]
         fracked = [2, 11]
-        ans = [plant_fracked(net, d, s, fracked) for d, s in coins]
+        ans = [net.plant_fracked(d, s, fracked) for d, s in coins]
         net.start_all()
 
         def break_peers(heal):
@@ -455,7 +421,7 @@ def heal_with_dead_and_stalled_peers():
         offsets = {f: len(net.log_text(f).encode()) for f in fracked}
         heal = wallet.heal_coins(coins, ans, fracked, b"P" * 16, net.addr, COIN_ID,
                                  timeout=60, between=break_peers)
-        check_healed(heal, "heal with dead and stalled peers")
+        heal.check_healed("heal with dead and stalled peers")
         for f in fracked:
             log = net.log_text(f, offsets[f])
             check("fix: 1 coins asked, 1 fixed, 0 not fixed; peers: 13 voted" in log,
@@ -483,15 +449,14 @@ def a_peer_listing_a_coin_20_times_cannot_fix_it():
     any server rewrite it. Here the liar (RAIDA 12) lists the coin 20 times, is heard,
     and counts once."""
     den, sn = 5, 4242
-    liar = netlab.ListingLiar(12, den, sn, times=20)
+    liar = rw.ListingLiar(12, den, sn, times=20)
     # A 3 s peer deadline instead of 32 s: the attack below waits it out once. No hedging
     # (a hedge delay past the deadline), so "the liar was asked once" does not depend on
     # the liar answering within the 300 ms hedge delay on a loaded machine.
     with netlab.Network(NODE_BIN, coin_id=COIN_ID, fakes={12: liar},
                         env={"RAIDA_HEALING_PEER_DEADLINE_MS": "3000",
                              "RAIDA_HEALING_HEDGE_MS": "3600000"}) as net:
-        ans = distinct_ans(den, sn)
-        net.plant(den, sn, ans)
+        ans = net.plant_fracked(den, sn, [])
         net.start_all()
         target, pg = 0, b"attacker's PG..."
         others = [r for r in range(1, 14) if r != 12]  # 12 honest peers
@@ -540,11 +505,11 @@ def a_node_restarted_after_a_fix_keeps_the_new_an():
     with netlab.Network(NODE_BIN, coin_id=COIN_ID, flush_freq={7: 3600, 8: 1}) as net:
         den, sn = -8, 1023999  # the last serial number of the last page (999)
         fracked = [7, 8]
-        ans = [plant_fracked(net, den, sn, fracked)]
+        ans = [net.plant_fracked(den, sn, fracked)]
         net.start_all()
         pg = bytes([0xAA]) * 16
         heal = wallet.heal_coins([(den, sn)], ans, fracked, pg, net.addr, COIN_ID)
-        check_healed(heal, "heal")
+        heal.check_healed("heal")
         new7, new8 = rw.derive_an(7, den, sn, pg), rw.derive_an(8, den, sn, pg)
 
         # RAIDA 8 writes the page back by itself while running
@@ -579,22 +544,7 @@ def main():
     # SIGTERM (a CI timeout, make stopped) unwinds like Ctrl-C: the running test's network
     # stops its nodes (resuming paused ones) and removes its folder.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    passed = failed = 0
-    started = time.monotonic()
-    for fn in TESTS:
-        if args.k not in fn.__name__:
-            continue
-        t0 = time.monotonic()
-        try:
-            fn()
-            passed += 1
-            print("ok    %-58s %6.2f s" % (fn.__name__, time.monotonic() - t0), flush=True)
-        except Exception:  # a failing test is reported, the others still run
-            failed += 1
-            print("FAIL  %s\n%s" % (fn.__name__, traceback.format_exc()), flush=True)
-    print("network tests: %.1f s" % (time.monotonic() - started))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed or not passed else 0  # a -k that matches nothing is no pass
+    return rw.run_tests(TESTS, "network tests", args.k)  # a -k that matches nothing fails
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import signal
 import statistics
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,14 +45,7 @@ FLOOR_RATIO = 1.15
 SUMMARY = re.compile(r"fix: (\d+) coins asked, (\d+) fixed.*; (\d+) hedged; ([\d.]+) ms")
 
 
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def check_eq(got, want, what):
-    if got != want:
-        raise AssertionError("%s: got %r, want %r" % (what, got, want))
+check, check_eq = rw.check, rw.check_eq
 
 
 def world_delays():
@@ -61,22 +53,6 @@ def world_delays():
     delays = [0.005 + 0.245 * k / 24 for k in range(25)]
     random.Random(10).shuffle(delays)
     return delays
-
-
-def plant_fracked(net, den, sn, fracked):
-    ans = [rw.derive_an(i, den, sn, b"old owner PG....") for i in range(rw.TOTAL_RAIDA)]
-    on_disk = list(ans)
-    for f in fracked:
-        on_disk[f] = bytes([0xF0 ^ f]) * 16
-    net.plant(den, sn, on_disk)
-    return ans
-
-
-def check_healed(heal, what):
-    for f in heal.fracked:
-        check_eq(heal.fix[f].status, rw.ALL_PASS, "%s: fix on RAIDA %d" % (what, f))
-        check_eq(heal.find[f].status, rw.FIND_ALL_AN, "%s: find on RAIDA %d" % (what, f))
-    check(heal.healed, what + ": healed")
 
 
 class Wan:
@@ -92,7 +68,7 @@ class Wan:
         self.coins = {}
 
     def plant(self, sn, fracked):
-        self.coins[sn] = plant_fracked(self.net, 1, sn, fracked)
+        self.coins[sn] = self.net.plant_fracked(1, sn, fracked)
 
     def heal(self, sn, fracked, between=None):
         """Heals coin (1, sn); returns (heal, {fixer: log after}, (fix start, end))."""
@@ -142,8 +118,6 @@ def main():
     ap.add_argument("--node", default="build/raida_node", help="the raida_node binary")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    passed = failed = 0
-    started = time.monotonic()
     wan = Wan(os.path.abspath(args.node))
     try:
         warm, measured = 100, [101 + k for k in range(MEASURED_FIXES)]
@@ -158,11 +132,11 @@ def main():
 
         def wan_fixes():
             heal, logs, _ = wan.heal(warm, FIXERS)
-            check_healed(heal, "warm-up heal")
+            heal.check_healed("warm-up heal", tickets=False)
             ratios = {f: [] for f in FIXERS}
             for sn in measured:
                 heal, logs, window = wan.heal(sn, FIXERS)
-                check_healed(heal, "heal of coin %d" % sn)
+                heal.check_healed("heal of coin %d" % sn, tickets=False)
                 for f in FIXERS:
                     hedged, took = summary(logs[f], "RAIDA %d, coin %d" % (f, sn))
                     floor, connections = wan.floor(f, window)
@@ -194,7 +168,7 @@ def main():
                 heal, logs, _ = wan.heal(lazy_sn, [fixer], between=only_thirteen)
             finally:
                 wan.proxies.set_lazy(lazy, False)
-            check_healed(heal, "heal with a lazy-accept peer")
+            heal.check_healed("heal with a lazy-accept peer", tickets=False)
             line = "fix: peer %d at 127.0.0.1:%d: voted (1 coins listed); hedged" % (
                 lazy, wan.proxies.ports[lazy])
             check(line in logs[fixer], "the lazy peer voted through its hedge:\n" + logs[fixer])
@@ -205,22 +179,11 @@ def main():
             with concurrent.futures.ThreadPoolExecutor(max_workers=STORM_WALLETS) as pool:
                 heals = list(pool.map(lambda job: wan.heal(job[0], [job[1]])[0], storm))
             for (sn, fracked), heal in zip(storm, heals):
-                check_healed(heal, "storm: coin %d on RAIDA %d" % (sn, fracked))
+                heal.check_healed("storm: coin %d on RAIDA %d" % (sn, fracked), tickets=False)
 
-        for fn in (wan_fixes, lazy_accept_peer_is_rescued, heal_storm):
-            t0 = time.monotonic()
-            try:
-                fn()
-                passed += 1
-                print("ok    %-58s %6.2f s" % (fn.__name__, time.monotonic() - t0), flush=True)
-            except Exception:
-                failed += 1
-                print("FAIL  %s\n%s" % (fn.__name__, traceback.format_exc()), flush=True)
+        return rw.run_tests((wan_fixes, lazy_accept_peer_is_rescued, heal_storm), "WAN tests")
     finally:
         wan.close()
-    print("WAN tests: %.1f s" % (time.monotonic() - started))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed or not passed else 0
 
 
 if __name__ == "__main__":

@@ -53,6 +53,18 @@ class Heal:
         return all(self.find.get(f) is not None and self.find[f].status == rw.FIND_ALL_AN
                    for f in self.fracked)
 
+    def check_healed(self, what, *, tickets=True):
+        """Raises AssertionError unless every fix answered 241 and every find 209 (and,
+        with tickets, every get_ticket that was answered gave 241)."""
+        if tickets:
+            for r, step in sorted(self.get_ticket.items()):
+                if step.status is not None:
+                    rw.check_eq(step.status, rw.ALL_PASS, "%s: get_ticket on RAIDA %d" % (what, r))
+        for f in self.fracked:
+            rw.check_eq(self.fix[f].status, rw.ALL_PASS, "%s: fix on RAIDA %d" % (what, f))
+            rw.check_eq(self.find[f].status, rw.FIND_ALL_AN, "%s: find on RAIDA %d" % (what, f))
+        rw.check(self.healed, what + ": healed")
+
 
 def _ask(addr_of, coin_id, raida, command, payload, timeout):
     started = time.monotonic()

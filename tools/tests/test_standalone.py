@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -42,15 +41,13 @@ os.environ.pop("RAIDA_HEALING_CACHE_PAGES", None)
 
 import raida_healing as rh  # noqa: E402
 
-# The network tests' wire helpers read the header's RAIDA_STATUS_* macros.
+# The Python test kit: the wire, page files, fake peers, the header's statuses.
 sys.path.insert(0, os.path.join(ROOT, "c_tests", "node"))
-from raida_wire import header_statuses  # noqa: E402
+import raida_wire as rw  # noqa: E402
 
 ARGS = None  # parsed command line: lib, host_present, fake_abi
 LIB = None   # the library, loaded once into this process (no server here)
 
-PAGE_BYTES = 17408
-RECORD = 17
 RAIDA_ID = 3
 COIN_ID = 6
 
@@ -62,18 +59,13 @@ def stored_an(den, sn):
     return hashlib.md5(b"planted %d %d" % (den, sn)).digest()
 
 
-def page_path(folder, den, page):
-    return os.path.join(folder, "Data", "%02x" % (den & 0xFF), "%02x" % (page >> 8),
-                        "%04x.bin" % page)
-
-
 def plant_page(folder, den, page, free=()):
     """Writes page (den, page) with stored_an() for every record, MFS 1 (0 for `free`)."""
     data = bytearray()
     for k in range(1024):
         sn = page * 1024 + k
         data += stored_an(den, sn) + bytes([0 if sn in free else 1])
-    path = page_path(folder, den, page)
+    path = rw.page_path(folder, den, page)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)
@@ -97,21 +89,9 @@ def new_folder(test, servers=None):
     return folder
 
 
-def record_of(data, sn):
-    at = (sn % 1024) * RECORD
-    return data[at:at + 16], data[at + 16]
-
-
 def read_file(path):
     with open(path, "rb") as f:
         return f.read()
-
-
-def fixed_an(raida, den, sn, pg, encryption_type=0):
-    data = bytes([raida, den & 0xFF]) + struct.pack(">I", sn) + pg
-    if encryption_type < 4:
-        return hashlib.md5(data).digest()
-    return hashlib.sha256(data).digest()[:16]
 
 
 def mfs_now():
@@ -120,89 +100,11 @@ def mfs_now():
     return ((t.tm_year - 1900 - 123) * 12 + (t.tm_mon - 1 - 1)) & 0xFF
 
 
-# ---- Fake peers: the legacy validate_ticket server side (docs/wire-protocol.md) ----
-
-class FakePeer:
-    """One peer RAIDA on 127.0.0.1: answers a validate_ticket with status 250 and the
-    coins of the ticket (once per claimer, then 44), 43 for an unknown ticket."""
-
-    def __init__(self, index, answers):
-        self.index = index
-        self.answers = answers  # ticket -> list of (den, sn), repeats allowed
-        self.requests = []
-        self.claimed = set()
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-        self.sock.close()
-
-    def _serve(self, conn):
-        with conn:
-            conn.settimeout(10)
-            request = b""
-            while len(request) < 55:
-                chunk = conn.recv(55 - len(request))
-                if not chunk:
-                    return
-                request += chunk
-            with self.lock:
-                self.requests.append(request)
-                claimer = request[32 + 16]
-                ticket = struct.unpack(">I", request[32 + 17:32 + 21])[0]
-                coins = self.answers.get(ticket)
-                if coins is None:
-                    status, body = 43, b""
-                elif (ticket, claimer) in self.claimed:
-                    status, body = 44, b""
-                else:
-                    self.claimed.add((ticket, claimer))
-                    status = 250
-                    body = b"".join(rh.coin_bytes(d, s) for d, s in coins) + rh.TRAILER
-            header = (bytes([self.index, 0, status, 2, 0, 1, request[30], request[31], 0])
-                      + len(body).to_bytes(3, "big") + bytes(4) + request[32:48])
-            conn.sendall(header + body)
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(5)
-
-
-class FakePeers:
-    """A fake peer for every RAIDA index but `me`; answers[i] is peer i's ticket table."""
-
-    def __init__(self, test, answers, me=RAIDA_ID):
-        self.peers = {i: FakePeer(i, answers.get(i, {})) for i in range(25) if i != me}
-        test.addCleanup(self.close)
-
-    def servers(self):
-        # this server's own entry is never contacted: a port nobody listens on
-        return ["127.0.0.1:%d" % (self.peers[i].port if i in self.peers else 1)
-                for i in range(25)]
-
-    def close(self):
-        for peer in self.peers.values():
-            peer.close()
-
-
-def expected_peer_request_header(index):
-    return bytes([1, 0, index, 0, 2, 50, 0, COIN_ID, 1]) + bytes(13) + b"\x00\x17" + bytes(8)
+def fake_peers(test, answers):
+    """rw.TicketPeers for every RAIDA but this one, closed when the test ends."""
+    peers = rw.TicketPeers(answers, me=RAIDA_ID)
+    test.addCleanup(peers.close)
+    return peers
 
 
 # ---- Tests ----
@@ -214,9 +116,7 @@ class NoServerProcess(unittest.TestCase):
         LIB.close()
 
     def test_version_and_abi_size(self):
-        with open(os.path.join(ROOT, "Cargo.toml")) as f:
-            version = re.search(r'^version = "(.*)"', f.read(), re.M).group(1)
-        self.assertEqual(LIB.version(), version)
+        self.assertEqual(LIB.version(), cargo_version())
         self.assertEqual(LIB.conn_info_size(), 336)
 
     def test_handlers_answer_252_and_say_why_before_open(self):
@@ -245,9 +145,21 @@ class NoServerProcess(unittest.TestCase):
     def test_status_names_match_the_header(self):
         # The tool's own table (it runs without the source tree) against the header's
         # RAIDA_STATUS_* macros, which cbindgen generates from src/protocol.rs.
-        from_header = {code: name for name, code in header_statuses().items()}
-        self.assertEqual(len(from_header), len(header_statuses()), "two names share a code")
+        from_header = {code: name for name, code in rw.header_statuses().items()}
+        self.assertEqual(len(from_header), len(rw.header_statuses()), "two names share a code")
         self.assertEqual(rh.STATUS_NAMES, from_header)
+
+    def test_the_tools_wire_matches_the_kit(self):
+        # The installed tool keeps its own minimal framing (it cannot import test code):
+        # the same facts as the kit's.
+        self.assertEqual((rh.GET_TICKET, rh.VALIDATE_TICKET, rh.FIND, rh.FIX),
+                         (rw.CMD_GET_TICKET, rw.CMD_VALIDATE_TICKET, rw.CMD_FIND, rw.CMD_FIX))
+        self.assertEqual((rh.TRAILER, rh.TOTAL_RAIDA_SERVERS), (rw.TRAILER, rw.TOTAL_RAIDA))
+        twelve, payload = bytes(range(12)), bytes([1, 0, 0, 19, 136]) + bytes(16)
+        self.assertEqual(rh.frame(payload, challenge=twelve),
+                         rw.new_challenge(twelve) + payload + rw.TRAILER)
+        for den, sn in ((1, 5000), (-8, 0), (6, 1023999), (-1, 7)):
+            self.assertEqual(rh.coin_bytes(den, sn), rw.coin_bytes(den, sn))
 
     def test_open_errors_have_codes_and_reasons(self):
         self.assertEqual(LIB._lib.raida_healing_open(None), rh.E_ARGUMENT)
@@ -356,12 +268,12 @@ class Commands(unittest.TestCase):
         self.assertEqual(e.exception.code, rh.E_NO_PAGE)
         self.assertEqual(e.exception.message,
                          "no page holds denomination 1 serial number 6000 (no file %s)"
-                         % page_path(self.folder, 1, 5))
+                         % rw.page_path(self.folder, 1, 5))
         with self.assertRaises(rh.RaidaError) as e:
             LIB.read_record(7, 1)
         self.assertEqual(e.exception.code, rh.E_NO_PAGE)
         # reading changed nothing on disk
-        self.assertEqual(read_file(page_path(self.folder, 1, 4)), self.page4)
+        self.assertEqual(read_file(rw.page_path(self.folder, 1, 4)), self.page4)
 
 
 class Fix(unittest.TestCase):
@@ -392,7 +304,7 @@ class Fix(unittest.TestCase):
 
     def test_fix_rewrites_exactly_the_confirmed_coins(self):
         coins, answers, tickets, asked = self.plan()
-        peers = FakePeers(self, answers)
+        peers = fake_peers(self, answers)
         folder = new_folder(self, peers.servers())
         page4 = plant_page(folder, 1, 4)
         page5 = plant_page(folder, 1, 5)
@@ -403,18 +315,18 @@ class Fix(unittest.TestCase):
         mfs_after = mfs_now()
         self.assertEqual((status, out), (243, bytes([0b0011])), LIB.last_error())
 
-        disk4 = read_file(page_path(folder, 1, 4))
-        self.assertEqual(len(disk4), PAGE_BYTES)
+        disk4 = read_file(rw.page_path(folder, 1, 4))
+        self.assertEqual(len(disk4), rw.PAGE_BYTES)
         expected = bytearray(page4)
         for sn in (5000, 5001):
-            an, mfs = record_of(disk4, sn)
-            self.assertEqual(an, fixed_an(RAIDA_ID, 1, sn, self.PG))
+            an, mfs = rw.record_in(disk4, sn)
+            self.assertEqual(an, rw.derive_an(RAIDA_ID, 1, sn, self.PG))
             self.assertIn(mfs, (mfs_before, mfs_after))
-            at = (sn % 1024) * RECORD
-            expected[at:at + RECORD] = an + bytes([mfs])
+            at = (sn % 1024) * rw.RECORD_BYTES
+            expected[at:at + rw.RECORD_BYTES] = an + bytes([mfs])
         self.assertEqual(disk4, bytes(expected))  # every other record untouched
-        self.assertEqual(read_file(page_path(folder, 1, 5)), page5)
-        self.assertEqual(fixed_an(3, 1, 5000, self.PG).hex(), "feebd91947b11a5441fe8c4916e9904a")
+        self.assertEqual(read_file(rw.page_path(folder, 1, 5)), page5)
+        self.assertEqual(rw.derive_an(3, 1, 5000, self.PG).hex(), "feebd91947b11a5441fe8c4916e9904a")
 
         # every peer with a ticket was asked exactly as the wire format says; peer 24 never
         for i, peer in peers.peers.items():
@@ -422,27 +334,26 @@ class Fix(unittest.TestCase):
                 self.assertEqual(peer.requests, [], "peer %d has no ticket" % i)
                 continue
             self.assertGreaterEqual(len(peer.requests), 1, "peer %d was not asked" % i)
-            for request in peer.requests:
-                self.assertEqual(request[:32], expected_peer_request_header(i))
-                body = request[32:]
+            for head, body in peer.requests:
+                self.assertEqual(head, rw.validate_request_header(i, COIN_ID))
                 self.assertEqual(body[12:16], struct.pack(">I", zlib.crc32(body[:12])))
                 self.assertEqual(body[16:], bytes([RAIDA_ID]) + struct.pack(">I", tickets[i])
                                  + rh.TRAILER)
 
     def test_a_write_that_fails_answers_252_and_changes_nothing(self):
         coins, answers, tickets, _ = self.plan()
-        peers = FakePeers(self, answers)
+        peers = fake_peers(self, answers)
         folder = new_folder(self, peers.servers())
         page4 = plant_page(folder, 1, 4)
         plant_page(folder, 1, 5)
         # a folder where the temporary page file must go: the write fails before the rename
-        os.mkdir(page_path(folder, 1, 4) + ".tmp")
+        os.mkdir(rw.page_path(folder, 1, 4) + ".tmp")
         LIB.open(folder)
         self.addCleanup(LIB.close)
         status, out = LIB.fix(coins, self.PG, tickets, coin_id=COIN_ID)
         self.assertEqual((status, out), (252, b""))
-        self.assertIn("writing %s" % page_path(folder, 1, 4), LIB.last_error())
-        self.assertEqual(read_file(page_path(folder, 1, 4)), page4)
+        self.assertIn("writing %s" % rw.page_path(folder, 1, 4), LIB.last_error())
+        self.assertEqual(read_file(rw.page_path(folder, 1, 4)), page4)
         self.assertEqual(LIB.read_record(1, 5000), (stored_an(1, 5000), 1))
 
 
@@ -454,11 +365,11 @@ class HostileFolder(unittest.TestCase):
         """Runs Fix's plan with plant(tmp_path) done first; fails rather than hangs when the
         fix blocks. Returns (status, out, folder, page4 before)."""
         coins, answers, tickets, _ = Fix().plan()
-        peers = FakePeers(self, answers)
+        peers = fake_peers(self, answers)
         folder = new_folder(self, peers.servers())
         page4 = plant_page(folder, 1, 4)
         plant_page(folder, 1, 5)
-        plant(page_path(folder, 1, 4) + ".tmp")
+        plant(rw.page_path(folder, 1, 4) + ".tmp")
         LIB.open(folder)
         self.addCleanup(LIB.close)
         result = []
@@ -492,10 +403,10 @@ class HostileFolder(unittest.TestCase):
         self.assertEqual(read_file(victim), b"root:secret\n")
         self.assertEqual((after.st_mode, after.st_uid, after.st_gid),
                          (before.st_mode, before.st_uid, before.st_gid))
-        page = page_path(folder, 1, 4)
+        page = rw.page_path(folder, 1, 4)
         self.assertFalse(os.path.islink(page))
-        self.assertEqual(len(read_file(page)), PAGE_BYTES)
-        self.assertEqual(record_of(read_file(page), 5000)[0], fixed_an(RAIDA_ID, 1, 5000, Fix.PG))
+        self.assertEqual(len(read_file(page)), rw.PAGE_BYTES)
+        self.assertEqual(rw.record_in(read_file(page), 5000)[0], rw.derive_an(RAIDA_ID, 1, 5000, Fix.PG))
         if as_root:
             self.assertEqual((os.stat(page).st_uid, os.stat(page).st_gid), (4321, 4321))
         self.assertFalse(os.path.lexists(page + ".tmp"))
@@ -503,14 +414,14 @@ class HostileFolder(unittest.TestCase):
     def test_a_fifo_temporary_page_file_neither_blocks_nor_is_reused(self):
         status, out, folder, _ = self.fix_with_planted_tmp(os.mkfifo)
         self.assertEqual((status, out), (243, bytes([0b0011])), LIB.last_error())
-        page = page_path(folder, 1, 4)
-        self.assertEqual(record_of(read_file(page), 5001)[0], fixed_an(RAIDA_ID, 1, 5001, Fix.PG))
+        page = rw.page_path(folder, 1, 4)
+        self.assertEqual(rw.record_in(read_file(page), 5001)[0], rw.derive_an(RAIDA_ID, 1, 5001, Fix.PG))
         self.assertFalse(os.path.lexists(page + ".tmp"))
 
     def test_read_record_names_what_is_wrong_with_a_page(self):
         folder = new_folder(self, ["127.0.0.1:1"] * 25)
         plant_page(folder, 1, 4)
-        with open(page_path(folder, 1, 4), "r+b") as f:
+        with open(rw.page_path(folder, 1, 4), "r+b") as f:
             f.truncate(100)
         LIB.open(folder)
         self.addCleanup(LIB.close)
@@ -519,7 +430,7 @@ class HostileFolder(unittest.TestCase):
         self.assertEqual(e.exception.code, rh.E_NO_PAGE)
         self.assertEqual(e.exception.message,
                          "no page holds denomination 1 serial number 4096 (%s: truncated page "
-                         "file: 100 bytes, a page file has 17408)" % page_path(folder, 1, 4))
+                         "file: 100 bytes, a page file has 17408)" % rw.page_path(folder, 1, 4))
 
 
 class Processes(unittest.TestCase):
@@ -560,7 +471,7 @@ class Processes(unittest.TestCase):
                     answers[i][tickets[i]] = [(1, 10 + k)]
             fixes.append({"coins": [[1, 10 + k]], "pg": bytes([k] * 16).hex(),
                           "tickets": tickets})
-        peers = FakePeers(self, answers)
+        peers = fake_peers(self, answers)
         folder = new_folder(self, peers.servers())
         original = plant_page(folder, 1, 0)
         mfs_before = mfs_now()
@@ -578,11 +489,11 @@ class Processes(unittest.TestCase):
         mfs_after = mfs_now()
         self.assertEqual(answered, [[k, 241, ""] for k in range(3)])
 
-        disk = read_file(page_path(folder, 1, 0))
-        self.assertEqual(len(disk), PAGE_BYTES)  # never torn
+        disk = read_file(rw.page_path(folder, 1, 0))
+        self.assertEqual(len(disk), rw.PAGE_BYTES)  # never torn
         for sn in range(1024):
-            an, mfs = record_of(disk, sn)
-            new = fixed_an(RAIDA_ID, 1, sn, bytes([sn - 10] * 16)) if 10 <= sn < 50 else None
+            an, mfs = rw.record_in(disk, sn)
+            new = rw.derive_an(RAIDA_ID, 1, sn, bytes([sn - 10] * 16)) if 10 <= sn < 50 else None
             if 10 <= sn < 13:
                 # answered before the kill: must be on disk
                 self.assertEqual(an, new, "sn %d lost after kill -9" % sn)
@@ -594,10 +505,10 @@ class Processes(unittest.TestCase):
         # the dead process's lock is gone with it; the new records read back
         LIB.open(folder)
         try:
-            self.assertEqual(LIB.read_record(1, 10)[0], fixed_an(RAIDA_ID, 1, 10, bytes(16)))
+            self.assertEqual(LIB.read_record(1, 10)[0], rw.derive_an(RAIDA_ID, 1, 10, bytes(16)))
         finally:
             LIB.close()
-        self.assertEqual(original[:10 * RECORD], disk[:10 * RECORD])
+        self.assertEqual(original[:10 * rw.RECORD_BYTES], disk[:10 * rw.RECORD_BYTES])
 
 
 def cargo_version():
@@ -610,10 +521,10 @@ def full_folder(test):
     other page path (same bytes, owner and mode; 17 KiB of disk)."""
     folder = new_folder(test)
     first = plant_page(folder, -8, 0)
-    source = page_path(folder, -8, 0)
+    source = rw.page_path(folder, -8, 0)
     for den in range(-8, 7):
         for page in range(1000):
-            path = page_path(folder, den, page)
+            path = rw.page_path(folder, den, page)
             if path != source:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 os.link(source, path)
@@ -743,7 +654,7 @@ class Tool(unittest.TestCase):
             "1:5003         AN %s  MFS   0 (free)" % stored_an(1, 5003).hex(),
         ])
         report = self.run_json("read", folder, "--lib", ARGS.lib, "-1:7", "2:1", code=1)
-        missing = page_path(folder, 2, 0)
+        missing = rw.page_path(folder, 2, 0)
         self.assertEqual(report, {"folder": folder, "ok": False, "coins": [
             {"coin": "-1:7", "den": -1, "sn": 7, "an": stored_an(-1, 7).hex(), "mfs": 1,
              "used": True},
@@ -835,22 +746,22 @@ class Tool(unittest.TestCase):
     def test_audit_finds_every_kind_of_problem(self):
         folder, page = full_folder(self)
         data = os.path.join(folder, "Data")
-        rel = lambda den, p: os.path.relpath(page_path(folder, den, p), data)  # noqa: E731
-        os.unlink(page_path(folder, 1, 1))                           # missing
-        replace = lambda den, p, content: (os.unlink(page_path(folder, den, p)),  # noqa: E731
-                                           open(page_path(folder, den, p), "wb").write(content))
+        rel = lambda den, p: os.path.relpath(rw.page_path(folder, den, p), data)  # noqa: E731
+        os.unlink(rw.page_path(folder, 1, 1))                           # missing
+        replace = lambda den, p, content: (os.unlink(rw.page_path(folder, den, p)),  # noqa: E731
+                                           open(rw.page_path(folder, den, p), "wb").write(content))
         replace(1, 2, page[:100])                                   # truncated
         replace(1, 3, page + b"x")                                  # oversized
-        os.unlink(page_path(folder, 1, 4))
-        os.mkfifo(page_path(folder, 1, 4))                          # not regular (never opened)
-        os.unlink(page_path(folder, 1, 5))
-        os.symlink(page_path(folder, 1, 6), page_path(folder, 1, 5))  # symlink
-        with open(page_path(folder, 1, 7) + ".tmp", "wb") as f:    # stray temporary file
+        os.unlink(rw.page_path(folder, 1, 4))
+        os.mkfifo(rw.page_path(folder, 1, 4))                          # not regular (never opened)
+        os.unlink(rw.page_path(folder, 1, 5))
+        os.symlink(rw.page_path(folder, 1, 6), rw.page_path(folder, 1, 5))  # symlink
+        with open(rw.page_path(folder, 1, 7) + ".tmp", "wb") as f:    # stray temporary file
             f.write(page[:10])
         with open(os.path.join(data, "01", "notes.txt"), "w") as f:  # no page
             f.write("x")
         replace(2, 0, page)
-        os.chmod(page_path(folder, 2, 0), 0o600)                    # mode differs
+        os.chmod(rw.page_path(folder, 2, 0), 0o600)                    # mode differs
         open(os.path.join(data, ".raida_healing.lock"), "w").close()  # lock left behind
         expected = [
             {"kind": "missing", "path": rel(1, 1), "detail": "no such page file"},
@@ -865,7 +776,7 @@ class Tool(unittest.TestCase):
         ]
         if os.geteuid() == 0:  # only root can give a file to another owner
             replace(2, 1, page)
-            os.chown(page_path(folder, 2, 1), 12345, 12345)
+            os.chown(rw.page_path(folder, 2, 1), 12345, 12345)
         report = self.run_json("audit", folder, "--lib", ARGS.lib, code=1)
         self.assertEqual(report["problems"][:5], expected)
         owner = os.stat(data)
@@ -908,7 +819,7 @@ class Tool(unittest.TestCase):
                        "process holds the folder lock: the folder is in use"}, report["problems"])
         # many problems of one kind: the text lists 20, JSON all
         for p in range(100, 130):
-            os.unlink(page_path(folder, 3, p))
+            os.unlink(rw.page_path(folder, 3, p))
         run = self.run_tool("audit", folder, "--lib", ARGS.lib)
         self.assertIn("  missing      ... and 11 more (--json lists all)", run.stdout.splitlines())
         self.assertEqual(self.run_json("audit", folder, "--lib", ARGS.lib, code=1)["counts"]["missing"], 31)
