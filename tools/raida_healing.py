@@ -455,25 +455,28 @@ TEXT_LIMIT = 20
 
 
 def lock_state(path):
-    """None (no lock file), or (kind, detail) for a lock left behind or held. Opened
-    without following a link or blocking; flock is only tried, and released at once."""
+    """None when there is no lock file or when it is a regular file no process holds: the
+    library creates Data/.raida_healing.lock on first use and keeps it, and an unheld flock
+    is no lock (the kernel drops it with its process). Otherwise (kind, detail): held by a
+    running process, or not a regular file (a planted link or FIFO the library refuses).
+    Opened without following a link or blocking; flock is only tried, and released at once."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return None
     if not stat.S_ISREG(st.st_mode):
-        return "lock_left", "the lock file is not a regular file; it is never opened"
+        return "lock_not_regular", "the lock file is not a regular file; the library refuses the folder"
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as e:
-        return "lock_left", "the lock file cannot be opened: %s" % e.strerror
+        return "unreadable", "the lock file cannot be opened: %s" % e.strerror
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return "lock_held", "a running process holds the folder lock: the folder is in use"
     finally:
         os.close(fd)
-    return "lock_left", "a lock file left behind (no process holds it); remove it once no ops script runs"
+    return None
 
 
 def cmd_audit(args, out):
@@ -655,7 +658,8 @@ def build_parser():
         "path, unreadable; nothing followed, nothing blocks), and walk Data/ for temporary "
         "files left by an interrupted write, entries that are no page, owners that differ "
         "from Data/'s, modes that differ from Data/'s (folders: the same; files: its "
-        "read/write bits), and a folder lock left behind or held. Takes no lock, changes "
+        "read/write bits), and a folder lock file that a running process holds or that is not a "
+        "regular file (an unheld lock file is normal). Takes no lock, changes "
         "nothing. Prints a summary (--json: one object); progress on stderr when it is a "
         "terminal. Exit 0 when nothing is wrong, 1 when a problem is found, 3 when the "
         "library or DIR/Data cannot be opened.", folder="server folder (holds Data/)")

@@ -725,6 +725,10 @@ class Tool(unittest.TestCase):
                                   "valid_pages": 15000, "counts": {}, "problems": [], "ok": True})
         # audit changed nothing and took no lock
         self.assertFalse(os.path.exists(os.path.join(data, ".raida_healing.lock")))
+        # read leaves the library's lock file behind, held by nobody: still a clean folder
+        self.assertEqual(self.run_tool("read", folder, "--lib", ARGS.lib, "1:1").returncode, 0)
+        self.assertTrue(os.path.isfile(os.path.join(data, ".raida_healing.lock")))
+        self.assertEqual(self.run_json("audit", folder, "--lib", ARGS.lib, code=0)["ok"], True)
         # on a terminal it shows progress on stderr
         import pty
         master, slave = pty.openpty()
@@ -762,7 +766,8 @@ class Tool(unittest.TestCase):
             f.write("x")
         replace(2, 0, page)
         os.chmod(rw.page_path(folder, 2, 0), 0o600)                    # mode differs
-        open(os.path.join(data, ".raida_healing.lock"), "w").close()  # lock left behind
+        lock = os.path.join(data, ".raida_healing.lock")
+        os.symlink(rw.page_path(folder, 1, 6), lock)                   # lock file planted as a link
         expected = [
             {"kind": "missing", "path": rel(1, 1), "detail": "no such page file"},
             {"kind": "truncated", "path": rel(1, 2),
@@ -782,8 +787,8 @@ class Tool(unittest.TestCase):
         owner = os.stat(data)
         walked = sorted((p["kind"], p["path"], p["detail"]) for p in report["problems"][5:])
         want = [
-            ("lock_left", ".raida_healing.lock", "a lock file left behind (no process holds "
-             "it); remove it once no ops script runs"),
+            ("lock_not_regular", ".raida_healing.lock", "the lock file is not a regular file; "
+             "the library refuses the folder"),
             ("mode", rel(2, 0), "mode 0600, expected %04o (Data/ is %04o)"
              % (owner.st_mode & 0o666, owner.st_mode & 0o7777)),
             ("temporary", rel(1, 7) + ".tmp", "a temporary file left by an interrupted write"),
@@ -801,8 +806,13 @@ class Tool(unittest.TestCase):
         self.assertEqual(lines[0], "audit of %s: 15000 pages, 14995 valid" % data)
         self.assertIn("  truncated    %s: truncated page file: 100 bytes, a page file has 17408"
                       % rel(1, 2), lines)
-        self.assertTrue(lines[-1].startswith("audit: %d problems (lock_left 1, missing 1, mode 1, "
+        self.assertTrue(lines[-1].startswith("audit: %d problems (lock_not_regular 1, missing 1, mode 1, "
                                              % (len(want) + 5)), lines[-1])
+        # the lock file the library keeps, held by no process, is no problem
+        os.unlink(lock)
+        open(lock, "w").close()
+        report = self.run_json("audit", folder, "--lib", ARGS.lib, code=1)
+        self.assertNotIn(".raida_healing.lock", [p["path"] for p in report["problems"]])
         # a lock another process holds: the folder is in use
         holder = subprocess.Popen(
             [sys.executable, "-c", "import fcntl,sys; f=open(sys.argv[1]); "
