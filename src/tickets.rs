@@ -175,8 +175,30 @@ fn forget(holders: &mut Holders, id: u32) -> bool {
     holders[0] == 0
 }
 
+/// Puts ticket `id` on a coin's `holders` as its newest, taking the coin from the oldest
+/// holder (counted in `taken`) when it is on [`MAX_TICKETS_PER_COIN`] tickets already.
+/// False when the coin already has `id`: a repeat in the request.
+#[inline]
+fn hold(holders: &mut Holders, id: u32, taken: &mut TakenCounts) -> bool {
+    if holders.contains(&id) {
+        return false;
+    }
+    if holders[MAX_TICKETS_PER_COIN - 1] != 0 {
+        taken.add(holders[0]);
+        holders.copy_within(1.., 0);
+        holders[MAX_TICKETS_PER_COIN - 1] = id;
+    } else {
+        let free = holders.iter().position(|&held| held == 0);
+        holders[free.expect("not full: a free place")] = id;
+    }
+    true
+}
+
+/// A coin's key: its 5 wire bytes (den, then sn big-endian) as one number.
+#[inline]
 fn coin_key(wire: &[u8]) -> CoinKey {
-    wire.iter().fold(0, |key, &b| key << 8 | CoinKey::from(b))
+    let sn: [u8; 4] = wire[1..COIN_BYTES].try_into().expect("5-byte coin");
+    CoinKey::from(wire[0]) << 32 | CoinKey::from(u32::from_be_bytes(sn))
 }
 
 /// Everything behind the pool's mutex.
@@ -237,29 +259,76 @@ impl State {
         }
     }
 
-    /// Takes the coins `taken` (distinct, all listed by it, their holders already
-    /// updated) from ticket `id` for a newer ticket; drops the ticket when nothing is left
-    /// on it, which is the common case of a wallet retrying with the same coins.
-    fn take_coins(&mut self, id: u32, taken: &[CoinKey], hashing: &CoinHashing) {
+    /// Takes `taken` coins (distinct, all listed by it, their holders already updated)
+    /// from ticket `id` for a newer ticket; drops the ticket when nothing is left on it,
+    /// which is the common case of a wallet retrying with the same coins. Otherwise the
+    /// ticket keeps the coins whose holders still list it: no set of the taken coins is
+    /// built, and nothing is looked up in the common case.
+    fn take_coins(&mut self, id: u32, taken: usize) {
         let Some(ticket) = self.tickets.get_mut(&id) else {
             return;
         };
         let listed = ticket.coins.len() / COIN_BYTES;
-        self.coins_held -= taken.len();
-        if taken.len() == listed {
+        self.coins_held -= taken;
+        if taken == listed {
             self.tickets.remove(&id);
             return;
         }
-        let mut gone = HashSet::with_capacity_and_hasher(taken.len(), hashing.clone());
-        gone.extend(taken.iter().copied());
+        let holders = &self.holders;
         let kept: Vec<u8> = ticket
             .coins
             .chunks_exact(COIN_BYTES)
-            .filter(|wire| !gone.contains(&coin_key(wire)))
+            .filter(|wire| {
+                holders
+                    .get(&coin_key(wire))
+                    .is_some_and(|ids| ids.contains(&id))
+            })
             .flatten()
             .copied()
             .collect();
         ticket.coins = kept.into();
+    }
+}
+
+/// How many coins a new ticket takes from each older ticket. A request's coins usually
+/// come from one ticket (a wallet retrying), so the current run is counted in place and
+/// the map is touched only when the oldest holder changes.
+struct TakenCounts {
+    run: (u32, usize),
+    finished: HashMap<u32, usize, CoinHashing>,
+}
+
+impl TakenCounts {
+    fn new(hashing: CoinHashing) -> TakenCounts {
+        TakenCounts {
+            run: (0, 0),
+            finished: HashMap::with_hasher(hashing),
+        }
+    }
+
+    /// Counts one coin taken from ticket `id` (never 0).
+    #[inline]
+    fn add(&mut self, id: u32) {
+        if self.run.0 == id {
+            self.run.1 += 1;
+        } else {
+            self.finish_run();
+            self.run = (id, 1);
+        }
+    }
+
+    fn finish_run(&mut self) {
+        let (id, count) = self.run;
+        if count > 0 {
+            *self.finished.entry(id).or_default() += count;
+        }
+        self.run = (0, 0);
+    }
+
+    /// Every (ticket, coins taken from it), each ticket once.
+    fn into_counts(mut self) -> impl Iterator<Item = (u32, usize)> {
+        self.finish_run();
+        self.finished.into_iter()
     }
 }
 
@@ -319,7 +388,6 @@ impl TicketPool {
         if n == 0 || n > MAX_COINS_PER_TICKET || wire.len() % COIN_BYTES != 0 {
             return Err(CreateError::BadCoinCount);
         }
-        let keys: Vec<CoinKey> = wire.chunks_exact(COIN_BYTES).map(coin_key).collect();
         let mut state = self.state.lock();
         let hashing = state.holders.hasher().clone();
         let now = self.clock.now();
@@ -329,7 +397,7 @@ impl TicketPool {
             // would give up, exactly.
             let mut seen = HashSet::with_capacity_and_hasher(n, hashing.clone());
             let (mut distinct, mut freed) = (0, 0);
-            for &key in &keys {
+            for key in wire.chunks_exact(COIN_BYTES).map(coin_key) {
                 if seen.insert(key) {
                     distinct += 1;
                     let full = |ids: &Holders| ids[MAX_TICKETS_PER_COIN - 1] != 0;
@@ -346,32 +414,40 @@ impl TicketPool {
                 break id;
             }
         };
-        // One pass over the coins: each gets the new ticket as its newest holder (a coin
-        // that already has it is a repeat, kept at its first place only); a coin already
-        // on MAX_TICKETS_PER_COIN tickets is taken from the oldest of them.
-        let mut taken: HashMap<u32, Vec<CoinKey>, CoinHashing> =
-            HashMap::with_hasher(hashing.clone());
-        let mut distinct = Vec::with_capacity(wire.len());
-        for (&key, coin) in keys.iter().zip(wire.chunks_exact(COIN_BYTES)) {
-            let ids = state.holders.entry(key).or_default();
-            if ids.contains(&id) {
-                continue;
+        // One pass over the coins, one index entry each: each gets the new ticket as its
+        // newest holder (a coin that already has it is a repeat, kept at its first place
+        // only); a coin already on MAX_TICKETS_PER_COIN tickets is taken from the oldest
+        // of them. The ticket's bytes are the request's unless a coin repeats: only then
+        // are the distinct coins copied out, from the first repeat on (a second loop, so
+        // the common case tests nothing for it).
+        let mut taken = TakenCounts::new(hashing);
+        let mut coins = wire.chunks_exact(COIN_BYTES);
+        let mut n = 0;
+        let mut deduplicated: Option<Vec<u8>> = None;
+        for coin in coins.by_ref() {
+            if !hold(state.holders.entry(coin_key(coin)).or_default(), id, &mut taken) {
+                let mut kept = Vec::with_capacity(wire.len());
+                kept.extend_from_slice(&wire[..n * COIN_BYTES]);
+                deduplicated = Some(kept);
+                break;
             }
-            if ids[MAX_TICKETS_PER_COIN - 1] != 0 {
-                let oldest = ids[0];
-                ids.copy_within(1.., 0);
-                ids[MAX_TICKETS_PER_COIN - 1] = id;
-                taken.entry(oldest).or_default().push(key);
-            } else {
-                let free = ids.iter().position(|&held| held == 0);
-                ids[free.expect("not full: a free place")] = id;
+            n += 1;
+        }
+        if let Some(kept) = &mut deduplicated {
+            for coin in coins {
+                if hold(state.holders.entry(coin_key(coin)).or_default(), id, &mut taken) {
+                    kept.extend_from_slice(coin);
+                    n += 1;
+                }
             }
-            distinct.extend_from_slice(coin);
         }
-        let n = distinct.len() / COIN_BYTES;
-        for (oldest, coins) in &taken {
-            state.take_coins(*oldest, coins, &hashing);
+        for (oldest, count) in taken.into_counts() {
+            state.take_coins(oldest, count);
         }
+        let coins: Arc<[u8]> = match deduplicated {
+            Some(kept) => kept.into(),
+            None => Arc::from(wire),
+        };
         let serial = state.next_serial;
         state.next_serial += 1;
         state.coins_held += n;
@@ -382,7 +458,7 @@ impl TicketPool {
             Ticket {
                 serial,
                 claims: 0,
-                coins: distinct.into(),
+                coins,
             },
         );
         Ok(id)
