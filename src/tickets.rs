@@ -26,6 +26,9 @@ use parking_lot::Mutex;
 use crate::protocol::{Coin, COIN_BYTES, TOTAL_RAIDA_SERVERS};
 use crate::random::RandomError;
 
+mod coin_index;
+use coin_index::CoinIndex;
+
 /// At most this many coins held by live tickets at once, counted once per ticket that
 /// lists them (256 full tickets). Memory: 5 bytes a coin on its ticket plus at most one
 /// index entry per distinct coin, about 55 MiB when full (BENCHMARKS.md).
@@ -138,6 +141,16 @@ impl BuildHasher for CoinHashing {
     }
 }
 
+impl CoinHashing {
+    /// The hash of one coin key.
+    #[inline]
+    fn hash_key(&self, key: u64) -> u64 {
+        let mut hasher = self.build_hasher();
+        hasher.write_u64(key);
+        hasher.finish()
+    }
+}
+
 struct CoinHasher(u64);
 
 impl Hasher for CoinHasher {
@@ -209,7 +222,7 @@ struct State {
     /// skipped when they reach the front.
     by_age: VecDeque<(Duration, u32, u64)>,
     /// The live tickets holding each coin.
-    holders: HashMap<CoinKey, Holders, CoinHashing>,
+    holders: CoinIndex,
     /// Coins listed by live tickets.
     coins_held: usize,
     next_serial: u64,
@@ -224,12 +237,8 @@ impl State {
         self.coins_held -= ticket.coins.len() / COIN_BYTES;
         for wire in ticket.coins.chunks_exact(COIN_BYTES) {
             let key = coin_key(wire);
-            if self
-                .holders
-                .get_mut(&key)
-                .is_some_and(|ids| forget(ids, id))
-            {
-                self.holders.remove(&key);
+            if self.holders.get_mut(key).is_some_and(|ids| forget(ids, id)) {
+                self.holders.remove(key);
             }
         }
     }
@@ -280,7 +289,7 @@ impl State {
             .chunks_exact(COIN_BYTES)
             .filter(|wire| {
                 holders
-                    .get(&coin_key(wire))
+                    .get(coin_key(wire))
                     .is_some_and(|ids| ids.contains(&id))
             })
             .flatten()
@@ -389,7 +398,7 @@ impl TicketPool {
             return Err(CreateError::BadCoinCount);
         }
         let mut state = self.state.lock();
-        let hashing = state.holders.hasher().clone();
+        let hashing = state.holders.hashing().clone();
         let now = self.clock.now();
         state.expire(now, self.lifetime);
         if state.coins_held + n > self.capacity {
@@ -401,7 +410,7 @@ impl TicketPool {
                 if seen.insert(key) {
                     distinct += 1;
                     let full = |ids: &Holders| ids[MAX_TICKETS_PER_COIN - 1] != 0;
-                    freed += usize::from(state.holders.get(&key).is_some_and(full));
+                    freed += usize::from(state.holders.get(key).is_some_and(full));
                 }
             }
             if state.coins_held - freed + distinct > self.capacity {
@@ -425,7 +434,7 @@ impl TicketPool {
         let mut n = 0;
         let mut deduplicated: Option<Vec<u8>> = None;
         for coin in coins.by_ref() {
-            if !hold(state.holders.entry(coin_key(coin)).or_default(), id, &mut taken) {
+            if !hold(state.holders.get_or_insert(coin_key(coin)), id, &mut taken) {
                 let mut kept = Vec::with_capacity(wire.len());
                 kept.extend_from_slice(&wire[..n * COIN_BYTES]);
                 deduplicated = Some(kept);
@@ -435,7 +444,7 @@ impl TicketPool {
         }
         if let Some(kept) = &mut deduplicated {
             for coin in coins {
-                if hold(state.holders.entry(coin_key(coin)).or_default(), id, &mut taken) {
+                if hold(state.holders.get_or_insert(coin_key(coin)), id, &mut taken) {
                     kept.extend_from_slice(coin);
                     n += 1;
                 }
