@@ -191,15 +191,16 @@ fn forget(holders: &mut Holders, id: u32) -> bool {
 /// Puts ticket `id` on a coin's `holders` as its newest, taking the coin from the oldest
 /// holder (counted in `taken`) when it is on [`MAX_TICKETS_PER_COIN`] tickets already.
 /// False when the coin already has `id`: a repeat in the request.
-#[inline]
+#[inline(always)]
 fn hold(holders: &mut Holders, id: u32, taken: &mut TakenCounts) -> bool {
-    if holders.contains(&id) {
+    let [first, second, third, fourth] = *holders;
+    // all four compared at once (no early exit): one vector compare
+    if (first == id) | (second == id) | (third == id) | (fourth == id) {
         return false;
     }
-    if holders[MAX_TICKETS_PER_COIN - 1] != 0 {
-        taken.add(holders[0]);
-        holders.copy_within(1.., 0);
-        holders[MAX_TICKETS_PER_COIN - 1] = id;
+    if fourth != 0 {
+        taken.add(first);
+        *holders = [second, third, fourth, id];
     } else {
         let free = holders.iter().position(|&held| held == 0);
         holders[free.expect("not full: a free place")] = id;
@@ -210,8 +211,12 @@ fn hold(holders: &mut Holders, id: u32, taken: &mut TakenCounts) -> bool {
 /// A coin's key: its 5 wire bytes (den, then sn big-endian) as one number.
 #[inline]
 fn coin_key(wire: &[u8]) -> CoinKey {
-    let sn: [u8; 4] = wire[1..COIN_BYTES].try_into().expect("5-byte coin");
-    CoinKey::from(wire[0]) << 32 | CoinKey::from(u32::from_be_bytes(sn))
+    coin_key_of(wire.try_into().expect("5-byte coin"))
+}
+
+#[inline(always)]
+fn coin_key_of(&[den, sn @ ..]: &[u8; COIN_BYTES]) -> CoinKey {
+    CoinKey::from(den) << 32 | CoinKey::from(u32::from_be_bytes(sn))
 }
 
 /// Everything behind the pool's mutex.
@@ -430,11 +435,11 @@ impl TicketPool {
         // are the distinct coins copied out, from the first repeat on (a second loop, so
         // the common case tests nothing for it).
         let mut taken = TakenCounts::new(hashing);
-        let mut coins = wire.chunks_exact(COIN_BYTES);
+        let mut coins = wire.as_chunks::<COIN_BYTES>().0.iter();
         let mut n = 0;
         let mut deduplicated: Option<Vec<u8>> = None;
         for coin in coins.by_ref() {
-            if !hold(state.holders.get_or_insert(coin_key(coin)), id, &mut taken) {
+            if !hold(state.holders.get_or_insert(coin_key_of(coin)), id, &mut taken) {
                 let mut kept = Vec::with_capacity(wire.len());
                 kept.extend_from_slice(&wire[..n * COIN_BYTES]);
                 deduplicated = Some(kept);
@@ -444,7 +449,7 @@ impl TicketPool {
         }
         if let Some(kept) = &mut deduplicated {
             for coin in coins {
-                if hold(state.holders.get_or_insert(coin_key(coin)), id, &mut taken) {
+                if hold(state.holders.get_or_insert(coin_key_of(coin)), id, &mut taken) {
                     kept.extend_from_slice(coin);
                     n += 1;
                 }
