@@ -439,7 +439,11 @@ impl TicketPool {
         let mut n = 0;
         let mut deduplicated: Option<Vec<u8>> = None;
         for coin in coins.by_ref() {
-            if !hold(state.holders.get_or_insert(coin_key_of(coin)), id, &mut taken) {
+            if !hold(
+                state.holders.get_or_insert(coin_key_of(coin)),
+                id,
+                &mut taken,
+            ) {
                 let mut kept = Vec::with_capacity(wire.len());
                 kept.extend_from_slice(&wire[..n * COIN_BYTES]);
                 deduplicated = Some(kept);
@@ -449,7 +453,11 @@ impl TicketPool {
         }
         if let Some(kept) = &mut deduplicated {
             for coin in coins {
-                if hold(state.holders.get_or_insert(coin_key_of(coin)), id, &mut taken) {
+                if hold(
+                    state.holders.get_or_insert(coin_key_of(coin)),
+                    id,
+                    &mut taken,
+                ) {
                     kept.extend_from_slice(coin);
                     n += 1;
                 }
