@@ -31,7 +31,7 @@ use coin_index::CoinIndex;
 
 /// At most this many coins held by live tickets at once, counted once per ticket that
 /// lists them (256 full tickets). Memory: 5 bytes a coin on its ticket plus at most one
-/// index entry per distinct coin, about 55 MiB when full (BENCHMARKS.md).
+/// index entry per distinct coin, about 53 MiB when full (BENCHMARKS.md).
 pub const MAX_COINS_HELD: usize = 256 * MAX_COINS_PER_TICKET;
 /// A coin is on at most this many live tickets; a newer ticket takes it from the oldest.
 pub const MAX_TICKETS_PER_COIN: usize = 4;
