@@ -217,6 +217,17 @@ impl Tally {
         self.keys.position(key_of(coin))
     }
 
+    /// The id of the request's coin at `position` (in the order given to [`Tally::new`]),
+    /// without a search: what [`Tally::id_of`] answers for that coin.
+    pub fn id_at(&self, position: usize) -> usize {
+        self.request_ids[position] as usize
+    }
+
+    /// Whether the distinct coin `id` has enough votes to be fixed.
+    pub fn is_confirmed_id(&self, id: usize) -> bool {
+        usize::from(self.votes[id]) >= THRESHOLD
+    }
+
     /// Number of distinct coins.
     pub fn distinct_coins(&self) -> usize {
         self.keys.len()
@@ -229,6 +240,22 @@ mod tests {
 
     fn coin(sn: u32) -> Coin {
         Coin { den: 1, sn }
+    }
+
+    #[test]
+    fn ids_by_request_position_match_ids_by_coin() {
+        let coins = [coin(9), coin(1), coin(9), coin(4000), coin(1)];
+        let mut tally = Tally::new(&coins);
+        for (position, &c) in coins.iter().enumerate() {
+            assert_eq!(Some(tally.id_at(position)), tally.id_of(c));
+        }
+        for peer in 0..13 {
+            tally.add_answer(peer, &[coin(1)]);
+        }
+        assert!(tally.is_confirmed_id(tally.id_at(1)));
+        assert!(tally.is_confirmed_id(tally.id_at(4)));
+        assert!(!tally.is_confirmed_id(tally.id_at(0)));
+        assert!(!tally.is_confirmed_id(tally.id_at(3)));
     }
 
     #[test]

@@ -26,9 +26,12 @@ use parking_lot::Mutex;
 use crate::protocol::{Coin, COIN_BYTES, TOTAL_RAIDA_SERVERS};
 use crate::random::RandomError;
 
+mod coin_index;
+use coin_index::CoinIndex;
+
 /// At most this many coins held by live tickets at once, counted once per ticket that
 /// lists them (256 full tickets). Memory: 5 bytes a coin on its ticket plus at most one
-/// index entry per distinct coin, about 55 MiB when full (BENCHMARKS.md).
+/// index entry per distinct coin, about 53 MiB when full (BENCHMARKS.md).
 pub const MAX_COINS_HELD: usize = 256 * MAX_COINS_PER_TICKET;
 /// A coin is on at most this many live tickets; a newer ticket takes it from the oldest.
 pub const MAX_TICKETS_PER_COIN: usize = 4;
@@ -138,6 +141,16 @@ impl BuildHasher for CoinHashing {
     }
 }
 
+impl CoinHashing {
+    /// The hash of one coin key.
+    #[inline]
+    fn hash_key(&self, key: u64) -> u64 {
+        let mut hasher = self.build_hasher();
+        hasher.write_u64(key);
+        hasher.finish()
+    }
+}
+
 struct CoinHasher(u64);
 
 impl Hasher for CoinHasher {
@@ -175,8 +188,35 @@ fn forget(holders: &mut Holders, id: u32) -> bool {
     holders[0] == 0
 }
 
+/// Puts ticket `id` on a coin's `holders` as its newest, taking the coin from the oldest
+/// holder (counted in `taken`) when it is on [`MAX_TICKETS_PER_COIN`] tickets already.
+/// False when the coin already has `id`: a repeat in the request.
+#[inline(always)]
+fn hold(holders: &mut Holders, id: u32, taken: &mut TakenCounts) -> bool {
+    let [first, second, third, fourth] = *holders;
+    // all four compared at once (no early exit): one vector compare
+    if (first == id) | (second == id) | (third == id) | (fourth == id) {
+        return false;
+    }
+    if fourth != 0 {
+        taken.add(first);
+        *holders = [second, third, fourth, id];
+    } else {
+        let free = holders.iter().position(|&held| held == 0);
+        holders[free.expect("not full: a free place")] = id;
+    }
+    true
+}
+
+/// A coin's key: its 5 wire bytes (den, then sn big-endian) as one number.
+#[inline]
 fn coin_key(wire: &[u8]) -> CoinKey {
-    wire.iter().fold(0, |key, &b| key << 8 | CoinKey::from(b))
+    coin_key_of(wire.try_into().expect("5-byte coin"))
+}
+
+#[inline(always)]
+fn coin_key_of(&[den, sn @ ..]: &[u8; COIN_BYTES]) -> CoinKey {
+    CoinKey::from(den) << 32 | CoinKey::from(u32::from_be_bytes(sn))
 }
 
 /// Everything behind the pool's mutex.
@@ -187,7 +227,7 @@ struct State {
     /// skipped when they reach the front.
     by_age: VecDeque<(Duration, u32, u64)>,
     /// The live tickets holding each coin.
-    holders: HashMap<CoinKey, Holders, CoinHashing>,
+    holders: CoinIndex,
     /// Coins listed by live tickets.
     coins_held: usize,
     next_serial: u64,
@@ -202,12 +242,8 @@ impl State {
         self.coins_held -= ticket.coins.len() / COIN_BYTES;
         for wire in ticket.coins.chunks_exact(COIN_BYTES) {
             let key = coin_key(wire);
-            if self
-                .holders
-                .get_mut(&key)
-                .is_some_and(|ids| forget(ids, id))
-            {
-                self.holders.remove(&key);
+            if self.holders.get_mut(key).is_some_and(|ids| forget(ids, id)) {
+                self.holders.remove(key);
             }
         }
     }
@@ -237,29 +273,76 @@ impl State {
         }
     }
 
-    /// Takes the coins `taken` (distinct, all listed by it, their holders already
-    /// updated) from ticket `id` for a newer ticket; drops the ticket when nothing is left
-    /// on it, which is the common case of a wallet retrying with the same coins.
-    fn take_coins(&mut self, id: u32, taken: &[CoinKey], hashing: &CoinHashing) {
+    /// Takes `taken` coins (distinct, all listed by it, their holders already updated)
+    /// from ticket `id` for a newer ticket; drops the ticket when nothing is left on it,
+    /// which is the common case of a wallet retrying with the same coins. Otherwise the
+    /// ticket keeps the coins whose holders still list it: no set of the taken coins is
+    /// built, and nothing is looked up in the common case.
+    fn take_coins(&mut self, id: u32, taken: usize) {
         let Some(ticket) = self.tickets.get_mut(&id) else {
             return;
         };
         let listed = ticket.coins.len() / COIN_BYTES;
-        self.coins_held -= taken.len();
-        if taken.len() == listed {
+        self.coins_held -= taken;
+        if taken == listed {
             self.tickets.remove(&id);
             return;
         }
-        let mut gone = HashSet::with_capacity_and_hasher(taken.len(), hashing.clone());
-        gone.extend(taken.iter().copied());
+        let holders = &self.holders;
         let kept: Vec<u8> = ticket
             .coins
             .chunks_exact(COIN_BYTES)
-            .filter(|wire| !gone.contains(&coin_key(wire)))
+            .filter(|wire| {
+                holders
+                    .get(coin_key(wire))
+                    .is_some_and(|ids| ids.contains(&id))
+            })
             .flatten()
             .copied()
             .collect();
         ticket.coins = kept.into();
+    }
+}
+
+/// How many coins a new ticket takes from each older ticket. A request's coins usually
+/// come from one ticket (a wallet retrying), so the current run is counted in place and
+/// the map is touched only when the oldest holder changes.
+struct TakenCounts {
+    run: (u32, usize),
+    finished: HashMap<u32, usize, CoinHashing>,
+}
+
+impl TakenCounts {
+    fn new(hashing: CoinHashing) -> TakenCounts {
+        TakenCounts {
+            run: (0, 0),
+            finished: HashMap::with_hasher(hashing),
+        }
+    }
+
+    /// Counts one coin taken from ticket `id` (never 0).
+    #[inline]
+    fn add(&mut self, id: u32) {
+        if self.run.0 == id {
+            self.run.1 += 1;
+        } else {
+            self.finish_run();
+            self.run = (id, 1);
+        }
+    }
+
+    fn finish_run(&mut self) {
+        let (id, count) = self.run;
+        if count > 0 {
+            *self.finished.entry(id).or_default() += count;
+        }
+        self.run = (0, 0);
+    }
+
+    /// Every (ticket, coins taken from it), each ticket once.
+    fn into_counts(mut self) -> impl Iterator<Item = (u32, usize)> {
+        self.finish_run();
+        self.finished.into_iter()
     }
 }
 
@@ -319,9 +402,8 @@ impl TicketPool {
         if n == 0 || n > MAX_COINS_PER_TICKET || wire.len() % COIN_BYTES != 0 {
             return Err(CreateError::BadCoinCount);
         }
-        let keys: Vec<CoinKey> = wire.chunks_exact(COIN_BYTES).map(coin_key).collect();
         let mut state = self.state.lock();
-        let hashing = state.holders.hasher().clone();
+        let hashing = state.holders.hashing().clone();
         let now = self.clock.now();
         state.expire(now, self.lifetime);
         if state.coins_held + n > self.capacity {
@@ -329,11 +411,11 @@ impl TicketPool {
             // would give up, exactly.
             let mut seen = HashSet::with_capacity_and_hasher(n, hashing.clone());
             let (mut distinct, mut freed) = (0, 0);
-            for &key in &keys {
+            for key in wire.chunks_exact(COIN_BYTES).map(coin_key) {
                 if seen.insert(key) {
                     distinct += 1;
                     let full = |ids: &Holders| ids[MAX_TICKETS_PER_COIN - 1] != 0;
-                    freed += usize::from(state.holders.get(&key).is_some_and(full));
+                    freed += usize::from(state.holders.get(key).is_some_and(full));
                 }
             }
             if state.coins_held - freed + distinct > self.capacity {
@@ -346,32 +428,48 @@ impl TicketPool {
                 break id;
             }
         };
-        // One pass over the coins: each gets the new ticket as its newest holder (a coin
-        // that already has it is a repeat, kept at its first place only); a coin already
-        // on MAX_TICKETS_PER_COIN tickets is taken from the oldest of them.
-        let mut taken: HashMap<u32, Vec<CoinKey>, CoinHashing> =
-            HashMap::with_hasher(hashing.clone());
-        let mut distinct = Vec::with_capacity(wire.len());
-        for (&key, coin) in keys.iter().zip(wire.chunks_exact(COIN_BYTES)) {
-            let ids = state.holders.entry(key).or_default();
-            if ids.contains(&id) {
-                continue;
+        // One pass over the coins, one index entry each: each gets the new ticket as its
+        // newest holder (a coin that already has it is a repeat, kept at its first place
+        // only); a coin already on MAX_TICKETS_PER_COIN tickets is taken from the oldest
+        // of them. The ticket's bytes are the request's unless a coin repeats: only then
+        // are the distinct coins copied out, from the first repeat on (a second loop, so
+        // the common case tests nothing for it).
+        let mut taken = TakenCounts::new(hashing);
+        let mut coins = wire.as_chunks::<COIN_BYTES>().0.iter();
+        let mut n = 0;
+        let mut deduplicated: Option<Vec<u8>> = None;
+        for coin in coins.by_ref() {
+            if !hold(
+                state.holders.get_or_insert(coin_key_of(coin)),
+                id,
+                &mut taken,
+            ) {
+                let mut kept = Vec::with_capacity(wire.len());
+                kept.extend_from_slice(&wire[..n * COIN_BYTES]);
+                deduplicated = Some(kept);
+                break;
             }
-            if ids[MAX_TICKETS_PER_COIN - 1] != 0 {
-                let oldest = ids[0];
-                ids.copy_within(1.., 0);
-                ids[MAX_TICKETS_PER_COIN - 1] = id;
-                taken.entry(oldest).or_default().push(key);
-            } else {
-                let free = ids.iter().position(|&held| held == 0);
-                ids[free.expect("not full: a free place")] = id;
+            n += 1;
+        }
+        if let Some(kept) = &mut deduplicated {
+            for coin in coins {
+                if hold(
+                    state.holders.get_or_insert(coin_key_of(coin)),
+                    id,
+                    &mut taken,
+                ) {
+                    kept.extend_from_slice(coin);
+                    n += 1;
+                }
             }
-            distinct.extend_from_slice(coin);
         }
-        let n = distinct.len() / COIN_BYTES;
-        for (oldest, coins) in &taken {
-            state.take_coins(*oldest, coins, &hashing);
+        for (oldest, count) in taken.into_counts() {
+            state.take_coins(oldest, count);
         }
+        let coins: Arc<[u8]> = match deduplicated {
+            Some(kept) => kept.into(),
+            None => Arc::from(wire),
+        };
         let serial = state.next_serial;
         state.next_serial += 1;
         state.coins_held += n;
@@ -382,7 +480,7 @@ impl TicketPool {
             Ticket {
                 serial,
                 claims: 0,
-                coins: distinct.into(),
+                coins,
             },
         );
         Ok(id)

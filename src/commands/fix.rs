@@ -275,9 +275,8 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
     let asked = ask_peers(&targets, claimer, node.peer_options, &mut tally);
 
     let written = write_confirmed(node, request, &coins, &pg, &tally);
-    let passed: Vec<bool> = coins
-        .iter()
-        .map(|&coin| tally.id_of(coin).is_some_and(|id| written[id]))
+    let passed: Vec<bool> = (0..coins.len())
+        .map(|position| written[tally.id_at(position)])
         .collect();
     let report = FixReport {
         coins_asked: coins.len(),
@@ -299,21 +298,20 @@ fn write_confirmed<S: CoinStore + ?Sized>(
     tally: &Tally,
 ) -> Vec<bool> {
     let mut written = vec![false; tally.distinct_coins()];
-    let confirmed: Vec<Coin> = coins
+    // Each coin's id by its request position: no search per coin.
+    let (confirmed, confirmed_ids): (Vec<Coin>, Vec<usize>) = coins
         .iter()
-        .copied()
-        .filter(|&coin| tally.is_confirmed(coin))
-        .collect();
+        .enumerate()
+        .map(|(position, &coin)| (coin, tally.id_at(position)))
+        .filter(|&(_, id)| tally.is_confirmed_id(id))
+        .unzip();
     if confirmed.is_empty() {
         return written;
     }
     let raida_no = node.config.raida_no;
     let mfs = node.store.mfs();
     let result = visit_by_page(node.store, &confirmed, |page, i| {
-        let coin = confirmed[i];
-        let Some(id) = tally.id_of(coin) else {
-            return;
-        };
+        let (coin, id) = (confirmed[i], confirmed_ids[i]);
         if !written[id] {
             let an = derive_an(raida_no, coin, pg, request.encryption_type);
             page.write(slot_of(coin.sn), &an, mfs);
