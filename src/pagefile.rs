@@ -366,6 +366,11 @@ pub fn record_range(sn: u32) -> std::ops::Range<usize> {
     at..at + RECORD_BYTES
 }
 
+/// The FIFO maker and the one-minute watchdog of the Rust test kit, for the tests below.
+#[cfg(test)]
+#[path = "../tests/kit/blocking.rs"]
+mod test_kit_blocking;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -721,27 +726,7 @@ mod tests {
 
     // --- files below Data/ an attacker can plant -------------------------------
 
-    /// Runs `f` on another thread and fails the test if it has not finished within a
-    /// minute: a regression that blocks on a FIFO fails instead of hanging the suite.
-    fn within_a_minute<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(f());
-        });
-        rx.recv_timeout(std::time::Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("{what} blocked for a minute"))
-    }
-
-    fn mkfifo(path: &Path) {
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            path,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
-    }
+    use super::test_kit_blocking::{mkfifo, within_a_minute};
 
     /// Whether this process runs as root (`/proc/self` belongs to the effective uid).
     fn is_root() -> bool {
