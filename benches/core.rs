@@ -115,6 +115,24 @@ fn bench_pool() -> TicketPool {
     )
 }
 
+/// The time `iters` calls of `call` take, timed in chunks of CALLS_PER_POOL so `pool`
+/// can be emptied, untimed, between them.
+fn timed_between_clears(pool: &TicketPool, iters: u64, mut call: impl FnMut()) -> Duration {
+    let mut spent = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let chunk = left.min(CALLS_PER_POOL);
+        let start = Instant::now();
+        for _ in 0..chunk {
+            call();
+        }
+        spent += start.elapsed();
+        pool.clear();
+        left -= chunk;
+    }
+    spent
+}
+
 fn bench_get_ticket(c: &mut Criterion) {
     let mut group = c.benchmark_group("get_ticket");
     for layout in [Layout::Dense, Layout::Scattered] {
@@ -123,22 +141,11 @@ fn bench_get_ticket(c: &mut Criterion) {
             let pool = bench_pool();
             group.throughput(Throughput::Elements(n as u64));
             group.bench_function(BenchmarkId::new(layout.name(), n), |b| {
-                // Timed in chunks so the pool can be emptied, untimed, between them.
                 b.iter_custom(|iters| {
-                    let mut spent = Duration::ZERO;
-                    let mut left = iters;
-                    while left > 0 {
-                        let chunk = left.min(CALLS_PER_POOL);
-                        let start = Instant::now();
-                        for _ in 0..chunk {
-                            let response = get_ticket(&store, &pool, &request(&body));
-                            assert_eq!(black_box(response).map(|r| r.status), Ok(Status::AllPass));
-                        }
-                        spent += start.elapsed();
-                        pool.clear();
-                        left -= chunk;
-                    }
-                    spent
+                    timed_between_clears(&pool, iters, || {
+                        let response = get_ticket(&store, &pool, &request(&body));
+                        assert_eq!(black_box(response).map(|r| r.status), Ok(Status::AllPass));
+                    })
                 });
             });
         }
@@ -174,19 +181,9 @@ fn bench_pool_ops(c: &mut Criterion) {
         group.throughput(Throughput::Elements(1));
         group.bench_function(BenchmarkId::new("create", n), |b| {
             b.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let chunk = left.min(CALLS_PER_POOL);
-                    let start = Instant::now();
-                    for _ in 0..chunk {
-                        black_box(pool.create(black_box(&coins)).expect("pool has room"));
-                    }
-                    spent += start.elapsed();
-                    pool.clear();
-                    left -= chunk;
-                }
-                spent
+                timed_between_clears(&pool, iters, || {
+                    black_box(pool.create(black_box(&coins)).expect("pool has room"));
+                })
             });
         });
         group.bench_function(BenchmarkId::new("claim", n), |b| {

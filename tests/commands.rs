@@ -73,6 +73,14 @@ fn find_record(c: Coin, an: &[u8; 16], pan: &[u8; 16]) -> Vec<u8> {
     r
 }
 
+/// Each legacy payload of `len` zero bytes answers `status`.
+fn assert_size_rules(w: &World, command: Command, rules: &[(usize, Status)]) {
+    for &(len, status) in rules {
+        let got = w.legacy(command, &vec![0; len]).status;
+        assert_eq!(got, status, "{command:?} with {len} payload bytes");
+    }
+}
+
 // ---- get_ticket -------------------------------------------------------------------
 
 #[test]
@@ -307,13 +315,10 @@ fn validate_ticket_table() {
     w.server.store.put(coin(1, 1), an(1), 1);
     w.legacy(Command::GetTicket, &ticket_record(coin(1, 1), &an(1)));
     // exact size 5, else 16
-    assert_eq!(
-        w.legacy(Command::ValidateTicket, &[0; 4]).status,
-        Status::InvalidPacketLength
-    );
-    assert_eq!(
-        w.legacy(Command::ValidateTicket, &[0; 6]).status,
-        Status::InvalidPacketLength
+    assert_size_rules(
+        &w,
+        Command::ValidateTicket,
+        &[(4, Status::InvalidPacketLength), (6, Status::InvalidPacketLength)],
     );
     assert_eq!(
         w.run(Command::ValidateTicket, Some(&[0; 17]), 0).status,
@@ -413,13 +418,10 @@ fn find_table() {
         Response::with_body(Status::FindMixed, vec![1, 2, 0])
     );
     // sizes
-    assert_eq!(
-        w.legacy(Command::Find, &[0; 36]).status,
-        Status::InvalidPacketLength
-    );
-    assert_eq!(
-        w.legacy(Command::Find, &[0; 38]).status,
-        Status::CoinsNotDiv
+    assert_size_rules(
+        &w,
+        Command::Find,
+        &[(36, Status::InvalidPacketLength), (38, Status::CoinsNotDiv)],
     );
     assert_eq!(w.run(Command::Find, None, 0).status, Status::EmptyRequest);
     // unknown page -> 40

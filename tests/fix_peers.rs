@@ -207,6 +207,18 @@ fn server(options: PeerOptions) -> Server<MemoryStore> {
     }
 }
 
+/// Gives each of `peers` its address in `setup` and its ticket in `tickets`.
+fn enlist<'a>(
+    setup: &mut Server<MemoryStore>,
+    tickets: &mut [u32; 25],
+    peers: impl IntoIterator<Item = &'a ScriptedPeer>,
+) {
+    for p in peers {
+        setup.peer(p.raida, p.addr);
+        tickets[usize::from(p.raida)] = ticket_of(p.raida);
+    }
+}
+
 /// Long safety deadline, a short hedge.
 fn options() -> PeerOptions {
     PeerOptions {
@@ -355,10 +367,7 @@ fn twenty_four_peers_honest_faulty_silent_and_slow_to_accept() {
             &declined,
         ])
         .collect();
-    for p in ticket_holders.iter().copied() {
-        setup.peer(p.raida, p.addr);
-        tickets[usize::from(p.raida)] = ticket_of(p.raida);
-    }
+    enlist(&mut setup, &mut tickets, ticket_holders.iter().copied());
     setup.config.peers[usize::from(idx[14])] = Some(no_ticket.addr);
     setup.config.peers[usize::from(idx[17])] = Some(down);
     tickets[usize::from(idx[17])] = ticket_of(idx[17]);
@@ -533,10 +542,7 @@ fn decided_fix_returns_without_stalled_and_black_holed_peers() {
     for &raida in &idx[14..23] {
         stalled.push(ScriptedPeer::spawn(raida, Script::Stalled));
     }
-    for p in honest.iter().chain(&stalled) {
-        setup.peer(p.raida, p.addr);
-        tickets[usize::from(p.raida)] = ticket_of(p.raida);
-    }
+    enlist(&mut setup, &mut tickets, honest.iter().chain(&stalled));
     let (_hole, _filler, hole) = black_hole();
     setup.config.peers[usize::from(idx[23])] = Some(hole);
     tickets[usize::from(idx[23])] = ticket_of(idx[23]);
@@ -584,10 +590,7 @@ fn deadline_ends_a_fix_that_a_silent_peer_could_still_decide() {
         .map(|&r| ScriptedPeer::spawn(r, Script::Honest(vec![x])))
         .collect();
     peers.push(ScriptedPeer::spawn(idx[12], Script::Stalled));
-    for p in &peers {
-        setup.peer(p.raida, p.addr);
-        tickets[usize::from(p.raida)] = ticket_of(p.raida);
-    }
+    enlist(&mut setup, &mut tickets, &peers);
     let body = fix_body(0, &[x], &pg(), &tickets);
     let (response, report) = setup.fix(Some(&body), 0, COIN_ID).unwrap();
     assert_eq!(response, Response::status(Status::AllFail));
@@ -618,10 +621,7 @@ fn thirteen_peers_fix_a_coin_twelve_do_not() {
             ScriptedPeer::spawn(r, Script::Honest(if k < 12 { vec![x, y] } else { vec![x] }))
         })
         .collect();
-    for p in &peers {
-        setup.peer(p.raida, p.addr);
-        tickets[usize::from(p.raida)] = ticket_of(p.raida);
-    }
+    enlist(&mut setup, &mut tickets, &peers);
     let body = fix_body(0, &[x, y], &pg(), &tickets);
     let (response, report) = setup.fix(Some(&body), 0, COIN_ID).unwrap();
     assert_eq!(response, Response::with_body(Status::Mixed, vec![0x01]));
@@ -649,10 +649,7 @@ fn type_4_request_uses_modern_framing_and_sha256() {
     let peers: Vec<ScriptedPeer> = (10..23)
         .map(|r| ScriptedPeer::spawn(r, Script::Honest(vec![x])))
         .collect();
-    for p in &peers {
-        setup.peer(p.raida, p.addr);
-        tickets[usize::from(p.raida)] = ticket_of(p.raida);
-    }
+    enlist(&mut setup, &mut tickets, &peers);
     let body = fix_body(4, &[x], &pg(), &tickets);
     let (response, _) = setup.fix(Some(&body), 4, COIN_ID).unwrap();
     assert_eq!(response, Response::status(Status::AllPass));

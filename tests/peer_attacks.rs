@@ -230,15 +230,19 @@ fn trickle(stream: &mut TcpStream, bytes: &[u8], interval: Duration, record: &mu
     }
 }
 
+/// An attacker that trickles a VALID answer for RAIDA 9 listing one coin (a 7-byte body),
+/// a byte per `interval`.
+fn trickler(interval: Duration) -> Attacker {
+    Attacker::spawn(Box::new(move |stream, request, record| {
+        let answer = reply(9, 250, &request[32..48], &listing(&[Coin { den: 1, sn: 77 }]));
+        trickle(stream, &answer, interval, record);
+    }))
+}
+
 #[test]
 fn trickling_peer_is_cut_at_the_deadline() {
     let _serial = serial();
-    // A VALID answer listing one coin, one byte per second.
-    let attacker = Attacker::spawn(Box::new(|stream, request, record| {
-        let mut answer = header(9, 250, 7, &request[32..48]);
-        answer.extend(listing(&[Coin { den: 1, sn: 77 }]));
-        trickle(stream, &answer, Duration::from_secs(1), record);
-    }));
+    let attacker = trickler(Duration::from_secs(1));
     let (report, coins) = ask_one(target(9, &attacker), claimer(), &short(1500));
     assert_eq!(report.outcome, PeerOutcome::TimedOut);
     assert!(!report.hedged);
@@ -254,11 +258,7 @@ fn trickling_peer_is_cut_at_the_deadline() {
 #[test]
 fn trickling_peer_and_its_hedge_are_both_cut_at_the_deadline() {
     let _serial = serial();
-    let attacker = Attacker::spawn(Box::new(|stream, request, record| {
-        let mut answer = header(9, 250, 7, &request[32..48]);
-        answer.extend(listing(&[Coin { den: 1, sn: 77 }]));
-        trickle(stream, &answer, Duration::from_millis(500), record);
-    }));
+    let attacker = trickler(Duration::from_millis(500));
     // The attacker serves one connection at a time, so the hedge waits in its accept
     // queue, and is read (and trickled to) only after the first one ends.
     let options = PeerOptions {

@@ -5,13 +5,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use raida_healing::commands::{Node, NodeConfig, Request};
-use raida_healing::peers::PeerOptions;
 use raida_healing::protocol::{Coin, Response};
 use raida_healing::tickets::testing::ManualClock;
 use raida_healing::tickets::{OsRandomIds, TicketPool, MAX_COINS_HELD, TICKET_LIFETIME};
 
 use crate::oracle::{self, status::*, Predicted};
+use crate::kit::node::Server;
+use crate::kit::wire::coins_wire as wire;
 use crate::{abi, host, model, shape, Cmd, Input};
 
 /// Coins the safe-core twin's pool can hold: small, so the full-pool path (42) is
@@ -21,54 +21,38 @@ const CORE_POOL_CAPACITY: usize = 8;
 /// The coin id every request carries (it only travels to peers, and fix has none here).
 const COIN_ID: u8 = 1;
 
-fn wire(coins: &[Coin]) -> Vec<u8> {
-    coins.iter().flat_map(|c| c.to_wire()).collect()
-}
-
 /// The safe-core twin of the server: the model store, a pool on a manual clock, no peers.
 struct CoreTwin {
-    store: model::ModelStore,
+    server: Server<model::ModelStore>,
     clock: ManualClock,
-    pool: TicketPool,
-    config: NodeConfig,
-    options: PeerOptions,
+}
+
+impl Default for CoreTwin {
+    fn default() -> Self {
+        CoreTwin::new(CORE_POOL_CAPACITY)
+    }
 }
 
 impl CoreTwin {
+    /// A twin whose pool holds `capacity` coins; points the fuzz host at RAIDA 0 first.
     fn new(capacity: usize) -> CoreTwin {
+        host::configure(0, COIN_ID);
         let clock = ManualClock::default();
+        let pool = TicketPool::with_limits(
+            Box::new(clock.clone()),
+            Box::new(OsRandomIds),
+            capacity,
+            TICKET_LIFETIME,
+        );
         CoreTwin {
-            store: model::ModelStore::default(),
-            pool: TicketPool::with_limits(
-                Box::new(clock.clone()),
-                Box::new(OsRandomIds),
-                capacity,
-                TICKET_LIFETIME,
-            ),
+            server: Server::new(0, model::ModelStore::default(), pool),
             clock,
-            config: NodeConfig {
-                raida_no: 0,
-                peers: [None; 25],
-            },
-            options: PeerOptions::default(),
         }
     }
 
     fn run(&self, cmd: Cmd, input: &Input<'_>) -> Response {
-        let node = Node {
-            store: &self.store,
-            tickets: &self.pool,
-            config: &self.config,
-            peer_options: &self.options,
-        };
-        node.run(
-            cmd.core(),
-            &Request {
-                body: input.body,
-                encryption_type: input.encryption_type,
-                coin_id: COIN_ID,
-            },
-        )
+        self.server
+            .run(cmd.core(), input.body, input.encryption_type, COIN_ID)
     }
 }
 
@@ -115,21 +99,12 @@ fn passing_get_ticket_body(coins: &[Coin]) -> Vec<u8> {
 // get_ticket
 
 /// get_ticket: flags bit 0 fills the twin's pool first (the 42 path).
+#[derive(Default)]
 pub struct GetTicket {
     core: CoreTwin,
     /// When the C path created each ticket and how many coins it lists (its pool is the
     /// library's process-wide one, MAX_COINS_HELD coins, 300 s on the real clock).
     abi_created: VecDeque<(Instant, usize)>,
-}
-
-impl Default for GetTicket {
-    fn default() -> Self {
-        host::configure(0, COIN_ID);
-        GetTicket {
-            core: CoreTwin::new(CORE_POOL_CAPACITY),
-            abi_created: VecDeque::new(),
-        }
-    }
 }
 
 impl GetTicket {
@@ -152,7 +127,7 @@ impl GetTicket {
         });
 
         // Safe core, with the pool's counts in view.
-        let pool = &self.core.pool;
+        let pool = &self.core.server.pool;
         if input.flags & 1 != 0 {
             // Filled with coins of a denomination without pages, which no request can
             // pass, so none is ever taken by a request's ticket: the pool is exactly full.
@@ -255,17 +230,9 @@ impl GetTicket {
 // find
 
 /// find: read-only, so one oracle answer fits both paths.
+#[derive(Default)]
 pub struct Find {
     core: CoreTwin,
-}
-
-impl Default for Find {
-    fn default() -> Self {
-        host::configure(0, COIN_ID);
-        Find {
-            core: CoreTwin::new(CORE_POOL_CAPACITY),
-        }
-    }
 }
 
 impl Find {
@@ -289,7 +256,7 @@ impl Find {
             (predicted.status, &predicted.body),
             "abi"
         );
-        assert!(self.core.store.writes().is_empty(), "find wrote a record");
+        assert!(self.core.server.store.writes().is_empty(), "find wrote a record");
         assert!(
             host::take_bitmap_used().is_empty(),
             "find marked a serial used"
@@ -345,7 +312,6 @@ pub struct ValidateTicket {
 
 impl Default for ValidateTicket {
     fn default() -> Self {
-        host::configure(0, COIN_ID);
         ValidateTicket {
             // room for 64 ring tickets of up to 13 coins
             core: CoreTwin::new(64 * 13),
@@ -400,15 +366,16 @@ impl ValidateTicket {
             }
             self.generation = self.generation.wrapping_add(1);
             let coins = ring_coins(slot, self.generation);
-            let id = match self.core.pool.create(&coins) {
+            let id = match self.core.server.pool.create(&coins) {
                 Ok(id) => id,
                 Err(_) => {
                     assert!(
-                        self.core.pool.free_slots() < coins.len(),
+                        self.core.server.pool.free_slots() < coins.len(),
                         "core: create failed, pool not full"
                     );
                     self.core.clock.advance(TICKET_LIFETIME);
                     self.core
+                        .server
                         .pool
                         .create(&coins)
                         .expect("core: empty pool creates")
@@ -488,7 +455,7 @@ impl ValidateTicket {
             body: patched.as_deref().or(input.body),
             ..input
         };
-        let live = self.core.pool.live();
+        let live = self.core.server.pool.live();
         let r = self.core.run(Cmd::ValidateTicket, &core_input);
         let (status, body) = (r.status.code(), r.body.into_vec());
         shape::check(Cmd::ValidateTicket, 0, status, &body);
@@ -510,7 +477,7 @@ impl ValidateTicket {
         };
         assert_eq!((status, body), expected, "core");
         assert_eq!(
-            self.core.pool.live(),
+            self.core.server.pool.live(),
             live,
             "core: a claim changed the live count"
         );
@@ -554,17 +521,9 @@ impl ValidateTicket {
 
 /// fix with no peer reachable: sizes, page checks and "nothing fixed without votes".
 /// flags: this server's RAIDA index (flags % 25).
+#[derive(Default)]
 pub struct Fix {
     core: CoreTwin,
-}
-
-impl Default for Fix {
-    fn default() -> Self {
-        host::configure(0, COIN_ID);
-        Fix {
-            core: CoreTwin::new(CORE_POOL_CAPACITY),
-        }
-    }
 }
 
 impl Fix {
@@ -573,7 +532,7 @@ impl Fix {
             return;
         };
         let raida_no = input.flags % 25;
-        self.core.config.raida_no = raida_no;
+        self.core.server.config.raida_no = raida_no;
         host::configure(raida_no, COIN_ID);
         let predicted = oracle::fix_without_peers(input.encryption_type, input.body);
         let n = input.payload_len().saturating_sub(116) / 5;
@@ -587,7 +546,7 @@ impl Fix {
             "core"
         );
         assert!(
-            self.core.store.writes().is_empty(),
+            self.core.server.store.writes().is_empty(),
             "core: fix without votes wrote"
         );
 
