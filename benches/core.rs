@@ -13,9 +13,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use kit::wire::legacy_body;
 use raida_healing::commands::{find::find, get_ticket::get_ticket, Request};
 use raida_healing::hash::derive_an;
-use kit::wire::legacy_body;
 use raida_healing::protocol::{Coin, Status};
 use raida_healing::store::MemoryStore;
 use raida_healing::tickets::testing::{ManualClock, ScriptedIds};

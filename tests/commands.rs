@@ -301,7 +301,9 @@ fn get_ticket_locks_each_page_once() {
     );
     for page in [0, 1] {
         assert_eq!(
-            w.server.store.inspect(PageKey { den: 1, page }, |p| p.locks),
+            w.server
+                .store
+                .inspect(PageKey { den: 1, page }, |p| p.locks),
             Some(1)
         );
     }
@@ -318,7 +320,10 @@ fn validate_ticket_table() {
     assert_size_rules(
         &w,
         Command::ValidateTicket,
-        &[(4, Status::InvalidPacketLength), (6, Status::InvalidPacketLength)],
+        &[
+            (4, Status::InvalidPacketLength),
+            (6, Status::InvalidPacketLength),
+        ],
     );
     assert_eq!(
         w.run(Command::ValidateTicket, Some(&[0; 17]), 0).status,

@@ -690,12 +690,18 @@ fn unknown_coin_is_40_and_no_peer_is_contacted() {
     let body = fix_body(0, &[known], &pg(), &tickets);
     let mut odd = body.clone();
     odd.insert(16, 0);
-    assert_eq!(setup.fix(Some(&odd), 0, COIN_ID).unwrap_err(), Status::CoinsNotDiv);
+    assert_eq!(
+        setup.fix(Some(&odd), 0, COIN_ID).unwrap_err(),
+        Status::CoinsNotDiv
+    );
     assert_eq!(
         setup.fix(Some(&body[..138]), 0, COIN_ID).unwrap_err(),
         Status::InvalidPacketLength
     );
-    assert_eq!(setup.fix(None, 0, COIN_ID).unwrap_err(), Status::EmptyRequest);
+    assert_eq!(
+        setup.fix(None, 0, COIN_ID).unwrap_err(),
+        Status::EmptyRequest
+    );
     assert!(listeners.iter().all(|l| !l.was_contacted()));
 }
 

@@ -234,7 +234,12 @@ fn trickle(stream: &mut TcpStream, bytes: &[u8], interval: Duration, record: &mu
 /// a byte per `interval`.
 fn trickler(interval: Duration) -> Attacker {
     Attacker::spawn(Box::new(move |stream, request, record| {
-        let answer = reply(9, 250, &request[32..48], &listing(&[Coin { den: 1, sn: 77 }]));
+        let answer = reply(
+            9,
+            250,
+            &request[32..48],
+            &listing(&[Coin { den: 1, sn: 77 }]),
+        );
         trickle(stream, &answer, interval, record);
     }))
 }
@@ -417,7 +422,11 @@ fn answer_for_another_raida_is_no_vote() {
 /// An honest legacy peer: 250 listing `coins`, then closes.
 fn honest(raida: u8, coins: Vec<Coin>) -> Attacker {
     Attacker::spawn(Box::new(move |stream, request, record| {
-        push(stream, &reply(raida, 250, &request[32..48], &listing(&coins)), record);
+        push(
+            stream,
+            &reply(raida, 250, &request[32..48], &listing(&coins)),
+            record,
+        );
     }))
 }
 
@@ -438,7 +447,11 @@ impl Crowd {
             (
                 16,
                 Attacker::spawn(Box::new(move |stream, request, record| {
-                    push(stream, &reply(4, 250, &request[32..48], &listing(&[coin])), record);
+                    push(
+                        stream,
+                        &reply(4, 250, &request[32..48], &listing(&[coin])),
+                        record,
+                    );
                 })),
             ),
             (

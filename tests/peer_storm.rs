@@ -39,8 +39,13 @@ fn descriptors() -> usize {
 
 /// A fix of `coin` with a ticket for every peer.
 fn fix_body(coin: Coin) -> Vec<u8> {
-    let tickets: [u32; 25] =
-        core::array::from_fn(|raida| if raida == usize::from(ME) { 0 } else { 1000 + raida as u32 });
+    let tickets: [u32; 25] = core::array::from_fn(|raida| {
+        if raida == usize::from(ME) {
+            0
+        } else {
+            1000 + raida as u32
+        }
+    });
     legacy_body(&fix_payload(&[coin], &[7u8; 16], &tickets))
 }
 

@@ -51,7 +51,11 @@ fn a_failing_random_source_answers_252_and_logs_why() {
         run(Command::GetTicket, &get_ticket),
         Response::status(Status::Internal)
     );
-    assert_eq!(server.pool.live(), 1, "a ticket was made without randomness");
+    assert_eq!(
+        server.pool.live(),
+        1,
+        "a ticket was made without randomness"
+    );
     let lines = std::mem::take(&mut *LINES.lock());
     assert_eq!(
         lines,
@@ -69,10 +73,7 @@ fn a_failing_random_source_answers_252_and_logs_why() {
         ]
     );
 
-    assert_eq!(
-        run(Command::Fix, &fix),
-        Response::status(Status::Internal)
-    );
+    assert_eq!(run(Command::Fix, &fix), Response::status(Status::Internal));
     let lines = std::mem::take(&mut *LINES.lock());
     assert!(
         lines.contains(&(
@@ -88,13 +89,14 @@ fn a_failing_random_source_answers_252_and_logs_why() {
             .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
         "a peer was asked with a challenge from a failed source"
     );
-    assert_eq!(server.store.get(coin), Some((an, 1)), "fix changed the record");
+    assert_eq!(
+        server.store.get(coin),
+        Some((an, 1)),
+        "fix changed the record"
+    );
 
     // The source back: tickets again.
     drop(failing);
-    assert_eq!(
-        run(Command::GetTicket, &get_ticket).status,
-        Status::AllPass
-    );
+    assert_eq!(run(Command::GetTicket, &get_ticket).status, Status::AllPass);
     log::set_sink(None);
 }

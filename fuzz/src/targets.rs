@@ -9,9 +9,9 @@ use raida_healing::protocol::{Coin, Response};
 use raida_healing::tickets::testing::ManualClock;
 use raida_healing::tickets::{OsRandomIds, TicketPool, MAX_COINS_HELD, TICKET_LIFETIME};
 
-use crate::oracle::{self, status::*, Predicted};
 use crate::kit::node::Server;
 use crate::kit::wire::coins_wire as wire;
+use crate::oracle::{self, status::*, Predicted};
 use crate::{abi, host, model, shape, Cmd, Input};
 
 /// Coins the safe-core twin's pool can hold: small, so the full-pool path (42) is
@@ -256,7 +256,10 @@ impl Find {
             (predicted.status, &predicted.body),
             "abi"
         );
-        assert!(self.core.server.store.writes().is_empty(), "find wrote a record");
+        assert!(
+            self.core.server.store.writes().is_empty(),
+            "find wrote a record"
+        );
         assert!(
             host::take_bitmap_used().is_empty(),
             "find marked a serial used"

@@ -21,10 +21,7 @@ pub fn mkfifo(path: &Path) {
 
 /// Runs `f` on another thread and fails the test if it has not finished within a
 /// minute: a regression that blocks on a FIFO fails instead of hanging the suite.
-pub fn within_a_minute<T: Send + 'static>(
-    what: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
+pub fn within_a_minute<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());
