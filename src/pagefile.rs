@@ -390,6 +390,13 @@ mod tests {
             fs::create_dir_all(path.join("Data")).unwrap();
             TempDir(path)
         }
+
+        /// Where the page file of `key` goes, its directory created.
+        fn new_page(&self, key: PageKey) -> PathBuf {
+            let path = page_path(&self.0.join("Data"), key);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            path
+        }
     }
 
     impl Drop for TempDir {
@@ -476,8 +483,7 @@ mod tests {
     #[test]
     fn a_wrong_sized_page_file_is_a_missing_page() {
         let dir = TempDir::new("short");
-        let path = page_path(&dir.0.join("Data"), key(0, 0));
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let path = dir.new_page(key(0, 0));
         fs::write(&path, vec![1u8; PAGE_DATA_BYTES - 1]).unwrap();
         let store = PageFileStore::open(&dir.0, 8).unwrap();
         assert_eq!(
@@ -852,8 +858,7 @@ mod tests {
     #[test]
     fn a_fifo_page_is_not_regular_and_never_blocks() {
         let dir = TempDir::new("pagefifo");
-        let page = page_path(&dir.0.join("Data"), key(2, 0));
-        fs::create_dir_all(page.parent().unwrap()).unwrap();
+        let page = dir.new_page(key(2, 0));
         mkfifo(&page);
         let store = PageFileStore::open(&dir.0, 8).unwrap();
         let (store, first) = within_a_minute("reading a FIFO page", move || {
@@ -870,8 +875,7 @@ mod tests {
     #[test]
     fn a_page_linked_to_dev_zero_is_refused_without_reading_it() {
         let dir = TempDir::new("pagezero");
-        let page = page_path(&dir.0.join("Data"), key(2, 0));
-        fs::create_dir_all(page.parent().unwrap()).unwrap();
+        let page = dir.new_page(key(2, 0));
         std::os::unix::fs::symlink("/dev/zero", &page).unwrap();
         let store = PageFileStore::open(&dir.0, 8).unwrap();
         assert_eq!(
