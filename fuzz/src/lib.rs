@@ -24,7 +24,8 @@ pub mod targets;
 
 /// Expands to a whole command fuzz target (the binary's `#![no_main]` aside): the
 /// server's symbols ([`host_symbols!`]) and a libFuzzer entry that feeds every input to one
-/// long-lived runner of type `$runner` (from [`targets`]), kept per thread.
+/// long-lived runner of type `$runner` (from [`targets`]), kept per thread; inputs shorter
+/// than the two header bytes are skipped.
 #[macro_export]
 macro_rules! command_target {
     ($runner:ty) => {
@@ -36,7 +37,9 @@ macro_rules! command_target {
         }
 
         ::libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-            STATE.with(|state| state.borrow_mut().run(data));
+            if let Some(input) = $crate::Input::parse(data) {
+                STATE.with(|state| state.borrow_mut().run(input));
+            }
         });
     };
 }

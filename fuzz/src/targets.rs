@@ -108,10 +108,8 @@ pub struct GetTicket {
 }
 
 impl GetTicket {
-    pub fn run(&mut self, data: &[u8]) {
-        let Some(input) = Input::parse(data) else {
-            return;
-        };
+    /// Checks one decoded input through both paths.
+    pub fn run(&mut self, input: Input<'_>) {
         let predicted = oracle::get_ticket(input.encryption_type, input.body);
         let n = input.payload_len() / 21;
 
@@ -236,10 +234,8 @@ pub struct Find {
 }
 
 impl Find {
-    pub fn run(&mut self, data: &[u8]) {
-        let Some(input) = Input::parse(data) else {
-            return;
-        };
+    /// Checks one decoded input through both paths.
+    pub fn run(&mut self, input: Input<'_>) {
         let predicted = oracle::find(input.encryption_type, input.body);
         let n = input.payload_len() / 37;
         let r = self.core.run(Cmd::Find, &input);
@@ -439,10 +435,8 @@ impl ValidateTicket {
             .retain(|_, k| k.created.elapsed() < TICKET_LIFETIME + Duration::from_secs(5));
     }
 
-    pub fn run(&mut self, data: &[u8]) {
-        let Some(input) = Input::parse(data) else {
-            return;
-        };
+    /// Checks one decoded input through both paths.
+    pub fn run(&mut self, input: Input<'_>) {
         let slot = usize::from(input.flags & 7);
         let patch = input.flags & 8 == 0;
 
@@ -530,10 +524,8 @@ pub struct Fix {
 }
 
 impl Fix {
-    pub fn run(&mut self, data: &[u8]) {
-        let Some(input) = Input::parse(data) else {
-            return;
-        };
+    /// Checks one decoded input through both paths.
+    pub fn run(&mut self, input: Input<'_>) {
         let raida_no = input.flags % 25;
         self.core.server.config.raida_no = raida_no;
         host::configure(raida_no, COIN_ID);
