@@ -410,6 +410,17 @@ mod tests {
     }
 
     /// Writes a page file whose record k holds AN [k as u8 ^ seed; 16] and MFS 1.
+    /// A store caching at most `cache` pages over pages 0..`pages` of `den`, each planted
+    /// with its page number as seed; the folder goes when the returned TempDir drops.
+    fn store_over_pages(tag: &str, den: i8, pages: u32, cache: usize) -> (TempDir, PageFileStore) {
+        let dir = TempDir::new(tag);
+        for page in 0..pages {
+            plant(&dir.0, key(den, page), page as u8);
+        }
+        let store = PageFileStore::open(&dir.0, cache).unwrap();
+        (dir, store)
+    }
+
     fn plant(dir: &Path, key: PageKey, seed: u8) -> Vec<u8> {
         let mut data = vec![0u8; PAGE_DATA_BYTES];
         for (k, record) in data.chunks_exact_mut(RECORD_BYTES).enumerate() {
@@ -615,11 +626,7 @@ mod tests {
 
     #[test]
     fn the_cache_is_bounded_and_evicts_the_least_recently_used() {
-        let dir = TempDir::new("lru");
-        for page in 0..5 {
-            plant(&dir.0, key(1, page), page as u8);
-        }
-        let store = PageFileStore::open(&dir.0, 3).unwrap();
+        let (_dir, store) = store_over_pages("lru", 1, 5, 3);
         let read = |page: u32| {
             store
                 .record(Coin {
@@ -653,11 +660,7 @@ mod tests {
 
     #[test]
     fn a_page_in_use_is_never_evicted() {
-        let dir = TempDir::new("inuse");
-        for page in 0..3 {
-            plant(&dir.0, key(4, page), page as u8);
-        }
-        let store = PageFileStore::open(&dir.0, 1).unwrap();
+        let (_dir, store) = store_over_pages("inuse", 4, 3, 1);
         let session = store.session();
         let inner = session
             .with_page(key(4, 0), |outer| {

@@ -207,6 +207,15 @@ fn server(options: PeerOptions) -> Server<MemoryStore> {
     }
 }
 
+/// This server with `coins` stored at their old AN and MFS, the usual options.
+fn server_holding(coins: &[Coin]) -> Server<MemoryStore> {
+    let setup = server(options());
+    for &coin in coins {
+        setup.store.put(coin, OLD_AN, OLD_MFS);
+    }
+    setup
+}
+
 /// Gives each of `peers` its address in `setup` and its ticket in `tickets`.
 fn enlist<'a>(
     setup: &mut Server<MemoryStore>,
@@ -275,10 +284,7 @@ fn twenty_four_peers_honest_faulty_silent_and_slow_to_accept() {
         coin(6, 0),
         coin(0, 77),
     ];
-    let setup = server(options());
-    for coin in c {
-        setup.store.put(coin, OLD_AN, OLD_MFS);
-    }
+    let setup = server_holding(&c);
     let idx = other_indices();
     // Who lists what (votes = 1 + distinct listing peers):
     //   c0, c5, c6: 13 honest + slow acceptor = 15 -> fixed
@@ -529,9 +535,8 @@ fn twenty_four_peers_honest_faulty_silent_and_slow_to_accept() {
 #[test]
 fn decided_fix_returns_without_stalled_and_black_holed_peers() {
     let _serial = serial();
-    let mut setup = server(options());
     let x = coin(3, 4242);
-    setup.store.put(x, OLD_AN, OLD_MFS);
+    let mut setup = server_holding(&[x]);
     let idx = other_indices();
     let mut tickets = [0u32; 25];
     let mut honest = Vec::new();
@@ -608,10 +613,8 @@ fn deadline_ends_a_fix_that_a_silent_peer_could_still_decide() {
 #[test]
 fn thirteen_peers_fix_a_coin_twelve_do_not() {
     let _serial = serial();
-    let mut setup = server(options());
     let (x, y) = (coin(4, 100), coin(4, 101));
-    setup.store.put(x, OLD_AN, OLD_MFS);
-    setup.store.put(y, OLD_AN, OLD_MFS);
+    let mut setup = server_holding(&[x, y]);
     let idx = other_indices();
     let mut tickets = [0u32; 25];
     let peers: Vec<ScriptedPeer> = idx[..13]
@@ -640,11 +643,10 @@ fn thirteen_peers_fix_a_coin_twelve_do_not() {
 #[test]
 fn type_4_request_uses_modern_framing_and_sha256() {
     let _serial = serial();
-    let mut setup = server(options());
     // The docs/wire-protocol.md vector: raida 3, den 1, sn 5000, PG 00..0f.
-    setup.config.raida_no = 3;
     let x = coin(1, 5000);
-    setup.store.put(x, OLD_AN, OLD_MFS);
+    let mut setup = server_holding(&[x]);
+    setup.config.raida_no = 3;
     let mut tickets = [0u32; 25];
     let peers: Vec<ScriptedPeer> = (10..23)
         .map(|r| ScriptedPeer::spawn(r, Script::Honest(vec![x])))
@@ -668,10 +670,9 @@ fn type_4_request_uses_modern_framing_and_sha256() {
 #[test]
 fn unknown_coin_is_40_and_no_peer_is_contacted() {
     let _serial = serial();
-    let mut setup = server(options());
-    let known = coin(1, 1);
-    setup.store.put(known, OLD_AN, OLD_MFS);
     let listeners: Vec<Untouchable> = (0..25).map(|_| Untouchable::new()).collect();
+    let known = coin(1, 1);
+    let mut setup = server_holding(&[known]);
     let tickets: [u32; 25] = core::array::from_fn(|i| ticket_of(i as u8));
     for (i, l) in listeners.iter().enumerate() {
         setup.config.peers[i] = Some(l.addr);
@@ -708,9 +709,8 @@ fn unknown_coin_is_40_and_no_peer_is_contacted() {
 #[test]
 fn twelve_tickets_cannot_reach_fourteen_so_no_peer_is_asked() {
     let _serial = serial();
-    let mut setup = server(options());
     let x = coin(1, 1);
-    setup.store.put(x, OLD_AN, OLD_MFS);
+    let mut setup = server_holding(&[x]);
     let listeners: Vec<Untouchable> = (0..12).map(|_| Untouchable::new()).collect();
     let mut tickets = [0u32; 25];
     for (l, &raida) in listeners.iter().zip(&other_indices()) {

@@ -54,6 +54,30 @@ impl CoreTwin {
         self.server
             .run(cmd.core(), input.body, input.encryption_type, COIN_ID)
     }
+
+    /// Runs `cmd`; checks the answer's shape for `n` records and that it is exactly
+    /// `predicted`.
+    fn run_exact(&self, cmd: Cmd, input: &Input<'_>, n: usize, predicted: &Predicted) {
+        let r = self.run(cmd, input);
+        shape::check(cmd, n, r.status.code(), &r.body);
+        assert_eq!(
+            (r.status.code(), &r.body.to_vec()),
+            (predicted.status, &predicted.body),
+            "core"
+        );
+    }
+}
+
+/// Runs `cmd` through the exported C handler; checks the answer's shape for `n` records
+/// and that it is exactly `predicted`.
+fn abi_exact(cmd: Cmd, input: &Input<'_>, n: usize, predicted: &Predicted) {
+    let ans = abi::call(cmd, input.body, input.encryption_type, COIN_ID);
+    shape::check(cmd, n, ans.status, &ans.body);
+    assert_eq!(
+        (ans.status, &ans.body),
+        (predicted.status, &predicted.body),
+        "abi"
+    );
 }
 
 /// Checks an answer with a ticket against its prediction (status, bitfield, non-zero id)
@@ -238,20 +262,8 @@ impl Find {
     pub fn run(&mut self, input: Input<'_>) {
         let predicted = oracle::find(input.encryption_type, input.body);
         let n = input.payload_len() / 37;
-        let r = self.core.run(Cmd::Find, &input);
-        shape::check(Cmd::Find, n, r.status.code(), &r.body);
-        assert_eq!(
-            (r.status.code(), &r.body.to_vec()),
-            (predicted.status, &predicted.body),
-            "core"
-        );
-        let ans = abi::call(Cmd::Find, input.body, input.encryption_type, COIN_ID);
-        shape::check(Cmd::Find, n, ans.status, &ans.body);
-        assert_eq!(
-            (ans.status, &ans.body),
-            (predicted.status, &predicted.body),
-            "abi"
-        );
+        self.core.run_exact(Cmd::Find, &input, n, &predicted);
+        abi_exact(Cmd::Find, &input, n, &predicted);
         assert!(
             self.core.server.store.writes().is_empty(),
             "find wrote a record"
@@ -533,29 +545,17 @@ impl Fix {
         let n = input.payload_len().saturating_sub(116) / 5;
         let coins = oracle::fix_coins(input.encryption_type, input.body);
 
-        let r = self.core.run(Cmd::Fix, &input);
-        shape::check(Cmd::Fix, n, r.status.code(), &r.body);
-        assert_eq!(
-            (r.status.code(), &r.body.to_vec()),
-            (predicted.status, &predicted.body),
-            "core"
-        );
+        self.core.run_exact(Cmd::Fix, &input, n, &predicted);
         assert!(
             self.core.server.store.writes().is_empty(),
             "core: fix without votes wrote"
         );
 
         let logged = host::log_lines();
-        let ans = abi::call(Cmd::Fix, input.body, input.encryption_type, COIN_ID);
-        shape::check(Cmd::Fix, n, ans.status, &ans.body);
+        abi_exact(Cmd::Fix, &input, n, &predicted);
         // Every fix leaves a line in the server's own log (its summary, or why it
         // answered before asking anyone): the library found the host's log functions.
         assert!(host::log_lines() > logged, "fix logged nothing to the host");
-        assert_eq!(
-            (ans.status, &ans.body),
-            (predicted.status, &predicted.body),
-            "abi"
-        );
         assert!(
             host::take_bitmap_used().is_empty(),
             "abi: fix without votes marked a serial"
