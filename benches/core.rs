@@ -6,13 +6,17 @@
 //! Run: `cargo bench --bench core` (about a minute), or one group with a filter, e.g.
 //! `cargo bench --bench core -- find`.
 
+#[path = "../tests/kit/mod.rs"]
+mod kit;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use kit::wire::legacy_body;
 use raida_healing::commands::{find::find, get_ticket::get_ticket, Request};
 use raida_healing::hash::derive_an;
-use raida_healing::protocol::{challenge_crc, Coin, Status};
+use raida_healing::protocol::{Coin, Status};
 use raida_healing::store::MemoryStore;
 use raida_healing::tickets::testing::{ManualClock, ScriptedIds};
 use raida_healing::tickets::{TicketPool, MAX_COINS_PER_TICKET, TICKET_LIFETIME};
@@ -89,21 +93,16 @@ fn store_with(coins: &[Coin]) -> MemoryStore {
     store
 }
 
-/// A legacy body: 12 challenge bytes, their CRC-32, the payload, `3E 3E`.
-fn legacy_body(payload: &[u8]) -> Vec<u8> {
-    let mut body: Vec<u8> = (0..12).collect();
-    body.extend_from_slice(&challenge_crc(&body).to_be_bytes());
-    body.extend_from_slice(payload);
-    body.extend_from_slice(&[0x3e, 0x3e]);
-    body
+/// The coins of `layout`, `n` of them, in a store with their ANs, and a legacy request
+/// body of one `record` per coin.
+fn batch(layout: Layout, n: usize, record: impl Fn(Coin) -> Vec<u8>) -> (MemoryStore, Vec<u8>) {
+    let coins = layout.coins(n);
+    let payload: Vec<u8> = coins.iter().flat_map(|&c| record(c)).collect();
+    (store_with(&coins), legacy_body(&payload))
 }
 
 fn request(body: &[u8]) -> Request<'_> {
-    Request {
-        body: Some(body),
-        encryption_type: 0,
-        coin_id: 0,
-    }
+    kit::node::request(Some(body), 0, 0)
 }
 
 /// A pool that never runs out of ids and whose tickets never expire during a bench.
@@ -116,36 +115,37 @@ fn bench_pool() -> TicketPool {
     )
 }
 
+/// The time `iters` calls of `call` take, timed in chunks of CALLS_PER_POOL so `pool`
+/// can be emptied, untimed, between them.
+fn timed_between_clears(pool: &TicketPool, iters: u64, mut call: impl FnMut()) -> Duration {
+    let mut spent = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let chunk = left.min(CALLS_PER_POOL);
+        let start = Instant::now();
+        for _ in 0..chunk {
+            call();
+        }
+        spent += start.elapsed();
+        pool.clear();
+        left -= chunk;
+    }
+    spent
+}
+
 fn bench_get_ticket(c: &mut Criterion) {
     let mut group = c.benchmark_group("get_ticket");
     for layout in [Layout::Dense, Layout::Scattered] {
         for n in [1, 100, GET_TICKET_MAX] {
-            let coins = layout.coins(n);
-            let store = store_with(&coins);
-            let payload: Vec<u8> = coins
-                .iter()
-                .flat_map(|&c| c.to_wire().into_iter().chain(an_of(c)))
-                .collect();
-            let body = legacy_body(&payload);
+            let (store, body) = batch(layout, n, |c| [&c.to_wire()[..], &an_of(c)].concat());
             let pool = bench_pool();
             group.throughput(Throughput::Elements(n as u64));
             group.bench_function(BenchmarkId::new(layout.name(), n), |b| {
-                // Timed in chunks so the pool can be emptied, untimed, between them.
                 b.iter_custom(|iters| {
-                    let mut spent = Duration::ZERO;
-                    let mut left = iters;
-                    while left > 0 {
-                        let chunk = left.min(CALLS_PER_POOL);
-                        let start = Instant::now();
-                        for _ in 0..chunk {
-                            let response = get_ticket(&store, &pool, &request(&body));
-                            assert_eq!(black_box(response).map(|r| r.status), Ok(Status::AllPass));
-                        }
-                        spent += start.elapsed();
-                        pool.clear();
-                        left -= chunk;
-                    }
-                    spent
+                    timed_between_clears(&pool, iters, || {
+                        let response = get_ticket(&store, &pool, &request(&body));
+                        assert_eq!(black_box(response).map(|r| r.status), Ok(Status::AllPass));
+                    })
                 });
             });
         }
@@ -157,16 +157,10 @@ fn bench_find(c: &mut Criterion) {
     let mut group = c.benchmark_group("find");
     for layout in [Layout::Dense, Layout::Scattered] {
         for n in [1, 100, FIND_MAX] {
-            let coins = layout.coins(n);
-            let store = store_with(&coins);
-            let payload: Vec<u8> = coins
-                .iter()
-                .flat_map(|&c| {
-                    let an = an_of(c);
-                    c.to_wire().into_iter().chain(an).chain(an.map(|b| !b))
-                })
-                .collect();
-            let body = legacy_body(&payload);
+            let (store, body) = batch(layout, n, |c| {
+                let an = an_of(c);
+                [&c.to_wire()[..], &an, &an.map(|b| !b)].concat()
+            });
             group.throughput(Throughput::Elements(n as u64));
             group.bench_function(BenchmarkId::new(layout.name(), n), |b| {
                 b.iter(|| {
@@ -187,19 +181,9 @@ fn bench_pool_ops(c: &mut Criterion) {
         group.throughput(Throughput::Elements(1));
         group.bench_function(BenchmarkId::new("create", n), |b| {
             b.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let chunk = left.min(CALLS_PER_POOL);
-                    let start = Instant::now();
-                    for _ in 0..chunk {
-                        black_box(pool.create(black_box(&coins)).expect("pool has room"));
-                    }
-                    spent += start.elapsed();
-                    pool.clear();
-                    left -= chunk;
-                }
-                spent
+                timed_between_clears(&pool, iters, || {
+                    black_box(pool.create(black_box(&coins)).expect("pool has room"));
+                })
             });
         });
         group.bench_function(BenchmarkId::new("claim", n), |b| {

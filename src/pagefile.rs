@@ -366,6 +366,11 @@ pub fn record_range(sn: u32) -> std::ops::Range<usize> {
     at..at + RECORD_BYTES
 }
 
+/// The FIFO maker and the one-minute watchdog of the Rust test kit, for the tests below.
+#[cfg(test)]
+#[path = "../tests/kit/blocking.rs"]
+mod test_kit_blocking;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,6 +390,13 @@ mod tests {
             fs::create_dir_all(path.join("Data")).unwrap();
             TempDir(path)
         }
+
+        /// Where the page file of `key` goes, its directory created.
+        fn new_page(&self, key: PageKey) -> PathBuf {
+            let path = page_path(&self.0.join("Data"), key);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            path
+        }
     }
 
     impl Drop for TempDir {
@@ -398,6 +410,17 @@ mod tests {
     }
 
     /// Writes a page file whose record k holds AN [k as u8 ^ seed; 16] and MFS 1.
+    /// A store caching at most `cache` pages over pages 0..`pages` of `den`, each planted
+    /// with its page number as seed; the folder goes when the returned TempDir drops.
+    fn store_over_pages(tag: &str, den: i8, pages: u32, cache: usize) -> (TempDir, PageFileStore) {
+        let dir = TempDir::new(tag);
+        for page in 0..pages {
+            plant(&dir.0, key(den, page), page as u8);
+        }
+        let store = PageFileStore::open(&dir.0, cache).unwrap();
+        (dir, store)
+    }
+
     fn plant(dir: &Path, key: PageKey, seed: u8) -> Vec<u8> {
         let mut data = vec![0u8; PAGE_DATA_BYTES];
         for (k, record) in data.chunks_exact_mut(RECORD_BYTES).enumerate() {
@@ -471,8 +494,7 @@ mod tests {
     #[test]
     fn a_wrong_sized_page_file_is_a_missing_page() {
         let dir = TempDir::new("short");
-        let path = page_path(&dir.0.join("Data"), key(0, 0));
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let path = dir.new_page(key(0, 0));
         fs::write(&path, vec![1u8; PAGE_DATA_BYTES - 1]).unwrap();
         let store = PageFileStore::open(&dir.0, 8).unwrap();
         assert_eq!(
@@ -604,11 +626,7 @@ mod tests {
 
     #[test]
     fn the_cache_is_bounded_and_evicts_the_least_recently_used() {
-        let dir = TempDir::new("lru");
-        for page in 0..5 {
-            plant(&dir.0, key(1, page), page as u8);
-        }
-        let store = PageFileStore::open(&dir.0, 3).unwrap();
+        let (_dir, store) = store_over_pages("lru", 1, 5, 3);
         let read = |page: u32| {
             store
                 .record(Coin {
@@ -642,11 +660,7 @@ mod tests {
 
     #[test]
     fn a_page_in_use_is_never_evicted() {
-        let dir = TempDir::new("inuse");
-        for page in 0..3 {
-            plant(&dir.0, key(4, page), page as u8);
-        }
-        let store = PageFileStore::open(&dir.0, 1).unwrap();
+        let (_dir, store) = store_over_pages("inuse", 4, 3, 1);
         let session = store.session();
         let inner = session
             .with_page(key(4, 0), |outer| {
@@ -721,27 +735,7 @@ mod tests {
 
     // --- files below Data/ an attacker can plant -------------------------------
 
-    /// Runs `f` on another thread and fails the test if it has not finished within a
-    /// minute: a regression that blocks on a FIFO fails instead of hanging the suite.
-    fn within_a_minute<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(f());
-        });
-        rx.recv_timeout(std::time::Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("{what} blocked for a minute"))
-    }
-
-    fn mkfifo(path: &Path) {
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            path,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
-    }
+    use super::test_kit_blocking::{mkfifo, within_a_minute};
 
     /// Whether this process runs as root (`/proc/self` belongs to the effective uid).
     fn is_root() -> bool {
@@ -867,8 +861,7 @@ mod tests {
     #[test]
     fn a_fifo_page_is_not_regular_and_never_blocks() {
         let dir = TempDir::new("pagefifo");
-        let page = page_path(&dir.0.join("Data"), key(2, 0));
-        fs::create_dir_all(page.parent().unwrap()).unwrap();
+        let page = dir.new_page(key(2, 0));
         mkfifo(&page);
         let store = PageFileStore::open(&dir.0, 8).unwrap();
         let (store, first) = within_a_minute("reading a FIFO page", move || {
@@ -885,8 +878,7 @@ mod tests {
     #[test]
     fn a_page_linked_to_dev_zero_is_refused_without_reading_it() {
         let dir = TempDir::new("pagezero");
-        let page = page_path(&dir.0.join("Data"), key(2, 0));
-        fs::create_dir_all(page.parent().unwrap()).unwrap();
+        let page = dir.new_page(key(2, 0));
         std::os::unix::fs::symlink("/dev/zero", &page).unwrap();
         let store = PageFileStore::open(&dir.0, 8).unwrap();
         assert_eq!(

@@ -1,9 +1,12 @@
 //! get_ticket, validate_ticket and find through the safe core: every row of the
 //! docs/wire-protocol.md tables, exact bytes and statuses, and property tests over random batches.
 
+mod kit;
+
+use kit::node::Server;
+use kit::wire::{claim, legacy_body};
 use proptest::prelude::*;
-use raida_healing::commands::{Command, Node, NodeConfig, Request};
-use raida_healing::peers::PeerOptions;
+use raida_healing::commands::Command;
 use raida_healing::protocol::{Coin, Response, Status};
 use raida_healing::store::{MemoryStore, PageKey};
 use raida_healing::tickets::testing::{ManualClock, ScriptedIds};
@@ -12,11 +15,8 @@ use raida_healing::tickets::{TicketPool, MAX_COINS_HELD, MAX_TICKETS_PER_COIN, T
 const TICKET: u32 = 0x1234_5678;
 
 struct World {
-    store: MemoryStore,
-    pool: TicketPool,
+    server: Server<MemoryStore>,
     clock: ManualClock,
-    config: NodeConfig,
-    options: PeerOptions,
 }
 
 impl World {
@@ -27,38 +27,20 @@ impl World {
     /// A world whose pool holds at most `coins` coins.
     fn with_pool_capacity(coins: usize) -> World {
         let clock = ManualClock::default();
+        let pool = TicketPool::with_limits(
+            Box::new(clock.clone()),
+            Box::new(ScriptedIds::new(&[TICKET])),
+            coins,
+            TICKET_LIFETIME,
+        );
         World {
-            store: MemoryStore::with_mfs(45),
-            pool: TicketPool::with_limits(
-                Box::new(clock.clone()),
-                Box::new(ScriptedIds::new(&[TICKET])),
-                coins,
-                TICKET_LIFETIME,
-            ),
+            server: Server::new(3, MemoryStore::with_mfs(45), pool),
             clock,
-            config: NodeConfig {
-                raida_no: 3,
-                peers: [None; 25],
-            },
-            options: PeerOptions::default(),
         }
     }
 
     fn run(&self, command: Command, body: Option<&[u8]>, encryption_type: i32) -> Response {
-        let node = Node {
-            store: &self.store,
-            tickets: &self.pool,
-            config: &self.config,
-            peer_options: &self.options,
-        };
-        node.run(
-            command,
-            &Request {
-                body,
-                encryption_type,
-                coin_id: 0,
-            },
-        )
+        self.server.run(command, body, encryption_type, 0)
     }
 
     /// Runs with a legacy body (challenge, payload, trailer).
@@ -67,19 +49,8 @@ impl World {
     }
 }
 
-fn legacy_body(payload: &[u8]) -> Vec<u8> {
-    let mut body: Vec<u8> = (0..12).collect();
-    body.extend_from_slice(&raida_healing::protocol::challenge_crc(&body).to_be_bytes());
-    body.extend_from_slice(payload);
-    body.extend_from_slice(&[0x3e, 0x3e]);
-    body
-}
-
 fn modern_body(payload: &[u8]) -> Vec<u8> {
-    let mut body = payload.to_vec();
-    body.extend_from_slice(&[0xa5; 32]);
-    body.extend_from_slice(&[0x3e, 0x3e]);
-    body
+    kit::wire::modern_body(payload, 0xa5)
 }
 
 fn an(seed: u8) -> [u8; 16] {
@@ -102,10 +73,12 @@ fn find_record(c: Coin, an: &[u8; 16], pan: &[u8; 16]) -> Vec<u8> {
     r
 }
 
-fn claim(claimer: u8, ticket: u32) -> Vec<u8> {
-    let mut p = vec![claimer];
-    p.extend_from_slice(&ticket.to_be_bytes());
-    p
+/// Each legacy payload of `len` zero bytes answers `status`.
+fn assert_size_rules(w: &World, command: Command, rules: &[(usize, Status)]) {
+    for &(len, status) in rules {
+        let got = w.legacy(command, &vec![0; len]).status;
+        assert_eq!(got, status, "{command:?} with {len} payload bytes");
+    }
 }
 
 // ---- get_ticket -------------------------------------------------------------------
@@ -115,7 +88,7 @@ fn get_ticket_all_pass_answers_the_ticket_id() {
     let w = World::new();
     let coins = [coin(1, 5000), coin(-8, 7)];
     for (i, &c) in coins.iter().enumerate() {
-        w.store.put(c, an(i as u8), 1);
+        w.server.store.put(c, an(i as u8), 1);
     }
     let payload: Vec<u8> = coins
         .iter()
@@ -138,10 +111,10 @@ fn get_ticket_all_pass_answers_the_ticket_id() {
 #[test]
 fn get_ticket_none_pass_answers_242_and_creates_no_ticket() {
     let w = World::new();
-    w.store.put(coin(1, 1), an(1), 1);
+    w.server.store.put(coin(1, 1), an(1), 1);
     let r = w.legacy(Command::GetTicket, &ticket_record(coin(1, 1), &an(2)));
     assert_eq!(r, Response::status(Status::AllFail));
-    assert_eq!(w.pool.live(), 0);
+    assert_eq!(w.server.pool.live(), 0);
 }
 
 #[test]
@@ -151,7 +124,7 @@ fn get_ticket_some_pass_answers_bitfield_then_ticket() {
     // 10 coins; coins 0, 2 and 9 pass.
     for i in 0..10u32 {
         let c = coin(2, 100 + i);
-        w.store.put(c, an(i as u8), 1);
+        w.server.store.put(c, an(i as u8), 1);
         let given = if [0, 2, 9].contains(&i) {
             an(i as u8)
         } else {
@@ -177,7 +150,7 @@ fn get_ticket_some_pass_answers_bitfield_then_ticket() {
 #[test]
 fn get_ticket_size_rules() {
     let w = World::new();
-    w.store.put(coin(1, 1), an(1), 1);
+    w.server.store.put(coin(1, 1), an(1), 1);
     let one = ticket_record(coin(1, 1), &an(1));
     // body_size < 39 -> 16
     assert_eq!(
@@ -208,13 +181,13 @@ fn get_ticket_size_rules() {
         w.run(Command::GetTicket, None, 0).status,
         Status::EmptyRequest
     );
-    assert_eq!(w.pool.live(), 0);
+    assert_eq!(w.server.pool.live(), 0);
 }
 
 #[test]
 fn get_ticket_unknown_page_rejects_everything_and_leaves_no_ticket() {
     let w = World::new();
-    w.store.put(coin(1, 1), an(1), 1);
+    w.server.store.put(coin(1, 1), an(1), 1);
     let mut payload = ticket_record(coin(1, 1), &an(1));
     payload.extend(ticket_record(coin(1, 5 * 1024), &an(1)));
     assert_eq!(
@@ -227,8 +200,8 @@ fn get_ticket_unknown_page_rejects_everything_and_leaves_no_ticket() {
         w.legacy(Command::GetTicket, &payload).status,
         Status::InvalidSnOrDenomination
     );
-    assert_eq!(w.pool.live(), 0);
-    assert_eq!(w.pool.coins_held(), 0);
+    assert_eq!(w.server.pool.live(), 0);
+    assert_eq!(w.server.pool.coins_held(), 0);
 }
 
 #[test]
@@ -236,7 +209,7 @@ fn get_ticket_full_pool_answers_42() {
     // a pool of 8 coins: two coins on four tickets each fill it
     let w = World::with_pool_capacity(8);
     for sn in 1..=3 {
-        w.store.put(coin(1, sn), an(sn as u8), 1);
+        w.server.store.put(coin(1, sn), an(sn as u8), 1);
     }
     let two = [
         ticket_record(coin(1, 1), &an(1)),
@@ -251,7 +224,7 @@ fn get_ticket_full_pool_answers_42() {
         w.legacy(Command::GetTicket, &third),
         Response::status(Status::NoTicketSlot)
     );
-    assert_eq!((w.pool.live(), w.pool.coins_held()), (4, 8));
+    assert_eq!((w.server.pool.live(), w.server.pool.coins_held()), (4, 8));
     // Expiry frees the slots without any sweep from outside.
     w.clock.advance(TICKET_LIFETIME);
     assert_eq!(w.legacy(Command::GetTicket, &third).status, Status::AllPass);
@@ -261,8 +234,8 @@ fn get_ticket_full_pool_answers_42() {
 fn one_coin_cannot_fill_the_pool() {
     // the legacy pool was full after 512 get_tickets for one coin
     let w = World::new();
-    w.store.put(coin(1, 1), an(1), 1);
-    w.store.put(coin(2, 7), an(7), 1);
+    w.server.store.put(coin(1, 1), an(1), 1);
+    w.server.store.put(coin(2, 7), an(7), 1);
     let payload = ticket_record(coin(1, 1), &an(1));
     for _ in 0..5_000 {
         assert_eq!(
@@ -270,7 +243,7 @@ fn one_coin_cannot_fill_the_pool() {
             Status::AllPass
         );
     }
-    assert_eq!(w.pool.live(), MAX_TICKETS_PER_COIN);
+    assert_eq!(w.server.pool.live(), MAX_TICKETS_PER_COIN);
     let other = w.legacy(Command::GetTicket, &ticket_record(coin(2, 7), &an(7)));
     assert_eq!(other.status, Status::AllPass);
     let id = u32::from_be_bytes(other.body[..].try_into().unwrap());
@@ -285,7 +258,7 @@ fn one_coin_cannot_fill_the_pool() {
 #[test]
 fn get_ticket_modern_framing() {
     let w = World::new();
-    w.store.put(coin(3, 9), an(9), 1);
+    w.server.store.put(coin(3, 9), an(9), 1);
     let body = modern_body(&ticket_record(coin(3, 9), &an(9)));
     for t in [4, 5] {
         let r = w.run(Command::GetTicket, Some(&body), t);
@@ -319,7 +292,7 @@ fn get_ticket_locks_each_page_once() {
     let w = World::new();
     let mut payload = Vec::new();
     for sn in [3u32, 1030, 4, 1031, 5] {
-        w.store.put(coin(1, sn), an(sn as u8), 1);
+        w.server.store.put(coin(1, sn), an(sn as u8), 1);
         payload.extend(ticket_record(coin(1, sn), &an(sn as u8)));
     }
     assert_eq!(
@@ -328,7 +301,9 @@ fn get_ticket_locks_each_page_once() {
     );
     for page in [0, 1] {
         assert_eq!(
-            w.store.inspect(PageKey { den: 1, page }, |p| p.locks),
+            w.server
+                .store
+                .inspect(PageKey { den: 1, page }, |p| p.locks),
             Some(1)
         );
     }
@@ -339,16 +314,16 @@ fn get_ticket_locks_each_page_once() {
 #[test]
 fn validate_ticket_table() {
     let w = World::new();
-    w.store.put(coin(1, 1), an(1), 1);
+    w.server.store.put(coin(1, 1), an(1), 1);
     w.legacy(Command::GetTicket, &ticket_record(coin(1, 1), &an(1)));
     // exact size 5, else 16
-    assert_eq!(
-        w.legacy(Command::ValidateTicket, &[0; 4]).status,
-        Status::InvalidPacketLength
-    );
-    assert_eq!(
-        w.legacy(Command::ValidateTicket, &[0; 6]).status,
-        Status::InvalidPacketLength
+    assert_size_rules(
+        &w,
+        Command::ValidateTicket,
+        &[
+            (4, Status::InvalidPacketLength),
+            (6, Status::InvalidPacketLength),
+        ],
     );
     assert_eq!(
         w.run(Command::ValidateTicket, Some(&[0; 17]), 0).status,
@@ -414,9 +389,9 @@ fn validate_ticket_table() {
 fn find_table() {
     let w = World::new();
     let (a, b, c) = (coin(1, 10), coin(1, 11), coin(6, 1023));
-    w.store.put(a, an(1), 1);
-    w.store.put(b, an(2), 1);
-    w.store.put(c, an(3), 1);
+    w.server.store.put(a, an(1), 1);
+    w.server.store.put(b, an(2), 1);
+    w.server.store.put(c, an(3), 1);
     let rec = |x: Coin, an_: [u8; 16], pan: [u8; 16]| find_record(x, &an_, &pan);
     // all AN (AN checked first, even when PAN is equal too)
     let p = [rec(a, an(1), an(1)), rec(b, an(2), an(9))].concat();
@@ -448,13 +423,10 @@ fn find_table() {
         Response::with_body(Status::FindMixed, vec![1, 2, 0])
     );
     // sizes
-    assert_eq!(
-        w.legacy(Command::Find, &[0; 36]).status,
-        Status::InvalidPacketLength
-    );
-    assert_eq!(
-        w.legacy(Command::Find, &[0; 38]).status,
-        Status::CoinsNotDiv
+    assert_size_rules(
+        &w,
+        Command::Find,
+        &[(36, Status::InvalidPacketLength), (38, Status::CoinsNotDiv)],
     );
     assert_eq!(w.run(Command::Find, None, 0).status, Status::EmptyRequest);
     // unknown page -> 40
@@ -488,13 +460,13 @@ proptest! {
         let mut expect_pass = Vec::new();
         for (i, &(den, sn, right)) in coins.iter().enumerate() {
             let c = coin(den, sn);
-            w.store.put(c, an(sn as u8), 1);
+            w.server.store.put(c, an(sn as u8), 1);
             let _ = i;
             payload.extend(ticket_record(c, &if right { an(sn as u8) } else { an(sn as u8 ^ 0x55) }));
         }
         // A duplicate coin takes the last stored AN; build the model from the store itself.
         for &(den, sn, right) in &coins {
-            let stored = w.store.get(coin(den, sn)).unwrap().0;
+            let stored = w.server.store.get(coin(den, sn)).unwrap().0;
             let given = if right { an(sn as u8) } else { an(sn as u8 ^ 0x55) };
             expect_pass.push(stored == given);
         }
@@ -509,7 +481,7 @@ proptest! {
         let count = expect_pass.iter().filter(|&&p| p).count();
         if count == 0 {
             prop_assert_eq!(r, Response::status(Status::AllFail));
-            prop_assert_eq!(w.pool.live(), 0);
+            prop_assert_eq!(w.server.pool.live(), 0);
         } else {
             let id = u32::from_be_bytes(r.body[r.body.len() - 4..].try_into().unwrap());
             if count == n {
@@ -529,11 +501,11 @@ proptest! {
         let w = World::new();
         let mut payload = Vec::new();
         for &(den, sn, _) in &coins {
-            w.store.put(coin(den, sn), an(sn as u8), 1);
+            w.server.store.put(coin(den, sn), an(sn as u8), 1);
         }
         let mut expect = Vec::new();
         for &(den, sn, kind) in &coins {
-            let stored = w.store.get(coin(den, sn)).unwrap().0;
+            let stored = w.server.store.get(coin(den, sn)).unwrap().0;
             let other = an(sn as u8 ^ 0xaa);
             let (a, p) = match kind { 0 => (stored, other), 1 => (other, stored), _ => (other, other) };
             expect.push(match kind { 0 => 1u8, 1 => 2, _ => 0 });
@@ -559,14 +531,14 @@ proptest! {
         cmd in prop::sample::select(vec![Command::GetTicket, Command::ValidateTicket, Command::Find]),
     ) {
         let w = World::new();
-        w.store.put(coin(1, 1), an(1), 1);
+        w.server.store.put(coin(1, 1), an(1), 1);
         let r = w.run(cmd, Some(&body), t);
         prop_assert!(Status::ALL.contains(&r.status));
         if !matches!(r.status, Status::AllPass | Status::Mixed | Status::FindMixed | Status::Success) {
             prop_assert!(r.body.is_empty());
         }
         if !matches!(r.status, Status::AllPass | Status::Mixed) {
-            prop_assert_eq!(w.pool.live(), 0);
+            prop_assert_eq!(w.server.pool.live(), 0);
         }
     }
 }

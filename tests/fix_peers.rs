@@ -6,20 +6,20 @@
 //! nets (long) except where a test is about the deadline itself; no assertion depends on
 //! how fast the machine is.
 
+mod kit;
+
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddrV4, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::net::{SocketAddrV4, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use raida_healing::commands::fix::{fix_with_report, FixReport};
-use raida_healing::commands::{Node, NodeConfig, Request};
+use kit::node::Server;
+use kit::peers::{black_hole, down_port, FakePeer, Untouchable};
+use kit::serial;
+use kit::wire::{fix_payload, legacy_body, listing, modern_body, reply};
 use raida_healing::hash::derive_an;
-use raida_healing::peers::{
-    ask_one, challenge_for, AnswerError, Claimer, Part, PeerOptions, PeerOutcome, Target,
-};
+use raida_healing::peers::{ask_one, AnswerError, Claimer, Part, PeerOptions, PeerOutcome, Target};
 use raida_healing::protocol::{challenge_crc, Coin, Response, Status};
 use raida_healing::store::{MemoryStore, PageKey};
 use raida_healing::tickets::TicketPool;
@@ -33,42 +33,12 @@ const COIN_ID: u8 = 6;
 /// Safety net for anything a test waits on.
 const SAFETY: Duration = Duration::from_secs(30);
 
-/// Network tests run one at a time: some check that the library holds no peer
-/// connection, which only means something when no other fix runs in the process.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn coin(den: i8, sn: u32) -> Coin {
     Coin { den, sn }
 }
 
 fn ticket_of(raida: u8) -> u32 {
     0x5000_0000 + u32::from(raida)
-}
-
-/// A response as a legacy peer sends it: 32-byte header, then `body` (trailer included).
-fn reply(peer: u8, status: u8, challenge: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; 32];
-    out[0] = peer;
-    out[2] = status;
-    out[3] = 2;
-    out[5] = 1;
-    out[9] = (body.len() >> 16) as u8;
-    out[10] = (body.len() >> 8) as u8;
-    out[11] = body.len() as u8;
-    out[12..16].copy_from_slice(&[0, 0, 0, 42]);
-    out[16..32].copy_from_slice(challenge);
-    out.extend_from_slice(body);
-    out
-}
-
-/// The body of a 250 answer listing `coins`.
-fn listing(coins: &[Coin]) -> Vec<u8> {
-    let mut body: Vec<u8> = coins.iter().flat_map(|c| c.to_wire()).collect();
-    body.extend([0x3e, 0x3e]);
-    body
 }
 
 /// Builds a whole answer (header and body) from the request received.
@@ -104,14 +74,13 @@ struct Seen {
     closed_by_client: usize,
 }
 
-/// A loopback peer running a script until dropped: one thread accepts, one thread per
-/// connection serves it.
+/// A loopback peer running a script until dropped: the kit's accept thread counts each
+/// connection and gives it a thread of its own.
 struct ScriptedPeer {
     raida: u8,
     addr: SocketAddrV4,
-    stop: Arc<AtomicBool>,
     seen: Arc<Mutex<Seen>>,
-    thread: Option<JoinHandle<()>>,
+    _peer: FakePeer,
 }
 
 /// The validate-ticket request on `stream`, if that is what arrives.
@@ -124,34 +93,21 @@ fn read_request(stream: &mut TcpStream, raida: u8) -> Option<[u8; 55]> {
 
 impl ScriptedPeer {
     fn spawn(raida: u8, script: Script) -> ScriptedPeer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = match listener.local_addr().unwrap() {
-            std::net::SocketAddr::V4(a) => a,
-            other => panic!("not IPv4: {other}"),
-        };
-        let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let thread = {
-            let stop = Arc::clone(&stop);
+        let peer = {
             let seen = Arc::clone(&seen);
             let script = Arc::new(script);
-            std::thread::spawn(move || {
-                while let Ok((stream, _)) = listener.accept() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    seen.lock().unwrap().accepted += 1;
-                    let (seen, script) = (Arc::clone(&seen), Arc::clone(&script));
-                    std::thread::spawn(move || serve(raida, stream, &script, &seen));
-                }
+            FakePeer::spawn(move |stream| {
+                seen.lock().unwrap().accepted += 1;
+                let (seen, script) = (Arc::clone(&seen), Arc::clone(&script));
+                std::thread::spawn(move || serve(raida, stream, &script, &seen));
             })
         };
         ScriptedPeer {
             raida,
-            addr,
-            stop,
+            addr: peer.addr,
             seen,
-            thread: Some(thread),
+            _peer: peer,
         }
     }
 
@@ -179,18 +135,6 @@ impl ScriptedPeer {
                 self.raida
             );
             std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for ScriptedPeer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop; the thread sees `stop` and leaves. Connection threads
-        // end on their own (the client closes, or the safety timeout).
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
         }
     }
 }
@@ -245,133 +189,42 @@ fn serve(raida: u8, mut stream: TcpStream, script: &Script, seen: &Mutex<Seen>) 
     }
 }
 
-/// A listener nobody serves: a fix must never connect to it.
-struct Untouchable {
-    listener: TcpListener,
-    addr: SocketAddrV4,
-}
-
-impl Untouchable {
-    fn new() -> Untouchable {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = match listener.local_addr().unwrap() {
-            std::net::SocketAddr::V4(a) => a,
-            other => panic!("not IPv4: {other}"),
-        };
-        Untouchable { listener, addr }
-    }
-
-    /// True when a validate-ticket request reached it. A fix that has returned made
-    /// every connect it started (loopback connects complete inside the call) and sent
-    /// its request right after; stray connections from elsewhere are not counted.
-    fn was_contacted(&self) -> bool {
-        loop {
-            match self.listener.accept() {
-                Ok((mut stream, _)) => {
-                    stream.set_nonblocking(false).unwrap();
-                    stream
-                        .set_read_timeout(Some(Duration::from_secs(5)))
-                        .unwrap();
-                    let mut head = [0u8; 6];
-                    if stream.read_exact(&mut head).is_ok()
-                        && head[..2] == [1, 0]
-                        && head[4..] == [2, 50]
-                    {
-                        return true;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-                Err(e) => panic!("accept: {e}"),
-            }
-        }
-    }
-}
-
-/// A port that refuses connections: bound (so no one else gets it) but not listening.
-fn down_port() -> (socket2::Socket, SocketAddrV4) {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    let addr = socket.local_addr().unwrap().as_socket_ipv4().unwrap();
-    (socket, addr)
-}
-
-/// A listener whose accept queue is full and never drained: a connect to it hangs in
-/// SYN-SENT, like a peer behind a firewall that drops packets.
-fn black_hole() -> (socket2::Socket, TcpStream, SocketAddrV4) {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    socket.listen(0).unwrap();
-    let addr = socket.local_addr().unwrap().as_socket_ipv4().unwrap();
-    let filler = TcpStream::connect(addr).unwrap();
-    (socket, filler, addr)
-}
-
-/// The request body of a fix: legacy (type < 4: challenge, payload, trailer) or modern
-/// (payload, 32-byte HMAC, trailer).
+/// The request body of a fix: legacy (type < 4) or modern framing.
 fn fix_body(encryption_type: i32, coins: &[Coin], pg: &[u8; 16], tickets: &[u32; 25]) -> Vec<u8> {
-    let mut payload: Vec<u8> = coins.iter().flat_map(|c| c.to_wire()).collect();
-    payload.extend_from_slice(pg);
-    for t in tickets {
-        payload.extend(t.to_be_bytes());
-    }
-    let mut body = Vec::new();
+    let payload = fix_payload(coins, pg, tickets);
     if encryption_type < 4 {
-        let random: [u8; 12] = core::array::from_fn(|i| 0xa0 + i as u8);
-        body.extend(challenge_for(&random));
-        body.extend(payload);
+        legacy_body(&payload)
     } else {
-        body.extend(payload);
-        body.extend([0x55; 32]);
+        modern_body(&payload, 0x55)
     }
-    body.extend([0x3e, 0x3e]);
-    body
 }
 
-/// Everything a fix needs, with test settings.
-struct Setup {
-    store: MemoryStore,
-    pool: TicketPool,
-    config: NodeConfig,
-    options: PeerOptions,
+/// This server (RAIDA ME, store stamping MFS) with `options`; peers are added per test.
+fn server(options: PeerOptions) -> Server<MemoryStore> {
+    Server {
+        options,
+        ..Server::new(ME, MemoryStore::with_mfs(MFS), TicketPool::default())
+    }
 }
 
-impl Setup {
-    fn new(options: PeerOptions) -> Setup {
-        Setup {
-            store: MemoryStore::with_mfs(MFS),
-            pool: TicketPool::default(),
-            config: NodeConfig {
-                raida_no: ME,
-                peers: [None; 25],
-            },
-            options,
-        }
+/// This server with `coins` stored at their old AN and MFS, the usual options.
+fn server_holding(coins: &[Coin]) -> Server<MemoryStore> {
+    let setup = server(options());
+    for &coin in coins {
+        setup.store.put(coin, OLD_AN, OLD_MFS);
     }
+    setup
+}
 
-    fn fix(
-        &self,
-        encryption_type: i32,
-        body: Option<&[u8]>,
-    ) -> Result<(Response, FixReport), Status> {
-        let node = Node {
-            store: &self.store,
-            tickets: &self.pool,
-            config: &self.config,
-            peer_options: &self.options,
-        };
-        fix_with_report(
-            &node,
-            &Request {
-                body,
-                encryption_type,
-                coin_id: COIN_ID,
-            },
-        )
+/// Gives each of `peers` its address in `setup` and its ticket in `tickets`.
+fn enlist<'a>(
+    setup: &mut Server<MemoryStore>,
+    tickets: &mut [u32; 25],
+    peers: impl IntoIterator<Item = &'a ScriptedPeer>,
+) {
+    for p in peers {
+        setup.peer(p.raida, p.addr);
+        tickets[usize::from(p.raida)] = ticket_of(p.raida);
     }
 }
 
@@ -431,10 +284,7 @@ fn twenty_four_peers_honest_faulty_silent_and_slow_to_accept() {
         coin(6, 0),
         coin(0, 77),
     ];
-    let setup = Setup::new(options());
-    for coin in c {
-        setup.store.put(coin, OLD_AN, OLD_MFS);
-    }
+    let setup = server_holding(&c);
     let idx = other_indices();
     // Who lists what (votes = 1 + distinct listing peers):
     //   c0, c5, c6: 13 honest + slow acceptor = 15 -> fixed
@@ -523,18 +373,15 @@ fn twenty_four_peers_honest_faulty_silent_and_slow_to_accept() {
             &declined,
         ])
         .collect();
-    for p in ticket_holders.iter().copied() {
-        setup.config.peers[usize::from(p.raida)] = Some(p.addr);
-        tickets[usize::from(p.raida)] = ticket_of(p.raida);
-    }
+    enlist(&mut setup, &mut tickets, ticket_holders.iter().copied());
     setup.config.peers[usize::from(idx[14])] = Some(no_ticket.addr);
     setup.config.peers[usize::from(idx[17])] = Some(down);
     tickets[usize::from(idx[17])] = ticket_of(idx[17]);
-    setup.config.peers[usize::from(ME)] = Some(myself.addr);
+    setup.peer(ME, myself.addr);
     tickets[usize::from(ME)] = 0xdead_beef;
 
     let body = fix_body(0, &c, &pg(), &tickets);
-    let (response, report) = setup.fix(0, Some(&body)).unwrap();
+    let (response, report) = setup.fix(Some(&body), 0, COIN_ID).unwrap();
 
     // Status and bitfield: fixed c0 c2 c5 c6 c7 | c8 c9.
     assert_eq!(
@@ -688,9 +535,8 @@ fn twenty_four_peers_honest_faulty_silent_and_slow_to_accept() {
 #[test]
 fn decided_fix_returns_without_stalled_and_black_holed_peers() {
     let _serial = serial();
-    let mut setup = Setup::new(options());
     let x = coin(3, 4242);
-    setup.store.put(x, OLD_AN, OLD_MFS);
+    let mut setup = server_holding(&[x]);
     let idx = other_indices();
     let mut tickets = [0u32; 25];
     let mut honest = Vec::new();
@@ -701,10 +547,7 @@ fn decided_fix_returns_without_stalled_and_black_holed_peers() {
     for &raida in &idx[14..23] {
         stalled.push(ScriptedPeer::spawn(raida, Script::Stalled));
     }
-    for p in honest.iter().chain(&stalled) {
-        setup.config.peers[usize::from(p.raida)] = Some(p.addr);
-        tickets[usize::from(p.raida)] = ticket_of(p.raida);
-    }
+    enlist(&mut setup, &mut tickets, honest.iter().chain(&stalled));
     let (_hole, _filler, hole) = black_hole();
     setup.config.peers[usize::from(idx[23])] = Some(hole);
     tickets[usize::from(idx[23])] = ticket_of(idx[23]);
@@ -712,7 +555,7 @@ fn decided_fix_returns_without_stalled_and_black_holed_peers() {
     // The deadline is 30 s: had the fix waited for a silent peer, the outcomes below
     // would read "timed out".
     let body = fix_body(0, &[x], &pg(), &tickets);
-    let (response, report) = setup.fix(0, Some(&body)).unwrap();
+    let (response, report) = setup.fix(Some(&body), 0, COIN_ID).unwrap();
     assert_eq!(response, Response::status(Status::AllPass));
     assert_eq!(setup.store.get(x), Some((derive_an(ME, x, &pg(), 0), MFS)));
     for p in &stalled {
@@ -736,7 +579,7 @@ fn decided_fix_returns_without_stalled_and_black_holed_peers() {
 #[test]
 fn deadline_ends_a_fix_that_a_silent_peer_could_still_decide() {
     let _serial = serial();
-    let mut setup = Setup::new(PeerOptions {
+    let mut setup = server(PeerOptions {
         deadline: Duration::from_millis(300),
         hedge_after: Duration::from_millis(100),
         hedge_start: Duration::from_millis(100),
@@ -752,12 +595,9 @@ fn deadline_ends_a_fix_that_a_silent_peer_could_still_decide() {
         .map(|&r| ScriptedPeer::spawn(r, Script::Honest(vec![x])))
         .collect();
     peers.push(ScriptedPeer::spawn(idx[12], Script::Stalled));
-    for p in &peers {
-        setup.config.peers[usize::from(p.raida)] = Some(p.addr);
-        tickets[usize::from(p.raida)] = ticket_of(p.raida);
-    }
+    enlist(&mut setup, &mut tickets, &peers);
     let body = fix_body(0, &[x], &pg(), &tickets);
-    let (response, report) = setup.fix(0, Some(&body)).unwrap();
+    let (response, report) = setup.fix(Some(&body), 0, COIN_ID).unwrap();
     assert_eq!(response, Response::status(Status::AllFail));
     assert_eq!(report.outcome_of(idx[12]), Some(&PeerOutcome::TimedOut));
     assert_eq!(setup.store.get(x), Some((OLD_AN, OLD_MFS)));
@@ -773,10 +613,8 @@ fn deadline_ends_a_fix_that_a_silent_peer_could_still_decide() {
 #[test]
 fn thirteen_peers_fix_a_coin_twelve_do_not() {
     let _serial = serial();
-    let mut setup = Setup::new(options());
     let (x, y) = (coin(4, 100), coin(4, 101));
-    setup.store.put(x, OLD_AN, OLD_MFS);
-    setup.store.put(y, OLD_AN, OLD_MFS);
+    let mut setup = server_holding(&[x, y]);
     let idx = other_indices();
     let mut tickets = [0u32; 25];
     let peers: Vec<ScriptedPeer> = idx[..13]
@@ -786,12 +624,9 @@ fn thirteen_peers_fix_a_coin_twelve_do_not() {
             ScriptedPeer::spawn(r, Script::Honest(if k < 12 { vec![x, y] } else { vec![x] }))
         })
         .collect();
-    for p in &peers {
-        setup.config.peers[usize::from(p.raida)] = Some(p.addr);
-        tickets[usize::from(p.raida)] = ticket_of(p.raida);
-    }
+    enlist(&mut setup, &mut tickets, &peers);
     let body = fix_body(0, &[x, y], &pg(), &tickets);
-    let (response, report) = setup.fix(0, Some(&body)).unwrap();
+    let (response, report) = setup.fix(Some(&body), 0, COIN_ID).unwrap();
     assert_eq!(response, Response::with_body(Status::Mixed, vec![0x01]));
     assert_eq!(setup.store.get(x), Some((derive_an(ME, x, &pg(), 0), MFS)));
     assert_eq!(setup.store.get(y), Some((OLD_AN, OLD_MFS)));
@@ -808,21 +643,17 @@ fn thirteen_peers_fix_a_coin_twelve_do_not() {
 #[test]
 fn type_4_request_uses_modern_framing_and_sha256() {
     let _serial = serial();
-    let mut setup = Setup::new(options());
     // The docs/wire-protocol.md vector: raida 3, den 1, sn 5000, PG 00..0f.
-    setup.config.raida_no = 3;
     let x = coin(1, 5000);
-    setup.store.put(x, OLD_AN, OLD_MFS);
+    let mut setup = server_holding(&[x]);
+    setup.config.raida_no = 3;
     let mut tickets = [0u32; 25];
     let peers: Vec<ScriptedPeer> = (10..23)
         .map(|r| ScriptedPeer::spawn(r, Script::Honest(vec![x])))
         .collect();
-    for p in &peers {
-        setup.config.peers[usize::from(p.raida)] = Some(p.addr);
-        tickets[usize::from(p.raida)] = ticket_of(p.raida);
-    }
+    enlist(&mut setup, &mut tickets, &peers);
     let body = fix_body(4, &[x], &pg(), &tickets);
-    let (response, _) = setup.fix(4, Some(&body)).unwrap();
+    let (response, _) = setup.fix(Some(&body), 4, COIN_ID).unwrap();
     assert_eq!(response, Response::status(Status::AllPass));
     let an: [u8; 16] = [
         0xc7, 0x1f, 0xea, 0x3f, 0x4d, 0xb0, 0x5a, 0xde, 0x41, 0xd7, 0x71, 0x7d, 0xbe, 0x34, 0x7a,
@@ -839,10 +670,9 @@ fn type_4_request_uses_modern_framing_and_sha256() {
 #[test]
 fn unknown_coin_is_40_and_no_peer_is_contacted() {
     let _serial = serial();
-    let mut setup = Setup::new(options());
-    let known = coin(1, 1);
-    setup.store.put(known, OLD_AN, OLD_MFS);
     let listeners: Vec<Untouchable> = (0..25).map(|_| Untouchable::new()).collect();
+    let known = coin(1, 1);
+    let mut setup = server_holding(&[known]);
     let tickets: [u32; 25] = core::array::from_fn(|i| ticket_of(i as u8));
     for (i, l) in listeners.iter().enumerate() {
         setup.config.peers[i] = Some(l.addr);
@@ -851,7 +681,7 @@ fn unknown_coin_is_40_and_no_peer_is_contacted() {
     for unknown in [coin(1, 2048), coin(9, 1)] {
         let body = fix_body(0, &[known, unknown], &pg(), &tickets);
         assert_eq!(
-            setup.fix(0, Some(&body)).unwrap_err(),
+            setup.fix(Some(&body), 0, COIN_ID).unwrap_err(),
             Status::InvalidSnOrDenomination
         );
     }
@@ -861,29 +691,34 @@ fn unknown_coin_is_40_and_no_peer_is_contacted() {
     let body = fix_body(0, &[known], &pg(), &tickets);
     let mut odd = body.clone();
     odd.insert(16, 0);
-    assert_eq!(setup.fix(0, Some(&odd)).unwrap_err(), Status::CoinsNotDiv);
     assert_eq!(
-        setup.fix(0, Some(&body[..138])).unwrap_err(),
+        setup.fix(Some(&odd), 0, COIN_ID).unwrap_err(),
+        Status::CoinsNotDiv
+    );
+    assert_eq!(
+        setup.fix(Some(&body[..138]), 0, COIN_ID).unwrap_err(),
         Status::InvalidPacketLength
     );
-    assert_eq!(setup.fix(0, None).unwrap_err(), Status::EmptyRequest);
+    assert_eq!(
+        setup.fix(None, 0, COIN_ID).unwrap_err(),
+        Status::EmptyRequest
+    );
     assert!(listeners.iter().all(|l| !l.was_contacted()));
 }
 
 #[test]
 fn twelve_tickets_cannot_reach_fourteen_so_no_peer_is_asked() {
     let _serial = serial();
-    let mut setup = Setup::new(options());
     let x = coin(1, 1);
-    setup.store.put(x, OLD_AN, OLD_MFS);
+    let mut setup = server_holding(&[x]);
     let listeners: Vec<Untouchable> = (0..12).map(|_| Untouchable::new()).collect();
     let mut tickets = [0u32; 25];
     for (l, &raida) in listeners.iter().zip(&other_indices()) {
-        setup.config.peers[usize::from(raida)] = Some(l.addr);
+        setup.peer(raida, l.addr);
         tickets[usize::from(raida)] = ticket_of(raida);
     }
     let body = fix_body(0, &[x], &pg(), &tickets);
-    let (response, report) = setup.fix(0, Some(&body)).unwrap();
+    let (response, report) = setup.fix(Some(&body), 0, COIN_ID).unwrap();
     assert_eq!(response, Response::status(Status::AllFail));
     assert_eq!(report.counts().unneeded, 12);
     assert!(listeners.iter().all(|l| !l.was_contacted()));

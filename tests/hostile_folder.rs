@@ -3,83 +3,22 @@
 //! `/dev/zero` or too large is refused without blocking or reading it, a lock file that is
 //! a link is refused and its target never created, and last_error says what is wrong.
 //!
-//! The opened folder is process-wide, so the tests here take turns (`SERIAL`).
+//! The opened folder is process-wide, so the tests here take turns (`serial`).
+
+mod kit;
 
 use std::ffi::{CStr, CString};
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::path::Path;
 
-use parking_lot::Mutex;
+use kit::blocking::{mkfifo, within_a_minute};
+use kit::folder::Folder;
+use kit::serial;
 use raida_healing::ffi::standalone::{
     raida_healing_close, raida_healing_last_error, raida_healing_open, raida_healing_read_record,
     RAIDA_HEALING_E_CONFIG, RAIDA_HEALING_E_DATA, RAIDA_HEALING_E_NO_PAGE, RAIDA_HEALING_OK,
 };
-use raida_healing::pagefile::{page_path, LOCK_FILE_NAME};
-use raida_healing::store::{PageKey, PAGE_DATA_BYTES};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// A server folder with a valid config.toml and an empty Data/, removed on drop.
-struct Folder(PathBuf);
-
-impl Folder {
-    fn new(tag: &str) -> Folder {
-        let dir = std::env::temp_dir().join(format!(
-            "raida_hostile_{tag}_{}_{}",
-            std::process::id(),
-            raida_healing::random::u32_from_os().expect("OS randomness")
-        ));
-        std::fs::create_dir_all(dir.join("Data")).unwrap();
-        let servers: Vec<String> = (0..25)
-            .map(|i| format!("\"127.0.0.1:{}\"", 1 + i))
-            .collect();
-        std::fs::write(
-            dir.join("config.toml"),
-            format!("raida_id = 2\nraida_servers = [{}]\n", servers.join(", ")),
-        )
-        .unwrap();
-        Folder(dir)
-    }
-
-    fn config(&self) -> PathBuf {
-        self.0.join("config.toml")
-    }
-
-    fn page(&self, den: i8, page: u32) -> PathBuf {
-        let path = page_path(&self.0.join("Data"), PageKey { den, page });
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        path
-    }
-}
-
-impl Drop for Folder {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn mkfifo(path: &Path) {
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        path,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
-}
-
-/// Runs `f` on another thread; fails the test (instead of hanging the suite) when it has
-/// not finished within a minute.
-fn within_a_minute<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("{what} blocked for a minute"))
-}
+use raida_healing::pagefile::LOCK_FILE_NAME;
+use raida_healing::store::PAGE_DATA_BYTES;
 
 /// `raida_healing_open(dir)` on another thread: the code and last_error.
 fn open(dir: &Path) -> (i32, String) {
@@ -103,62 +42,52 @@ fn read_record(den: i8, sn: u32) -> (i32, String) {
     })
 }
 
-#[test]
-fn a_fifo_config_is_refused_without_blocking() {
-    let _turn = SERIAL.lock();
-    let folder = Folder::new("cfgfifo");
-    std::fs::remove_file(folder.config()).unwrap();
-    mkfifo(&folder.config());
+/// Opening `folder` fails with E_CONFIG, last_error naming its config.toml and `why`.
+fn assert_config_refused(folder: &Folder, why: &str) {
     assert_eq!(
         open(&folder.0),
         (
             RAIDA_HEALING_E_CONFIG,
-            format!("{}: not a regular file (a FIFO)", folder.config().display())
+            format!("{}: {why}", folder.config().display())
         )
     );
 }
 
 #[test]
+fn a_fifo_config_is_refused_without_blocking() {
+    let _turn = serial();
+    let folder = Folder::new("cfgfifo", 2);
+    std::fs::remove_file(folder.config()).unwrap();
+    mkfifo(&folder.config());
+    assert_config_refused(&folder, "not a regular file (a FIFO)");
+}
+
+#[test]
 fn a_config_linked_to_dev_zero_is_refused_without_reading_it() {
-    let _turn = SERIAL.lock();
-    let folder = Folder::new("cfgzero");
+    let _turn = serial();
+    let folder = Folder::new("cfgzero", 2);
     std::fs::remove_file(folder.config()).unwrap();
     std::os::unix::fs::symlink("/dev/zero", folder.config()).unwrap();
-    assert_eq!(
-        open(&folder.0),
-        (
-            RAIDA_HEALING_E_CONFIG,
-            format!(
-                "{}: a symbolic link; it is never followed (put the file itself there)",
-                folder.config().display()
-            )
-        )
+    assert_config_refused(
+        &folder,
+        "a symbolic link; it is never followed (put the file itself there)",
     );
 }
 
 #[test]
 fn a_config_over_one_mebibyte_is_refused() {
-    let _turn = SERIAL.lock();
-    let folder = Folder::new("cfgbig");
+    let _turn = serial();
+    let folder = Folder::new("cfgbig", 2);
     let mut text = std::fs::read(folder.config()).unwrap();
     text.resize(1024 * 1024 + 1, b'\n');
     std::fs::write(folder.config(), text).unwrap();
-    assert_eq!(
-        open(&folder.0),
-        (
-            RAIDA_HEALING_E_CONFIG,
-            format!(
-                "{}: 1048577 bytes; at most 1048576 are read",
-                folder.config().display()
-            )
-        )
-    );
+    assert_config_refused(&folder, "1048577 bytes; at most 1048576 are read");
 }
 
 #[test]
 fn a_symlinked_lock_file_is_refused_and_its_target_never_created() {
-    let _turn = SERIAL.lock();
-    let folder = Folder::new("locklink");
+    let _turn = serial();
+    let folder = Folder::new("locklink", 2);
     let target = folder.0.join("root-owned-new-file");
     let lock = folder.0.join("Data").join(LOCK_FILE_NAME);
     std::os::unix::fs::symlink(&target, &lock).unwrap();
@@ -177,8 +106,8 @@ fn a_symlinked_lock_file_is_refused_and_its_target_never_created() {
 
 #[test]
 fn read_record_says_what_is_wrong_with_a_page() {
-    let _turn = SERIAL.lock();
-    let folder = Folder::new("pages");
+    let _turn = serial();
+    let folder = Folder::new("pages", 2);
     std::fs::write(folder.page(1, 0), [0u8; 100]).unwrap();
     mkfifo(&folder.page(1, 1));
     std::os::unix::fs::symlink("/dev/zero", folder.page(1, 2)).unwrap();

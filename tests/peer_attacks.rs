@@ -15,15 +15,18 @@
 //!
 //! The tests run one at a time (`serial`): the memory measure is process-wide.
 
+mod kit;
+
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddrV4, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use raida_healing::commands::fix::{fix_with_report, FixReport};
-use raida_healing::commands::{Node, NodeConfig, Request};
+use kit::node::Server;
+use kit::peers::FakePeer;
+use kit::serial;
+use kit::wire::{fix_payload, header, legacy_body, listing, reply};
+use raida_healing::commands::fix::FixReport;
 use raida_healing::hash::derive_an;
 use raida_healing::peers::{
     ask_one, AnswerError, Claimer, Part, PeerOptions, PeerOutcome, Target, MAX_RESPONSE_BODY,
@@ -44,12 +47,6 @@ const READ_BOUND: usize = RESPONSE_HEADER_BYTES + MAX_RESPONSE_BODY;
 /// buffer and parsed coins (tens of KB), a 4 KB read chunk on the calling thread and
 /// allocator slack; a 16 MB buffer or an unbounded read does not fit.
 const MEMORY_BOUND: usize = 4 << 20;
-
-/// One test at a time: peak memory is measured for the whole process.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A `kB` line of /proc/self/status, in bytes.
 fn status_kb(field: &str) -> usize {
@@ -92,24 +89,6 @@ fn short(deadline_ms: u64) -> PeerOptions {
     }
 }
 
-/// A legacy response header: `raida`, `status`, 24-bit body size, echoed challenge.
-fn header(raida: u8, status: u8, size: usize, challenge: &[u8]) -> Vec<u8> {
-    let mut h = vec![0u8; RESPONSE_HEADER_BYTES];
-    h[0] = raida;
-    h[2] = status;
-    h[3] = 2;
-    h[5] = 1;
-    h[9..12].copy_from_slice(&(size as u32).to_be_bytes()[1..]);
-    h[16..32].copy_from_slice(challenge);
-    h
-}
-
-fn listing(coins: &[Coin]) -> Vec<u8> {
-    let mut body: Vec<u8> = coins.iter().flat_map(|c| c.to_wire()).collect();
-    body.extend([0x3e, 0x3e]);
-    body
-}
-
 /// What an attacking peer saw and did on one connection.
 #[derive(Debug, Default, Clone)]
 struct Record {
@@ -124,54 +103,35 @@ type Behaviour = dyn Fn(&mut TcpStream, &[u8; 55], &mut Record) + Send + Sync;
 
 /// A loopback peer that runs `behaviour` on every connection (one at a time).
 struct Attacker {
-    addr: SocketAddrV4,
     records: Arc<Mutex<Vec<Record>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    peer: FakePeer,
 }
 
 impl Attacker {
     fn spawn(behaviour: Box<Behaviour>) -> Attacker {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = match listener.local_addr().unwrap() {
-            std::net::SocketAddr::V4(a) => a,
-            other => panic!("not IPv4: {other}"),
-        };
         let records = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (records, stop) = (Arc::clone(&records), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(mut stream) = stream else { continue };
-                    stream.set_read_timeout(Some(SAFETY)).unwrap();
-                    let mut request = [0u8; 55];
-                    if stream.read_exact(&mut request).is_err() {
-                        // Closed before its request was complete (a cancelled hedge).
-                        records.lock().unwrap().push(Record {
-                            client_closed: true,
-                            ..Record::default()
-                        });
-                        continue;
-                    }
-                    let mut record = Record {
-                        request: request.to_vec(),
+        let peer = {
+            let records = Arc::clone(&records);
+            FakePeer::spawn(move |mut stream| {
+                stream.set_read_timeout(Some(SAFETY)).unwrap();
+                let mut request = [0u8; 55];
+                if stream.read_exact(&mut request).is_err() {
+                    // Closed before its request was complete (a cancelled hedge).
+                    records.lock().unwrap().push(Record {
+                        client_closed: true,
                         ..Record::default()
-                    };
-                    behaviour(&mut stream, &request, &mut record);
-                    records.lock().unwrap().push(record);
+                    });
+                    return;
                 }
+                let mut record = Record {
+                    request: request.to_vec(),
+                    ..Record::default()
+                };
+                behaviour(&mut stream, &request, &mut record);
+                records.lock().unwrap().push(record);
             })
         };
-        Attacker {
-            addr,
-            records,
-            stop,
-            thread: Some(thread),
-        }
+        Attacker { records, peer }
     }
 
     /// Waits until the attacker has finished `n` connections, and returns their records.
@@ -187,16 +147,6 @@ impl Attacker {
                 "attacker still busy: the client never closed"
             );
             std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Attacker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
         }
     }
 }
@@ -248,7 +198,7 @@ fn kernel_slack(stream: &TcpStream) -> usize {
 fn target(raida: u8, attacker: &Attacker) -> Target {
     Target {
         raida,
-        addr: attacker.addr,
+        addr: attacker.peer.addr,
         ticket: 0x0bad_cafe,
     }
 }
@@ -280,15 +230,24 @@ fn trickle(stream: &mut TcpStream, bytes: &[u8], interval: Duration, record: &mu
     }
 }
 
+/// An attacker that trickles a VALID answer for RAIDA 9 listing one coin (a 7-byte body),
+/// a byte per `interval`.
+fn trickler(interval: Duration) -> Attacker {
+    Attacker::spawn(Box::new(move |stream, request, record| {
+        let answer = reply(
+            9,
+            250,
+            &request[32..48],
+            &listing(&[Coin { den: 1, sn: 77 }]),
+        );
+        trickle(stream, &answer, interval, record);
+    }))
+}
+
 #[test]
 fn trickling_peer_is_cut_at_the_deadline() {
     let _serial = serial();
-    // A VALID answer listing one coin, one byte per second.
-    let attacker = Attacker::spawn(Box::new(|stream, request, record| {
-        let mut answer = header(9, 250, 7, &request[32..48]);
-        answer.extend(listing(&[Coin { den: 1, sn: 77 }]));
-        trickle(stream, &answer, Duration::from_secs(1), record);
-    }));
+    let attacker = trickler(Duration::from_secs(1));
     let (report, coins) = ask_one(target(9, &attacker), claimer(), &short(1500));
     assert_eq!(report.outcome, PeerOutcome::TimedOut);
     assert!(!report.hedged);
@@ -304,11 +263,7 @@ fn trickling_peer_is_cut_at_the_deadline() {
 #[test]
 fn trickling_peer_and_its_hedge_are_both_cut_at_the_deadline() {
     let _serial = serial();
-    let attacker = Attacker::spawn(Box::new(|stream, request, record| {
-        let mut answer = header(9, 250, 7, &request[32..48]);
-        answer.extend(listing(&[Coin { den: 1, sn: 77 }]));
-        trickle(stream, &answer, Duration::from_millis(500), record);
-    }));
+    let attacker = trickler(Duration::from_millis(500));
     // The attacker serves one connection at a time, so the hedge waits in its accept
     // queue, and is read (and trickled to) only after the first one ends.
     let options = PeerOptions {
@@ -467,10 +422,11 @@ fn answer_for_another_raida_is_no_vote() {
 /// An honest legacy peer: 250 listing `coins`, then closes.
 fn honest(raida: u8, coins: Vec<Coin>) -> Attacker {
     Attacker::spawn(Box::new(move |stream, request, record| {
-        let body = listing(&coins);
-        let mut answer = header(raida, 250, body.len(), &request[32..48]);
-        answer.extend(body);
-        push(stream, &answer, record);
+        push(
+            stream,
+            &reply(raida, 250, &request[32..48], &listing(&coins)),
+            record,
+        );
     }))
 }
 
@@ -491,18 +447,17 @@ impl Crowd {
             (
                 16,
                 Attacker::spawn(Box::new(move |stream, request, record| {
-                    let body = listing(&[coin]);
-                    let mut answer = header(4, 250, body.len(), &request[32..48]);
-                    answer.extend(body);
-                    push(stream, &answer, record);
+                    push(
+                        stream,
+                        &reply(4, 250, &request[32..48], &listing(&[coin])),
+                        record,
+                    );
                 })),
             ),
             (
                 17,
                 Attacker::spawn(Box::new(move |stream, request, record| {
-                    let body = listing(&[coin]);
-                    let mut answer = header(17, 250, body.len(), &request[32..48]);
-                    answer.extend(body);
+                    let answer = reply(17, 250, &request[32..48], &listing(&[coin]));
                     trickle(stream, &answer, Duration::from_millis(400), record);
                 })),
             ),
@@ -552,40 +507,19 @@ fn fix(
     peers: &[(u8, &Attacker)],
     options: &PeerOptions,
 ) -> (Status, FixReport, MemoryStore) {
-    let store = MemoryStore::with_mfs(45);
-    store.put(coin, [0x11; 16], 1);
-    let pool = TicketPool::default();
-    let mut config = NodeConfig {
-        raida_no: ME,
-        peers: [None; 25],
-    };
+    let mut server = Server::new(ME, MemoryStore::with_mfs(45), TicketPool::default());
+    server.options = options.clone();
+    server.store.put(coin, [0x11; 16], 1);
     let mut tickets = [0u32; 25];
     for &(raida, attacker) in peers {
-        config.peers[usize::from(raida)] = Some(attacker.addr);
+        server.peer(raida, attacker.peer.addr);
         tickets[usize::from(raida)] = 0x7700 + u32::from(raida);
     }
-    let mut body: Vec<u8> = (0..12).collect();
-    body.extend(challenge_crc(&body[..12]).to_be_bytes());
-    body.extend(coin.to_wire());
-    body.extend([0x42; 16]);
-    body.extend(tickets.iter().flat_map(|t| t.to_be_bytes()));
-    body.extend([0x3e, 0x3e]);
-    let node = Node {
-        store: &store,
-        tickets: &pool,
-        config: &config,
-        peer_options: options,
-    };
-    let (response, report) = fix_with_report(
-        &node,
-        &Request {
-            body: Some(&body),
-            encryption_type: 0,
-            coin_id: COIN_ID,
-        },
-    )
-    .expect("a well-formed fix");
-    (response.status, report, store)
+    let body = legacy_body(&fix_payload(&[coin], &[0x42; 16], &tickets));
+    let (response, report) = server
+        .fix(Some(&body), 0, COIN_ID)
+        .expect("a well-formed fix");
+    (response.status, report, server.store)
 }
 
 /// Checks that no attacker voted. `decided_early`: the fix was settled while attackers

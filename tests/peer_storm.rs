@@ -9,12 +9,15 @@
 //!
 //! Alone in its test binary, so the thread count of the process is the test's own.
 
+mod kit;
+
 use std::net::TcpListener;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use raida_healing::commands::fix::{fix_with_report, FixReport};
-use raida_healing::commands::{Node, NodeConfig, Request};
+use kit::node::Server;
+use kit::wire::{fix_payload, legacy_body};
+use raida_healing::commands::fix::FixReport;
 use raida_healing::peers::{budget, PeerOptions, PeerOutcome};
 use raida_healing::protocol::{Coin, Response, Status};
 use raida_healing::store::MemoryStore;
@@ -34,22 +37,16 @@ fn descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// A fix of `coin` with a ticket for every peer.
 fn fix_body(coin: Coin) -> Vec<u8> {
-    let mut body = vec![0u8; 16];
-    body.extend(coin.to_wire());
-    body.extend([7u8; 16]);
-    for raida in 0..25u32 {
-        body.extend(
-            if raida == u32::from(ME) {
-                0
-            } else {
-                1000 + raida
-            }
-            .to_be_bytes(),
-        );
-    }
-    body.extend([0x3e, 0x3e]);
-    body
+    let tickets: [u32; 25] = core::array::from_fn(|raida| {
+        if raida == usize::from(ME) {
+            0
+        } else {
+            1000 + raida as u32
+        }
+    });
+    legacy_body(&fix_payload(&[coin], &[7u8; 16], &tickets))
 }
 
 #[test]
@@ -69,16 +66,15 @@ fn two_hundred_fixes_against_black_holed_peers_under_1024_descriptors() {
     let holes: Vec<TcpListener> = (0..24)
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
-    let mut peers = [None; 25];
+    let mut server = Server::new(ME, MemoryStore::new(), TicketPool::default());
     for (raida, hole) in holes.iter().enumerate() {
         let std::net::SocketAddr::V4(addr) = hole.local_addr().unwrap() else {
             unreachable!()
         };
-        peers[raida] = Some(addr);
+        server.peer(raida as u8, addr);
     }
-    let store = Arc::new(MemoryStore::new());
     for i in 0..FIXES {
-        store.put(
+        server.store.put(
             Coin {
                 den: 1,
                 sn: i as u32,
@@ -87,28 +83,18 @@ fn two_hundred_fixes_against_black_holed_peers_under_1024_descriptors() {
             1,
         );
     }
-    let config = Arc::new(NodeConfig {
-        raida_no: ME,
-        peers,
-    });
-    let options = Arc::new(PeerOptions {
+    server.options = PeerOptions {
         deadline: DEADLINE,
         hedge_after: Duration::from_millis(300),
         hedge_start: Duration::from_millis(300),
-    });
-    let pool = Arc::new(TicketPool::default());
+    };
+    let server = Arc::new(server);
 
     let baseline_tasks = tasks();
     let start = Arc::new(Barrier::new(FIXES + 1));
     let workers: Vec<_> = (0..FIXES)
         .map(|i| {
-            let (store, config, options, pool, start) = (
-                Arc::clone(&store),
-                Arc::clone(&config),
-                Arc::clone(&options),
-                Arc::clone(&pool),
-                Arc::clone(&start),
-            );
+            let (server, start) = (Arc::clone(&server), Arc::clone(&start));
             std::thread::Builder::new()
                 .stack_size(256 * 1024)
                 .spawn(
@@ -117,22 +103,9 @@ fn two_hundred_fixes_against_black_holed_peers_under_1024_descriptors() {
                             den: 1,
                             sn: i as u32,
                         });
-                        let node = Node {
-                            store: &*store,
-                            tickets: &pool,
-                            config: &config,
-                            peer_options: &options,
-                        };
                         start.wait();
                         let began = Instant::now();
-                        let result = fix_with_report(
-                            &node,
-                            &Request {
-                                body: Some(&body),
-                                encryption_type: 0,
-                                coin_id: 6,
-                            },
-                        );
+                        let result = server.fix(Some(&body), 0, 6);
                         (result, began.elapsed())
                     },
                 )

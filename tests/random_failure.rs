@@ -4,12 +4,14 @@
 //! The failing source is process-wide (`random::testing::OsSourceFailure`), so this binary
 //! holds one test only, and nothing else here needs random bytes meanwhile.
 
-use std::net::{SocketAddr, TcpListener};
+mod kit;
 
+use kit::node::Server;
+use kit::peers::listen;
+use kit::wire::{fix_payload, legacy_body};
 use parking_lot::Mutex;
-use raida_healing::commands::{Command, Node, NodeConfig, Request};
+use raida_healing::commands::Command;
 use raida_healing::log::{self, Level};
-use raida_healing::peers::PeerOptions;
 use raida_healing::protocol::{Coin, Response, Status};
 use raida_healing::random::testing::OsSourceFailure;
 use raida_healing::store::MemoryStore;
@@ -21,69 +23,39 @@ fn capture(level: Level, line: &str) {
     LINES.lock().push((level, line.to_string()));
 }
 
-fn legacy_body(payload: &[u8]) -> Vec<u8> {
-    let mut body: Vec<u8> = (0..12).collect();
-    body.extend_from_slice(&raida_healing::protocol::challenge_crc(&body).to_be_bytes());
-    body.extend_from_slice(payload);
-    body.extend_from_slice(&[0x3e, 0x3e]);
-    body
-}
-
-fn run(node: &Node<'_, MemoryStore>, command: Command, payload: &[u8]) -> Response {
-    let body = legacy_body(payload);
-    node.run(
-        command,
-        &Request {
-            body: Some(&body),
-            encryption_type: 0,
-            coin_id: 1,
-        },
-    )
-}
-
 #[test]
 fn a_failing_random_source_answers_252_and_logs_why() {
     log::set_sink(Some(capture));
     let coin = Coin { den: 1, sn: 77 };
     let an = [0x42u8; 16];
-    let store = MemoryStore::with_mfs(45);
-    store.put(coin, an, 1);
+    let mut server = Server::new(0, MemoryStore::with_mfs(45), TicketPool::default());
+    server.store.put(coin, an, 1);
     // RAIDA 1 is a listener that must never see a connection
-    let peer = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (peer, peer_addr) = listen();
     peer.set_nonblocking(true).unwrap();
-    let SocketAddr::V4(peer_addr) = peer.local_addr().unwrap() else {
-        panic!("not IPv4");
-    };
-    let mut peers = [None; 25];
-    peers[1] = Some(peer_addr);
-    let config = NodeConfig { raida_no: 0, peers };
-    let pool = TicketPool::default();
-    let options = PeerOptions::default();
-    let node = Node {
-        store: &store,
-        tickets: &pool,
-        config: &config,
-        peer_options: &options,
-    };
+    server.peer(1, peer_addr);
+    let run = |command, payload: &[u8]| server.run(command, Some(&legacy_body(payload)), 0, 1);
     let get_ticket = [&coin.to_wire()[..], &an].concat();
-    let mut fix = coin.to_wire().to_vec();
-    fix.extend_from_slice(&[7u8; 16]); // PG
-    for raida in 0..25u32 {
-        fix.extend_from_slice(&(if raida == 1 { 0x1234_5678u32 } else { 0 }).to_be_bytes());
-    }
+    let mut tickets = [0u32; 25];
+    tickets[1] = 0x1234_5678;
+    let fix = fix_payload(&[coin], &[7u8; 16], &tickets); // PG [7; 16]
 
     // With the source working: a ticket (241 + id), and fix asks RAIDA 1.
-    let answer = run(&node, Command::GetTicket, &get_ticket);
+    let answer = run(Command::GetTicket, &get_ticket);
     assert_eq!(answer.status, Status::AllPass);
-    assert_eq!(pool.live(), 1);
+    assert_eq!(server.pool.live(), 1);
 
     let failing = OsSourceFailure::start();
     LINES.lock().clear();
     assert_eq!(
-        run(&node, Command::GetTicket, &get_ticket),
+        run(Command::GetTicket, &get_ticket),
         Response::status(Status::Internal)
     );
-    assert_eq!(pool.live(), 1, "a ticket was made without randomness");
+    assert_eq!(
+        server.pool.live(),
+        1,
+        "a ticket was made without randomness"
+    );
     let lines = std::mem::take(&mut *LINES.lock());
     assert_eq!(
         lines,
@@ -101,10 +73,7 @@ fn a_failing_random_source_answers_252_and_logs_why() {
         ]
     );
 
-    assert_eq!(
-        run(&node, Command::Fix, &fix),
-        Response::status(Status::Internal)
-    );
+    assert_eq!(run(Command::Fix, &fix), Response::status(Status::Internal));
     let lines = std::mem::take(&mut *LINES.lock());
     assert!(
         lines.contains(&(
@@ -120,13 +89,14 @@ fn a_failing_random_source_answers_252_and_logs_why() {
             .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
         "a peer was asked with a challenge from a failed source"
     );
-    assert_eq!(store.get(coin), Some((an, 1)), "fix changed the record");
+    assert_eq!(
+        server.store.get(coin),
+        Some((an, 1)),
+        "fix changed the record"
+    );
 
     // The source back: tickets again.
     drop(failing);
-    assert_eq!(
-        run(&node, Command::GetTicket, &get_ticket).status,
-        Status::AllPass
-    );
+    assert_eq!(run(Command::GetTicket, &get_ticket).status, Status::AllPass);
     log::set_sink(None);
 }

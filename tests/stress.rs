@@ -16,14 +16,18 @@
 //! Pass/fail never depends on speed: the run lasts RUN_FOR *and* until every worker has
 //! done MIN_ROUNDS rounds; timeouts are safety nets only.
 
+mod kit;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddrV4, TcpListener, TcpStream};
+use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use kit::peers::FakePeer;
+use kit::wire::{coins_wire as wire, frame_response, legacy_body};
 
 use raida_healing::commands::{Command, Node, NodeConfig, Request};
 use raida_healing::hash::derive_an;
@@ -162,8 +166,7 @@ struct Peer {
     claims: Arc<Mutex<Vec<PeerClaim>>>,
     /// Requests that broke the documented 55-byte frame.
     bad_requests: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _listener: FakePeer,
 }
 
 /// Checks a validate_ticket request against docs/wire-protocol.md; `Err` says what is wrong.
@@ -185,35 +188,8 @@ fn check_request(request: &[u8; 55], peer: u8) -> Result<(), String> {
     Ok(())
 }
 
-/// The legacy response: 32-byte header (status, 24-bit size, echoed challenge), then the
-/// body with its `3E 3E` when there is one.
-fn frame_response(peer: u8, challenge: &[u8], response: &Response) -> Vec<u8> {
-    let size = if response.body.is_empty() {
-        0
-    } else {
-        response.body.len() + 2
-    };
-    let mut out = vec![0u8; 32];
-    out[0] = peer;
-    out[2] = response.status.code();
-    out[3] = 2;
-    out[5] = 1;
-    out[9..12].copy_from_slice(&(size as u32).to_be_bytes()[1..]);
-    out[16..32].copy_from_slice(challenge);
-    if size > 0 {
-        out.extend_from_slice(&response.body);
-        out.extend_from_slice(&[0x3e, 0x3e]);
-    }
-    out
-}
-
 impl Peer {
     fn spawn(raida: u8, clock: &ManualClock) -> Peer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = match listener.local_addr().unwrap() {
-            std::net::SocketAddr::V4(a) => a,
-            other => panic!("not IPv4: {other}"),
-        };
         let pool = Arc::new(TicketPool::with_limits(
             Box::new(clock.clone()),
             Box::new(ScriptedIds::new(&[1])),
@@ -222,81 +198,54 @@ impl Peer {
         ));
         let claims = Arc::new(Mutex::new(Vec::new()));
         let bad_requests = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (pool, claims, bad, stop) = (
+        let listener = {
+            let (pool, claims, bad) = (
                 Arc::clone(&pool),
                 Arc::clone(&claims),
                 Arc::clone(&bad_requests),
-                Arc::clone(&stop),
             );
-            std::thread::spawn(move || {
-                let store = MemoryStore::new();
-                let config = NodeConfig {
-                    raida_no: raida,
-                    peers: [None; 25],
-                };
-                let options = PeerOptions::default();
+            let store = MemoryStore::new();
+            let config = kit::node::config(raida);
+            let options = PeerOptions::default();
+            FakePeer::spawn(move |mut stream| {
                 let node = Node {
                     store: &store,
                     tickets: &pool,
                     config: &config,
                     peer_options: &options,
                 };
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(mut stream) = stream else { continue };
-                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                    let mut request = [0u8; 55];
-                    if stream.read_exact(&mut request).is_err() {
-                        // The client gave up (its answer was already decided).
-                        continue;
-                    }
-                    if let Err(why) = check_request(&request, raida) {
-                        bad.lock().unwrap().push(why);
-                    }
-                    let body = &request[32..];
-                    let response = node.run(
-                        Command::ValidateTicket,
-                        &Request {
-                            body: Some(body),
-                            encryption_type: 0,
-                            coin_id: COIN_ID,
-                        },
-                    );
-                    if response.status == Status::Success {
-                        claims.lock().unwrap().push(PeerClaim {
-                            peer: raida,
-                            ticket: u32::from_be_bytes(body[17..21].try_into().unwrap()),
-                            claimer: body[16],
-                        });
-                    }
-                    // The client may have closed already (a hedge it no longer needs).
-                    let _ = stream.write_all(&frame_response(raida, &body[..16], &response));
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut request = [0u8; 55];
+                if stream.read_exact(&mut request).is_err() {
+                    // The client gave up (its answer was already decided).
+                    return;
                 }
+                if let Err(why) = check_request(&request, raida) {
+                    bad.lock().unwrap().push(why);
+                }
+                let body = &request[32..];
+                let response = node.run(
+                    Command::ValidateTicket,
+                    &kit::node::request(Some(body), 0, COIN_ID),
+                );
+                if response.status == Status::Success {
+                    claims.lock().unwrap().push(PeerClaim {
+                        peer: raida,
+                        ticket: u32::from_be_bytes(body[17..21].try_into().unwrap()),
+                        claimer: body[16],
+                    });
+                }
+                // The client may have closed already (a hedge it no longer needs).
+                let _ = stream.write_all(&frame_response(raida, &body[..16], &response));
             })
         };
         Peer {
             raida,
-            addr,
+            addr: listener.addr,
             pool,
             claims,
             bad_requests,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so it sees the flag.
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            _listener: listener,
         }
     }
 }
@@ -373,19 +322,6 @@ impl World {
     fn now(&self) -> Duration {
         self.clock.now()
     }
-}
-
-fn legacy_body(payload: &[u8]) -> Vec<u8> {
-    let challenge: Vec<u8> = (0..12).collect();
-    let mut body = challenge.clone();
-    body.extend_from_slice(&challenge_crc(&challenge).to_be_bytes());
-    body.extend_from_slice(payload);
-    body.extend_from_slice(&[0x3e, 0x3e]);
-    body
-}
-
-fn wire(coins: &[Coin]) -> Vec<u8> {
-    coins.iter().flat_map(|c| c.to_wire()).collect()
 }
 
 fn bit(bits: &[u8], i: usize) -> bool {

@@ -2,17 +2,4 @@
 //! over the fuzz binary's own host, and through the safe core; see fuzz/src/lib.rs.
 #![no_main]
 
-use std::cell::RefCell;
-
-use libfuzzer_sys::fuzz_target;
-use raida_healing_fuzz::targets::GetTicket;
-
-raida_healing_fuzz::host_symbols!();
-
-thread_local! {
-    static STATE: RefCell<GetTicket> = RefCell::new(GetTicket::default());
-}
-
-fuzz_target!(|data: &[u8]| {
-    STATE.with(|state| state.borrow_mut().run(data));
-});
+raida_healing_fuzz::command_target!(raida_healing_fuzz::targets::GetTicket);

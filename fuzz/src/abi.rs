@@ -5,6 +5,7 @@ use raida_healing::ffi::exports::{cmd_find, cmd_fix, cmd_get_ticket, cmd_validat
 use raida_healing::ffi::layout::ConnInfo;
 
 use crate::host;
+use crate::kit::abi::take_output;
 use crate::Cmd;
 
 /// Bytes of `conn_info_t` a handler may write: `output_size` (164..168), `output`
@@ -85,8 +86,8 @@ pub fn call(cmd: Cmd, body: Option<&[u8]>, encryption_type: i32, coin_id: u8) ->
             panic!("{cmd:?} wrote conn_info_t byte {i} ({b:#04x} -> {a:#04x})");
         }
     }
-    // SAFETY: initialised above; a shared view for reading the handler's answer.
-    let ci = unsafe { &*ci };
+    // SAFETY: initialised above; the only view of it from here on, for taking the answer.
+    let ci = unsafe { &mut *ci };
     assert_eq!(owned.as_deref(), body, "{cmd:?} changed the request body");
     assert_eq!(host::locked_pages(), 0, "{cmd:?} left a page locked");
     assert!(
@@ -100,16 +101,7 @@ pub fn call(cmd: Cmd, body: Option<&[u8]>, encryption_type: i32, coin_id: u8) ->
         "output pointer and output_size disagree (size {})",
         ci.output_size
     );
-    let body = if ci.output.is_null() {
-        Vec::new()
-    } else {
-        // SAFETY: the handler set `output` to a malloc'ed buffer of `output_size` bytes.
-        let copy =
-            unsafe { std::slice::from_raw_parts(ci.output, ci.output_size as usize) }.to_vec();
-        // SAFETY: the buffer came from C malloc (the contract); the server frees it so.
-        unsafe { libc::free(ci.output.cast()) };
-        copy
-    };
+    let body = take_output(ci);
     AbiAnswer {
         status: ci.command_status,
         body,

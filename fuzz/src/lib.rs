@@ -14,12 +14,35 @@
 
 pub mod abi;
 pub mod host;
+pub mod kit;
 pub mod model;
 pub mod oracle;
 pub mod peer;
 pub mod shape;
 
 pub mod targets;
+
+/// Expands to a whole command fuzz target (the binary's `#![no_main]` aside): the
+/// server's symbols ([`host_symbols!`]) and a libFuzzer entry that feeds every input to one
+/// long-lived runner of type `$runner` (from [`targets`]), kept per thread; inputs shorter
+/// than the two header bytes are skipped.
+#[macro_export]
+macro_rules! command_target {
+    ($runner:ty) => {
+        $crate::host_symbols!();
+
+        thread_local! {
+            static STATE: ::std::cell::RefCell<$runner> =
+                ::std::cell::RefCell::new(<$runner>::default());
+        }
+
+        ::libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+            if let Some(input) = $crate::Input::parse(data) {
+                STATE.with(|state| state.borrow_mut().run(input));
+            }
+        });
+    };
+}
 
 use raida_healing::commands::Command;
 

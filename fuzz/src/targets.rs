@@ -5,12 +5,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use raida_healing::commands::{Node, NodeConfig, Request};
-use raida_healing::peers::PeerOptions;
 use raida_healing::protocol::{Coin, Response};
 use raida_healing::tickets::testing::ManualClock;
 use raida_healing::tickets::{OsRandomIds, TicketPool, MAX_COINS_HELD, TICKET_LIFETIME};
 
+use crate::kit::node::Server;
+use crate::kit::wire::coins_wire as wire;
 use crate::oracle::{self, status::*, Predicted};
 use crate::{abi, host, model, shape, Cmd, Input};
 
@@ -21,55 +21,63 @@ const CORE_POOL_CAPACITY: usize = 8;
 /// The coin id every request carries (it only travels to peers, and fix has none here).
 const COIN_ID: u8 = 1;
 
-fn wire(coins: &[Coin]) -> Vec<u8> {
-    coins.iter().flat_map(|c| c.to_wire()).collect()
-}
-
 /// The safe-core twin of the server: the model store, a pool on a manual clock, no peers.
 struct CoreTwin {
-    store: model::ModelStore,
+    server: Server<model::ModelStore>,
     clock: ManualClock,
-    pool: TicketPool,
-    config: NodeConfig,
-    options: PeerOptions,
+}
+
+impl Default for CoreTwin {
+    fn default() -> Self {
+        CoreTwin::new(CORE_POOL_CAPACITY)
+    }
 }
 
 impl CoreTwin {
+    /// A twin whose pool holds `capacity` coins; points the fuzz host at RAIDA 0 first.
     fn new(capacity: usize) -> CoreTwin {
+        host::configure(0, COIN_ID);
         let clock = ManualClock::default();
+        let pool = TicketPool::with_limits(
+            Box::new(clock.clone()),
+            Box::new(OsRandomIds),
+            capacity,
+            TICKET_LIFETIME,
+        );
         CoreTwin {
-            store: model::ModelStore::default(),
-            pool: TicketPool::with_limits(
-                Box::new(clock.clone()),
-                Box::new(OsRandomIds),
-                capacity,
-                TICKET_LIFETIME,
-            ),
+            server: Server::new(0, model::ModelStore::default(), pool),
             clock,
-            config: NodeConfig {
-                raida_no: 0,
-                peers: [None; 25],
-            },
-            options: PeerOptions::default(),
         }
     }
 
     fn run(&self, cmd: Cmd, input: &Input<'_>) -> Response {
-        let node = Node {
-            store: &self.store,
-            tickets: &self.pool,
-            config: &self.config,
-            peer_options: &self.options,
-        };
-        node.run(
-            cmd.core(),
-            &Request {
-                body: input.body,
-                encryption_type: input.encryption_type,
-                coin_id: COIN_ID,
-            },
-        )
+        self.server
+            .run(cmd.core(), input.body, input.encryption_type, COIN_ID)
     }
+
+    /// Runs `cmd`; checks the answer's shape for `n` records and that it is exactly
+    /// `predicted`.
+    fn run_exact(&self, cmd: Cmd, input: &Input<'_>, n: usize, predicted: &Predicted) {
+        let r = self.run(cmd, input);
+        shape::check(cmd, n, r.status.code(), &r.body);
+        assert_eq!(
+            (r.status.code(), &r.body.to_vec()),
+            (predicted.status, &predicted.body),
+            "core"
+        );
+    }
+}
+
+/// Runs `cmd` through the exported C handler; checks the answer's shape for `n` records
+/// and that it is exactly `predicted`.
+fn abi_exact(cmd: Cmd, input: &Input<'_>, n: usize, predicted: &Predicted) {
+    let ans = abi::call(cmd, input.body, input.encryption_type, COIN_ID);
+    shape::check(cmd, n, ans.status, &ans.body);
+    assert_eq!(
+        (ans.status, &ans.body),
+        (predicted.status, &predicted.body),
+        "abi"
+    );
 }
 
 /// Checks an answer with a ticket against its prediction (status, bitfield, non-zero id)
@@ -115,6 +123,7 @@ fn passing_get_ticket_body(coins: &[Coin]) -> Vec<u8> {
 // get_ticket
 
 /// get_ticket: flags bit 0 fills the twin's pool first (the 42 path).
+#[derive(Default)]
 pub struct GetTicket {
     core: CoreTwin,
     /// When the C path created each ticket and how many coins it lists (its pool is the
@@ -122,21 +131,9 @@ pub struct GetTicket {
     abi_created: VecDeque<(Instant, usize)>,
 }
 
-impl Default for GetTicket {
-    fn default() -> Self {
-        host::configure(0, COIN_ID);
-        GetTicket {
-            core: CoreTwin::new(CORE_POOL_CAPACITY),
-            abi_created: VecDeque::new(),
-        }
-    }
-}
-
 impl GetTicket {
-    pub fn run(&mut self, data: &[u8]) {
-        let Some(input) = Input::parse(data) else {
-            return;
-        };
+    /// Checks one decoded input through both paths.
+    pub fn run(&mut self, input: Input<'_>) {
         let predicted = oracle::get_ticket(input.encryption_type, input.body);
         let n = input.payload_len() / 21;
 
@@ -152,7 +149,7 @@ impl GetTicket {
         });
 
         // Safe core, with the pool's counts in view.
-        let pool = &self.core.pool;
+        let pool = &self.core.server.pool;
         if input.flags & 1 != 0 {
             // Filled with coins of a denomination without pages, which no request can
             // pass, so none is ever taken by a request's ticket: the pool is exactly full.
@@ -255,41 +252,22 @@ impl GetTicket {
 // find
 
 /// find: read-only, so one oracle answer fits both paths.
+#[derive(Default)]
 pub struct Find {
     core: CoreTwin,
 }
 
-impl Default for Find {
-    fn default() -> Self {
-        host::configure(0, COIN_ID);
-        Find {
-            core: CoreTwin::new(CORE_POOL_CAPACITY),
-        }
-    }
-}
-
 impl Find {
-    pub fn run(&mut self, data: &[u8]) {
-        let Some(input) = Input::parse(data) else {
-            return;
-        };
+    /// Checks one decoded input through both paths.
+    pub fn run(&mut self, input: Input<'_>) {
         let predicted = oracle::find(input.encryption_type, input.body);
         let n = input.payload_len() / 37;
-        let r = self.core.run(Cmd::Find, &input);
-        shape::check(Cmd::Find, n, r.status.code(), &r.body);
-        assert_eq!(
-            (r.status.code(), &r.body.to_vec()),
-            (predicted.status, &predicted.body),
-            "core"
+        self.core.run_exact(Cmd::Find, &input, n, &predicted);
+        abi_exact(Cmd::Find, &input, n, &predicted);
+        assert!(
+            self.core.server.store.writes().is_empty(),
+            "find wrote a record"
         );
-        let ans = abi::call(Cmd::Find, input.body, input.encryption_type, COIN_ID);
-        shape::check(Cmd::Find, n, ans.status, &ans.body);
-        assert_eq!(
-            (ans.status, &ans.body),
-            (predicted.status, &predicted.body),
-            "abi"
-        );
-        assert!(self.core.store.writes().is_empty(), "find wrote a record");
         assert!(
             host::take_bitmap_used().is_empty(),
             "find marked a serial used"
@@ -345,7 +323,6 @@ pub struct ValidateTicket {
 
 impl Default for ValidateTicket {
     fn default() -> Self {
-        host::configure(0, COIN_ID);
         ValidateTicket {
             // room for 64 ring tickets of up to 13 coins
             core: CoreTwin::new(64 * 13),
@@ -400,15 +377,16 @@ impl ValidateTicket {
             }
             self.generation = self.generation.wrapping_add(1);
             let coins = ring_coins(slot, self.generation);
-            let id = match self.core.pool.create(&coins) {
+            let id = match self.core.server.pool.create(&coins) {
                 Ok(id) => id,
                 Err(_) => {
                     assert!(
-                        self.core.pool.free_slots() < coins.len(),
+                        self.core.server.pool.free_slots() < coins.len(),
                         "core: create failed, pool not full"
                     );
                     self.core.clock.advance(TICKET_LIFETIME);
                     self.core
+                        .server
                         .pool
                         .create(&coins)
                         .expect("core: empty pool creates")
@@ -469,10 +447,8 @@ impl ValidateTicket {
             .retain(|_, k| k.created.elapsed() < TICKET_LIFETIME + Duration::from_secs(5));
     }
 
-    pub fn run(&mut self, data: &[u8]) {
-        let Some(input) = Input::parse(data) else {
-            return;
-        };
+    /// Checks one decoded input through both paths.
+    pub fn run(&mut self, input: Input<'_>) {
         let slot = usize::from(input.flags & 7);
         let patch = input.flags & 8 == 0;
 
@@ -488,7 +464,7 @@ impl ValidateTicket {
             body: patched.as_deref().or(input.body),
             ..input
         };
-        let live = self.core.pool.live();
+        let live = self.core.server.pool.live();
         let r = self.core.run(Cmd::ValidateTicket, &core_input);
         let (status, body) = (r.status.code(), r.body.into_vec());
         shape::check(Cmd::ValidateTicket, 0, status, &body);
@@ -510,7 +486,7 @@ impl ValidateTicket {
         };
         assert_eq!((status, body), expected, "core");
         assert_eq!(
-            self.core.pool.live(),
+            self.core.server.pool.live(),
             live,
             "core: a claim changed the live count"
         );
@@ -554,54 +530,32 @@ impl ValidateTicket {
 
 /// fix with no peer reachable: sizes, page checks and "nothing fixed without votes".
 /// flags: this server's RAIDA index (flags % 25).
+#[derive(Default)]
 pub struct Fix {
     core: CoreTwin,
 }
 
-impl Default for Fix {
-    fn default() -> Self {
-        host::configure(0, COIN_ID);
-        Fix {
-            core: CoreTwin::new(CORE_POOL_CAPACITY),
-        }
-    }
-}
-
 impl Fix {
-    pub fn run(&mut self, data: &[u8]) {
-        let Some(input) = Input::parse(data) else {
-            return;
-        };
+    /// Checks one decoded input through both paths.
+    pub fn run(&mut self, input: Input<'_>) {
         let raida_no = input.flags % 25;
-        self.core.config.raida_no = raida_no;
+        self.core.server.config.raida_no = raida_no;
         host::configure(raida_no, COIN_ID);
         let predicted = oracle::fix_without_peers(input.encryption_type, input.body);
         let n = input.payload_len().saturating_sub(116) / 5;
         let coins = oracle::fix_coins(input.encryption_type, input.body);
 
-        let r = self.core.run(Cmd::Fix, &input);
-        shape::check(Cmd::Fix, n, r.status.code(), &r.body);
-        assert_eq!(
-            (r.status.code(), &r.body.to_vec()),
-            (predicted.status, &predicted.body),
-            "core"
-        );
+        self.core.run_exact(Cmd::Fix, &input, n, &predicted);
         assert!(
-            self.core.store.writes().is_empty(),
+            self.core.server.store.writes().is_empty(),
             "core: fix without votes wrote"
         );
 
         let logged = host::log_lines();
-        let ans = abi::call(Cmd::Fix, input.body, input.encryption_type, COIN_ID);
-        shape::check(Cmd::Fix, n, ans.status, &ans.body);
+        abi_exact(Cmd::Fix, &input, n, &predicted);
         // Every fix leaves a line in the server's own log (its summary, or why it
         // answered before asking anyone): the library found the host's log functions.
         assert!(host::log_lines() > logged, "fix logged nothing to the host");
-        assert_eq!(
-            (ans.status, &ans.body),
-            (predicted.status, &predicted.body),
-            "abi"
-        );
         assert!(
             host::take_bitmap_used().is_empty(),
             "abi: fix without votes marked a serial"
