@@ -19,7 +19,9 @@ use raida_healing::hash::derive_an;
 use raida_healing::protocol::{Coin, Status};
 use raida_healing::store::MemoryStore;
 use raida_healing::tickets::testing::{ManualClock, ScriptedIds};
-use raida_healing::tickets::{TicketPool, MAX_COINS_PER_TICKET, TICKET_LIFETIME};
+use raida_healing::tickets::{
+    TicketPool, MAX_COINS_PER_TICKET, MAX_TICKETS_PER_COIN, TICKET_LIFETIME,
+};
 
 /// The largest get_ticket a 16-bit legacy body length allows: (65535 - 18) / 21.
 const GET_TICKET_MAX: usize = 3119;
@@ -187,16 +189,20 @@ fn bench_pool_ops(c: &mut Criterion) {
             });
         });
         group.bench_function(BenchmarkId::new("claim", n), |b| {
-            // Each ticket takes one claim per RAIDA index (25), so refill untimed.
+            // Each ticket takes one claim per RAIDA index (25), so refill untimed. A coin sits
+            // on at most MAX_TICKETS_PER_COIN live tickets (a newer one takes it from the
+            // oldest), so a refill makes that many tickets over the same coins.
             b.iter_custom(|iters| {
                 let mut spent = Duration::ZERO;
                 let mut left = iters;
                 while left > 0 {
-                    let tickets: Vec<u32> = (0..20).map(|_| pool.create(&coins).unwrap()).collect();
+                    let tickets: Vec<u32> = (0..MAX_TICKETS_PER_COIN)
+                        .map(|_| pool.create(&coins).unwrap())
+                        .collect();
                     let claims: Vec<(u32, u8)> = tickets
                         .iter()
                         .flat_map(|&t| (0..25u8).map(move |r| (t, r)))
-                        .take(left.min(500) as usize)
+                        .take(left.min(25 * MAX_TICKETS_PER_COIN as u64) as usize)
                         .collect();
                     let start = Instant::now();
                     for &(ticket, claimer) in &claims {

@@ -3,6 +3,7 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=host_log.c");
+    println!("cargo:rerun-if-changed=../c_tests/log_functions.h");
     cc::Build::new()
         .file("host_log.c")
         .flag("-std=gnu11")
