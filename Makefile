@@ -18,7 +18,7 @@
 ## make header             regenerates include/raida_healing.h (cbindgen, only built here: the header feature)
 ## make check-header       the committed header is what cbindgen generates (make test)
 ## make check-docs         every docs reference resolves; the status table matches the header (make test)
-## make cargo-test         the Rust unit and integration tests (make test)
+## make cargo-test         the Rust unit and integration tests, the benches once in test mode (make test)
 
 CARGO   ?= cargo
 CC      ?= cc
@@ -132,8 +132,10 @@ $(SONAME_LINK): $(SO)
 
 include $(sort $(wildcard mk/*.mk))
 
+# The criterion benches run once each in test mode too, so they cannot rot.
 cargo-test:
 	$(CARGO) test --release --locked
+	$(CARGO) bench --bench core --locked -- --test
 
 # The committed header must be exactly what cbindgen generates from the sources.
 check-header: header
@@ -155,7 +157,7 @@ TEST_SUITES = cargo-test check-header check-docs $(TEST_TARGETS)
 
 # Make stops at the first failing suite, so reaching the last line means all passed.
 test: $(TEST_SUITES)
-	@echo "make test suites: $(words $(TEST_SUITES)) passed, 0 failed"
+	@echo "suites: $(words $(TEST_SUITES)) passed, 0 failed"
 
 help:
 	@sed -n 's/^## \{0,1\}//p' Makefile $(sort $(wildcard mk/*.mk))
