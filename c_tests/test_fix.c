@@ -231,7 +231,7 @@ static void twenty_four_peers(void)
         peer_start(&honest[h], idx[h], FAKE_PEER_HONEST, list, wire(list, mine, n) / RQ_COIN_BYTES);
     }
     const struct coin slow_list[4] = { c[0], c[5], c[6], c[9] };
-    peer_start(&slow, idx[13], FAKE_PEER_SLOW_ACCEPT, list, wire(list, slow_list, 4) / RQ_COIN_BYTES);
+    peer_start(&slow, idx[16], FAKE_PEER_SLOW_ACCEPT, list, wire(list, slow_list, 4) / RQ_COIN_BYTES);
     uint16_t no_ticket_port, down_port, self_port;
     int no_ticket_fd = fake_peer_listen(&no_ticket_port, 64);
     host_set_peer(idx[14], "127.0.0.1", no_ticket_port);
@@ -241,7 +241,7 @@ static void twenty_four_peers(void)
         liar_list[20 + i] = c[8];
     }
     peer_start(&liar, idx[15], FAKE_PEER_HONEST, list, wire(list, liar_list, 40) / RQ_COIN_BYTES);
-    peer_start(&stalled, idx[16], FAKE_PEER_STALLED, list, wire(list, c, 10) / RQ_COIN_BYTES);
+    peer_start(&stalled, idx[13], FAKE_PEER_STALLED, list, wire(list, c, 10) / RQ_COIN_BYTES);
     int down_fd = fake_peer_listen(&down_port, -1); /* bound, never listening: refused */
     host_set_peer(idx[17], "127.0.0.1", down_port);
     const enum fake_peer_script kinds[6] = { FAKE_PEER_LYING_SIZE, FAKE_PEER_TRUNCATED, FAKE_PEER_BAD_TRAILER, FAKE_PEER_WRONG_ECHO, FAKE_PEER_WRONG_INDEX,

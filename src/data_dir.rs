@@ -174,8 +174,9 @@ impl DataDir {
     /// tree calls for each file it finds.
     pub fn read_page_at(&self, relative: &Path) -> Result<Box<[u8; PAGE_DATA_BYTES]>, PageProblem> {
         let (folder, name) = self.open_parent(relative)?;
-        // Look before opening, so a device node is never even opened (some have side
-        // effects on open); the descriptor is checked again after, against a swap.
+        // Look before opening, so a device node found here is never opened (some have side
+        // effects on open); the descriptor is checked again after, against one swapped in
+        // between the look and the open (opened without blocking, then refused).
         let st = rfs::statat(&folder, name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| problem_of(&folder, name, e))?;
         let kind = FileType::from_raw_mode(st.st_mode);

@@ -346,7 +346,8 @@ impl TakenCounts {
     }
 }
 
-/// The pool. Memory is proportional to the coins held, bounded by the capacity.
+/// The pool. Memory grows with the coins held and is bounded by the capacity; the coin
+/// index keeps its high-water size (it does not shrink when tickets go).
 pub struct TicketPool {
     state: Mutex<State>,
     clock: Box<dyn Clock>,

@@ -312,15 +312,18 @@ fn twenty_four_peers_honest_faulty_silent_and_slow_to_accept() {
     for (k, &raida) in idx[..13].iter().enumerate() {
         peers.push(ScriptedPeer::spawn(raida, Script::Honest(honest(k))));
     }
+    // The stalled peer comes before the slow acceptor in RAIDA order, so its hedge falls
+    // due first: by the time the slow acceptor's hedge opens (its answer decides the fix),
+    // the stalled peer's hedge has opened too, however the fix thread is scheduled.
+    let stalled = ScriptedPeer::spawn(idx[13], Script::Stalled);
     let slow = ScriptedPeer::spawn(
-        idx[13],
+        idx[16],
         Script::AcceptsOnSecond(vec![c[0], c[5], c[6], c[9]]),
     );
     let no_ticket = Untouchable::new();
     let mut liar_list = vec![c[1]; 20];
     liar_list.extend(vec![c[8]; 20]);
     let liar = ScriptedPeer::spawn(idx[15], Script::Honest(liar_list));
-    let stalled = ScriptedPeer::spawn(idx[16], Script::Stalled);
     let (_down_socket, down) = down_port();
     let raw = |raida: u8, build: fn(u8, &[u8; 55], &[Coin]) -> Vec<u8>| {
         let all = everything.clone();

@@ -43,10 +43,10 @@ pub fn limit() -> usize {
     *LIMIT
 }
 
-/// Connections a hedge may not take: the last quarter of the budget is kept for first
-/// connections.
+/// Connections a hedge may not take: the last quarter of the budget (at least one slot) is
+/// kept for first connections, so with a budget of 1 to 3 hedges never take the last slot.
 pub fn hedge_reserve() -> usize {
-    limit() / 4
+    limit().div_ceil(4)
 }
 
 /// Peer connections held right now, by every call in the process.
@@ -103,7 +103,7 @@ mod tests {
     #[test]
     fn hedges_stop_a_quarter_before_first_connections_and_permits_come_back() {
         let (limit, reserve) = (limit(), hedge_reserve());
-        assert_eq!((reserve, in_use()), (limit / 4, 0));
+        assert_eq!((reserve, in_use()), (limit.div_ceil(4), 0));
         let mut held = Vec::new();
         while let Some(permit) = Permit::hedge() {
             held.push(permit);
