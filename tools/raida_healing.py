@@ -454,12 +454,38 @@ TEMPORARY_SUFFIX = ".tmp"
 TEXT_LIMIT = 20
 
 
+def lock_is_held(fd):
+    """Whether a process holds a flock on the open file, read from /proc/locks so the audit
+    never takes the lock itself (a server or ops script starting at that moment would find
+    it taken). Where /proc/locks cannot be read, a non-blocking flock is tried and released
+    at once."""
+    st = os.fstat(fd)
+    me = "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    try:
+        with open("/proc/locks") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    for line in lines:
+        fields = line.split()
+        if "->" in fields:  # a waiter, not a holder
+            continue
+        if "FLOCK" in fields and me in fields:
+            return True
+    return False
+
+
 def lock_state(path):
     """None when there is no lock file or when it is a regular file no process holds: the
     library creates Data/.raida_healing.lock on first use and keeps it, and an unheld flock
     is no lock (the kernel drops it with its process). Otherwise (kind, detail): held by a
     running process, or not a regular file (a planted link or FIFO the library refuses).
-    Opened without following a link or blocking; flock is only tried, and released at once."""
+    Opened without following a link or blocking; the lock itself is never taken."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -471,9 +497,8 @@ def lock_state(path):
     except OSError as e:
         return "unreadable", "the lock file cannot be opened: %s" % e.strerror
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return "lock_held", "a running process holds the folder lock: the folder is in use"
+        if lock_is_held(fd):
+            return "lock_held", "a running process holds the folder lock: the folder is in use"
     finally:
         os.close(fd)
     return None
@@ -517,20 +542,24 @@ def cmd_audit(args, out):
     owner = (data_st.st_uid, data_st.st_gid)
 
     def walk_error(e):
-        problems.append({"kind": "unreadable", "path": os.path.relpath(e.filename, data),
+        problems.append({"kind": "unreadable", "path": os.path.relpath(e.filename, real_data),
                          "detail": "cannot list the folder: %s" % e.strerror})
 
-    for top, dirs, files in os.walk(data, followlinks=False, onerror=walk_error):
+    # By descriptor (fwalk), so a folder swapped for a link while the walk runs is not
+    # followed; Data itself may be a link (operators put data on other disks): resolved once.
+    real_data = os.path.realpath(data)
+    for top, dirs, files, top_fd in os.fwalk(real_data, follow_symlinks=False,
+                                             onerror=walk_error):
         for name in sorted(dirs) + sorted(files):
             full = os.path.join(top, name)
-            rel = os.path.relpath(full, data)
+            rel = os.path.relpath(full, real_data)
             if rel == LOCK_FILE:
                 state = lock_state(full)
                 if state:
                     problems.append({"kind": state[0], "path": rel, "detail": state[1]})
                 continue
             try:
-                st = os.lstat(full)
+                st = os.stat(name, dir_fd=top_fd, follow_symlinks=False)
             except OSError as e:
                 problems.append({"kind": "unreadable", "path": rel, "detail": e.strerror})
                 continue

@@ -729,6 +729,13 @@ class Tool(unittest.TestCase):
         self.assertEqual(self.run_tool("read", folder, "--lib", ARGS.lib, "1:1").returncode, 0)
         self.assertTrue(os.path.isfile(os.path.join(data, ".raida_healing.lock")))
         self.assertEqual(self.run_json("audit", folder, "--lib", ARGS.lib, code=0)["ok"], True)
+        # Data itself may be a link (data on another disk): audited through it, clean
+        os.rename(data, data + ".disk")
+        os.symlink(data + ".disk", data)
+        report = self.run_json("audit", folder, "--lib", ARGS.lib, code=0)
+        self.assertEqual((report["valid_pages"], report["problems"]), (15000, []))
+        os.unlink(data)
+        os.rename(data + ".disk", data)
         # on a terminal it shows progress on stderr
         import pty
         master, slave = pty.openpty()
