@@ -148,8 +148,14 @@ impl FixReport {
         let not_asked = self.not_asked.iter().map(|(_, o)| o);
         asked
             .chain(not_asked)
-            .any(|o| is_failure(o) || *o == PeerOutcome::NoConnection)
+            .any(needs_attention)
     }
+}
+
+/// Outcomes an operator should look at: a failed peer, or one never asked because the
+/// connection budget stayed full (logged at warning level, counted by has_faulty_peer).
+fn needs_attention(outcome: &PeerOutcome) -> bool {
+    is_failure(outcome) || *outcome == PeerOutcome::NoConnection
 }
 
 /// Outcomes that point at a broken, unreachable, slow or misconfigured peer (a peer that
@@ -344,7 +350,7 @@ fn log_report(report: &FixReport) {
                 let _ = write!(line, " (second connection: {second})");
             }
         }
-        if is_failure(&peer.outcome) || peer.outcome == PeerOutcome::NoConnection {
+        if needs_attention(&peer.outcome) {
             log::warning(&line);
         } else {
             log::debug(&line);
