@@ -25,11 +25,45 @@ fn generate_header() {
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable and valid");
+    // cbindgen does not expand macros, so it cannot see the `cmd_*` shims that
+    // src/ffi/exports.rs declares from the command table: it is shown the same rows as
+    // plain declarations instead.
+    let table = std::fs::read_to_string(crate_dir.join("src/commands/table.rs"))
+        .expect("src/commands/table.rs is readable");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
+    let handlers = out_dir.join("command_table_exports.rs");
+    std::fs::write(&handlers, handler_declarations(&table)).expect("OUT_DIR is writable");
     let bindings = cbindgen::Builder::new()
+        .with_src(&handlers)
         .with_crate(&crate_dir)
         .with_config(config)
         .generate()
         .expect("cbindgen could not parse the crate");
     // write_to_file only touches the file when its content changes.
     bindings.write_to_file(crate_dir.join("include").join("raida_healing.h"));
+}
+
+/// The `cmd_*` shims of the command table as plain Rust declarations for cbindgen: each
+/// row `Variant = code => export;` with the `///` lines above it.
+#[cfg(feature = "header")]
+fn handler_declarations(table: &str) -> String {
+    let mut out = String::from("use crate::ffi::layout::ConnInfo;\n");
+    let mut docs = String::new();
+    for line in table.lines().map(str::trim) {
+        if line.starts_with("///") {
+            docs.push_str(line);
+            docs.push('\n');
+        } else if line.starts_with("//") {
+            continue;
+        } else if let Some((_, export)) = line.split_once("=>") {
+            let export = export.trim().trim_end_matches(';').trim();
+            out.push_str(&format!(
+                "\n{docs}#[no_mangle]\npub unsafe extern \"C\" fn {export}(ci: *mut ConnInfo) {{}}\n"
+            ));
+            docs.clear();
+        } else if line.is_empty() {
+            docs.clear();
+        }
+    }
+    out
 }

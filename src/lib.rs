@@ -25,7 +25,9 @@
 //!   readable bytes.
 //! - *C buffer*: memory from C `malloc` that C code frees with `free()`.
 //!
-//! Every exported function catches panics and answers ERROR_INTERNAL (252) instead.
+//! No panic crosses into C: every export runs whole inside one boundary (`ffi::entry`),
+//! and after a panic a handler answers ERROR_INTERNAL (252) and any other export returns
+//! the failure value of its return type (`RAIDA_HEALING_E_INTERNAL`, 0, NULL or "").
 
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -15,42 +15,43 @@ pub mod fix;
 pub mod get_ticket;
 pub mod validate_ticket;
 
-/// One healing command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    /// Group 2, command 40.
-    GetTicket,
-    /// Group 2, command 50.
-    ValidateTicket,
-    /// Group 2, command 60.
-    Find,
-    /// Group 2, command 80.
-    Fix,
-}
+/// Healing commands are group 2 of the RAIDA protocol.
+pub const HEALING_GROUP: u8 = 2;
 
-impl Command {
-    /// The command byte in a request header.
-    pub fn code(self) -> u8 {
-        match self {
-            Command::GetTicket => 40,
-            Command::ValidateTicket => 50,
-            Command::Find => 60,
-            Command::Fix => 80,
+/// Declares [`Command`] from the command table (table.rs).
+macro_rules! command_table {
+    ($($(#[$doc:meta])* $variant:ident = $code:literal => $export:ident;)*) => {
+        /// One healing command.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Command {
+            $(
+                #[doc = concat!("Group 2, command ", stringify!($code), " (`", stringify!($export), "`).")]
+                $variant,
+            )*
         }
-    }
 
-    /// The command for a header byte, if it is a healing command.
-    pub fn from_code(code: u8) -> Option<Command> {
-        [
-            Command::GetTicket,
-            Command::ValidateTicket,
-            Command::Find,
-            Command::Fix,
-        ]
-        .into_iter()
-        .find(|c| c.code() == code)
-    }
+        impl Command {
+            /// Every command, in the table's order.
+            pub const ALL: &[Command] = &[$(Command::$variant),*];
+
+            /// The command byte in a request header (the group is [`HEALING_GROUP`]).
+            pub const fn code(self) -> u8 {
+                match self {
+                    $(Command::$variant => $code,)*
+                }
+            }
+
+            /// The name of its C export, e.g. `"cmd_fix"`.
+            pub const fn export(self) -> &'static str {
+                match self {
+                    $(Command::$variant => stringify!($export),)*
+                }
+            }
+        }
+    };
 }
+
+include!("table.rs");
 
 /// What a handler is given of a request.
 #[derive(Debug, Clone, Copy)]
