@@ -38,7 +38,7 @@ use parking_lot::Mutex;
 
 pub use crate::data_dir::{page_relative_path, DataDir, PageProblem};
 use crate::protocol::{Coin, AN_BYTES};
-use crate::store::{slot_of, CoinStore, PageKey, PageRecords, RECORD_BYTES};
+use crate::store::{slot_of, CoinStore, PageKey, PageRecords};
 
 /// Name of the lock file inside `Data/`.
 pub const LOCK_FILE_NAME: &str = ".raida_healing.lock";
@@ -360,8 +360,10 @@ impl CoinStore for Session<'_> {
     }
 }
 
-/// Bytes of the record of `sn` inside a page file's data (for tools and tests).
+/// Bytes of the record of `sn` inside a page file's data (for tests: the `testing` feature).
+#[cfg(feature = "testing")]
 pub fn record_range(sn: u32) -> std::ops::Range<usize> {
+    use crate::store::RECORD_BYTES;
     let at = slot_of(sn) * RECORD_BYTES;
     at..at + RECORD_BYTES
 }
@@ -374,7 +376,7 @@ mod test_kit_blocking;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{visit_by_page, PAGE_DATA_BYTES};
+    use crate::store::{visit_by_page, PAGE_DATA_BYTES, RECORD_BYTES};
     use std::fs;
 
     /// A fresh empty folder under the system temp dir, removed on drop.

@@ -529,7 +529,8 @@ impl TicketPool {
     }
 }
 
-/// Test doubles for the pool's clock and ids.
+/// Test doubles for the pool's clock and ids (the `testing` feature).
+#[cfg(feature = "testing")]
 pub mod testing {
     use super::*;
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
