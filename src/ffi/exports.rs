@@ -5,14 +5,16 @@
 
 use std::ptr::NonNull;
 
-use crate::commands::{Command, Node, Request};
+use crate::commands::{Command, Node, NodeConfig, Request};
 use crate::protocol::{Response, Status};
+use crate::store::CoinStore;
 
 use super::alloc::malloc_copy;
 use super::entry::enter_handler;
 use super::error::set_last_error;
 use super::host::{Host, HostStore};
 use super::layout::ConnInfo;
+use super::standalone::with_opened;
 use super::state::{PEER_OPTIONS, TICKETS};
 
 /// Runs `command` against whatever this process offers: the server's page cache and
@@ -27,16 +29,10 @@ fn run(command: Command, request: &Request<'_>) -> Response {
                 return Response::status(Status::Internal);
             }
         };
-        let store = HostStore::new(host);
-        let node = Node {
-            store: &store,
-            tickets: &TICKETS,
-            config: &config,
-            peer_options: &PEER_OPTIONS,
-        };
-        return node.run(command, request);
+        return run_on(&HostStore::new(host), &config, command, request);
     }
-    if let Some(response) = super::standalone::run(command, request) {
+    let standalone = with_opened(|store, config| run_on(store, config, command, request));
+    if let Some(response) = standalone {
         return response;
     }
     if Host::partially_present() {
@@ -54,6 +50,28 @@ fn run(command: Command, request: &Request<'_>) -> Response {
         set_last_error(&why);
     }
     Response::status(Status::Internal)
+}
+
+/// Runs `command` on `store` with the process's tickets and peer options. A write the
+/// store could not keep is answered ERROR_INTERNAL, logged and made the thread's last
+/// error.
+fn run_on<S: CoinStore>(
+    store: &S,
+    config: &NodeConfig,
+    command: Command,
+    request: &Request<'_>,
+) -> Response {
+    let node = Node {
+        store,
+        tickets: &TICKETS,
+        config,
+        peer_options: &PEER_OPTIONS,
+    };
+    node.run_reporting(command, request).unwrap_or_else(|line| {
+        crate::log::error(&line);
+        set_last_error(&line);
+        Response::status(Status::Internal)
+    })
 }
 
 /// The body the server holds, as a slice: `None` when `body` is NULL; a non-positive

@@ -11,50 +11,33 @@ use std::ffi::{c_char, c_int, CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::commands::{Command, Node, Request};
-use crate::pagefile::{OpenError, PageFileStore, PageProblem};
-use crate::protocol::{Coin, Response, Status, AN_BYTES};
+use crate::commands::NodeConfig;
+use crate::pagefile::{OpenError, PageFileStore, PageProblem, Session};
+use crate::protocol::{Coin, AN_BYTES};
 use crate::store::PageKey;
 
 use super::entry::enter;
 use super::error::{
-    clear_last_error, int_result, last_error_ptr, set_last_error, Failure,
-    RAIDA_HEALING_E_ALREADY_OPEN, RAIDA_HEALING_E_ARGUMENT, RAIDA_HEALING_E_CONFIG,
-    RAIDA_HEALING_E_DATA, RAIDA_HEALING_E_LOCKED, RAIDA_HEALING_E_NOT_OPEN,
-    RAIDA_HEALING_E_NO_PAGE, RAIDA_HEALING_E_SERVER_PRESENT,
+    clear_last_error, int_result, last_error_ptr, Failure, RAIDA_HEALING_E_ALREADY_OPEN,
+    RAIDA_HEALING_E_ARGUMENT, RAIDA_HEALING_E_CONFIG, RAIDA_HEALING_E_DATA, RAIDA_HEALING_E_LOCKED,
+    RAIDA_HEALING_E_NOT_OPEN, RAIDA_HEALING_E_NO_PAGE, RAIDA_HEALING_E_SERVER_PRESENT,
 };
 use super::host::Host;
 use super::layout::ConnInfo;
-use super::state::{Opened, OPENED, PEER_OPTIONS, TICKETS};
+use super::state::{Opened, OPENED, TICKETS};
 
 /// The environment variable that bounds the page cache, in pages.
 const CACHE_PAGES_VAR: &str = "RAIDA_HEALING_CACHE_PAGES";
 /// The bound when it is unset or not a positive number: 1024 pages, about 17 MiB.
 const DEFAULT_CACHE_PAGES: usize = 1024;
 
-/// Runs `command` on the opened folder; `None` when no folder is open. A write that did
-/// not reach the disk turns the answer into ERROR_INTERNAL: a status must never claim a
-/// fix the store does not hold.
-pub(super) fn run(command: Command, request: &Request<'_>) -> Option<Response> {
+/// Runs `command` with the opened folder's store (one command's session of its page
+/// files) and config; `None` when no folder is open. The folder stays open until `command`
+/// returns: `raida_healing_close` waits for it.
+pub(super) fn with_opened<R>(command: impl FnOnce(&Session<'_>, &NodeConfig) -> R) -> Option<R> {
     let opened = OPENED.read();
     let opened = opened.as_ref()?;
-    let session = opened.store.session();
-    let node = Node {
-        store: &session,
-        tickets: &TICKETS,
-        config: &opened.config,
-        peer_options: &PEER_OPTIONS,
-    };
-    let response = node.run(command, request);
-    match session.finish() {
-        Ok(()) => Some(response),
-        Err(why) => {
-            let line = format!("{command:?}: {why}; answering ERROR_INTERNAL");
-            crate::log::error(&line);
-            set_last_error(&line);
-            Some(Response::status(Status::Internal))
-        }
-    }
+    Some(command(&opened.store.session(), &opened.config))
 }
 
 /// Opens `dir` as this process's store: the safe core of `raida_healing_open`.
