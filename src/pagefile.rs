@@ -366,11 +366,6 @@ pub fn record_range(sn: u32) -> std::ops::Range<usize> {
     at..at + RECORD_BYTES
 }
 
-/// The FIFO maker and the one-minute watchdog of the Rust test kit, for the tests below.
-#[cfg(test)]
-#[path = "../tests/kit/blocking.rs"]
-mod test_kit_blocking;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -735,7 +730,7 @@ mod tests {
 
     // --- files below Data/ an attacker can plant -------------------------------
 
-    use super::test_kit_blocking::{mkfifo, within_a_minute};
+    use kit::blocking::{mkfifo, within_a_minute};
 
     /// Whether this process runs as root (`/proc/self` belongs to the effective uid).
     fn is_root() -> bool {

@@ -4,8 +4,6 @@
 //! thread's last error. An export that bypassed the boundary would unwind out of the call
 //! and fail this test; an export in the header that this test does not call fails it too.
 
-mod kit;
-
 use std::ffi::{c_char, CStr, CString};
 
 use kit::folder::Folder;

@@ -5,8 +5,6 @@
 //!
 //! The opened folder is process-wide, so the tests here take turns (`serial`).
 
-mod kit;
-
 use std::ffi::{CStr, CString};
 use std::path::Path;
 

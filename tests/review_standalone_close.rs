@@ -5,8 +5,6 @@
 //! a peer's claim must find nothing (43), not the coins of a store this process no longer
 //! serves. This binary has no RAIDA server symbols, so the handlers run standalone.
 
-mod kit;
-
 use kit::abi::take_output;
 use kit::folder::Folder;
 use kit::wire::legacy_body;

@@ -5,7 +5,7 @@ use raida_healing::ffi::exports::{cmd_find, cmd_fix, cmd_get_ticket, cmd_validat
 use raida_healing::ffi::layout::ConnInfo;
 
 use crate::host;
-use crate::kit::abi::take_output;
+use kit::abi::take_output;
 use crate::Cmd;
 
 /// Bytes of `conn_info_t` a handler may write: `output_size` (164..168), `output`

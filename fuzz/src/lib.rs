@@ -14,7 +14,6 @@
 
 pub mod abi;
 pub mod host;
-pub mod kit;
 pub mod model;
 pub mod oracle;
 pub mod peer;

@@ -186,6 +186,7 @@ use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use kit::request::{check_request, read_request, PeerRequest};
 use raida_healing::peers::{ask_one, Claimer, Part, PeerOptions, PeerOutcome, Target};
 
 /// One scripted answer for the loopback peer: the bytes to send (after the optional
@@ -195,7 +196,7 @@ struct Script {
     /// Copy the request's challenge into bytes 16..32 of the answer.
     echo: bool,
     /// What the peer saw: the request, sent back to the fuzz thread.
-    seen: mpsc::Sender<[u8; 55]>,
+    seen: mpsc::Sender<PeerRequest>,
 }
 
 /// A loopback peer that answers one connection per script, in order.
@@ -211,11 +212,8 @@ fn wire_peer() -> &'static (SocketAddrV4, mpsc::SyncSender<Script>) {
         std::thread::spawn(move || {
             for script in rx {
                 let (mut stream, _) = listener.accept().expect("accept");
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                let mut request = [0u8; 55];
-                stream
-                    .read_exact(&mut request)
-                    .expect("the 55-byte request");
+                let request =
+                    read_request(&mut stream, Duration::from_secs(10)).expect("the 55-byte request");
                 let mut answer = script.answer;
                 if script.echo && answer.len() >= 32 {
                     answer[16..32].copy_from_slice(&request[32..48]);
@@ -317,18 +315,10 @@ pub fn peer_wire(data: &[u8]) {
     let request = seen_rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the peer saw a request");
-    let mut head = vec![1, 0, raida, 0, 2, 50, 0, 6, 1];
-    head.extend([0; 13]);
-    head.extend([0, 23]);
-    head.extend([0; 8]);
-    assert_eq!(&request[..32], &head[..], "request header");
+    if let Err(why) = check_request(&request, raida, 7, 6, Some(0x0102_0304)) {
+        panic!("request: {why}");
+    }
     let challenge: [u8; CHALLENGE_BYTES] = request[32..48].try_into().expect("16 bytes");
-    assert_eq!(
-        u32::from_be_bytes(challenge[12..].try_into().expect("4 bytes")),
-        raida_healing::protocol::challenge_crc(&challenge[..12]),
-        "request challenge CRC"
-    );
-    assert_eq!(&request[48..], &[7, 1, 2, 3, 4, 0x3e, 0x3e], "request tail");
     if flags & 0x40 != 0 && answer.len() >= 32 {
         answer[16..32].copy_from_slice(&challenge);
     }

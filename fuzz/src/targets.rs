@@ -9,8 +9,8 @@ use raida_healing::protocol::{Coin, Response};
 use raida_healing::tickets::testing::ManualClock;
 use raida_healing::tickets::{OsRandomIds, TicketPool, MAX_COINS_HELD, TICKET_LIFETIME};
 
-use crate::kit::node::Server;
-use crate::kit::wire::coins_wire as wire;
+use kit::node::Server;
+use kit::wire::coins_wire as wire;
 use crate::oracle::{self, status::*, Predicted};
 use crate::{abi, host, model, shape, Cmd, Input};
 

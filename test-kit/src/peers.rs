@@ -2,7 +2,6 @@
 //! ([`FakePeer`]), and the peers that never serve: a port that refuses ([`down_port`]), a
 //! full accept queue where a connect hangs ([`black_hole`]), and a listener that only
 //! tells whether a request reached it ([`Untouchable`]).
-#![allow(dead_code)]
 
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
@@ -10,6 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use crate::request::is_validate_ticket;
 
 /// A listener on 127.0.0.1 whose accept thread hands every connection to `serve`, until
 /// dropped. `serve` runs on the accept thread (connections are served one at a time);
@@ -117,10 +118,7 @@ impl Untouchable {
                         .set_read_timeout(Some(Duration::from_secs(5)))
                         .unwrap();
                     let mut head = [0u8; 6];
-                    if stream.read_exact(&mut head).is_ok()
-                        && head[..2] == [1, 0]
-                        && head[4..] == [2, 50]
-                    {
+                    if stream.read_exact(&mut head).is_ok() && is_validate_ticket(&head) {
                         return true;
                     }
                 }

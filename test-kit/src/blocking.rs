@@ -1,7 +1,6 @@
 //! The two tools hostile-folder tests need: a FIFO where a file should be, and a watchdog
 //! that fails a call that blocks instead of hanging the suite. `std` and `rustix` only, so
 //! src/pagefile.rs's unit tests include this file too.
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::sync::mpsc;
