@@ -57,7 +57,7 @@ def child(path):
     # find with one well-formed coin record (legacy framing: challenge, 37 bytes, 3E 3E).
     body = ctypes.create_string_buffer(bytes(16) + rw.find_payload([(1, 1, bytes(16), bytes(16))])
                                        + rw.TRAILER)
-    for name in ["cmd_find", "cmd_get_ticket", "cmd_validate_ticket"]:
+    for name in rw.HANDLERS:
         fn = getattr(lib, name)
         fn.argtypes, fn.restype = [ctypes.c_void_p], None
         ci = conn_info(body)

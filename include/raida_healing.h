@@ -26,6 +26,16 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+// Every healing command as X(command byte, handler), in the order of the command
+// table: C code builds its handler tables from it, e.g.
+//   #define CASE(code, handler) case code: return handler;
+//   switch (command) { RAIDA_HEALING_COMMANDS(CASE) default: return NULL; }
+#define RAIDA_HEALING_COMMANDS(X) \
+  X(40, cmd_get_ticket) \
+  X(50, cmd_validate_ticket) \
+  X(60, cmd_find) \
+  X(80, cmd_fix)
+
 
 // `raida_healing_check_page`: no file holds the page (or a folder on its path is missing).
 #define RAIDA_HEALING_PAGE_MISSING 1

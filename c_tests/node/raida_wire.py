@@ -34,12 +34,6 @@ RECORDS_PER_PAGE = 1024
 RECORD_BYTES = 17
 PAGE_BYTES = RECORDS_PER_PAGE * RECORD_BYTES
 
-GROUP_HEALING = 2
-CMD_GET_TICKET = 40
-CMD_VALIDATE_TICKET = 50
-CMD_FIND = 60
-CMD_FIX = 80
-
 # The node's own framing statuses (docs/node.md): the node's, not the library's.
 INVALID_CLOUD_ID, INVALID_COMMAND_GROUP, INVALID_COMMAND, INVALID_COIN_ID = 1, 5, 6, 7
 INVALID_EOF, INVALID_ENCRYPTION, INVALID_CRC = 33, 34, 37
@@ -76,6 +70,25 @@ INVALID_PACKET_LENGTH, WRONG_RAIDA = (HEALING_STATUSES[n] for n in
 INVALID_SN_OR_DENOMINATION, NO_TICKET_FOUND, TICKET_CLAIMED_ALREADY = (
     HEALING_STATUSES[n] for n in
     ("INVALID_SN_OR_DENOMINATION", "NO_TICKET_FOUND", "TICKET_CLAIMED_ALREADY"))
+
+
+
+def header_commands(path=HEADER_PATH):
+    """{handler name: command byte} of the header's RAIDA_HEALING_COMMANDS list, which
+    build.rs generates from the library's command table (src/commands/table.rs)."""
+    with open(path, encoding="utf-8") as f:
+        found = {name: int(code) for code, name in
+                 re.findall(r"^  X\((\d+), (cmd_\w+)\)", f.read(), re.MULTILINE)}
+    if not found:
+        raise ValueError("%s lists no command in RAIDA_HEALING_COMMANDS" % path)
+    return found
+
+
+# The healing commands (group 2), read from the header too.
+GROUP_HEALING = 2
+HANDLERS = header_commands()
+CMD_GET_TICKET, CMD_VALIDATE_TICKET, CMD_FIND, CMD_FIX = (HANDLERS[n] for n in (
+    "cmd_get_ticket", "cmd_validate_ticket", "cmd_find", "cmd_fix"))
 
 STATUS_NAMES = dict(FRAMING_STATUS_NAMES)
 STATUS_NAMES.update((code, name.lower().replace("_", " "))

@@ -212,8 +212,8 @@ fn wire_peer() -> &'static (SocketAddrV4, mpsc::SyncSender<Script>) {
         std::thread::spawn(move || {
             for script in rx {
                 let (mut stream, _) = listener.accept().expect("accept");
-                let request =
-                    read_request(&mut stream, Duration::from_secs(10)).expect("the 55-byte request");
+                let request = read_request(&mut stream, Duration::from_secs(10))
+                    .expect("the 55-byte request");
                 let mut answer = script.answer;
                 if script.echo && answer.len() >= 32 {
                     answer[16..32].copy_from_slice(&request[32..48]);

@@ -18,9 +18,12 @@ pub mod validate_ticket;
 /// Healing commands are group 2 of the RAIDA protocol.
 pub const HEALING_GROUP: u8 = 2;
 
-/// Declares [`Command`] from the command table (table.rs).
+/// Declares [`Command`] and [`Node::run`]'s dispatch from the command table (table.rs).
 macro_rules! command_table {
-    ($($(#[$doc:meta])* $variant:ident = $code:literal => $export:ident;)*) => {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $code:literal => $export:ident, |$node:ident, $request:ident| $run:expr;
+    )*) => {
         /// One healing command.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Command {
@@ -45,6 +48,19 @@ macro_rules! command_table {
             pub const fn export(self) -> &'static str {
                 match self {
                     $(Command::$variant => stringify!($export),)*
+                }
+            }
+        }
+
+        impl<S: CoinStore + ?Sized> Node<'_, S> {
+            /// Runs `command` on `request` by the table's row, before the store is asked
+            /// whether its writes held.
+            fn dispatch(&self, command: Command, request: &Request<'_>) -> Result<Response, Status> {
+                match command {
+                    $(Command::$variant => {
+                        let ($node, $request) = (self, request);
+                        $run
+                    })*
                 }
             }
         }
@@ -104,13 +120,7 @@ impl<S: CoinStore + ?Sized> Node<'_, S> {
     /// makes it the thread's last error): `Err` with the line to log, e.g.
     /// `"Fix: writing <page>: <why>; answering ERROR_INTERNAL"`.
     pub fn run_reporting(&self, command: Command, request: &Request<'_>) -> Result<Response, String> {
-        let result = match command {
-            Command::GetTicket => get_ticket::get_ticket(self.store, self.tickets, request),
-            Command::ValidateTicket => validate_ticket::validate_ticket(self.tickets, request),
-            Command::Find => find::find(self.store, request),
-            Command::Fix => fix::fix(self, request),
-        };
-        let response = result.unwrap_or_else(Response::status);
+        let response = self.dispatch(command, request).unwrap_or_else(Response::status);
         self.store
             .finish()
             .map_err(|why| format!("{command:?}: {why}; answering ERROR_INTERNAL"))?;

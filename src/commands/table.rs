@@ -1,8 +1,10 @@
-// The command table: each healing command once, as `Variant = command byte => C export`,
-// with the C export's documentation. Every list of commands derives from it: the `Command`
-// enum (src/commands/mod.rs), the `cmd_*` shims (src/ffi/exports.rs), their declarations
-// in the header (build.rs reads this file for cbindgen), and through the header the C
-// tests' and the ops tool's lists. CONTRIBUTING.md says how to add a command.
+// The command table: each healing command once, as
+//     Variant = command byte => C export, |node, request| what runs it;
+// (one line a row), with the C export's documentation above. Every list of commands
+// derives from it: the `Command` enum and `Node::run` (src/commands/mod.rs), the `cmd_*`
+// shims (src/ffi/exports.rs), their declarations and the `RAIDA_HEALING_COMMANDS` list in
+// the header (build.rs reads this file for cbindgen), and through the header the C tests'
+// lists. CONTRIBUTING.md says how to add a command.
 command_table! {
     /// Group 2, command 40: which of the listed coins does this server recognise?
     ///
@@ -14,7 +16,7 @@ command_table! {
     /// # Safety
     /// `ci` is NULL or a valid `conn_info_t` owned by the caller for the call; `ci->body`
     /// is NULL or holds `ci->body_size` bytes; `ci->output` is NULL on entry.
-    GetTicket = 40 => cmd_get_ticket;
+    GetTicket = 40 => cmd_get_ticket, |node, request| get_ticket::get_ticket(node.store, node.tickets, request);
 
     /// Group 2, command 50: a peer RAIDA claims a ticket this server issued.
     ///
@@ -25,7 +27,7 @@ command_table! {
     ///
     /// # Safety
     /// As for `cmd_get_ticket`.
-    ValidateTicket = 50 => cmd_validate_ticket;
+    ValidateTicket = 50 => cmd_validate_ticket, |node, request| validate_ticket::validate_ticket(node.tickets, request);
 
     /// Group 2, command 60: does this server hold each coin's AN, its PAN, or neither?
     ///
@@ -35,7 +37,7 @@ command_table! {
     ///
     /// # Safety
     /// As for `cmd_get_ticket`.
-    Find = 60 => cmd_find;
+    Find = 60 => cmd_find, |node, request| find::find(node.store, request);
 
     /// Group 2, command 80: rewrite the listed coins' ANs where enough peers confirm them.
     ///
@@ -58,5 +60,5 @@ command_table! {
     ///
     /// # Safety
     /// As for `cmd_get_ticket`.
-    Fix = 80 => cmd_fix;
+    Fix = 80 => cmd_fix, |node, request| fix::fix(node, request);
 }

@@ -152,7 +152,17 @@ unsafe fn handle(ci: *mut ConnInfo, command: Command) {
 /// Declares one `#[no_mangle]` shim per row of the command table, with its documentation.
 /// build.rs declares the same rows to cbindgen, which does not expand macros.
 macro_rules! command_table {
-    ($($(#[$doc:meta])* $variant:ident = $code:literal => $export:ident;)*) => {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $code:literal => $export:ident, |$node:ident, $request:ident| $run:expr;
+    )*) => {
+        /// The C export the server calls for `command`, e.g. `cmd_fix` for `Command::Fix`.
+        pub fn handler(command: Command) -> unsafe extern "C" fn(*mut ConnInfo) {
+            match command {
+                $(Command::$variant => $export,)*
+            }
+        }
+
         $(
             $(#[$doc])*
             #[no_mangle]
