@@ -730,7 +730,7 @@ mod tests {
 
     // --- files below Data/ an attacker can plant -------------------------------
 
-    use kit::blocking::{mkfifo, within_a_minute};
+    use crate::testing::blocking::{mkfifo, within_a_minute};
 
     /// Whether this process runs as root (`/proc/self` belongs to the effective uid).
     fn is_root() -> bool {

@@ -18,12 +18,13 @@
 //! fuzz crate depend on; it enables the library's `testing` feature (its test doubles).
 
 pub mod abi;
-pub mod blocking;
 pub mod folder;
 pub mod node;
 pub mod peers;
 pub mod request;
 pub mod wire;
+
+pub use raida_healing::testing::blocking;
 
 use std::sync::{Mutex, MutexGuard};
 
