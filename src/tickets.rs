@@ -113,8 +113,7 @@ struct Ticket {
     coins: Arc<[u8]>,
 }
 
-/// A coin's 5 wire bytes as a map key.
-type CoinKey = u64;
+use crate::protocol::CoinKey;
 
 /// Hashing for coin keys: a seeded splitmix64 finaliser, a few cycles a coin where std's
 /// SipHash costs several times the rest of get_ticket's work on the coin. The seed is
@@ -215,8 +214,8 @@ fn coin_key(wire: &[u8]) -> CoinKey {
 }
 
 #[inline(always)]
-fn coin_key_of(&[den, sn @ ..]: &[u8; COIN_BYTES]) -> CoinKey {
-    CoinKey::from(den) << 32 | CoinKey::from(u32::from_be_bytes(sn))
+fn coin_key_of(wire: &[u8; COIN_BYTES]) -> CoinKey {
+    Coin::key_of_wire(wire)
 }
 
 /// Everything behind the pool's mutex.

@@ -1,4 +1,4 @@
-//! Review: `raida_healing_close` releases everything the opened folder vouched for.
+//! `raida_healing_close` releases everything the opened folder vouched for.
 //!
 //! A ticket is this server's proof that its store recognised some coins. Once the folder
 //! that issued it is closed (and possibly another server's folder opened in its place),
