@@ -180,7 +180,7 @@ pub fn consensus(data: &[u8]) {
 // ---------------------------------------------------------------------------------------
 // peer_wire: the real socket path
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddrV4, TcpListener};
 use std::sync::mpsc;
 use std::sync::OnceLock;
