@@ -47,15 +47,26 @@ HEADER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir
                            "include", "raida_healing.h")
 
 
-def header_statuses(path=HEADER_PATH):
-    """{name: code} of the RAIDA_STATUS_<name> macros of the library's header, which
-    cbindgen generates from the one status list (src/protocol.rs)."""
+def header_numbers(pattern, what, path=HEADER_PATH):
+    """{name: number} of every match of `pattern` (groups: name, number) in the library's
+    header; a header with none is an error naming `what`."""
     with open(path, encoding="utf-8") as f:
-        found = {name: int(code) for name, code in
-                 re.findall(r"^#define RAIDA_STATUS_(\w+) (\d+)$", f.read(), re.MULTILINE)}
+        found = {name: int(number) for name, number in re.findall(pattern, f.read(), re.MULTILINE)}
     if not found:
-        raise ValueError("%s defines no RAIDA_STATUS_* macro" % path)
+        raise ValueError("%s has no %s" % (path, what))
     return found
+
+
+def header_statuses(path=HEADER_PATH):
+    """{name: code} of the RAIDA_STATUS_<name> macros, which cbindgen generates from the one
+    status list (src/protocol.rs)."""
+    return header_numbers(r"^#define RAIDA_STATUS_(\w+) (\d+)$", "RAIDA_STATUS_* macro", path)
+
+
+def header_commands(path=HEADER_PATH):
+    """{handler name: command byte} of the RAIDA_HEALING_COMMANDS list, which build.rs
+    generates from the library's command table (src/commands/table.rs)."""
+    return header_numbers(r"^  X\((?=\d+, (cmd_\w+)\))(\d+)", "command", path)
 
 
 # The healing statuses, read from the header rather than restated (a name the header
@@ -70,18 +81,6 @@ INVALID_PACKET_LENGTH, WRONG_RAIDA = (HEALING_STATUSES[n] for n in
 INVALID_SN_OR_DENOMINATION, NO_TICKET_FOUND, TICKET_CLAIMED_ALREADY = (
     HEALING_STATUSES[n] for n in
     ("INVALID_SN_OR_DENOMINATION", "NO_TICKET_FOUND", "TICKET_CLAIMED_ALREADY"))
-
-
-
-def header_commands(path=HEADER_PATH):
-    """{handler name: command byte} of the header's RAIDA_HEALING_COMMANDS list, which
-    build.rs generates from the library's command table (src/commands/table.rs)."""
-    with open(path, encoding="utf-8") as f:
-        found = {name: int(code) for code, name in
-                 re.findall(r"^  X\((\d+), (cmd_\w+)\)", f.read(), re.MULTILINE)}
-    if not found:
-        raise ValueError("%s lists no command in RAIDA_HEALING_COMMANDS" % path)
-    return found
 
 
 # The healing commands (group 2), read from the header too.
