@@ -21,9 +21,10 @@ import hashlib
 import os
 import re
 import socket
+import sys
 import threading
 import time
-import traceback
+import unittest
 import zlib
 from dataclasses import dataclass
 
@@ -501,23 +502,41 @@ def check_eq(got, want, what):
         raise AssertionError("%s: got %r, want %r" % (what, got, want))
 
 
+class _StopOnExit(unittest.TextTestResult):
+    """A result that stops the run when a test raises SystemExit (a SIGTERM handler's
+    `sys.exit(143)`): unittest would record it as one more error and go on."""
+
+    exit = None
+
+    def addError(self, test, err):
+        if issubclass(err[0], SystemExit):
+            self.exit = err[1]
+            self.stop()
+        super().addError(test, err)
+
+
+class _FunctionTest(unittest.FunctionTestCase):
+    """A test function as a unittest case, named by the function."""
+
+    def __str__(self):
+        return self._testFunc.__name__
+
+    def shortDescription(self):
+        return None
+
+
 def run_tests(tests, label, name_filter=""):
-    """Runs each test function whose name contains name_filter; a failing one is reported
-    and the others still run. Prints "N passed, M failed"; returns the exit status (1 when
-    anything failed or nothing ran)."""
-    passed = failed = 0
+    """Runs each test function whose name contains name_filter as a unittest test case (the
+    one Python test style: tools/tests/ uses unittest too); a failing one is reported and the
+    others still run. Prints "N passed, M failed"; returns the exit status (1 when anything
+    failed or nothing ran). A test that exits (SIGTERM) stops the run and exits alike."""
+    suite = unittest.TestSuite(_FunctionTest(fn) for fn in tests if name_filter in fn.__name__)
     started = time.monotonic()
-    for fn in tests:
-        if name_filter not in fn.__name__:
-            continue
-        t0 = time.monotonic()
-        try:
-            fn()
-            passed += 1
-            print("ok    %-58s %6.2f s" % (fn.__name__, time.monotonic() - t0), flush=True)
-        except Exception:
-            failed += 1
-            print("FAIL  %s\n%s" % (fn.__name__, traceback.format_exc()), flush=True)
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=_StopOnExit)
+    result = runner.run(suite)
+    if result.exit is not None:
+        raise result.exit
+    failed = len(result.failures) + len(result.errors)
     print("%s: %.1f s" % (label, time.monotonic() - started))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed or not passed else 0
+    print("%d passed, %d failed" % (result.testsRun - failed, failed))
+    return 1 if failed or not result.testsRun else 0
