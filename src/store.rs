@@ -145,8 +145,8 @@ pub trait CoinStore: Sync {
     }
 
     /// Whether every write since the last call reached where the store keeps records:
-    /// `Err` with the first failed write's description. The command runner
-    /// ([`crate::commands::Node::run`]) asks after every command and then answers
+    /// `Err` with the first failed write's description. The command runner (`Node::run` of
+    /// the commands module) asks after every command and then answers
     /// ERROR_INTERNAL, never the command's own status: a status must not claim a change the
     /// store does not hold. Stores whose writes cannot fail keep the default.
     fn finish(&self) -> Result<(), String> {
