@@ -1,7 +1,7 @@
 //! The `cmd_*` handlers: one thin `extern "C"` shim per row of the command table
-//! (src/commands/table.rs), each the whole of [`handle`] inside the handler boundary
-//! ([`super::entry::enter_handler`]): check the pointer, turn the C struct into safe Rust
-//! values, run the command, write the answer back.
+//! (src/commands/table.rs), each the whole of `handle` inside the handler boundary
+//! (`entry::enter_handler`): check the pointer, turn the C struct into safe Rust values,
+//! run the command, write the answer back.
 
 use std::ptr::NonNull;
 
