@@ -89,6 +89,7 @@ fn two_hundred_fixes_against_black_holed_peers_under_1024_descriptors() {
         deadline: DEADLINE,
         hedge_after: Duration::from_millis(300),
         hedge_start: Duration::from_millis(300),
+        ..PeerOptions::default()
     };
     let server = Arc::new(server);
 
