@@ -3,7 +3,10 @@
 //! Every peer is asked at once from the calling thread: non-blocking connect, send and
 //! receive, one `poll(2)` over the call's sockets (no thread, no runtime, no extra
 //! descriptor; nothing outlives [`ask_peers`]). One deadline bounds connect plus read for
-//! the whole call. Every socket holds a slot of the process-wide [`budget`]. A peer
+//! the whole call. Every socket holds a slot of the process-wide [`budget`], within the
+//! peer's share and in arrival order, so no set of calls can starve another. A peer that
+//! failed its last attempts is ejected ([`ejection`]): not asked and no vote at once,
+//! except by the one call that probes it. A peer
 //! silent well beyond its own usual answer time (the rule in [`health`]) gets a second
 //! connection, because a legacy listener can leave a connection unaccepted until another
 //! one arrives; the first valid answer on either is that peer's one answer. As soon as
@@ -1117,6 +1120,28 @@ mod tests {
         assert_eq!(odd.hedge_start, PeerOptions::default().hedge_start);
         let huge = PeerOptions::from_lookup(|_| Some(u64::MAX.to_string()));
         assert_eq!(huge.deadline, Duration::from_secs(3600));
+        assert_eq!(huge.eject.after, 1000);
+        assert_eq!(huge.eject.max, Duration::from_secs(3600));
+        let eject = PeerOptions::from_lookup(|name| {
+            Some(
+                match name {
+                    "RAIDA_HEALING_EJECT_AFTER" => "0",
+                    "RAIDA_HEALING_EJECT_COOLDOWN_MS" => "2500",
+                    "RAIDA_HEALING_EJECT_MAX_MS" => "0",
+                    _ => "",
+                }
+                .to_string(),
+            )
+        });
+        assert_eq!(
+            eject.eject,
+            EjectOptions {
+                after: 0,
+                cooldown: Duration::from_millis(2500),
+                max: Duration::from_millis(1),
+            }
+        );
+        assert_eq!(none.eject, EjectOptions::default());
     }
 
     #[test]
