@@ -295,10 +295,19 @@ fn silent_peers_are_ejected_not_waited_for_then_restored_when_they_answer() {
     }
     for peer in &dead {
         let h = health_of(peer.addr);
+        let expected = 3 + h.probes as usize;
+        // Every connection was made before its fix returned; the peer's accept thread may
+        // still be counting the last one, so wait for the count to reach what is expected
+        // (no fix runs meanwhile, so a count beyond it would be a connection too many).
+        let since = Instant::now();
+        while peer.connections().is_some_and(|n| n < expected)
+            && since.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         if let Some(reached) = peer.connections() {
             assert_eq!(
-                reached as u64,
-                3 + h.probes,
+                reached, expected,
                 "{:?}: one connection per fix before the ejection, then only probes",
                 peer.silence
             );
@@ -381,7 +390,8 @@ fn poisoner(coin: Coin) -> FakePeer {
 /// documented bound: its hedge is opened after at most `min(2 s, deadline / 4)` of
 /// silence. The rescuing call's deadline (1.2 s) is shorter than the hedge delay the slow
 /// answers alone would give (at least twice the answer time, 1.2 s), so the vote arrives
-/// only because the ceiling (300 ms here) holds.
+/// only because the ceiling (300 ms here) holds. Then a few fast answers bring the delay
+/// back under a second.
 #[test]
 fn slow_answers_cannot_delay_the_rescue_of_a_stranded_connection() {
     let _serial = serial();
@@ -424,12 +434,14 @@ fn slow_answers_cannot_delay_the_rescue_of_a_stranded_connection() {
     assert!(report.hedged);
     assert_eq!(coins, Some(vec![coin]));
 
-    // Fast answers again: within a few the peer's hedge delay is back near the floor.
+    // Fast answers again: within a few the peer's hedge delay is back near the floor (the
+    // answers take a few ms here; the bound leaves room for a loaded machine, the exact
+    // recovery is the estimate's unit test).
     let ceiling = hedge_ceiling(patient.deadline);
     for _ in 0..8 {
         let (report, _) = ask_one(target, claimer, &hurried);
         assert_eq!(report.outcome, PeerOutcome::Voted { listed: 1 });
     }
     let limit = health::estimate_of(RAIDA, peer.addr).hedge_limit(floor, floor, ceiling);
-    assert!(limit < Duration::from_millis(600), "{limit:?}");
+    assert!(limit < Duration::from_millis(1000), "{limit:?}");
 }
