@@ -15,7 +15,7 @@ use raida_healing::protocol::Coin;
 /// What the header check must answer, in the documented order: byte 0 is the RAIDA asked,
 /// status 250, challenge echoed at 16..32, body size `2 + 5k` with `k <= 4096`.
 ///
-/// This reads like `peers::check_response_header` in src/peers.rs on purpose: it is the
+/// This reads like `peers::check_response_header` in src/peers/wire.rs on purpose: it is the
 /// oracle, re-derived from docs/wire-protocol.md alone, not shared with the code it checks
 /// (a shared helper would agree with any bug it has). The duplicate-code report lists the
 /// pair; it stays.

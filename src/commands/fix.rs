@@ -107,7 +107,7 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
     }
 
     // Each peer gets a challenge from the OS random source; when it fails, no peer is
-    // asked with a guessable one (peers.rs refuses too) and the client hears 252.
+    // asked with a guessable one (the peer client refuses too) and the client hears 252.
     if !targets.is_empty() {
         crate::random::fill(&mut [0u8; 12]).map_err(|why| {
             log::error(&format!(
