@@ -241,7 +241,7 @@ install:
 	chmod 0644 $(DESTDIR)$(LIBDIR)/libraida_healing.a
 	install -m 0644 $(HEADER) $(DESTDIR)$(INCLUDEDIR)/raida_healing.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
-		-e 's|@VERSION@|$(VERSION)|g' -e "s|@LIBS_PRIVATE@|$$(cat $(NATIVE_LIBS))|g" \
+		-e 's|@VERSION@|$(VERSION)|g' -e "s|@NATIVE_LIBS@|$$(sed 's/-lgcc_s *//' $(NATIVE_LIBS))|g" \
 		raida_healing.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/raida_healing.pc
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/raida_healing.pc
 	sed -e 's|^INSTALLED_LIBRARY = None$$|INSTALLED_LIBRARY = "$(LIBDIR)/libraida_healing.so.$(SOVERSION)"|' \
