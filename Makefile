@@ -10,7 +10,7 @@
 ## make                    the release library (target/release/libraida_healing.{so,a}); the header is committed
 ## make test               every test suite below that says "(make test)": one line per suite ([i/N] NAME ... passed in T s), logs in build/logs/, a tally line; on a failure the first error line (TEST_STOP=1 stops there)
 ## make help               this list
-## make install            builds nothing (make && sudo make install): stripped libs + debug file, header, .pc, raida-healing tool; PREFIX LIBDIR INCLUDEDIR BINDIR PKGCONFIGDIR DEBUGDIR DESTDIR
+## make install            builds nothing (make && sudo make install): stripped libs + debug file, header, .pc, the ops tool (module + command); runs ldconfig or says how the library is found; PREFIX LIBDIR INCLUDEDIR BINDIR PKGCONFIGDIR DEBUGDIR PYTHONDIR DESTDIR
 ## make uninstall          removes what `make install` put there
 ## make clean              cargo clean and build/
 ## make fmt-check          cargo fmt --check
