@@ -166,6 +166,8 @@ impl HonestPeer {
 
 /// How a silent peer is silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// "Never" is what every variant says: the names read as sentences (Silence::NeverAnswers).
+#[allow(clippy::enum_variant_names)]
 pub enum Silence {
     /// Its accept queue is full: a connect hangs in SYN-SENT (as [`black_hole`]).
     NeverConnects,
