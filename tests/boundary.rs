@@ -197,10 +197,8 @@ fn every_export_returns_its_fallback_after_a_panic() {
 
     // Without a forced panic, the same calls succeed: the panics above were the test's.
     // SAFETY: a NUL-terminated path.
-    assert_eq!(
-        unsafe { raida_healing_open(dir.as_ptr()) },
-        RAIDA_HEALING_OK
-    );
+    let reopened = unsafe { raida_healing_open(dir.as_ptr()) };
+    assert_eq!(reopened, RAIDA_HEALING_OK);
     raida_healing_close();
     assert_eq!(last_error(), "");
 
