@@ -5,7 +5,8 @@
 //! fills for TCP and UDP alike (and keys its own rate limit on); `sa`, the datagram's
 //! source for UDP; `sk`, the client socket, whose peer getpeername(2) gives for TCP. The
 //! first one present wins, in that order. A caller that fills none (a test, an ops
-//! script) gets `None`, and the command behaves as it did before addresses were used.
+//! script: `ip` empty, `sa` NULL, `sk` 0) gets `None`, and the command behaves as it did
+//! before addresses were used.
 
 use std::ffi::CStr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -49,9 +50,11 @@ fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
 }
 
 /// `sk`: the peer of a connected TCP socket; `None` for anything else (not a socket,
-/// not connected, another family).
+/// not connected, another family). Descriptor 0 is what a zeroed `conn_info_t` holds
+/// (a test's, a script's) and is taken as none: a server's client socket is never
+/// stdin, and when it were, the server's `ip` would still name the client.
 fn socket_peer_ip(sk: libc::c_int) -> Option<IpAddr> {
-    if sk < 0 {
+    if sk <= 0 {
         return None;
     }
     let mut storage = std::mem::MaybeUninit::<libc::sockaddr_storage>::zeroed();
