@@ -51,6 +51,9 @@ pub const TICKET_CHARGE: usize = 7;
 /// The pool's capacity, in coins plus [`TICKET_CHARGE`] per ticket: 256 full tickets, or
 /// 131,296 one-coin tickets. Memory at most about 56 MiB either way (README, Tickets).
 pub const POOL_CAPACITY: usize = 256 * (MAX_COINS_PER_TICKET + TICKET_CHARGE);
+/// The most memory the pool takes, full of tickets of any shape (README, Tickets; checked
+/// by `tests/pool_memory.rs` with a counting allocator, shown by `make bench`).
+pub const POOL_MEMORY_BOUND: usize = 56 << 20;
 /// Coins held by live tickets never exceed this (256 full tickets): 256 tickets already
 /// take 256 charges of the capacity, the rest is 2^20 coins.
 pub const MAX_COINS_HELD: usize = 256 * MAX_COINS_PER_TICKET;
