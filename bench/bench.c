@@ -964,7 +964,7 @@ static void memory_rows(void)
 #define LARGE_POOL_TICKETS 336
 /* tickets::POOL_MEMORY_BOUND, the README's figure */
 #define POOL_MEMORY_BOUND_MIB 60.0
-/* no get_ticket holds the pool for longer (issue 17) */
+/* no get_ticket holds the pool for longer than this */
 #define LOCK_TARGET_MS 1.0
 #define TAKE_ROUNDS 41
 #define GUESSER_CLAIMS 200000
