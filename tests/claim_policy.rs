@@ -53,7 +53,10 @@ fn listed_accepts_only_the_configured_ip() {
     let refused = (Status::NoTicketFound, vec![]);
     // an unlisted address: 43 for a live ticket, exactly as for an unknown one
     assert_eq!(claim_from(&server, PEER, LIVE, Some("127.0.0.13")), refused);
-    assert_eq!(claim_from(&server, PEER, LIVE + 1, Some("127.0.0.13")), refused);
+    assert_eq!(
+        claim_from(&server, PEER, LIVE + 1, Some("127.0.0.13")),
+        refused
+    );
     // an index with no configured address
     assert_eq!(claim_from(&server, 20, LIVE, Some("127.0.0.12")), refused);
     // the configured IP (any port), also IPv4-mapped

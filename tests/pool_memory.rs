@@ -40,7 +40,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        IN_USE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        IN_USE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: the caller's contract, forwarded.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -100,8 +103,14 @@ fn full_pools_stay_within_the_documented_memory() {
         mib(large_bytes),
         mib(POOL_MEMORY_BOUND as isize)
     );
-    assert!(one_coin_bytes <= POOL_MEMORY_BOUND as isize, "one-coin pool: {one_coin_bytes} bytes");
-    assert!(large_bytes <= POOL_MEMORY_BOUND as isize, "3119-coin pool: {large_bytes} bytes");
+    assert!(
+        one_coin_bytes <= POOL_MEMORY_BOUND as isize,
+        "one-coin pool: {one_coin_bytes} bytes"
+    );
+    assert!(
+        large_bytes <= POOL_MEMORY_BOUND as isize,
+        "3119-coin pool: {large_bytes} bytes"
+    );
 
     taking_one_coin_from_a_4096_coin_ticket();
 }
@@ -124,7 +133,10 @@ fn taking_one_coin_from_a_4096_coin_ticket() {
     for id in newer {
         assert_eq!(&*pool.claim(id, 0).unwrap(), one);
     }
-    assert_eq!(pool.coins_held(), MAX_COINS_PER_TICKET - 1 + MAX_TICKETS_PER_COIN);
+    assert_eq!(
+        pool.coins_held(),
+        MAX_COINS_PER_TICKET - 1 + MAX_TICKETS_PER_COIN
+    );
     // the big ticket expires on time (300 s after it was made, 4 s before the newest)
     // and its coins leave the pool with it
     clock.advance(TICKET_LIFETIME - Duration::from_secs(MAX_TICKETS_PER_COIN as u64));

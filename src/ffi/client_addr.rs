@@ -38,7 +38,9 @@ fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
         match libc::c_int::from((*sa).sa_family) {
             libc::AF_INET => {
                 let sin = &*(sa as *const libc::sockaddr_in);
-                Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
+                Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    sin.sin_addr.s_addr,
+                ))))
             }
             libc::AF_INET6 => {
                 let sin6 = &*(sa as *const libc::sockaddr_in6);
@@ -142,11 +144,17 @@ mod tests {
             local.sin_family = libc::AF_INET as libc::sa_family_t;
             local.sin_addr.s_addr = u32::from(from.parse::<Ipv4Addr>().unwrap()).to_be();
             let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            assert_eq!(libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), size), 0);
+            assert_eq!(
+                libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), size),
+                0
+            );
             let mut remote = local;
             remote.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
             remote.sin_port = port.to_be();
-            assert_eq!(libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), size), 0);
+            assert_eq!(
+                libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), size),
+                0
+            );
             <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd)
         }
     }
