@@ -2,9 +2,10 @@
 //! guess throttle.
 //!
 //! The server says who the client is in three places: `ip`, the dotted IPv4 string it
-//! fills for TCP and UDP alike (and keys its own rate limit on); `sa`, the datagram's
-//! source for UDP; `sk`, the client socket, whose peer getpeername(2) gives for TCP. The
-//! first one present wins, in that order. A caller that fills none (a test, an ops
+//! fills for TCP and UDP alike (and keys its own rate limit on); `sk`, the client socket,
+//! whose peer getpeername(2) gives for TCP; `sa`, the datagram's source for UDP. The
+//! first one present wins, in that order: `sa` last, as the one pointer to follow (a
+//! UDP socket has no peer, so getpeername fails there and `sa` is reached). A caller that fills none (a test, an ops
 //! script: `ip` empty, `sa` NULL, `sk` 0) gets `None`, and the command behaves as it did
 //! before addresses were used.
 
@@ -16,8 +17,8 @@ use super::layout::ConnInfo;
 /// The client's IP address as the server gives it in `ci`; `None` when it gives none.
 pub(crate) fn client_ip(ci: &ConnInfo) -> Option<IpAddr> {
     dotted_ip(&ci.ip)
-        .or_else(|| sockaddr_ip(ci.sa))
         .or_else(|| socket_peer_ip(ci.sk))
+        .or_else(|| sockaddr_ip(ci.sa))
 }
 
 /// `ip`: an IPv4 address in dotted form, NUL-terminated within its 16 bytes.
