@@ -970,6 +970,45 @@ mod tests {
     }
 
     #[test]
+    fn expiry_is_paid_a_little_per_request_yet_never_late() {
+        let (pool, clock) = pool(&[1], 1000);
+        for sn in 0..1000 {
+            pool.create(&[Coin { den: 1, sn }]).unwrap();
+        }
+        let newcomer = [Coin { den: 2, sn: 0 }];
+        assert_eq!(pool.create(&newcomer), Err(CreateError::PoolFull));
+        clock.advance(TICKET_LIFETIME);
+        // all expired at once: none claimable, removed or not
+        assert_eq!(pool.claim(500, 0), Err(ClaimError::NotFound));
+        // the full pool of expired tickets makes room for a new one, one request removing
+        // only a bounded part of them
+        let id = pool.create(&newcomer).unwrap();
+        let left = pool.state.lock().tickets.len();
+        assert!((800..1000).contains(&left), "{left} tickets left after one request");
+        assert_eq!(pool.live(), 1);
+        assert_eq!(&*pool.claim(id, 0).unwrap(), &newcomer[0].to_wire());
+    }
+
+    #[test]
+    fn a_ticket_that_lost_most_coins_lists_the_rest() {
+        let (pool, _) = pool(&[1], 1000);
+        let all = coins(8);
+        let first = pool.create(&all).unwrap();
+        for _ in 0..MAX_TICKETS_PER_COIN {
+            pool.create(&all[..5]).unwrap();
+        }
+        // 3 of 8 left: the list was compacted when fewer than half remained
+        let rest: Vec<u8> = all[5..].iter().flat_map(|c| c.to_wire()).collect();
+        assert_eq!(&*pool.claim(first, 0).unwrap(), &rest[..]);
+        assert_eq!(pool.coins_held(), 3 + 5 * MAX_TICKETS_PER_COIN);
+        // and one coin more taken from it later still leaves the right two
+        for _ in 0..MAX_TICKETS_PER_COIN {
+            pool.create(&all[5..6]).unwrap();
+        }
+        assert_eq!(&*pool.claim(first, 1).unwrap(), &rest[COIN_BYTES..]);
+    }
+
+    #[test]
     fn a_broken_id_source_creates_nothing() {
         let pool = TicketPool::with_limits(
             Box::<ManualClock>::default(),
