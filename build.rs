@@ -4,8 +4,9 @@
 //! regenerates it and fails when the committed copy differs.
 
 /// The ABI version of the shared library: its SONAME is `libraida_healing.so.<SOVERSION>`.
-/// This is the one place it is written: the Makefile reads it from here. Bump it when the
-/// C ABI changes incompatibly.
+/// This is the one place it is written: the Makefile reads it from here. The rule for
+/// bumping it is in docs/abi.md ("When the SOVERSION changes"); `make check-abi` enforces
+/// it against the committed baseline in abi/.
 const SOVERSION: &str = "0";
 
 fn main() {
@@ -22,6 +23,9 @@ fn generate_header() {
     use std::path::PathBuf;
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    // `make check-header` puts the committed copy back after comparing: a header that
+    // differs from what was generated must be generated again next time.
+    println!("cargo:rerun-if-changed=include/raida_healing.h");
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable and valid");

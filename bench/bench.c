@@ -565,8 +565,10 @@ static void claim_row(const struct coin *coins, int coins_per_ticket, int thread
 
 /* ---- fix against loopback peers ---- */
 
-/* One fix of the first n coins, every peer given `ticket[i]`; returns ms, -1 if wrong. */
-static double fix_once(const struct coin *coins, int n, const uint32_t ticket[25])
+/* One fix of the first n coins, every peer given `ticket[i]`; its time in ms and, in
+ * `*status`, its answer. */
+static double fix_answer(const struct coin *coins, int n, const uint32_t ticket[25],
+                         unsigned *status)
 {
     size_t size = 5 * (size_t)n + 16 + 100;
     unsigned char *payload = xmalloc(size), *at = payload;
@@ -579,22 +581,31 @@ static double fix_once(const struct coin *coins, int n, const uint32_t ticket[25
     rq_body_t body = rq_legacy_body(NULL, payload, size);
     conn_info_t ci;
     rq_ci_fill(&ci, &body, 0, COIN_ID);
-    host_clear_dirty(coins[n - 1].den, coins[n - 1].sn);
     double t0 = now_ns();
     cmd_fix(&ci);
     double ms = (now_ns() - t0) / 1e6;
-    int ok = ci.command_status == RAIDA_STATUS_ALL_PASS;
+    *status = ci.command_status;
+    rq_ci_release(&ci);
+    rq_body_free(&body);
+    free(payload);
+    return ms;
+}
+
+/* One fix of the first n coins, every peer given `ticket[i]`; returns ms, -1 if wrong. */
+static double fix_once(const struct coin *coins, int n, const uint32_t ticket[25])
+{
+    host_clear_dirty(coins[n - 1].den, coins[n - 1].sn);
+    unsigned status;
+    double ms = fix_answer(coins, n, ticket, &status);
+    int ok = status == RAIDA_STATUS_ALL_PASS;
     if (!ok)
-        fail("fix x%d answered %u, not 241 (all fixed)", n, ci.command_status);
+        fail("fix x%d answered %u, not 241 (all fixed)", n, status);
     if (ok && host_page_dirty(coins[n - 1].den, coins[n - 1].sn) != 1) {
         fail("fix x%d answered 241 but left the last coin's page clean", n);
         ok = 0;
     }
     if (host_locked_pages() != 0)
         fail("fix left %d pages locked", host_locked_pages());
-    rq_ci_release(&ci);
-    rq_body_free(&body);
-    free(payload);
     return ok ? ms : -1;
 }
 
@@ -732,6 +743,160 @@ static void fix_row(const char *what, const struct coin *coins, int n, int stall
     }
     printf("| %-46s | %17s | %17s | %7s | %-16s |\n", label, value, floor_value, ratio, verdict);
     fflush(stdout);
+}
+
+/* ---- liveness: dead peers, hostile fixes ---- */
+
+/* The longest wait for any ejected peer's next probe, in ms (0: none ejected). */
+static uint64_t longest_probe_wait_ms(int *ejected)
+{
+    raida_healing_peer_health_t h[64];
+    size_t count = 0;
+    if (raida_healing_peer_health(h, 64, &count) != RAIDA_HEALING_OK)
+        die("raida_healing_peer_health failed");
+    uint64_t most = 0;
+    *ejected = 0;
+    for (size_t i = 0; i < count && i < 64; i++) {
+        *ejected += h[i].ejected;
+        if (h[i].next_probe_ms > most)
+            most = h[i].next_probe_ms;
+    }
+    return most;
+}
+
+static void time_row(const char *label, double *ms, int taken, const char *extra)
+{
+    char value[48] = "FAILED", worst[48] = "";
+    if (taken > 0) {
+        double w = ms[0];
+        for (int i = 1; i < taken; i++)
+            w = ms[i] > w ? ms[i] : w;
+        snprintf(value, sizeof value, "%.2f ms (%d runs)", median(ms, taken), taken);
+        snprintf(worst, sizeof worst, "worst %.2f ms", w);
+    }
+    printf("| %-46s | %17s | %17s | %7s | %-16s |\n", label, value, worst, "", extra);
+    fflush(stdout);
+}
+
+/* 12 honest peers (1..12) and 11 dead ones (14..24, they accept and never answer; 13 has
+ * no ticket): with this server 13 votes, one short, so a fix can only end 242, and until
+ * the dead peers are ejected it waits its deadline for them. Then, once the dead peers'
+ * cooldown is over, one fix whose coin they list again probes and restores them all. */
+static void dead_peer_rows(const struct coin *coins)
+{
+    uint32_t ticket[25] = { 0 };
+    for (int i = 1; i <= 12; i++)
+        ticket[i] = FAKE_PEER_TICKET(FAKE_PEER_LISTS, 1);
+    for (int i = 14; i <= 24; i++)
+        ticket[i] = FAKE_PEER_TICKET(FAKE_PEER_STALLED, 0);
+    double first[3], next[FIX_SAMPLES];
+    unsigned status;
+    for (int s = 0; s < 3; s++) {
+        first[s] = fix_answer(coins, 1, ticket, &status);
+        if (status != RAIDA_STATUS_ALL_FAIL)
+            fail("dead peers: fix %d answered %u, not 242", s + 1, status);
+    }
+    int ejected = 0;
+    longest_probe_wait_ms(&ejected);
+    if (ejected != 11)
+        fail("dead peers: %d peers ejected after 3 fixes, not 11", ejected);
+    for (int s = 0; s < FIX_SAMPLES; s++) {
+        next[s] = fix_answer(coins, 1, ticket, &status);
+        if (status != RAIDA_STATUS_ALL_FAIL)
+            fail("dead peers: a later fix answered %u, not 242", status);
+    }
+    time_row("fix x1 (12 honest, 11 dead): fixes 1-3", first, 3, "waits the deadline");
+    time_row("fix x1 (12 honest, 11 dead): next fixes", next, FIX_SAMPLES, "11 ejected");
+
+    /* The dead peers come back (their tickets list the coin again): the first fix after
+     * their cooldown probes and restores them. */
+    uint64_t wait_ms = longest_probe_wait_ms(&ejected);
+    struct timespec pause = { .tv_sec = (time_t)(wait_ms / 1000) + 1,
+                              .tv_nsec = (long)(wait_ms % 1000) * 1000000L };
+    nanosleep(&pause, NULL);
+    for (int i = 1; i <= 24; i++)
+        ticket[i] = FAKE_PEER_TICKET(FAKE_PEER_LISTS, 1);
+    double back = fix_answer(coins, 1, ticket, &status);
+    if (status != RAIDA_STATUS_ALL_PASS)
+        fail("dead peers back: the probing fix answered %u, not 241", status);
+    longest_probe_wait_ms(&ejected);
+    if (ejected != 0)
+        fail("dead peers back: %d still ejected after their probes answered", ejected);
+    time_row("fix x1 probing 11 returned peers (restored)", &back, 1, "");
+}
+
+#define HOSTILE_FIXES 200
+
+struct hostile {
+    const struct coin *coin;
+    const uint32_t *ticket;
+    pthread_barrier_t *start;
+    unsigned status;
+};
+
+static void *hostile_fix(void *arg)
+{
+    struct hostile *h = arg;
+    pthread_barrier_wait(h->start);
+    fix_answer(h->coin, 1, h->ticket, &h->status);
+    return NULL;
+}
+
+/* 200 hostile fixes at once, each naming 2 voters (1, 2) and 11 silent peers (14..24), so
+ * none decides before its deadline; meanwhile honest fixes of a coin peers 1..13 confirm
+ * (the silent ones named too) run one after another until the hostile fixes end. */
+static void hostile_row(const struct coin *coins)
+{
+    static uint32_t hostile_ticket[25];
+    uint32_t honest_ticket[25] = { 0 };
+    for (int i = 1; i <= 24; i++) {
+        int silent = i >= 14;
+        hostile_ticket[i] = silent ? FAKE_PEER_TICKET(FAKE_PEER_STALLED, 0)
+                            : i <= 2 ? FAKE_PEER_TICKET(FAKE_PEER_LISTS, 2)
+                                     : 0;
+        honest_ticket[i] = silent ? FAKE_PEER_TICKET(FAKE_PEER_STALLED, 0)
+                                  : FAKE_PEER_TICKET(FAKE_PEER_LISTS, 1);
+    }
+    pthread_t threads[HOSTILE_FIXES];
+    static struct hostile hostile[HOSTILE_FIXES];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, HOSTILE_FIXES + 1);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    for (int t = 0; t < HOSTILE_FIXES; t++) {
+        hostile[t] = (struct hostile){ .coin = &coins[1], .ticket = hostile_ticket, .start = &start };
+        if (pthread_create(&threads[t], &attr, hostile_fix, &hostile[t]) != 0)
+            die("cannot start hostile fix %d", t);
+    }
+    pthread_barrier_wait(&start);
+    /* The hostile fixes hold the silent peers' shares (11 x 10 connections) once they
+     * all run; the honest fixes start then. */
+    double t0 = now_ns();
+    while (raida_healing_peer_connections() < 110 && now_ns() - t0 < 2e9) {
+        struct timespec ms = { 0, 1000000 };
+        nanosleep(&ms, NULL);
+    }
+    double ms[FIX_SAMPLES];
+    int taken = 0;
+    unsigned status;
+    while (taken < FIX_SAMPLES && raida_healing_peer_connections() >= 110) {
+        ms[taken] = fix_answer(coins, 1, honest_ticket, &status);
+        if (status != RAIDA_STATUS_ALL_PASS) {
+            fail("an honest fix beside %d hostile ones answered %u, not 241", HOSTILE_FIXES,
+                 status);
+            break;
+        }
+        taken++;
+    }
+    for (int t = 0; t < HOSTILE_FIXES; t++) {
+        pthread_join(threads[t], NULL);
+        if (hostile[t].status != RAIDA_STATUS_ALL_FAIL)
+            fail("a hostile fix answered %u, not 242", hostile[t].status);
+    }
+    pthread_attr_destroy(&attr);
+    pthread_barrier_destroy(&start);
+    time_row("honest fix x1 beside 200 hostile fixes", ms, taken, "none fails");
 }
 
 /* ---- what a fix costs the process: threads, system calls, peer connections ---- */
@@ -1361,6 +1526,9 @@ int main(int argc, char **argv)
     fix_row("fix x1", fix_coins, 1, 10, 100);
     cost_rows("fix x1", fix_coins, 1);
     cost_rows("fix x3000", fix_coins, FIX_MAX);
+    /* last: they eject peers (and restore them) */
+    dead_peer_rows(fix_coins);
+    hostile_row(fix_coins);
     fake_peers_stop(&peers);
 
     printf("\nlayouts: ");

@@ -167,6 +167,8 @@ static void check_health(const struct fake_peer *slow, const struct fake_peer *h
     for (size_t i = 0; i < count; i++) {
         const raida_healing_peer_health_t *p = &h[i];
         CHECK(i == 0 || h[i - 1].raida <= p->raida, "entries in RAIDA order");
+        CHECK(p->ejected == 0 && p->next_probe_ms == 0, "peer %d not ejected after one fix",
+              p->raida);
         CHECK(p->ipv4[0] == 127 && p->ipv4[1] == 0 && p->ipv4[2] == 0 && p->ipv4[3] == 1,
               "peer %d address", p->raida);
         if (p->raida == slow->raida && p->port == slow->port) {
@@ -195,6 +197,10 @@ static void check_health(const struct fake_peer *slow, const struct fake_peer *h
             found++;
         } else if (p->raida == down_raida && p->port == down_port) {
             CHECK(p->answers == 0 && p->failures == 1 && p->typical_us == 0, "down peer figures");
+            /* one refusal: counted, not yet ejected (that takes 3 in a row by default) */
+            CHECK(p->consecutive_failures == 1 && p->ejected == 0 && p->ejections == 0 &&
+                      p->probes == 0 && p->next_probe_ms == 0,
+                  "down peer ejection figures");
             found++;
         }
     }

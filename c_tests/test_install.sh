@@ -5,19 +5,31 @@
 #   2. the .so is stripped (no .debug_* sections, no symtab), names its debug file through
 #      .gnu_debuglink, and that file (LIBDIR/.debug) holds the debug info with the same
 #      build id; the .a has no debug info; sizes stay within the bounds below;
-#   3. SONAME and symlinks come from the one SOVERSION; the .pc file's Libs.private is
-#      rustc's native-static-libs; programs build against both libraries with pkg-config;
-#   4. the ops tool is BINDIR/raida-healing, executable, and finds the installed library;
+#   3. SONAME and symlinks come from the one SOVERSION; the .pc file's native_libs (its
+#      Libs.private) is rustc's native-static-libs less -lgcc_s; the install says how the
+#      library will be found; a program without an rpath exits 127, with LD_LIBRARY_PATH
+#      it runs; gdb on the installed library shows arguments and locals from the debug
+#      file, whose paths are remapped (no trace of this checkout);
+#   R. every link recipe of README.md (the code blocks after `<!-- recipe: NAME -->`), run
+#      exactly as written in a private mount namespace where /usr/local and /etc are
+#      overlays and /opt a tmpfs (so `sudo make install` and ldconfig change nothing
+#      outside): the system install runs ldconfig and its program finds the library
+#      through the cache; the prefix install's program through its rpath; the static ones
+#      need no .so (the whole-program one no loader at all);
+#   4. the ops tool: BINDIR/raida-healing launches the module PYTHONDIR/raida_healing.py,
+#      which an ops script imports with PYTHONPATH; both find the installed library;
 #   5. LIBDIR, INCLUDEDIR, BINDIR and DESTDIR move each part (the .pc names the final paths);
 #   6. uninstall removes everything; install without a build says so and fails.
 set -euo pipefail
 MAKE_CMD=$1 CC=$2 CWARN=$3 SOVERSION=$4 VERSION=$5
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-# Installed-size bounds (bytes). Measured: .so 0.89 MB stripped (8.6 MB as built, debug
-# info included), .a 15.5 MB without debug info (about 30 MB as built). The bounds leave
-# room to grow and still catch an unstripped install.
+# Installed-size bounds (bytes). Measured: .so 0.84 MB stripped (15.7 MB as built, debug
+# info included), its compressed debug file 3.7 MB, .a 15.7 MB without debug info (49 MB
+# as built). The bounds leave room to grow and still catch an unstripped install.
 MAX_SO=1500000
 MAX_STATIC=22000000
+MAX_DEBUG=8000000
 
 fail() { echo "install-test: $*" >&2; exit 1; }
 tmp=$(mktemp -d)
@@ -49,6 +61,7 @@ a_size=$(stat -c %s "$lib/libraida_healing.a")
 debug_size=$(stat -c %s "$debug")
 [ "$so_size" -le "$MAX_SO" ] || fail ".so is $so_size bytes, bound $MAX_SO"
 [ "$a_size" -le "$MAX_STATIC" ] || fail ".a is $a_size bytes, bound $MAX_STATIC"
+[ "$debug_size" -le "$MAX_DEBUG" ] || fail "the debug file is $debug_size bytes, bound $MAX_DEBUG"
 echo "installed sizes: libraida_healing.so.$VERSION $so_size, libraida_healing.a $a_size," \
      ".debug/$debuglink $debug_size bytes"
 [ "$(stat -c %a "$so")" = 755 ] && [ "$(stat -c %a "$lib/libraida_healing.a")" = 644 ] \
@@ -61,48 +74,120 @@ readelf -d "$so" | grep -q "Library soname: \[libraida_healing.so.$SOVERSION\]" 
 [ "$(readlink "$lib/libraida_healing.so")" = "libraida_healing.so.$SOVERSION" ] || fail "dev .so link"
 [ -f "$prefix/include/raida_healing.h" ] || fail "no header"
 export PKG_CONFIG_PATH=$lib/pkgconfig
-native=$(cat "$(dirname "$0")/../${CARGO_TARGET_DIR:-target}/release/libraida_healing.native-static-libs")
-grep -qx "Libs.private: $native" "$lib/pkgconfig/raida_healing.pc" \
-    || fail "Libs.private is not rustc's native-static-libs ($native)"
-flags=$(pkg-config --cflags --libs raida_healing)
-echo "pkg-config: $flags"
-# shellcheck disable=SC2086
-$CC $CWARN c_tests/install_probe.c -o "$tmp/probe" $flags -Wl,-rpath,"$lib"
-readelf -d "$tmp/probe" | grep -q "Shared library: \[libraida_healing.so.$SOVERSION\]" \
-    || fail "probe does not need libraida_healing.so.$SOVERSION"
-"$tmp/probe"
-static_libs=$(pkg-config --static --libs-only-l raida_healing | sed 's/-lraida_healing//')
-echo "pkg-config --static: $static_libs"
-# shellcheck disable=SC2086
-$CC $CWARN c_tests/install_probe.c -o "$tmp/probe_static" $(pkg-config --cflags raida_healing) \
-    "$lib/libraida_healing.a" $static_libs
-readelf -d "$tmp/probe_static" | grep -q libraida_healing && fail "static probe needs the .so"
-"$tmp/probe_static"
+native=$(sed 's/-lgcc_s *//' "$ROOT/build/native-static-libs")
+grep -qx "native_libs=$native" "$lib/pkgconfig/raida_healing.pc" \
+    || fail "native_libs is not rustc's native-static-libs less -lgcc_s ($native)"
+grep -qx 'Libs.private: ${native_libs}' "$lib/pkgconfig/raida_healing.pc" || fail "Libs.private"
+# the install said how the library will be found (a prefix the loader does not search)
+note=$($MAKE_CMD --no-print-directory install PREFIX="$prefix" CARGO=false | tail -n 6)
+echo "$note" | grep -q "is not a directory the dynamic loader searches" || fail "install note: $note"
+echo "$note" | grep -q -- "-Wl,-rpath,$lib" && echo "$note" | grep -q "LD_LIBRARY_PATH=$lib" \
+    && echo "$note" | grep -q "ld.so.conf.d" || fail "install note lacks a way: $note"
+# shellcheck disable=SC2046,SC2086
+$CC $CWARN c_tests/install_probe.c -o "$tmp/no_rpath" $(pkg-config --cflags --libs raida_healing)
+set +e; "$tmp/no_rpath" 2>"$tmp/no_rpath.err"; code=$?; set -e
+[ "$code" = 127 ] && grep -q "libraida_healing.so.$SOVERSION: cannot open shared object file" "$tmp/no_rpath.err" \
+    || fail "a program without rpath should exit 127 here, got $code: $(cat "$tmp/no_rpath.err")"
+LD_LIBRARY_PATH=$lib "$tmp/no_rpath" >/dev/null || fail "LD_LIBRARY_PATH=$lib does not find it"
 
-# 4. the ops tool, found with no --lib and no environment
+# gdb on the installed (stripped) library: the debug file gives arguments and locals, and
+# names the remapped source path, never this checkout's
+out=$(LD_LIBRARY_PATH=$lib timeout 120 gdb -batch -nx -ex 'set debuginfod enabled off' \
+    -ex 'break cmd_find' -ex run -ex 'frame 1' -ex 'info args' -ex 'info locals' \
+    -ex 'info source' "$tmp/no_rpath" 2>&1) || fail "gdb: $out"
+echo "$out" | grep -q "^ci = 0x" || fail "gdb shows no argument ci: $out"
+echo "$out" | grep -q "^body = " || fail "gdb shows no local body: $out"
+echo "$out" | grep -qx "Compilation directory is /usr/src/raida-healing-$VERSION" \
+    || fail "gdb: the compilation directory is not remapped: $out"
+objcopy --decompress-debug-sections "$debug" "$tmp/plain.debug"
+if grep -qaF "$ROOT" "$tmp/plain.debug"; then fail "the debug file names this checkout ($ROOT)"; fi
+echo "gdb: arguments and locals of cmd_find from $debuglink; sources at /usr/src/raida-healing-$VERSION"
+
+# R. the README's recipes, each in a private mount namespace of its own
+recipe() {  # the code block after <!-- recipe: $1 --> in README.md
+    awk -v name="$1" '$0 == "<!-- recipe: " name " -->" {found=1; next}
+        found && /^```sh$/ {inside=1; next} inside && /^```$/ {exit} inside {print}' "$ROOT/README.md"
+}
+as_root=(unshare --mount --propagation private)
+[ "$(id -u)" -eq 0 ] || as_root=(unshare --mount --propagation private --map-root-user)
+for name in shared-system shared-prefix static static-whole; do
+    block=$(recipe "$name")
+    [ -n "$block" ] || fail "README.md has no recipe $name"
+    work=$tmp/recipe-$name
+    mkdir -p "$work/run" "$work/etc-up" "$work/etc-work" "$work/local-up" "$work/local-work"
+    cp c_tests/install_probe.c "$work/run/server.c"
+    printf '%s\n' "$block" > "$work/recipe.sh"
+    cat > "$work/namespace.sh" <<EOF
+set -euo pipefail
+mount -t overlay overlay -o lowerdir=/etc,upperdir=$work/etc-up,workdir=$work/etc-work /etc
+mount -t overlay overlay -o lowerdir=/usr/local,upperdir=$work/local-up,workdir=$work/local-work /usr/local
+mount -t tmpfs tmpfs /opt
+# The recipe's make is this checkout's make (the recipe runs where server.c is); as root
+# in this namespace, sudo has nothing to do.
+make() { command $MAKE_CMD -C "$ROOT" --no-print-directory "\$@"; }
+sudo() { "\$@"; }
+cd "$work/run"
+unset PKG_CONFIG_PATH LD_LIBRARY_PATH
+. "$work/recipe.sh" > "$work/out.txt" 2>&1 || { cat "$work/out.txt"; exit 1; }
+grep -qx "install probe: cmd_find answered 252 without a server" "$work/out.txt" || { cat "$work/out.txt"; exit 1; }
+case $name in
+shared-system)
+    grep -q "ran ldconfig: programs find /usr/local/lib/libraida_healing.so.$SOVERSION" "$work/out.txt" || { cat "$work/out.txt"; exit 1; }
+    readelf -d server | grep -q "Shared library: \[libraida_healing.so.$SOVERSION\]"
+    if readelf -d server | grep -q "RUNPATH\|RPATH"; then echo "the system recipe set an rpath"; exit 1; fi
+    ldconfig -p | grep -q "libraida_healing.so.$SOVERSION .*/usr/local/lib/" ;;
+shared-prefix)
+    readelf -d server | grep -q "Shared library: \[libraida_healing.so.$SOVERSION\]"
+    readelf -d server | grep -q "R.*PATH.*\[/opt/raida-healing/lib\]" ;;
+static)
+    if readelf -d server | grep -q libraida_healing; then echo "the static program needs the .so"; exit 1; fi ;;
+static-whole)
+    if readelf -l server | grep -q INTERP; then echo "the whole-static program has a loader"; exit 1; fi ;;
+esac
+EOF
+    "${as_root[@]}" bash "$work/namespace.sh" || fail "README recipe $name failed"
+    [ ! -e /opt/raida-healing ] && [ ! -e /usr/local/lib/libraida_healing.a ] \
+        || fail "recipe $name left files outside its namespace"
+    echo "README recipe $name: ran as written; the program works"
+done
+
+# 4. the ops tool: a launcher of the installed module, and the module importable
 tool=$prefix/bin/raida-healing
+pydir=$lib/raida-healing/python
 [ -x "$tool" ] || fail "$tool is not executable"
-grep -qx "INSTALLED_LIBRARY = \"$lib/libraida_healing.so.$SOVERSION\"" "$tool" \
-    || fail "the tool does not name the installed library"
-out=$(env -u RAIDA_HEALING_LIB "$tool" check)
+[ -f "$pydir/raida_healing.py" ] || fail "no module $pydir/raida_healing.py"
+grep -qx "sys.path.insert(0, \"$pydir\")" "$tool" || fail "the launcher does not name $pydir"
+[ "$(wc -l < "$tool")" -lt 15 ] || fail "the launcher is more than a launcher"
+grep -qx "INSTALLED_LIBRARY = \"$lib/libraida_healing.so.$SOVERSION\"" "$pydir/raida_healing.py" \
+    || fail "the module does not name the installed library"
+out=$(cd "$tmp" && env -u RAIDA_HEALING_LIB "$tool" check)
 echo "$out" | grep -qx "library: $lib/libraida_healing.so.$SOVERSION" || fail "tool check: $out"
 echo "$out" | grep -qx "check: ok" || fail "tool check: $out"
+out=$(cd "$tmp" && env -u RAIDA_HEALING_LIB PYTHONPATH="$pydir" python3 -c \
+    'import raida_healing; lib = raida_healing.Library(raida_healing.library_path(None)); print(lib.path, lib.conn_info_size())')
+[ "$out" = "$lib/libraida_healing.so.$SOVERSION 336" ] || fail "import raida_healing: $out"
 
 # 5. every directory variable, staged under DESTDIR
 stage=$tmp/stage
-$MAKE_CMD --no-print-directory install CARGO=false DESTDIR="$stage" PREFIX=/opt/rh \
-    LIBDIR=/opt/rh/lib64 INCLUDEDIR=/opt/rh/inc BINDIR=/opt/rh/sbin >/dev/null
+out=$($MAKE_CMD --no-print-directory install CARGO=false DESTDIR="$stage" PREFIX=/opt/rh \
+    LIBDIR=/opt/rh/lib64 INCLUDEDIR=/opt/rh/inc BINDIR=/opt/rh/sbin)
+echo "$out" | grep -q "staged under DESTDIR=$stage: the package's installation runs ldconfig" \
+    || fail "a DESTDIR install does not say who runs ldconfig: $out"
 for f in lib64/libraida_healing.so.$VERSION lib64/libraida_healing.so.$SOVERSION \
          lib64/libraida_healing.so lib64/libraida_healing.a lib64/.debug/$debuglink \
-         lib64/pkgconfig/raida_healing.pc inc/raida_healing.h sbin/raida-healing; do
+         lib64/pkgconfig/raida_healing.pc inc/raida_healing.h sbin/raida-healing \
+         lib64/raida-healing/python/raida_healing.py; do
     [ -e "$stage/opt/rh/$f" ] || fail "DESTDIR install lacks /opt/rh/$f"
 done
 [ -z "$(find "$stage" -path "$stage/opt/rh" -prune -o -type f -print)" ] || fail "files outside /opt/rh"
 pc=$stage/opt/rh/lib64/pkgconfig/raida_healing.pc
 grep -qx 'libdir=/opt/rh/lib64' "$pc" && grep -qx 'includedir=/opt/rh/inc' "$pc" \
     || fail "the .pc does not name LIBDIR/INCLUDEDIR: $(cat "$pc")"
-grep -qx 'INSTALLED_LIBRARY = "/opt/rh/lib64/libraida_healing.so.'"$SOVERSION"'"' "$stage/opt/rh/sbin/raida-healing" \
-    || fail "the staged tool does not name the final library path"
+grep -qx 'INSTALLED_LIBRARY = "/opt/rh/lib64/libraida_healing.so.'"$SOVERSION"'"' \
+    "$stage/opt/rh/lib64/raida-healing/python/raida_healing.py" \
+    || fail "the staged module does not name the final library path"
+grep -qx 'sys.path.insert(0, "/opt/rh/lib64/raida-healing/python")' "$stage/opt/rh/sbin/raida-healing" \
+    || fail "the staged launcher does not name the final module path"
 
 # 6. uninstall, and install without a build
 $MAKE_CMD --no-print-directory uninstall PREFIX="$prefix" >/dev/null
@@ -114,6 +199,7 @@ if out=$(CARGO_TARGET_DIR="$tmp/nothing-built" $MAKE_CMD --no-print-directory in
 fi
 echo "$out" | grep -q "is missing; build first: make && sudo make install" || fail "install without a build: $out"
 [ ! -e "$tmp/p2" ] || fail "install without a build created $tmp/p2"
-echo "install-test: builds nothing; stripped .so with debuglink + build-id matched debug file;" \
-     ".a without debug info; sizes bounded; SONAME .so.$SOVERSION; Libs.private from rustc;" \
-     "shared and static probes; tool installed; LIBDIR/INCLUDEDIR/BINDIR/DESTDIR; uninstall ok"
+echo "install-test: builds nothing; stripped .so with debuglink + build-id matched debug file" \
+     "(gdb: arguments, locals, remapped paths); .a without debug info; sizes bounded; SONAME" \
+     ".so.$SOVERSION; native_libs from rustc; run-time lookup said and shown; the README's" \
+     "4 recipes as written; tool launcher + importable module; LIBDIR/INCLUDEDIR/BINDIR/DESTDIR; uninstall ok"

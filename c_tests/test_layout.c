@@ -133,6 +133,27 @@ static void config_struct(void)
     FIELD(struct config_s, btc_confirmations, 540, 1);
 }
 
+/* The library's own struct for raida_healing_peer_health (docs/abi.md): appended fields
+ * only, the first 56 bytes as before the ejection fields. */
+static void peer_health(void)
+{
+    SIZE_ALIGN(raida_healing_peer_health_t, 88, 8);
+    TYPED_FIELD(raida_healing_peer_health_t, raida, 0, 1, uint8_t);
+    FIELD(raida_healing_peer_health_t, ipv4, 1, 4);
+    TYPED_FIELD(raida_healing_peer_health_t, port, 6, 2, uint16_t);
+    TYPED_FIELD(raida_healing_peer_health_t, answers, 8, 8, uint64_t);
+    TYPED_FIELD(raida_healing_peer_health_t, failures, 16, 8, uint64_t);
+    TYPED_FIELD(raida_healing_peer_health_t, timeouts, 24, 8, uint64_t);
+    TYPED_FIELD(raida_healing_peer_health_t, hedges, 32, 8, uint64_t);
+    TYPED_FIELD(raida_healing_peer_health_t, typical_us, 40, 8, uint64_t);
+    TYPED_FIELD(raida_healing_peer_health_t, high_us, 48, 8, uint64_t);
+    TYPED_FIELD(raida_healing_peer_health_t, ejections, 56, 8, uint64_t);
+    TYPED_FIELD(raida_healing_peer_health_t, probes, 64, 8, uint64_t);
+    TYPED_FIELD(raida_healing_peer_health_t, next_probe_ms, 72, 8, uint64_t);
+    TYPED_FIELD(raida_healing_peer_health_t, consecutive_failures, 80, 4, uint32_t);
+    TYPED_FIELD(raida_healing_peer_health_t, ejected, 84, 1, uint8_t);
+}
+
 /* The status macros of the header, against docs/wire-protocol.md's table. */
 static void statuses(void)
 {
@@ -174,6 +195,7 @@ int main(void)
     validate_ticket_arg();
     page();
     config_struct();
+    peer_health();
     statuses();
     export_signatures();
     return check_summary();

@@ -209,7 +209,13 @@ typedef struct conn_info_t {
 } conn_info_t;
 
 // One peer as `raida_healing_peer_health` reports it: what this process has seen of
-// it since the library was loaded.
+// it since the library was loaded, and whether it is ejected (not asked until its next
+// probe).
+//
+// 88 bytes, alignment 8. Fields are only ever added at the end: the first 56 bytes
+// (up to `high_us`) keep the layout of the struct before it had the ejection fields, but
+// the size changed, so a caller built against an older header must be rebuilt (it
+// would pass an array of 56-byte entries).
 typedef struct raida_healing_peer_health_t {
   // The peer's RAIDA index, 0..24.
   uint8_t raida;
@@ -230,8 +236,22 @@ typedef struct raida_healing_peer_health_t {
   uint64_t typical_us;
   // A high answer time (typical + 4 x mean deviation), in microseconds; 0 before the
   // first answer. A peer silent for twice this (at least RAIDA_HEALING_HEDGE_MS, at
-  // most 8 x typical) is hedged.
+  // most 8 x typical, at most 2 s or a quarter of the deadline) is hedged.
   uint64_t high_us;
+  // Times it was ejected: after RAIDA_HEALING_EJECT_AFTER failed attempts in a row,
+  // and again after each failed probe.
+  uint64_t ejections;
+  // Probes of it while ejected that opened a connection (one call at a time).
+  uint64_t probes;
+  // While ejected: milliseconds until its next probe may start (0 when one is due or
+  // running); 0 when not ejected.
+  uint64_t next_probe_ms;
+  // Failed attempts (timeouts, refusals, invalid answers) since its last valid
+  // answer.
+  uint32_t consecutive_failures;
+  // 1 while ejected: fixes open no connection to it and count it as no vote, except
+  // the one call that probes it; 0 otherwise.
+  uint8_t ejected;
 } raida_healing_peer_health_t;
 
 // A coin as C code holds it (`coin_t`, 8 bytes).
@@ -378,9 +398,10 @@ void cmd_find(struct conn_info_t *ci);
 // As for `cmd_get_ticket`.
 void cmd_fix(struct conn_info_t *ci);
 
-// Copies the peer client's per-peer figures (answers, failures, timeouts, hedges and
-// typical answer time of every peer this process has asked, in RAIDA index order) into
-// `out`, so a host, a test or an ops script can see which RAIDA is slow or down.
+// Copies the peer client's per-peer figures (answers, failures, timeouts, hedges,
+// typical answer time, and ejection state with the time of the next probe, of every peer
+// this process has asked, in RAIDA index order) into `out`, so a host, a test or an ops
+// script can see which RAIDA is slow, down or ejected.
 //
 // Call it with `out` NULL and `capacity` 0 to learn how many peers there are; `*count`
 // is then set to that number. Otherwise at most `capacity` entries are written and

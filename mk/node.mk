@@ -20,8 +20,13 @@ $(eval $(call c_program,node_unit_test,$(NODE_UNIT_SRCS)))
 
 node: $(call bin,raida_node)
 
-demo: $(call bin,raida_node)
-	python3 $(NODE_DIR)/demo.py --node $(call bin,raida_node)
+# The build's output is shown only when it fails (build/demo-build.log), so the report is
+# all a person reads.
+demo:
+	@mkdir -p $(BUILD)
+	@$(MAKE) --no-print-directory node >$(BUILD)/demo-build.log 2>&1 \
+		|| { cat $(BUILD)/demo-build.log; echo "make demo: the build failed (log: $(BUILD)/demo-build.log)"; exit 1; }
+	@python3 $(NODE_DIR)/demo.py --node $(call bin,raida_node)
 
 node-test: $(call bin,raida_node) $(call asan_bin,raida_node) $(call asan_bin,node_unit_test)
 	$(SAN_ENV) $(call asan_bin,node_unit_test) tests/fixtures/config

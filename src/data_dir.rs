@@ -223,7 +223,14 @@ impl DataDir {
             OFlags::RDWR | OFlags::CREATE | below_data_flags(),
             Mode::from_raw_mode(0o644),
         )
-        .map_err(|e| problem_to_io(problem_of(&self.fd, Path::new(name), e)))?;
+        .map_err(|e| match problem_of(&self.fd, Path::new(name), e) {
+            // Not a page: say what the file is for rather than "unreadable page file".
+            PageProblem::Unreadable(why) => io::Error::new(
+                io::Error::from(e).kind(),
+                format!("cannot create or open the folder lock file: {why}"),
+            ),
+            problem => problem_to_io(problem),
+        })?;
         regular_file(fd).map_err(|e| match e {
             RegularError::Kind(kind) => problem_to_io(PageProblem::NotRegular { kind }),
             RegularError::Io(e) => e,

@@ -845,6 +845,20 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_file_that_cannot_be_opened_is_called_the_lock_file_not_a_page() {
+        let dir = TempDir::new("lockdir");
+        fs::create_dir(dir.0.join("Data").join(LOCK_FILE_NAME)).unwrap();
+        let why = PageFileStore::open(&dir.0, 8).map(drop).unwrap_err().to_string();
+        assert_eq!(
+            why,
+            format!(
+                "{}: cannot create or open the folder lock file: Is a directory (os error 21)",
+                dir.0.join("Data").join(LOCK_FILE_NAME).display()
+            )
+        );
+    }
+
+    #[test]
     fn a_fifo_lock_file_is_refused_without_blocking() {
         let dir = TempDir::new("lockfifo");
         mkfifo(&dir.0.join("Data").join(LOCK_FILE_NAME));

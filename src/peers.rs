@@ -3,7 +3,10 @@
 //! Every peer is asked at once from the calling thread: non-blocking connect, send and
 //! receive, one `poll(2)` over the call's sockets (no thread, no runtime, no extra
 //! descriptor; nothing outlives [`ask_peers`]). One deadline bounds connect plus read for
-//! the whole call. Every socket holds a slot of the process-wide [`budget`]. A peer
+//! the whole call. Every socket holds a slot of the process-wide [`budget`], within the
+//! peer's share and in arrival order, so no set of calls can starve another. A peer that
+//! failed its last attempts is ejected ([`ejection`]): not asked and no vote at once,
+//! except by the one call that probes it. A peer
 //! silent well beyond its own usual answer time (the rule in [`health`]) gets a second
 //! connection, because a legacy listener can leave a connection unaccepted until another
 //! one arrives; the first valid answer on either is that peer's one answer. As soon as
@@ -23,9 +26,11 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use socket2::{Domain, Protocol, Socket, Type};
 
 pub mod budget;
+pub mod ejection;
 pub mod health;
 
-use budget::Permit;
+use budget::{Permit, Place};
+use ejection::{Admission, EjectOptions};
 
 use crate::protocol::{challenge_crc, Coin, Status, COIN_BYTES, TRAILER, TRAILER_BYTES};
 
@@ -48,6 +53,8 @@ const HEALING_GROUP: u8 = 2;
 const VALIDATE_TICKET: u8 = 50;
 /// The longest deadline or hedge delay the environment may set (one hour).
 const MAX_SETTING_MS: u64 = 3_600_000;
+/// The most failures in a row `RAIDA_HEALING_EJECT_AFTER` may ask for.
+const MAX_EJECT_AFTER: u64 = 1000;
 
 /// How the client treats slow peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +67,8 @@ pub struct PeerOptions {
     /// The silence before a hedge for a peer this process has never had an answer from
     /// (at least `hedge_after`); peers with history follow the rule in [`health`].
     pub hedge_start: Duration,
+    /// When a peer is ejected and for how long ([`ejection`]).
+    pub eject: EjectOptions,
 }
 
 impl Default for PeerOptions {
@@ -68,15 +77,18 @@ impl Default for PeerOptions {
             deadline: Duration::from_secs(32),
             hedge_after: Duration::from_millis(300),
             hedge_start: Duration::from_millis(1000),
+            eject: EjectOptions::default(),
         }
     }
 }
 
 impl PeerOptions {
     /// Defaults, overridden by `RAIDA_HEALING_PEER_DEADLINE_MS` (1 ..= 3 600 000),
-    /// `RAIDA_HEALING_HEDGE_MS` and `RAIDA_HEALING_HEDGE_START_MS` (0 ..= 3 600 000)
-    /// where set to a number of milliseconds; values outside those ranges are clamped,
-    /// anything else is ignored.
+    /// `RAIDA_HEALING_HEDGE_MS` and `RAIDA_HEALING_HEDGE_START_MS` (0 ..= 3 600 000),
+    /// `RAIDA_HEALING_EJECT_COOLDOWN_MS` and `RAIDA_HEALING_EJECT_MAX_MS`
+    /// (1 ..= 3 600 000) where set to a number of milliseconds, and
+    /// `RAIDA_HEALING_EJECT_AFTER` (failures in a row, 0 ..= 1000; 0 never ejects);
+    /// values outside those ranges are clamped, anything else is ignored.
     pub fn from_env() -> PeerOptions {
         PeerOptions::from_lookup(|name| std::env::var(name).ok())
     }
@@ -89,10 +101,19 @@ impl PeerOptions {
                 .map(|v| Duration::from_millis(v.clamp(min, MAX_SETTING_MS)))
         };
         let defaults = PeerOptions::default();
+        let eject = defaults.eject;
         PeerOptions {
             deadline: ms("RAIDA_HEALING_PEER_DEADLINE_MS", 1).unwrap_or(defaults.deadline),
             hedge_after: ms("RAIDA_HEALING_HEDGE_MS", 0).unwrap_or(defaults.hedge_after),
             hedge_start: ms("RAIDA_HEALING_HEDGE_START_MS", 0).unwrap_or(defaults.hedge_start),
+            eject: EjectOptions {
+                after: lookup("RAIDA_HEALING_EJECT_AFTER")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(|v| v.min(MAX_EJECT_AFTER) as u32)
+                    .unwrap_or(eject.after),
+                cooldown: ms("RAIDA_HEALING_EJECT_COOLDOWN_MS", 1).unwrap_or(eject.cooldown),
+                max: ms("RAIDA_HEALING_EJECT_MAX_MS", 1).unwrap_or(eject.max),
+            },
         }
     }
 }
@@ -289,6 +310,9 @@ pub enum PeerOutcome {
     /// The process-wide connection budget (`RAIDA_HEALING_MAX_PEER_CONNECTIONS`) had no
     /// free slot for it before the deadline: never asked, no vote.
     NoConnection,
+    /// Ejected: it failed or stayed silent on its last attempts, so it is not asked
+    /// (no vote) until its next probe ([`ejection`]).
+    Ejected,
 }
 
 impl fmt::Display for PeerOutcome {
@@ -307,6 +331,7 @@ impl fmt::Display for PeerOutcome {
             PeerOutcome::NoConnection => {
                 write!(f, "no connection slot free before the deadline")
             }
+            PeerOutcome::Ejected => write!(f, "ejected (not asked until its next probe)"),
         }
     }
 }
@@ -579,6 +604,12 @@ fn io_failure(kind: io::ErrorKind) -> Failure {
 /// Where one peer stands during [`ask_peers`].
 #[derive(Default)]
 struct PeerState {
+    /// Ejected: never asked in this call, no vote.
+    ejected: bool,
+    /// This call is the peer's half-open probe.
+    probe: bool,
+    /// Its place in the queue for the peer's share of the budget, while waiting.
+    place: Option<Place>,
     /// Its first connection was opened (or failed to open for a reason of its own).
     started: bool,
     /// Connections still open.
@@ -596,7 +627,7 @@ struct PeerState {
 
 impl PeerState {
     fn is_pending(&self) -> bool {
-        self.voted.is_none() && (self.open > 0 || !self.started)
+        !self.ejected && self.voted.is_none() && (self.open > 0 || !self.started)
     }
 }
 
@@ -612,8 +643,10 @@ const SLOT_RETRY_LAST: Duration = Duration::from_millis(80);
 /// or the deadline passes. Returns one report per target, in `targets` order.
 ///
 /// Runs entirely on the calling thread: non-blocking sockets and one `poll(2)` over
-/// them. Every connection holds a slot of the process-wide budget ([`budget`]); a peer
-/// that cannot get one before the deadline is reported [`PeerOutcome::NoConnection`].
+/// them. Every connection holds a slot of the process-wide budget ([`budget`]), granted
+/// per peer in arrival order; a peer that cannot get one before the deadline is reported
+/// [`PeerOutcome::NoConnection`]. An ejected peer ([`ejection`]) is not asked and is no
+/// vote from the start ([`PeerOutcome::Ejected`]), unless this call is its probe.
 /// No socket it opened is open when it returns.
 pub fn ask_peers<C: Collector + ?Sized>(
     targets: &[Target],
@@ -624,25 +657,38 @@ pub fn ask_peers<C: Collector + ?Sized>(
     let start = Instant::now();
     let far = start + Duration::from_millis(MAX_SETTING_MS);
     let deadline = start.checked_add(options.deadline).unwrap_or(far);
-    let mut states: Vec<PeerState> = targets.iter().map(|_| PeerState::default()).collect();
+    let keys: Vec<_> = targets.iter().map(|t| (t.raida, t.addr)).collect();
+    let mut states: Vec<PeerState> = health::admit(&keys, deadline)
+        .into_iter()
+        .map(|admission| PeerState {
+            ejected: admission == Admission::Ejected,
+            probe: admission == Admission::Probe,
+            ..PeerState::default()
+        })
+        .collect();
+    let ceiling = health::hedge_ceiling(options.deadline);
     let limits: Vec<Duration> = targets
         .iter()
         .map(|t| {
-            health::estimate_of(t.raida, t.addr)
-                .hedge_limit(options.hedge_after, options.hedge_start)
+            health::estimate_of(t.raida, t.addr).hedge_limit(
+                options.hedge_after,
+                options.hedge_start,
+                ceiling,
+            )
         })
         .collect();
-    let deadline_passed = !collector.is_decided(targets.len())
+    let pending = states.iter().filter(|s| s.is_pending()).count();
+    let deadline_passed = !collector.is_decided(pending)
         && drive(targets, claimer, deadline, &limits, &mut states, collector);
-    // A peer never asked (decided without it, or no connection slot) says nothing of
-    // its health.
+    // A peer never asked (decided without it, no connection slot, ejected) says nothing
+    // of its health; a probe always reports back, asked or not.
     let observations: Vec<_> = targets
         .iter()
         .zip(&states)
-        .filter(|(_, s)| s.started)
+        .filter(|(_, s)| s.started || s.probe)
         .map(|(t, s)| (t.raida, t.addr, observation(s, deadline_passed)))
         .collect();
-    if let Some(line) = health::record(&observations) {
+    if let Some(line) = health::record(&observations, &options.eject) {
         crate::log::warning(&line);
     }
     targets
@@ -680,10 +726,16 @@ fn drive<C: Collector + ?Sized>(
         // Opens `slot`'s first connection, or with `hedge` its second, when the process has
         // a connection slot free (else notes the shortage: retried after `slot_retry`).
         let mut open = |slot: usize, state: &mut PeerState, hedge: bool| {
+            let raida = targets[slot].raida;
             let permit = if hedge {
-                Permit::hedge()
+                Permit::hedge(raida)
             } else {
-                Permit::first()
+                // Keeps its place in the peer's queue until a slot is its turn.
+                let taken = match state.place.take() {
+                    Some(place) => place.take(),
+                    None => Permit::first(raida),
+                };
+                taken.map_err(|place| state.place = Some(place)).ok()
             };
             let Some(permit) = permit else {
                 short_of_slots = true;
@@ -711,6 +763,9 @@ fn drive<C: Collector + ?Sized>(
             }
         };
         for (slot, state) in states.iter_mut().enumerate() {
+            if state.ejected {
+                continue;
+            }
             if !state.started {
                 open(slot, state, false);
             } else if state.is_pending() && !state.hedged {
@@ -845,6 +900,8 @@ fn observation(state: &PeerState, deadline_passed: bool) -> health::Observation 
             && (failed(&state.first_failure) || failed(&state.hedge_failure)),
         timed_out: state.voted.is_none() && state.open > 0 && deadline_passed,
         hedged: state.hedged,
+        probe: state.probe,
+        connected: state.started,
     }
 }
 
@@ -856,6 +913,14 @@ fn report(target: Target, state: PeerState, deadline_passed: bool) -> PeerReport
     } else {
         PeerOutcome::Unneeded
     };
+    if state.ejected {
+        return PeerReport {
+            target,
+            outcome: PeerOutcome::Ejected,
+            hedged: false,
+            hedge_outcome: None,
+        };
+    }
     if !state.started {
         // Never got a connection slot (or was not needed before it could).
         let outcome = if deadline_passed {
@@ -1055,6 +1120,28 @@ mod tests {
         assert_eq!(odd.hedge_start, PeerOptions::default().hedge_start);
         let huge = PeerOptions::from_lookup(|_| Some(u64::MAX.to_string()));
         assert_eq!(huge.deadline, Duration::from_secs(3600));
+        assert_eq!(huge.eject.after, 1000);
+        assert_eq!(huge.eject.max, Duration::from_secs(3600));
+        let eject = PeerOptions::from_lookup(|name| {
+            Some(
+                match name {
+                    "RAIDA_HEALING_EJECT_AFTER" => "0",
+                    "RAIDA_HEALING_EJECT_COOLDOWN_MS" => "2500",
+                    "RAIDA_HEALING_EJECT_MAX_MS" => "0",
+                    _ => "",
+                }
+                .to_string(),
+            )
+        });
+        assert_eq!(
+            eject.eject,
+            EjectOptions {
+                after: 0,
+                cooldown: Duration::from_millis(2500),
+                max: Duration::from_millis(1),
+            }
+        );
+        assert_eq!(none.eject, EjectOptions::default());
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //!   coin only displaces his own tickets;
 //! - the capacity counts what a ticket costs in memory: its coins plus a fixed charge per
 //!   ticket ([`TICKET_CHARGE`]), [`POOL_CAPACITY`] in all, so a pool of one-coin tickets
-//!   is bounded as tightly as one of full tickets (docs: README, Tickets).
+//!   is bounded as tightly as one of full tickets (docs/tickets.md).
 //!
 //! No request holds the lock for long at any pool size: the tables grow a 256th at a
 //! time (segments), expiry removes a bounded amount per request, and taking coins from
@@ -51,7 +51,7 @@ pub const TICKET_CHARGE: usize = 7;
 /// The pool's capacity, in coins plus [`TICKET_CHARGE`] per ticket: 256 full tickets, or
 /// 131,296 one-coin tickets. Memory at most [`POOL_MEMORY_BOUND`] either way.
 pub const POOL_CAPACITY: usize = 256 * (MAX_COINS_PER_TICKET + TICKET_CHARGE);
-/// The most memory the pool takes, full of tickets of any shape (README, Tickets; checked
+/// The most memory the pool takes, full of tickets of any shape (docs/tickets.md; checked
 /// by `tests/pool_memory.rs` with a counting allocator, shown by `make bench`).
 pub const POOL_MEMORY_BOUND: usize = 60 << 20;
 /// Coins held by live tickets never exceed this (256 full tickets): 256 tickets already

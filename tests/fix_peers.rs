@@ -234,6 +234,7 @@ fn options() -> PeerOptions {
         deadline: SAFETY,
         hedge_after: Duration::from_millis(100),
         hedge_start: Duration::from_millis(100),
+        ..PeerOptions::default()
     }
 }
 
@@ -586,6 +587,7 @@ fn deadline_ends_a_fix_that_a_silent_peer_could_still_decide() {
         deadline: Duration::from_millis(300),
         hedge_after: Duration::from_millis(100),
         hedge_start: Duration::from_millis(100),
+        ..PeerOptions::default()
     });
     let x = coin(1, 1);
     setup.store.put(x, OLD_AN, OLD_MFS);

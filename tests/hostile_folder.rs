@@ -26,6 +26,7 @@ fn open(dir: &Path) -> (i32, String) {
     within_a_minute("raida_healing_open", move || {
         // SAFETY: a NUL-terminated path; last_error is read on the same thread.
         let code = unsafe { raida_healing_open(dir.as_ptr()) };
+        // SAFETY: last_error is never NULL and stays valid until this thread's next call.
         let why = unsafe { CStr::from_ptr(raida_healing_last_error()) };
         (code, why.to_string_lossy().into_owned())
     })
@@ -37,6 +38,7 @@ fn read_record(den: i8, sn: u32) -> (i32, String) {
         let (mut an, mut mfs) = ([0u8; 16], 0u8);
         // SAFETY: 16 and 1 writable bytes; last_error is read on the same thread.
         let code = unsafe { raida_healing_read_record(den, sn, an.as_mut_ptr(), &mut mfs) };
+        // SAFETY: last_error is never NULL and stays valid until this thread's next call.
         let why = unsafe { CStr::from_ptr(raida_healing_last_error()) };
         (code, why.to_string_lossy().into_owned())
     })

@@ -86,6 +86,7 @@ fn short(deadline_ms: u64) -> PeerOptions {
         deadline: Duration::from_millis(deadline_ms),
         hedge_after: Duration::from_millis(deadline_ms),
         hedge_start: Duration::from_millis(deadline_ms),
+        ..PeerOptions::default()
     }
 }
 
@@ -270,6 +271,7 @@ fn trickling_peer_and_its_hedge_are_both_cut_at_the_deadline() {
         deadline: Duration::from_millis(1500),
         hedge_after: Duration::from_millis(200),
         hedge_start: Duration::from_millis(200),
+        ..PeerOptions::default()
     };
     let (report, coins) = ask_one(target(9, &attacker), claimer(), &options);
     assert_eq!(report.outcome, PeerOutcome::TimedOut);

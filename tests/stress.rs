@@ -577,6 +577,7 @@ fn healing_commands_under_concurrency_and_expiry() {
             deadline: Duration::from_secs(20),
             hedge_after: Duration::from_millis(300),
             hedge_start: Duration::from_millis(300),
+            ..PeerOptions::default()
         },
         coins: all_coins.clone(),
         issued: Mutex::new(Vec::new()),

@@ -9,7 +9,12 @@ Over every file git tracks:
 - no file cites a folder outside the repository (`../shared`, `/work/shared`);
 - no file names a tracker issue by number (history belongs in CHANGELOG.md and commits);
 - the status table of docs/wire-protocol.md matches the RAIDA_STATUS_* macros of
-  include/raida_healing.h, the header cbindgen generates from src/protocol.rs.
+  include/raida_healing.h, the header cbindgen generates from src/protocol.rs;
+- the export table of docs/abi.md ("Every export") lists exactly the header's functions,
+  each with the header's parameter and return types.
+
+Files: those git tracks, or in a source tree without git (a `git archive` tarball) every
+file below the top folder except build output.
 
 Standard library only. Prints every problem found, then exits 1 if there was any.
 """
@@ -34,10 +39,22 @@ STATUS_MACRO = re.compile(r"^#define\s+(RAIDA_STATUS_\w+)\s+(\d+)\b", re.MULTILI
 SELF = "tools/check_docs.py"
 
 
+SKIP_DIRS = {".git", "target", "build", "__pycache__"}
+
+
 def tracked_files():
-    out = subprocess.run(["git", "-C", ROOT, "ls-files", "-z"], check=True,
-                         capture_output=True).stdout
-    return [p for p in out.decode().split("\0") if p]
+    try:
+        run = subprocess.run(["git", "-C", ROOT, "ls-files", "-z"], capture_output=True)
+    except OSError:
+        run = None
+    if run is not None and run.returncode == 0 and run.stdout:
+        return [p for p in run.stdout.decode().split("\0") if p]
+    files = []
+    for top, dirs, names in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not
+                         (top == os.path.join(ROOT, "fuzz") and d in ("target", "artifacts")))
+        files += [os.path.relpath(os.path.join(top, n), ROOT) for n in sorted(names)]
+    return files
 
 
 def read_text(path):
@@ -125,6 +142,48 @@ def check_status_table(problems):
                                 % (name, table.get(name), header.get(name)))
 
 
+EXPORT_ROW = re.compile(r"^\|\s*`(\w+)`\s*\|\s*`([^`]*)`\s*\|")
+
+
+def normalized_signature(text):
+    """A C prototype without names of struct tags, spaces or parameter names' spacing."""
+    text = re.sub(r"\bstruct\s+", "", text)
+    text = re.sub(r"\s+", " ", text).strip().rstrip(";")
+    return re.sub(r"\s*([*(),\[\]])\s*", r"\1", text)
+
+
+def check_export_table(problems):
+    """docs/abi.md's "Every export" table against the header's function declarations."""
+    with open(os.path.join(ROOT, "docs/abi.md"), encoding="utf-8") as f:
+        text = f.read()
+    start = text.find("## Every export")
+    if start < 0:
+        problems.append("docs/abi.md: no section \"Every export\"")
+        return
+    end = text.find("\n## ", start + 3)
+    table = {}
+    for line in text[start:end if end > 0 else len(text)].splitlines():
+        m = EXPORT_ROW.match(line)
+        if m and m.group(1) != "symbol":
+            table[m.group(1)] = normalized_signature(m.group(2))
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from check_abi import declarations  # the one header parser (make check-abi's)
+    with open(os.path.join(ROOT, "include/raida_healing.h"), encoding="utf-8") as f:
+        header = {key.split(" ", 1)[1]: normalized_signature(decl)
+                  for key, decl in declarations(f.read()).items() if key.startswith("function ")}
+    if not header:
+        problems.append("include/raida_healing.h: no function declarations found")
+    for name in sorted(set(table) | set(header)):
+        if name not in table:
+            problems.append("docs/abi.md: the export table lacks %s (declared in the header)" % name)
+        elif name not in header:
+            problems.append("docs/abi.md: the export table lists %s, which the header does not "
+                            "declare" % name)
+        elif table[name] != header[name]:
+            problems.append("docs/abi.md: %s is `%s` in the export table, `%s` in the header"
+                            % (name, table[name], header[name]))
+
+
 def main():
     problems = []
     files = tracked_files()
@@ -136,13 +195,14 @@ def main():
             check_links(path, text, problems)
         check_mentions(path, text, problems)
     check_status_table(problems)
+    check_export_table(problems)
     for line in problems:
         print(line)
     if problems:
         print("check-docs: %d problem(s)" % len(problems))
         return 1
     print("check-docs: every link and document reference of %d files resolves; "
-          "status table matches the header" % len(files))
+          "the status and export tables match the header" % len(files))
     return 0
 
 

@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
-"""raida-healing (tools/raida_healing.py): drive libraida_healing from an ops script
-(Python standard library only).
+"""raida_healing: drive libraida_healing from an ops script (Python standard library only).
+
+Installed by `make install` as PYTHONDIR/raida_healing.py (default
+PREFIX/lib/raida-healing/python: `PYTHONPATH=... python3 -c 'import raida_healing'`); the
+command BINDIR/raida-healing is a launcher of `main()` here. In the source tree it is
+tools/raida_healing.py.
 
 As a module: `Library(path)` loads the library with RTLD_NOW and wraps its C interface
 (the conn_info_t layout, the four cmd_* handlers, the standalone exports that open a
@@ -17,9 +21,10 @@ The library is found by --lib, else $RAIDA_HEALING_LIB, else the installed libra
 path `make install` wrote below), else the build tree (target/release next to tools/).
 Exit codes: 0 success, 1 a negative answer or a failed check, 2 usage error, 3 the
 library, folder or a file cannot be opened or read. A negative denomination needs no `--`.
-`read` and `find` lock the folder while they run (Data/.raida_healing.lock); `audit` takes
-no lock and changes nothing. Log lines go to stderr when RAIDA_HEALING_LOG is set (error,
-warning or debug).
+`read`, `find` and `audit` only read: no lock file is created, nothing is written, and a
+read-only copy works (`read --lock`/`find --lock` open the folder through the library's
+store instead, taking its lock). Names from the folder are escaped in text output. Log
+lines go to stderr when RAIDA_HEALING_LOG is set (error, warning or debug).
 """
 
 
@@ -298,6 +303,98 @@ class Library:
         return self.call(FIX, frame(payload, encryption_type), encryption_type, coin_id)
 
 
+# ---- Reading page files without the library's store (read-only mode) ----
+
+RECORDS_PER_PAGE = 1024
+RECORD_BYTES = 17
+PAGE_BYTES = RECORDS_PER_PAGE * RECORD_BYTES
+DENOMINATIONS = range(-8, 7)
+PAGES_PER_DENOMINATION = 1000
+
+
+def page_index(den, page):
+    """The index raida_healing_check_page takes: denominations -8..6, 1000 pages each."""
+    return (den - DENOMINATIONS[0]) * PAGES_PER_DENOMINATION + page
+
+
+def page_of_index(index):
+    """(den, page) of a page index."""
+    return DENOMINATIONS[0] + index // PAGES_PER_DENOMINATION, index % PAGES_PER_DENOMINATION
+
+
+def page_relative_path(den, page):
+    """`<den byte>/<page >> 8>/<page>.bin` in lowercase hex (docs/abi.md, page files)."""
+    return "%02x/%02x/%04x.bin" % (den & 0xFF, page >> 8, page)
+
+
+class PageUnusable(Exception):
+    """The page file of a coin cannot be used; the text says why (the library's words)."""
+
+
+def read_page_read_only(lib, folder, den, page):
+    """The page's bytes, read as the library's store reads pages (no link below Data/
+    followed, no FIFO or device opened, exactly PAGE_BYTES) but without its store: no
+    lock, nothing created or written. Raises CannotOpen when Data/ cannot be opened and
+    PageUnusable (with the library's own reason, raida_healing_check_page) for a page it
+    would not use."""
+    data = os.path.join(folder, "Data")
+    try:
+        data_fd = os.open(data, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise CannotOpen("cannot open %s: %s" % (data, e.strerror))
+    fds = [data_fd]
+    try:
+        parts = page_relative_path(den, page).split("/")
+        try:
+            for name in parts[:-1]:
+                fds.append(os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                   | os.O_CLOEXEC, dir_fd=fds[-1]))
+            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+                         | os.O_NOCTTY, dir_fd=fds[-1])
+            fds.append(fd)
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and st.st_size == PAGE_BYTES:
+                chunks, left = [], PAGE_BYTES + 1  # one byte more shows a file that grew
+                while left:
+                    chunk = os.read(fd, left)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    left -= len(chunk)
+                content = b"".join(chunks)
+                if len(content) == PAGE_BYTES:
+                    return content
+        except OSError:
+            pass
+    finally:
+        for fd in reversed(fds):
+            os.close(fd)
+    code, path, why = lib.check_page(folder, page_index(den, page))
+    if code == OK:
+        why = "the page file changed while it was read; run the command again"
+    raise PageUnusable(why)
+
+
+def escaped(text):
+    """`text` with every character that is not printable (control characters, escape bytes,
+    line breaks, bytes that are not UTF-8) and the backslash written as an escape, so a name
+    taken from the folder can neither forge a line of the report nor drive the terminal."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte os.fsdecode could not decode
+            out.append("\\x%02x" % (code - 0xDC00))
+        elif ch.isprintable():
+            out.append(ch)
+        elif code < 0x100:
+            out.append("\\x%02x" % code)
+        else:
+            out.append("\\u%04x" % code if code < 0x10000 else "\\U%08x" % code)
+    return "".join(out)
+
+
 # ---- Command line ----
 
 class CannotOpen(Exception):
@@ -398,10 +495,27 @@ def cmd_check(args, out):
     return EXIT_OK if ok else EXIT_NEGATIVE
 
 
+def read_only_record(lib, folder, den, sn):
+    """(AN, MFS) of a coin read from its page file without the store; RaidaError(E_NO_PAGE)
+    as the store would answer for a page it cannot use."""
+    try:
+        content = read_page_read_only(lib, folder, den, sn // RECORDS_PER_PAGE)
+    except PageUnusable as e:
+        raise RaidaError(E_NO_PAGE, "no page holds denomination %d serial number %d: %s"
+                         % (den, sn, e))
+    at = (sn % RECORDS_PER_PAGE) * RECORD_BYTES
+    return content[at:at + 16], content[at + 16]
+
+
 def coin_records(args, out, with_find):
-    """read and find: each coin's record; with_find also runs find (60) on a given AN."""
+    """read and find: each coin's record; with_find also says what find (60) answers for a
+    given AN. Read-only unless --lock: then through the library's store (its lock held)."""
     lib = load_library(args)
-    open_folder(lib, args.dir)
+    if args.lock:
+        open_folder(lib, args.dir)
+        read = lib.read_record
+    else:
+        read = lambda den, sn: read_only_record(lib, args.dir, den, sn)  # noqa: E731
     all_good = True
     coins = []
     try:
@@ -410,18 +524,24 @@ def coin_records(args, out, with_find):
             entry = {"coin": label, "den": den, "sn": sn}
             coins.append(entry)
             try:
-                an, mfs = lib.read_record(den, sn)
+                an, mfs = read(den, sn)
             except RaidaError as e:
                 if e.code != E_NO_PAGE:
                     raise CannotOpen("%s: %s" % (label, e))
                 entry["error"] = e.message
-                out.text("%-14s no page (the server answers 40 for this coin): %s" % (label, e.message))
+                out.text("%-14s no page (the server answers 40 for this coin): %s"
+                         % (label, escaped(e.message)))
                 all_good = False
                 continue
             entry.update(an=an.hex(), mfs=mfs, used=mfs != 0)
             line = "%-14s AN %s  MFS %3d (%s)" % (label, an.hex(), mfs, "used" if mfs else "free")
             if with_find and given is not None:
-                status, _ = lib.find([(den, sn, given, given)])
+                # find (60) with AN = PAN = the given AN answers 209 when the store holds
+                # it and 208 otherwise; read-only, the same rule on the record just read.
+                if args.lock:
+                    status, _ = lib.find([(den, sn, given, given)])
+                else:
+                    status = 209 if an == given else 208
                 entry.update(given_an=given.hex(), find_status=status, matches=status == 209)
                 if status == 209:
                     line += "  given AN: matches (find 209)"
@@ -433,8 +553,10 @@ def coin_records(args, out, with_find):
                     all_good = False
             out.text(line)
     finally:
-        lib.close()
-    out.json({"folder": args.dir, "coins": coins, "ok": all_good})
+        if args.lock:
+            lib.close()
+    out.json({"folder": args.dir, "coins": coins, "ok": all_good,
+              "mode": "lock" if args.lock else "read-only"})
     return EXIT_OK if all_good else EXIT_NEGATIVE
 
 
@@ -504,6 +626,50 @@ def lock_state(path):
     return None
 
 
+def ranges(numbers):
+    """[[first, last], ...] of sorted page numbers."""
+    out = []
+    for n in numbers:
+        if out and out[-1][1] == n - 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return out
+
+
+def ranges_text(spans):
+    return ", ".join("%d" % a if a == b else "%d-%d" % (a, b) for a, b in spans)
+
+
+def denomination_summary(page_state):
+    """Per denomination: page ranges valid, missing and bad (any other page problem)."""
+    summary = []
+    for den in DENOMINATIONS:
+        first = page_index(den, 0)
+        states = page_state[first:first + PAGES_PER_DENOMINATION]
+        summary.append({
+            "den": den,
+            "valid": ranges([p for p, s in enumerate(states) if s is None]),
+            "missing": ranges([p for p, s in enumerate(states) if s == "missing"]),
+            "bad": ranges([p for p, s in enumerate(states) if s not in (None, "missing")]),
+        })
+    return summary
+
+
+def denomination_line(d):
+    """One line of the summary: `den  1 (01/): valid 0-996; missing 997-999; bad none`."""
+    count = lambda spans: sum(b - a + 1 for a, b in spans)  # noqa: E731
+    head = "den %2d (%02x/):" % (d["den"], d["den"] & 0xFF)
+    for kind in ("valid", "missing"):
+        if count(d[kind]) == PAGES_PER_DENOMINATION:
+            return "%s all %d pages %s" % (head, PAGES_PER_DENOMINATION, kind)
+    parts = []
+    for kind in ("valid", "missing", "bad"):
+        n = count(d[kind])
+        parts.append("%s %d%s" % (kind, n, " (%s)" % ranges_text(d[kind]) if n else ""))
+    return "%s %s" % (head, "; ".join(parts))
+
+
 def cmd_audit(args, out):
     lib = load_library(args)
     data = os.path.join(args.dir, "Data")
@@ -514,6 +680,8 @@ def cmd_audit(args, out):
     if not stat.S_ISDIR(data_st.st_mode):
         raise CannotOpen("cannot open %s: not a folder" % data)
     problems = []
+    # per page index: None valid, else the problem kind
+    page_state = []
     page_paths = set()
     total = lib.page_count()
     progress = sys.stderr.isatty()
@@ -523,6 +691,7 @@ def cmd_audit(args, out):
         if code < 0:
             raise CannotOpen(why)
         page_paths.add(path)
+        page_state.append(None if code == OK else PAGE_PROBLEMS.get(code, "page_problem_%d" % code))
         if code == OK:
             valid += 1
         else:
@@ -540,59 +709,96 @@ def cmd_audit(args, out):
     file_mode = stat.S_IMODE(data_st.st_mode) & 0o666
     dir_mode = stat.S_IMODE(data_st.st_mode)
     owner = (data_st.st_uid, data_st.st_gid)
+    try:
+        data_fd = os.open(data, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise CannotOpen("cannot open %s: %s" % (data, e.strerror))
 
-    def walk_error(e):
-        problems.append({"kind": "unreadable", "path": os.path.relpath(e.filename, real_data),
-                         "detail": "cannot list the folder: %s" % e.strerror})
-
-    # By descriptor (fwalk), so a folder swapped for a link while the walk runs is not
-    # followed; Data itself may be a link (operators put data on other disks): resolved once.
+    # Iterative (a tree of any depth; no recursion limit), one folder open at a time, each
+    # opened relative to Data/ without following a link in its last component and then
+    # checked to be the folder listed (device and inode), so a folder swapped for a link
+    # while the walk runs is reported, not followed. Data itself may be a link (operators
+    # put data on other disks): resolved once.
     real_data = os.path.realpath(data)
-    for top, dirs, files, top_fd in os.fwalk(real_data, follow_symlinks=False,
-                                             onerror=walk_error):
-        for name in sorted(dirs) + sorted(files):
-            full = os.path.join(top, name)
-            rel = os.path.relpath(full, real_data)
-            if rel == LOCK_FILE:
-                state = lock_state(full)
-                if state:
-                    problems.append({"kind": state[0], "path": rel, "detail": state[1]})
+    pending = [("", (data_st.st_dev, data_st.st_ino))]
+    while pending:
+        folder_rel, identity = pending.pop()
+        try:
+            fd = os.open(folder_rel or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, dir_fd=data_fd)
+        except OSError as e:
+            problems.append({"kind": "unreadable", "path": folder_rel,
+                             "detail": "cannot open the folder: %s" % e.strerror})
+            continue
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != identity:
+                problems.append({"kind": "unexpected", "path": folder_rel,
+                                 "detail": "the folder changed while the audit ran"})
                 continue
             try:
-                st = os.stat(name, dir_fd=top_fd, follow_symlinks=False)
+                names = sorted(os.listdir(fd))
             except OSError as e:
-                problems.append({"kind": "unreadable", "path": rel, "detail": e.strerror})
+                problems.append({"kind": "unreadable", "path": folder_rel,
+                                 "detail": "cannot list the folder: %s" % e.strerror})
                 continue
-            if stat.S_ISLNK(st.st_mode):
-                if rel not in page_paths and rel not in page_dirs:
+            subfolders = []
+            for name in names:
+                rel = os.path.join(folder_rel, name) if folder_rel else name
+                if rel == LOCK_FILE:
+                    state = lock_state(os.path.join(real_data, rel))
+                    if state:
+                        problems.append({"kind": state[0], "path": rel, "detail": state[1]})
+                    continue
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except OSError as e:
+                    problems.append({"kind": "unreadable", "path": rel, "detail": e.strerror})
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    if rel not in page_paths and rel not in page_dirs:
+                        problems.append({"kind": "unexpected", "path": rel,
+                                         "detail": "a symbolic link that is no page"})
+                    continue  # a link where a page or its folder belongs: the page check says so
+                is_dir = stat.S_ISDIR(st.st_mode)
+                if is_dir:
+                    subfolders.append((rel, (st.st_dev, st.st_ino)))
+                if name.endswith(TEMPORARY_SUFFIX):
+                    problems.append({"kind": "temporary", "path": rel,
+                                     "detail": "a temporary file left by an interrupted write"})
+                elif rel not in page_paths and rel not in page_dirs:
                     problems.append({"kind": "unexpected", "path": rel,
-                                     "detail": "a symbolic link that is no page"})
-                continue  # a link where a page or its folder belongs: the page check says so
-            is_dir = stat.S_ISDIR(st.st_mode)
-            if name.endswith(TEMPORARY_SUFFIX):
-                problems.append({"kind": "temporary", "path": rel,
-                                 "detail": "a temporary file left by an interrupted write"})
-            elif rel not in page_paths and rel not in page_dirs:
-                problems.append({"kind": "unexpected", "path": rel,
-                                 "detail": "neither a page file nor a page folder"})
-            if (st.st_uid, st.st_gid) != owner:
-                problems.append({"kind": "owner", "path": rel,
-                                 "detail": "owner %d:%d, Data/ has %d:%d"
-                                           % (st.st_uid, st.st_gid, owner[0], owner[1])})
-            want = dir_mode if is_dir else file_mode
-            if stat.S_IMODE(st.st_mode) != want:
-                problems.append({"kind": "mode", "path": rel,
-                                 "detail": "mode %04o, expected %04o (Data/ is %04o)"
-                                           % (stat.S_IMODE(st.st_mode), want, dir_mode)})
+                                     "detail": "neither a page file nor a page folder"})
+                if (st.st_uid, st.st_gid) != owner:
+                    problems.append({"kind": "owner", "path": rel,
+                                     "detail": "owner %d:%d, Data/ has %d:%d"
+                                               % (st.st_uid, st.st_gid, owner[0], owner[1])})
+                want = dir_mode if is_dir else file_mode
+                if stat.S_IMODE(st.st_mode) != want:
+                    problems.append({"kind": "mode", "path": rel,
+                                     "detail": "mode %04o, expected %04o (Data/ is %04o)"
+                                               % (stat.S_IMODE(st.st_mode), want, dir_mode)})
+            pending.extend(reversed(subfolders))  # depth first, in name order
+        finally:
+            os.close(fd)
+    os.close(data_fd)
     counts = {}
     for p in problems:
         counts[p["kind"]] = counts.get(p["kind"], 0) + 1
-    out.text("audit of %s: %d pages, %d valid" % (data, total, valid))
+    summary = denomination_summary(page_state)
+    out.text("audit of %s: %d pages, %d valid" % (escaped(data), total, valid))
+    out.text("pages by denomination (a page holds 1024 serial numbers; ranges are page numbers):")
+    for d in summary:
+        out.text("  %s" % denomination_line(d))
+    # Missing pages are in the summary's ranges; the details list everything else.
+    details = [p for p in problems if p["kind"] != "missing"]
+    if details:
+        out.text("details:")
     shown = {}
-    for p in problems:
+    for p in details:
         shown[p["kind"]] = shown.get(p["kind"], 0) + 1
         if shown[p["kind"]] <= TEXT_LIMIT:
-            out.text("  %-12s %s: %s" % (p["kind"], p["path"], p["detail"]))
+            out.text("  %-12s %s: %s" % (p["kind"], escaped(p["path"]), escaped(p["detail"])))
         elif shown[p["kind"]] == TEXT_LIMIT + 1:
             out.text("  %-12s ... and %d more (--json lists all)"
                      % (p["kind"], counts[p["kind"]] - TEXT_LIMIT))
@@ -602,7 +808,8 @@ def cmd_audit(args, out):
     else:
         out.text("audit: ok")
     out.json({"folder": args.dir, "data": data, "pages": total, "valid_pages": valid,
-              "counts": counts, "problems": problems, "ok": not problems})
+              "denominations": summary, "counts": counts, "problems": problems,
+              "ok": not problems})
     return EXIT_NEGATIVE if problems else EXIT_OK
 
 
@@ -653,6 +860,10 @@ def build_parser():
             p.add_argument("dir", metavar="DIR", help=folder)
         if coins:
             p.add_argument("coins", metavar="COIN", nargs="+", type=coins[0], help=coins[1])
+            p.add_argument("--lock", action="store_true",
+                           help="open DIR through the library's store, taking its folder lock "
+                                "(creates Data/.raida_healing.lock; needs DIR/config.toml and "
+                                "write access) instead of reading the page files read-only")
         return p
 
     store_folder = "server folder (holds config.toml and Data/)"
@@ -670,14 +881,16 @@ def build_parser():
     command(
         "read", cmd_read, "print the stored AN and MFS of coins in a server folder",
         "Open the server folder DIR (config.toml and Data/) through the library and print "
-        "each coin's stored AN and MFS byte (0 = free serial number). Changes no coin (it "
-        "only creates Data/.raida_healing.lock, the folder lock). Exit 0 when every coin's "
-        "page exists, 1 otherwise, 3 when the library or DIR cannot be opened.",
+        "each coin's stored AN and MFS byte (0 = free serial number). Read-only: no lock "
+        "file, nothing written, a read-only copy works; each page is read whole, checked by "
+        "the library's page rule. Exit 0 when every coin's page exists, 1 otherwise, 3 when "
+        "the library or DIR/Data cannot be opened.",
         "COIN: DEN:SN, e.g. 1:5000 or -1:42.", store_folder, (parse_plain_coin, "DEN:SN"))
     command(
         "find", cmd_find, "the stored AN of coins, and whether a given AN is the one held",
-        "As read, and for DEN:SN:AN also run the find command (60) to say whether the store "
-        "holds that AN, the answer the server would give. Exit 0 when every coin's page "
+        "As read, and for DEN:SN:AN also say whether the store holds that AN: the answer "
+        "the find command (60) gives, 209 or 208 (with --lock, find itself runs through "
+        "the library). Exit 0 when every coin's page "
         "exists and every given AN matches, 1 otherwise, 3 when the library or DIR cannot "
         "be opened.", coin_epilog, store_folder, (parse_coin, "DEN:SN or DEN:SN:AN"))
     command(
@@ -689,7 +902,8 @@ def build_parser():
         "from Data/'s, modes that differ from Data/'s (folders: the same; files: its "
         "read/write bits), and a folder lock file that a running process holds or that is not a "
         "regular file (an unheld lock file is normal). Takes no lock, changes "
-        "nothing. Prints a summary (--json: one object); progress on stderr when it is a "
+        "nothing. Prints per denomination the page ranges valid, missing and bad, then the "
+        "details, names escaped (--json: one object); progress on stderr when it is a "
         "terminal. Exit 0 when nothing is wrong, 1 when a problem is found, 3 when the "
         "library or DIR/Data cannot be opened.", folder="server folder (holds Data/)")
     return parser

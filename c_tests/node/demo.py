@@ -32,6 +32,27 @@ STALLED = 20
 LEGACY_WAIT = "32 s"
 
 
+LEGEND = """\
+How to read this report
+  AN      a coin's authenticity number: 16 secret bytes, a different one on each of the 25
+          RAIDAs; the owner's wallet knows all 25.
+  fracked a RAIDA whose AN for the coin no longer matches the owner's: healing repairs it.
+  PG      the owner's "proposed generator": 16 random bytes the wallet sends with fix. A
+          fracked RAIDA that fixes the coin sets its AN to MD5(RAIDA number, den, sn, PG),
+          which the owner can compute and nobody else learns.
+  ticket  proof that a RAIDA accepted the owner's AN (get_ticket); during a fix the fixing
+          RAIDA asks its 24 peers to validate their tickets, and rewrites the AN when 14
+          RAIDAs (itself included) vouch for the coin.
+  steps   find (command 60) asks whether a RAIDA holds the owner's AN; get_ticket (40) on
+          the good RAIDAs; fix (80) on each fracked one; find again to confirm.
+  answers 209 find: holds the AN (good)        208 find: holds neither AN nor PG's (fracked)
+          241 all coins passed / were fixed    242 none passed / were fixed
+          243 some did (a bitfield follows)    40  no such coin
+          -   not asked: the step does not go to that RAIDA
+          ?   no answer (the error is named below the table)
+"""
+
+
 def ms(seconds):
     return "%.1f ms" % (seconds * 1000)
 
@@ -104,6 +125,9 @@ class Demo:
                 self.say("  %-16s RAIDA %d (stalled) in this fix: %s%s" % (
                     "", stalled, outcome[stalled], "; hedged" if stalled in hedged else ""))
         self.say("  %-16s %s" % ("find (after)", summarize(heal.find)))
+        self.say()
+        self.table(before, heal, stalled)
+        self.say()
         for f in fracked:
             got = rw.derive_an(f, den, sn, pg)
             self.say("  %-16s RAIDA %d now holds MD5(%d, %d, %d, PG) = %s" % (
@@ -112,6 +136,28 @@ class Demo:
             "healed", "yes" if heal.healed else "NO", ms(total)))
         self.ok = self.ok and heal.healed
         return heal, fix_ms
+
+    def table(self, before, heal, stalled):
+        """One column per RAIDA: each step's answer there (see the legend)."""
+        def cell(steps, r):
+            step = steps.get(r)
+            if step is None:
+                return "-"
+            return "?" if step.status is None else str(step.status)
+        rows = [("RAIDA", {r: str(r) for r in range(rw.TOTAL_RAIDA)}),
+                ("find (before)", before), ("get_ticket", heal.get_ticket),
+                ("fix", heal.fix), ("find (after)", heal.find)]
+        for name, steps in rows:
+            cells = [steps[r] if name == "RAIDA" else cell(steps, r)
+                     for r in range(rw.TOTAL_RAIDA)]
+            self.say("  %-14s%s" % (name, "".join("%4s" % c for c in cells)))
+        if stalled is not None:
+            self.say("  %-14sRAIDA %d is the stalled peer: asked nothing by the wallet after its"
+                     " ticket" % ("", stalled))
+        errors = sorted({(r, step.error) for steps in (before, heal.get_ticket, heal.fix, heal.find)
+                         for r, step in steps.items() if step.status is None})
+        for r, error in errors:
+            self.say("  %-14s? at RAIDA %d: %s" % ("", r, error))
 
     def run(self):
         net = self.net
@@ -126,6 +172,7 @@ class Demo:
                  " each AN differs on every RAIDA" % (coin_a + (fracked_a,) + coin_b + (fracked_b,))
                  )
         self.say()
+        self.say(LEGEND)
         _, fix1 = self.heal_round("round 1: a healthy network heals coin %d/%d" % coin_a,
                                   coin_a, ans_a, fracked_a, os.urandom(16))
         self.say()

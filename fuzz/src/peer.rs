@@ -186,6 +186,7 @@ use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use raida_healing::peers::ejection::EjectOptions;
 use raida_healing::peers::{ask_one, Claimer, Part, PeerOptions, PeerOutcome, Target};
 
 /// One scripted answer for the loopback peer: the bytes to send (after the optional
@@ -312,6 +313,12 @@ pub fn peer_wire(data: &[u8]) {
         deadline: Duration::from_secs(20),
         hedge_after: Duration::from_secs(20),
         hedge_start: Duration::from_secs(20),
+        // Every run scripts a new answer from the same kind of peer: never ejected, so
+        // each run's peer is asked.
+        eject: EjectOptions {
+            after: 0,
+            ..EjectOptions::default()
+        },
     };
     let (report, coins) = ask_one(target, claimer, &options);
     let request = seen_rx

@@ -81,6 +81,7 @@ impl FixReport {
                 PeerOutcome::Unneeded => counts.unneeded += 1,
                 PeerOutcome::LocalError(_) => counts.local_error += 1,
                 PeerOutcome::NoConnection => counts.no_connection += 1,
+                PeerOutcome::Ejected => counts.ejected += 1,
             }
         }
         counts.hedged = self.asked.iter().filter(|r| r.hedged).count();
@@ -90,10 +91,11 @@ impl FixReport {
     /// The one summary line every fix logs, e.g. `fix: 3 coins asked, 2 fixed, 1 not
     /// fixed; peers: 14 voted, 1 no ticket, 0 no address, 1 refused, 0 declined,
     /// 1 timed out, 2 invalid answer, 4 unneeded, 0 local error, 0 no connection slot;
-    /// 1 hedged; 12.3 ms; failed: 5 9; hedged: 9`. "no connection slot" counts peers
-    /// never asked because the process-wide connection budget stayed full until the
-    /// deadline (no vote). The two lists (RAIDA indices) appear only when not empty,
-    /// so the line alone names the peers to look at.
+    /// 1 hedged; 12.3 ms; failed: 5 9; hedged: 9; ejected: 20 21`. "no connection slot"
+    /// counts peers never asked because the process-wide connection budget stayed full
+    /// until the deadline (no vote). The lists (RAIDA indices) appear only when not
+    /// empty, so the line alone names the peers to look at; "ejected" lists the peers not
+    /// asked because they are ejected (no vote).
     pub fn summary_line(&self) -> String {
         let c = self.counts();
         let mut line = format!(
@@ -130,7 +132,13 @@ impl FixReport {
             .filter(|r| r.hedged)
             .map(|r| r.target.raida)
             .collect();
-        for (name, list) in [("failed", failed), ("hedged", hedged)] {
+        let ejected: Vec<u8> = self
+            .asked
+            .iter()
+            .filter(|r| r.outcome == PeerOutcome::Ejected)
+            .map(|r| r.target.raida)
+            .collect();
+        for (name, list) in [("failed", failed), ("hedged", hedged), ("ejected", ejected)] {
             if !list.is_empty() {
                 let _ = write!(line, "; {name}:");
                 for raida in list {
@@ -185,6 +193,8 @@ pub struct OutcomeCounts {
     pub local_error: usize,
     /// Never asked: no slot of the connection budget before the deadline.
     pub no_connection: usize,
+    /// Never asked: ejected after failing or staying silent on its last attempts.
+    pub ejected: usize,
     /// Peers that got a second connection (overlaps the outcomes above).
     pub hedged: usize,
 }
@@ -474,6 +484,15 @@ mod tests {
                 outcome: PeerOutcome::TimedOut,
                 hedged: true,
                 hedge_outcome: None,
+            }, PeerReport {
+                target: Target {
+                    raida: 6,
+                    addr: "127.0.0.1:10".parse().unwrap(),
+                    ticket: 2,
+                },
+                outcome: PeerOutcome::Ejected,
+                hedged: false,
+                hedge_outcome: None,
             }],
             not_asked: vec![(0, PeerOutcome::ThisServer), (1, PeerOutcome::NoTicket)],
             elapsed: Duration::from_micros(12_345),
@@ -482,7 +501,7 @@ mod tests {
             report.summary_line(),
             "fix: 3 coins asked, 2 fixed, 1 not fixed; peers: 0 voted, 1 no ticket, \
              0 no address, 0 refused, 0 declined, 1 timed out, 0 invalid answer, \
-             0 unneeded, 0 local error, 0 no connection slot; 1 hedged; 12.3 ms; failed: 4; hedged: 4"
+             0 unneeded, 0 local error, 0 no connection slot; 1 hedged; 12.3 ms; failed: 4; hedged: 4; ejected: 6"
         );
     }
 }

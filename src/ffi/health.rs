@@ -9,7 +9,13 @@ use super::entry::{enter, OnPanic};
 use super::standalone::{int_result, internal_on_panic, RAIDA_HEALING_E_ARGUMENT};
 
 /// One peer as `raida_healing_peer_health` reports it: what this process has seen of
-/// it since the library was loaded.
+/// it since the library was loaded, and whether it is ejected (not asked until its next
+/// probe).
+///
+/// 88 bytes, alignment 8. Fields are only ever added at the end: the first 56 bytes
+/// (up to `high_us`) keep the layout of the struct before it had the ejection fields, but
+/// the size changed, so a caller built against an older header must be rebuilt (it
+/// would pass an array of 56-byte entries).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeerHealthT {
@@ -32,18 +38,53 @@ pub struct PeerHealthT {
     pub typical_us: u64,
     /// A high answer time (typical + 4 x mean deviation), in microseconds; 0 before the
     /// first answer. A peer silent for twice this (at least RAIDA_HEALING_HEDGE_MS, at
-    /// most 8 x typical) is hedged.
+    /// most 8 x typical, at most 2 s or a quarter of the deadline) is hedged.
     pub high_us: u64,
+    /// Times it was ejected: after RAIDA_HEALING_EJECT_AFTER failed attempts in a row,
+    /// and again after each failed probe.
+    pub ejections: u64,
+    /// Probes of it while ejected that opened a connection (one call at a time).
+    pub probes: u64,
+    /// While ejected: milliseconds until its next probe may start (0 when one is due or
+    /// running); 0 when not ejected.
+    pub next_probe_ms: u64,
+    /// Failed attempts (timeouts, refusals, invalid answers) since its last valid
+    /// answer.
+    pub consecutive_failures: u32,
+    /// 1 while ejected: fixes open no connection to it and count it as no vote, except
+    /// the one call that probes it; 0 otherwise.
+    pub ejected: u8,
 }
+
+// The layout C callers compile against (docs/abi.md); appended fields only.
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<PeerHealthT>() == 88 && align_of::<PeerHealthT>() == 8);
+    assert!(offset_of!(PeerHealthT, raida) == 0);
+    assert!(offset_of!(PeerHealthT, ipv4) == 1);
+    assert!(offset_of!(PeerHealthT, port) == 6);
+    assert!(offset_of!(PeerHealthT, answers) == 8);
+    assert!(offset_of!(PeerHealthT, failures) == 16);
+    assert!(offset_of!(PeerHealthT, timeouts) == 24);
+    assert!(offset_of!(PeerHealthT, hedges) == 32);
+    assert!(offset_of!(PeerHealthT, typical_us) == 40);
+    assert!(offset_of!(PeerHealthT, high_us) == 48);
+    assert!(offset_of!(PeerHealthT, ejections) == 56);
+    assert!(offset_of!(PeerHealthT, probes) == 64);
+    assert!(offset_of!(PeerHealthT, next_probe_ms) == 72);
+    assert!(offset_of!(PeerHealthT, consecutive_failures) == 80);
+    assert!(offset_of!(PeerHealthT, ejected) == 84);
+};
 
 fn micros(ms: f64) -> u64 {
     // `as` saturates: negative or NaN gives 0, huge gives u64::MAX.
     (ms * 1000.0).round() as u64
 }
 
-/// Copies the peer client's per-peer figures (answers, failures, timeouts, hedges and
-/// typical answer time of every peer this process has asked, in RAIDA index order) into
-/// `out`, so a host, a test or an ops script can see which RAIDA is slow or down.
+/// Copies the peer client's per-peer figures (answers, failures, timeouts, hedges,
+/// typical answer time, and ejection state with the time of the next probe, of every peer
+/// this process has asked, in RAIDA index order) into `out`, so a host, a test or an ops
+/// script can see which RAIDA is slow, down or ejected.
 ///
 /// Call it with `out` NULL and `capacity` 0 to learn how many peers there are; `*count`
 /// is then set to that number. Otherwise at most `capacity` entries are written and
@@ -74,7 +115,16 @@ pub unsafe extern "C" fn raida_healing_peer_health(
             return int_result(NAME, Err((RAIDA_HEALING_E_ARGUMENT, why)));
         }
         let peers = health::snapshot();
+        let now = std::time::Instant::now();
         for (i, (raida, addr, h)) in peers.iter().take(capacity).enumerate() {
+            let breaker = h.breaker;
+            let probing = breaker.probing_until.is_some_and(|until| now < until);
+            let next_probe_ms = match breaker.next_probe {
+                Some(at) if !probing => {
+                    u64::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX)
+                }
+                _ => 0,
+            };
             let entry = PeerHealthT {
                 raida: *raida,
                 ipv4: addr.ip().octets(),
@@ -89,6 +139,11 @@ pub unsafe extern "C" fn raida_healing_peer_health(
                 } else {
                     micros(h.estimate.high_ms())
                 },
+                ejections: h.ejections,
+                probes: h.probes,
+                next_probe_ms,
+                consecutive_failures: breaker.consecutive_failures,
+                ejected: u8::from(breaker.is_ejected()),
             };
             // SAFETY: `out` is not NULL here (capacity > 0 since we iterate) and holds
             // `capacity` writable entries by the caller's contract; `i < capacity`.

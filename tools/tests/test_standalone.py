@@ -654,23 +654,30 @@ class Tool(unittest.TestCase):
             "1:5003         AN %s  MFS   0 (free)" % stored_an(1, 5003).hex(),
         ])
         report = self.run_json("read", folder, "--lib", ARGS.lib, "-1:7", "2:1", code=1)
-        missing = rw.page_path(folder, 2, 0)
-        self.assertEqual(report, {"folder": folder, "ok": False, "coins": [
+        self.assertEqual(report, {"folder": folder, "ok": False, "mode": "read-only", "coins": [
             {"coin": "-1:7", "den": -1, "sn": 7, "an": stored_an(-1, 7).hex(), "mfs": 1,
              "used": True},
             {"coin": "2:1", "den": 2, "sn": 1,
-             "error": "no page holds denomination 2 serial number 1 (no file %s)" % missing},
+             "error": "no page holds denomination 2 serial number 1: no such page file"},
         ]})
         run = self.run_tool("read", folder, "--lib", ARGS.lib, "2:1")
         self.assertEqual(run.returncode, 1)
         self.assertEqual(run.stdout, "2:1            no page (the server answers 40 for this "
-                         "coin): no page holds denomination 2 serial number 1 (no file %s)\n" % missing)
+                         "coin): no page holds denomination 2 serial number 1: no such page file\n")
         run = self.run_tool("read", folder + "/missing", "--lib", ARGS.lib, "1:1")
         self.assertEqual((run.returncode, run.stdout), (3, ""))
-        self.assertIn("cannot open %s/missing: RAIDA_HEALING_E_CONFIG (-4)" % folder, run.stderr)
+        self.assertIn("cannot open %s/missing/Data: No such file or directory" % folder, run.stderr)
         report = self.run_json("read", folder + "/missing", "--lib", ARGS.lib, "1:1", code=3)
         self.assertEqual(report["ok"], False)
-        self.assertIn("RAIDA_HEALING_E_CONFIG", report["error"])
+        self.assertIn("No such file or directory", report["error"])
+        # --lock: through the library's store, which needs config.toml and takes the lock
+        missing = rw.page_path(folder, 2, 0)
+        report = self.run_json("read", folder, "--lock", "--lib", ARGS.lib, "-1:7", "2:1", code=1)
+        self.assertEqual(report["coins"][1]["error"],
+                         "no page holds denomination 2 serial number 1 (no file %s)" % missing)
+        self.assertEqual(report["mode"], "lock")
+        run = self.run_tool("read", folder + "/missing", "--lock", "--lib", ARGS.lib, "1:1")
+        self.assertIn("cannot open %s/missing: RAIDA_HEALING_E_CONFIG (-4)" % folder, run.stderr)
 
     def test_find(self):
         folder = new_folder(self)
@@ -692,8 +699,8 @@ class Tool(unittest.TestCase):
         ])
         self.assertEqual(self.run_tool("find", folder, "--lib", ARGS.lib, "--", "-1:7").stdout,
                          "-1:7           AN %s  MFS   1 (used)\n" % stored_an(-1, 7).hex())
-        run = self.run_tool("find", folder, "--lib", ARGS.lib, "1:5001:" + "00" * 16, "2:1",
-                            env=dict(env, RAIDA_HEALING_LOG="debug"))
+        run = self.run_tool("find", folder, "--lock", "--lib", ARGS.lib, "1:5001:" + "00" * 16,
+                            "2:1", env=dict(env, RAIDA_HEALING_LOG="debug"))
         self.assertEqual(run.returncode, 1)
         self.assertEqual(run.stdout.splitlines()[0],
                          "1:5001         AN %s  MFS   1 (used)  given AN: DIFFERS (find 208)" % an)
@@ -712,21 +719,30 @@ class Tool(unittest.TestCase):
                          ["0004.bin"])
         run = self.run_tool("find", folder + "/missing", "--lib", ARGS.lib, "1:1")
         self.assertEqual(run.returncode, 3)
-        self.assertIn("cannot open %s/missing: RAIDA_HEALING_E_CONFIG (-4)" % folder, run.stderr)
+        self.assertIn("cannot open %s/missing/Data: No such file or directory" % folder, run.stderr)
 
     def test_audit_of_a_whole_clean_folder(self):
         folder, _ = full_folder(self)
         run = self.run_tool("audit", folder, "--lib", ARGS.lib)
         self.assertEqual((run.returncode, run.stderr), (0, ""))  # no progress off a terminal
         data = os.path.join(folder, "Data")
-        self.assertEqual(run.stdout, "audit of %s: 15000 pages, 15000 valid\naudit: ok\n" % data)
+        self.assertEqual(run.stdout, "audit of %s: 15000 pages, 15000 valid\n" % data
+                         + "pages by denomination (a page holds 1024 serial numbers; ranges are "
+                         "page numbers):\n"
+                         + "".join("  den %2d (%02x/): all 1000 pages valid\n" % (d, d & 0xFF)
+                                   for d in range(-8, 7))
+                         + "audit: ok\n")
         report = self.run_json("audit", folder, "--lib", ARGS.lib, code=0)
         self.assertEqual(report, {"folder": folder, "data": data, "pages": 15000,
-                                  "valid_pages": 15000, "counts": {}, "problems": [], "ok": True})
+                                  "valid_pages": 15000, "counts": {}, "problems": [], "ok": True,
+                                  "denominations": [{"den": d, "valid": [[0, 999]], "missing": [],
+                                                     "bad": []} for d in range(-8, 7)]})
         # audit changed nothing and took no lock
         self.assertFalse(os.path.exists(os.path.join(data, ".raida_healing.lock")))
         # read leaves the library's lock file behind, held by nobody: still a clean folder
         self.assertEqual(self.run_tool("read", folder, "--lib", ARGS.lib, "1:1").returncode, 0)
+        self.assertFalse(os.path.exists(os.path.join(data, ".raida_healing.lock")))
+        self.assertEqual(self.run_tool("read", folder, "--lock", "--lib", ARGS.lib, "1:1").returncode, 0)
         self.assertTrue(os.path.isfile(os.path.join(data, ".raida_healing.lock")))
         self.assertEqual(self.run_json("audit", folder, "--lib", ARGS.lib, code=0)["ok"], True)
         # Data itself may be a link (data on another disk): audited through it, clean
@@ -813,6 +829,13 @@ class Tool(unittest.TestCase):
         self.assertEqual(lines[0], "audit of %s: 15000 pages, 14995 valid" % data)
         self.assertIn("  truncated    %s: truncated page file: 100 bytes, a page file has 17408"
                       % rel(1, 2), lines)
+        # the summary per denomination comes first; missing pages are only in its ranges
+        self.assertEqual(lines[1:4], [
+            "pages by denomination (a page holds 1024 serial numbers; ranges are page numbers):",
+            "  den -8 (f8/): all 1000 pages valid", "  den -7 (f9/): all 1000 pages valid"])
+        self.assertEqual(lines[11], "  den  1 (01/): valid 995 (0, 6-999); missing 1 (1); bad 4 (2-5)")
+        self.assertEqual(lines[17], "details:")
+        self.assertNotIn("  missing      %s: no such page file" % rel(1, 1), lines)
         self.assertTrue(lines[-1].startswith("audit: %d problems (lock_not_regular 1, missing 1, mode 1, "
                                              % (len(want) + 5)), lines[-1])
         # the lock file the library keeps, held by no process, is no problem
@@ -838,8 +861,111 @@ class Tool(unittest.TestCase):
         for p in range(100, 130):
             os.unlink(rw.page_path(folder, 3, p))
         run = self.run_tool("audit", folder, "--lib", ARGS.lib)
-        self.assertIn("  missing      ... and 11 more (--json lists all)", run.stdout.splitlines())
+        self.assertIn("  den  3 (03/): valid 970 (0-99, 130-999); missing 30 (100-129); bad 0",
+                      run.stdout.splitlines())
         self.assertEqual(self.run_json("audit", folder, "--lib", ARGS.lib, code=1)["counts"]["missing"], 31)
+
+    def test_read_and_find_work_on_a_read_only_copy_and_create_nothing(self):
+        """read and find are read-only by default: on a folder mounted read-only (a private
+        mount namespace) they answer exactly, create no lock file and change nothing;
+        --lock goes through the library's store, whose lock file cannot be created there,
+        and says so naming the lock file, never a page file."""
+        folder = new_folder(self)
+        plant_page(folder, 1, 4, free={5003})
+        an = stored_an(1, 5001).hex()
+        before = {n: os.stat(os.path.join(folder, "Data", "01", "00", n)).st_mtime_ns
+                  for n in os.listdir(os.path.join(folder, "Data", "01", "00"))}
+        unshare = ["unshare", "--mount", "--propagation", "private"]
+        if os.geteuid() != 0:
+            unshare.append("--map-root-user")
+        script = ('mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1" && shift && '
+                  'touch "$0/Data/probe" 2>/dev/null && echo WRITABLE; exec "$@"')
+        env = dict(os.environ, RAIDA_HEALING_LIB=ARGS.lib)
+        env.pop("RAIDA_HEALING_LOG", None)
+
+        def in_read_only(*tool_args):
+            return subprocess.run(unshare + ["sh", "-c", script, folder, folder, sys.executable,
+                                             TOOL] + list(tool_args),
+                                  capture_output=True, text=True, env=env, timeout=120)
+        run = in_read_only("read", folder, "1:5000", "1:5003")
+        self.assertNotIn("WRITABLE", run.stdout)
+        self.assertEqual((run.returncode, run.stderr), (0, ""))
+        self.assertEqual(run.stdout.splitlines(), [
+            "1:5000         AN %s  MFS   1 (used)" % stored_an(1, 5000).hex(),
+            "1:5003         AN %s  MFS   0 (free)" % stored_an(1, 5003).hex()])
+        run = in_read_only("find", folder, "1:5001:" + an, "1:5002:" + "00" * 16)
+        self.assertEqual(run.returncode, 1, run.stderr)
+        self.assertEqual(run.stdout.splitlines(), [
+            "1:5001         AN %s  MFS   1 (used)  given AN: matches (find 209)" % an,
+            "1:5002         AN %s  MFS   1 (used)  given AN: DIFFERS (find 208)"
+            % stored_an(1, 5002).hex()])
+        run = in_read_only("read", "--lock", folder, "1:5000")
+        self.assertEqual(run.returncode, 3)
+        self.assertIn("%s/Data/.raida_healing.lock: cannot create or open the folder lock file: "
+                      "Read-only file system" % folder, run.stderr)
+        self.assertNotIn("page file", run.stderr)
+        self.assertEqual(sorted(os.listdir(os.path.join(folder, "Data"))), ["01"])
+        self.assertEqual(before, {n: os.stat(os.path.join(folder, "Data", "01", "00", n)).st_mtime_ns
+                                  for n in os.listdir(os.path.join(folder, "Data", "01", "00"))})
+        # read-only mode uses the library's page rule: a truncated page is no page, in its words
+        with open(rw.page_path(folder, 1, 4), "r+b") as f:
+            f.truncate(100)
+        run = self.run_tool("read", folder, "1:5000", env=env)
+        self.assertEqual((run.returncode, run.stdout), (1, "1:5000         no page (the server "
+                         "answers 40 for this coin): no page holds denomination 1 serial number "
+                         "5000: truncated page file: 100 bytes, a page file has 17408\n"))
+
+    def test_audit_escapes_names_and_walks_any_depth(self):
+        """A file name with a line break and escape bytes cannot forge a report line or reach
+        the terminal; a tree 1,000 folders deep is walked (no recursion limit) and reported."""
+        folder, _ = full_folder(self)
+        data = os.path.join(folder, "Data")
+        forged = "x\naudit: ok\n\x1b[2J\x1b]0;title\x07"
+        open(os.path.join(data, "01", forged), "w").close()
+        open(os.fsdecode(os.path.join(os.fsencode(data), b"bad-\xff")), "w").close()
+        def remove_deep():  # shutil.rmtree recurses: take the tree down from its bottom
+            fds = [os.open(data, os.O_RDONLY)]
+            while True:
+                try:
+                    fds.append(os.open("d", os.O_RDONLY, dir_fd=fds[-1]))
+                except FileNotFoundError:
+                    break
+            os.close(fds.pop())
+            while fds:
+                os.rmdir("d", dir_fd=fds[-1])
+                os.close(fds.pop())
+        self.addCleanup(remove_deep)
+        fd = os.open(data, os.O_RDONLY)
+        for _ in range(1000):
+            os.mkdir("d", dir_fd=fd)
+            deeper = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = deeper
+        os.close(fd)
+        env = dict(os.environ, RAIDA_HEALING_LIB=ARGS.lib)
+        run = self.run_tool("audit", folder, env=env)
+        self.assertEqual(run.returncode, 1, run.stderr)
+        self.assertNotIn("\x1b", run.stdout)
+        self.assertEqual([line for line in run.stdout.splitlines() if line.startswith("audit:")],
+                         ["audit: 1002 problems (unexpected 1002)"])
+        self.assertIn("  unexpected   01/x\\x0aaudit: ok\\x0a\\x1b[2J\\x1b]0;title\\x07: "
+                      "neither a page file nor a page folder", run.stdout.splitlines())
+        self.assertIn("  unexpected   bad-\\xff: neither a page file nor a page folder",
+                      run.stdout.splitlines())
+        report = self.run_json("audit", folder, "--lib", ARGS.lib, code=1)
+        paths = {p["path"] for p in report["problems"]}
+        self.assertIn(os.path.join("01", forged), paths)  # JSON carries the name itself
+        self.assertIn("/".join(["d"] * 1000), paths)
+        self.assertEqual(report["counts"], {"unexpected": 1002})
+
+    def test_the_module_imports_and_the_command_is_its_main(self):
+        """Ops scripts import raida_healing; the command is main() of the same module."""
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tools"), RAIDA_HEALING_LIB=ARGS.lib)
+        run = subprocess.run([sys.executable, "-c", "import raida_healing, sys; "
+                              "sys.exit(raida_healing.main(['check']))"],
+                             capture_output=True, text=True, env=env, cwd="/")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(run.stdout.splitlines()[-1], "check: ok")
 
     def test_audit_cannot_open(self):
         folder = new_folder(self)
