@@ -719,12 +719,6 @@ impl TicketPool {
         let old = std::mem::take(&mut *self.state.lock());
         drop(old);
     }
-
-    /// Bytes the pool's tables hold now (the coin index's slots and the coin lists),
-    /// without the ticket table's own buckets: a cross-check for the memory tests.
-    pub fn coin_index_bytes(&self) -> usize {
-        self.state.lock().holders.slot_bytes()
-    }
 }
 
 /// Test doubles for the pool's clock and ids.

@@ -112,7 +112,8 @@ impl CoinIndex {
         self.len
     }
 
-    /// Bytes of slots allocated, over all segments (tests and the bench's accounting).
+    /// Bytes of slots allocated, over all segments (tests).
+    #[cfg(test)]
     pub(super) fn slot_bytes(&self) -> usize {
         self.segments
             .iter()

@@ -391,7 +391,7 @@ mod tests {
     fn policy_lines_once_a_minute_per_source() {
         let limiter = OncePerMinute::default();
         let a = ip("192.0.2.1");
-        assert_eq!(limiter.may_log(a, 0 * S), Some(0));
+        assert_eq!(limiter.may_log(a, Duration::ZERO), Some(0));
         assert_eq!(limiter.may_log(a, 30 * S), None);
         assert_eq!(limiter.may_log(ip("192.0.2.2"), 30 * S), Some(0));
         assert_eq!(limiter.may_log(a, 60 * S), Some(1));
