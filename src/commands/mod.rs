@@ -4,7 +4,7 @@
 //! trailer for legacy types; payload, HMAC and trailer for types 4 and 5) and answers a
 //! [`Response`]. None of them touches C memory.
 
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddrV4};
 
 use crate::protocol::{Framing, Response, Status, TOTAL_RAIDA_SERVERS};
 use crate::store::CoinStore;
@@ -61,6 +61,9 @@ pub struct Request<'a> {
     pub encryption_type: i32,
     /// The coin id, copied into requests to peers.
     pub coin_id: u8,
+    /// The client's address, when the server says it (validate_ticket's claim policy and
+    /// guess throttle use it); `None` keeps the behaviour of a caller that cannot tell.
+    pub client: Option<IpAddr>,
 }
 
 impl<'a> Request<'a> {
@@ -94,7 +97,9 @@ impl<S: CoinStore + ?Sized> Node<'_, S> {
     pub fn run(&self, command: Command, request: &Request<'_>) -> Response {
         let result = match command {
             Command::GetTicket => get_ticket::get_ticket(self.store, self.tickets, request),
-            Command::ValidateTicket => validate_ticket::validate_ticket(self.tickets, request),
+            Command::ValidateTicket => {
+                validate_ticket::validate_ticket(self.tickets, self.config, request)
+            }
             Command::Find => find::find(self.store, request),
             Command::Fix => fix::fix(self, request),
         };

@@ -130,6 +130,10 @@ unsafe fn respond(ci: *mut ConnInfo, command: Command) -> impl FnOnce() -> Optio
             body: unsafe { body_of(ci) },
             encryption_type: ci.encryption_type,
             coin_id: ci.coin_id,
+            // Only a claim uses it (getpeername is a system call).
+            client: (command == Command::ValidateTicket)
+                .then(|| super::client_addr::client_ip(ci))
+                .flatten(),
         };
         Some(run(command, &request))
     }
@@ -168,6 +172,11 @@ pub unsafe extern "C" fn cmd_get_ticket(ci: *mut ConnInfo) {
 /// Answers 250 with the ticket's coins (n × denomination 1, serial number 4), at most once
 /// per claimer; 43 for an unknown or expired ticket, 44 when already claimed by that
 /// index, 18 for an index above 24, 16 or 36 on a bad body.
+/// When `ci` says who the client is (`ip`, else the peer of socket `sk`, else `sa`), 43
+/// also answers a claim that RAIDA_HEALING_CLAIM_POLICY=listed refuses (the address is
+/// not the one configured for that index) and every claim of a source that failed more
+/// than 60 claims at once or 12 a minute (guessing ids; refused for 300 s); both are
+/// logged at most once a minute per source, and neither tells whether the ticket exists.
 ///
 /// # Safety
 /// As for `cmd_get_ticket`.

@@ -6,6 +6,7 @@
 //! - [`alloc`]: response buffers from C `malloc`, which the server `free()`s.
 //! - [`entry`]: the boundary every export runs its body through: log routing, panic
 //!   boundary, last error on panic.
+//! - [`client_addr`]: the client's address from a `conn_info_t` (validate_ticket).
 //! - [`exports`]: one thin `extern "C"` function per exported symbol.
 //! - [`job`]: `send_validate_ticket_job`, the legacy one-peer validate-ticket job.
 //! - [`audit`]: `raida_healing_check_page`, the store's page rule for auditing tools.
@@ -15,6 +16,7 @@
 
 pub mod alloc;
 pub mod audit;
+mod client_addr;
 pub mod config;
 pub mod constants;
 mod entry;
