@@ -10,6 +10,9 @@
  *  - validate_ticket: claims per second through cmd_validate_ticket, 1 and 2 threads.
  *  - fix: wall time of cmd_fix against 24 loopback peers (c_tests/fake_peer.c).
  *  - memory: resident size and heap of the ticket pool, idle and full.
+ *  - the pool under attack: memory and slowest get_ticket while a pool of one-coin and
+ *    one of 3119-coin tickets fills, a coin taken from a 4096-coin ticket, claims/s of
+ *    honest peers, of a guessing peer and of an unlisted source (policy `listed`).
  *
  * The ticket pool is process-wide and keeps tickets for 300 s, so every sample that
  * creates tickets runs in a forked child: each starts from the parent's empty pool. The
@@ -1118,6 +1121,269 @@ static void memory_rows(void)
     fflush(stdout);
 }
 
+/* ---- the pool under attack: memory and lock time for each ticket shape, the cost of
+ * taking a coin from a large ticket, claims from an honest peer and from a guesser ---- */
+
+/* tickets::POOL_CAPACITY / (coins + TICKET_CHARGE): the most tickets of one shape */
+#define ONE_COIN_POOL_TICKETS 131296
+#define LARGE_POOL_TICKETS 336
+/* tickets::POOL_MEMORY_BOUND, the README's figure */
+#define POOL_MEMORY_BOUND_MIB 60.0
+/* no get_ticket holds the pool for longer than this */
+#define LOCK_TARGET_MS 1.0
+#define TAKE_ROUNDS 41
+#define GUESSER_CLAIMS 200000
+
+/* Coin `at` of a pool fill: every coin its own, on denominations 0 and 2. */
+static struct coin fill_coin(uint32_t at)
+{
+    uint32_t per_den = HOST_TOTAL_PAGES * HOST_RECORDS_PER_PAGE;
+    return (struct coin){ (int8_t)(at < per_den ? 0 : 2), at % per_den };
+}
+
+/* A get_ticket body listing coins[0..n) with their ANs (modern framing above 3119). */
+static rq_body_t ticket_body(const struct coin *coins, int n)
+{
+    size_t size = 21 * (size_t)n;
+    unsigned char *payload = xmalloc(size);
+    for (int i = 0; i < n; i++) {
+        unsigned char *at = payload + 21 * (size_t)i;
+        at += rq_put_coin(at, coins[i].den, coins[i].sn);
+        an_of(coins[i], at);
+    }
+    rq_body_t body = n > GET_TICKET_MAX ? rq_modern_body(NULL, payload, size)
+                                        : rq_legacy_body(NULL, payload, size);
+    free(payload);
+    return body;
+}
+
+static double thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* get_ticket of `body`; returns its status, the call's wall time in ns (*ns) and, when
+ * cpu_ns is not NULL, the CPU time this thread spent in it (*cpu_ns). */
+static unsigned char timed_get_ticket(rq_body_t *body, double *ns, double *cpu_ns)
+{
+    conn_info_t ci;
+    rq_ci_fill(&ci, body, body->size > 21 * GET_TICKET_MAX + 18 ? 4 : 0, COIN_ID);
+    double c0 = cpu_ns ? thread_cpu_ns() : 0;
+    double t0 = now_ns();
+    cmd_get_ticket(&ci);
+    *ns = now_ns() - t0;
+    if (cpu_ns)
+        *cpu_ns = thread_cpu_ns() - c0;
+    unsigned char status = ci.command_status;
+    rq_ci_release(&ci);
+    return status;
+}
+
+/* Fills the pool with tickets of *ctx coins each, every coin its own, until it answers
+ * 42. out: RSS delta, heap delta (bytes), slowest single get_ticket in CPU time of the
+ * calling thread (ns: the work of the call, all of the pool's lock hold included; wall
+ * time on a shared machine also counts being descheduled), tickets made, slowest in wall
+ * time (ns). */
+static void fill_sample(void *ctx, double *out, int nout)
+{
+    int per = *(const int *)ctx;
+    (void)nout;
+    int expect = per == 1 ? ONE_COIN_POOL_TICKETS : LARGE_POOL_TICKETS;
+    size_t total = (size_t)(expect + 1) * (size_t)per;
+    struct coin *coins = xmalloc(sizeof *coins * total);
+    for (size_t i = 0; i < total; i++)
+        coins[i] = fill_coin((uint32_t)i);
+    put_coins(coins, (int)total);
+    rq_result_t r = rq_call(cmd_validate_ticket, 0, COIN_ID, "\x00\x00\x00\x00\x01", 5);
+    rq_result_free(&r);
+    long rss0 = rss_bytes();
+    double heap0 = heap_bytes(), worst = 0, worst_wall = 0;
+    int made = 0;
+    for (int k = 0; k <= expect; k++) {
+        rq_body_t body = ticket_body(coins + (size_t)k * (size_t)per, per);
+        double ns, cpu;
+        unsigned char status = timed_get_ticket(&body, &ns, &cpu);
+        rq_body_free(&body);
+        worst = cpu > worst ? cpu : worst;
+        worst_wall = ns > worst_wall ? ns : worst_wall;
+        if (status == RAIDA_STATUS_NO_TICKET_SLOT)
+            break;
+        if (status != RAIDA_STATUS_ALL_PASS)
+            die("get_ticket #%d of %d coins answered %u", k + 1, per, status);
+        made++;
+    }
+    if (made != expect)
+        fail("the pool took %d tickets of %d coins, not %d", made, per, expect);
+    out[0] = (double)(rss_bytes() - rss0);
+    out[1] = heap_bytes() - heap0;
+    out[2] = worst;
+    out[3] = made;
+    out[4] = worst_wall;
+    free(coins);
+}
+
+/* Taking a coin from an older ticket: each round makes a 4096-coin ticket, then one-coin
+ * tickets of its first coin; the fourth of those takes the coin from the 4096-coin ticket,
+ * the fifth from a one-coin ticket. out: median ns of each (module), the second the
+ * reference. */
+static void take_sample(void *ctx, double *out, int nout)
+{
+    (void)ctx;
+    (void)nout;
+    double from_large[TAKE_ROUNDS], from_small[TAKE_ROUNDS];
+    struct coin *coins = xmalloc(sizeof *coins * TICKET_COINS_MAX);
+    for (int round = 0; round < TAKE_ROUNDS; round++) {
+        for (int i = 0; i < TICKET_COINS_MAX; i++)
+            coins[i] = fill_coin((uint32_t)(round * TICKET_COINS_MAX + i));
+        put_coins(coins, TICKET_COINS_MAX);
+        rq_body_t large = ticket_body(coins, TICKET_COINS_MAX), one = ticket_body(coins, 1);
+        double ns;
+        if (timed_get_ticket(&large, &ns, NULL) != RAIDA_STATUS_ALL_PASS)
+            die("take: the 4096-coin get_ticket failed");
+        for (int k = 0; k < 5; k++) {
+            if (timed_get_ticket(&one, &ns, NULL) != RAIDA_STATUS_ALL_PASS)
+                die("take: a one-coin get_ticket failed");
+            if (k == 3)
+                from_large[round] = ns;
+            if (k == 4)
+                from_small[round] = ns;
+        }
+        rq_body_free(&large);
+        rq_body_free(&one);
+    }
+    free(coins);
+    out[0] = median(from_large, TAKE_ROUNDS);
+    out[1] = median(from_small, TAKE_ROUNDS);
+}
+
+/* A claim of `ticket` for `claimer` from the dotted address `ip`; its status. */
+static unsigned char claim_from_ip(uint8_t claimer, uint32_t ticket, const char *ip)
+{
+    unsigned char body[16 + 5 + 2] = { 0 };
+    body[16] = claimer;
+    rq_put_u32be(body + 17, ticket);
+    body[21] = body[22] = 0x3E;
+    rq_body_t b = { .data = body, .size = sizeof body };
+    conn_info_t ci;
+    rq_ci_fill(&ci, &b, 0, COIN_ID);
+    snprintf(ci.ip, sizeof ci.ip, "%s", ip);
+    cmd_validate_ticket(&ci);
+    unsigned char status = ci.command_status;
+    rq_ci_release(&ci);
+    return status;
+}
+
+/* Claims with the client's address under RAIDA_HEALING_CLAIM_POLICY=listed, every other
+ * RAIDA i configured at 127.0.0.(i+1). out: claims/s of honest peers (each claims 500
+ * one-coin tickets from its own address), claims/s of a listed peer guessing ids,
+ * guesses of it that reached the pool, claims/s of an unlisted source. */
+static void attack_claim_sample(void *ctx, double *out, int nout)
+{
+    (void)ctx;
+    (void)nout;
+    setenv("RAIDA_HEALING_CLAIM_POLICY", "listed", 1); /* before this child's first call */
+    char ips[25][16];
+    for (int i = 0; i < 25; i++) {
+        snprintf(ips[i], sizeof ips[i], "127.0.0.%d", i + 1);
+        if (i != SELF)
+            host_set_peer(i, ips[i], (uint16_t)(18000 + i));
+    }
+    enum { TICKETS = 500 };
+    uint32_t ids[TICKETS];
+    for (int k = 0; k < TICKETS; k++) {
+        struct coin c = { CLAIM_DEN, (uint32_t)k };
+        put_coins(&c, 1);
+        rq_body_t body = ticket_body(&c, 1);
+        conn_info_t ci;
+        rq_ci_fill(&ci, &body, 0, COIN_ID);
+        cmd_get_ticket(&ci);
+        if (ci.command_status != RAIDA_STATUS_ALL_PASS)
+            die("attack bench: get_ticket answered %u", ci.command_status);
+        ids[k] = rq_get_u32be(ci.output);
+        rq_ci_release(&ci);
+        rq_body_free(&body);
+    }
+    double t0 = now_ns();
+    int bad = 0;
+    for (int k = 0; k < TICKETS; k++)
+        for (int i = 0; i < 25; i++)
+            if (i != SELF)
+                bad += claim_from_ip((uint8_t)i, ids[k], ips[i]) != RAIDA_STATUS_SUCCESS;
+    double honest = (double)TICKETS * 24 / ((now_ns() - t0) / 1e9);
+    if (bad)
+        fail("%d honest claims were refused", bad);
+    /* RAIDA 1's address guessing ids: the first GUESS_BURST + 1 reach the pool */
+    int answered_by_pool = 0;
+    t0 = now_ns();
+    for (int g = 0; g < GUESSER_CLAIMS; g++) {
+        uint32_t guess = (uint32_t)rng_next() | 1;
+        unsigned char status = claim_from_ip(1, guess, ips[1]);
+        answered_by_pool += status != RAIDA_STATUS_NO_TICKET_FOUND;
+    }
+    double guessing = GUESSER_CLAIMS / ((now_ns() - t0) / 1e9);
+    /* the live tickets are refused to it now */
+    int stolen = 0;
+    for (int k = 0; k < TICKETS; k++)
+        stolen += claim_from_ip(1, ids[k], ips[1]) == RAIDA_STATUS_SUCCESS;
+    if (stolen)
+        fail("a throttled guesser claimed %d live tickets", stolen);
+    /* an unlisted source naming RAIDA 2 */
+    t0 = now_ns();
+    for (int g = 0; g < GUESSER_CLAIMS; g++)
+        answered_by_pool += claim_from_ip(2, ids[g % TICKETS], "127.0.0.200") !=
+                            RAIDA_STATUS_NO_TICKET_FOUND;
+    double unlisted = GUESSER_CLAIMS / ((now_ns() - t0) / 1e9);
+    if (answered_by_pool)
+        fail("%d refused claims answered other than 43", answered_by_pool);
+    out[0] = honest;
+    out[1] = guessing;
+    out[2] = unlisted;
+}
+
+static void attack_rows(void)
+{
+    char value[40], floor_txt[40], ratio[16], target[32];
+    for (int shape = 0; shape < 2; shape++) {
+        int per = shape == 0 ? 1 : GET_TICKET_MAX;
+        double out[5];
+        in_child(fill_sample, &per, out, 5);
+        char what[64];
+        snprintf(what, sizeof what, "memory: pool full, %.0f x %d-coin tickets", out[3], per);
+        snprintf(value, sizeof value, "%.2f MiB RSS", out[0] / 1048576);
+        snprintf(floor_txt, sizeof floor_txt, "%.2f MiB heap", out[1] / 1048576);
+        /* the bound is on what the pool allocates (heap in use); RSS also keeps the heap's
+         * free chunks, e.g. index segments' old tables, which later allocations reuse */
+        snprintf(target, sizeof target, "heap <= %.0f MiB: %s", POOL_MEMORY_BOUND_MIB,
+                 out[1] / 1048576 <= POOL_MEMORY_BOUND_MIB ? "met" : "MISSED");
+        printf("| %-46s | %17s | %17s | %7s | %-16s |\n", what, value, floor_txt, "", target);
+        snprintf(what, sizeof what, "get_ticket x%d: slowest call while filling", per);
+        snprintf(value, sizeof value, "%.3f ms CPU", out[2] / 1e6);
+        snprintf(floor_txt, sizeof floor_txt, "%.3f ms wall", out[4] / 1e6);
+        snprintf(target, sizeof target, "<= %.0f ms: %s", LOCK_TARGET_MS,
+                 out[2] / 1e6 <= LOCK_TARGET_MS ? "met" : "MISSED");
+        printf("| %-46s | %17s | %17s | %7s | %-16s |\n", what, value, floor_txt, "", target);
+        fflush(stdout);
+    }
+    double take[2];
+    in_child(take_sample, NULL, take, 2);
+    snprintf(value, sizeof value, "%.2f us", take[0] / 1e3);
+    snprintf(floor_txt, sizeof floor_txt, "%.2f us", take[1] / 1e3);
+    snprintf(ratio, sizeof ratio, "%.2fx", take[0] / take[1]);
+    printf("| %-46s | %17s | %17s | %7s | %-16s |\n",
+           "get_ticket x1 taking its coin from 4096 coins", value, floor_txt, ratio, "");
+    double claims[3];
+    in_child(attack_claim_sample, NULL, claims, 3);
+    printf("| %-46s | %9.0f claims/s | %17s | %7s | %-16s |\n",
+           "validate_ticket, honest listed peers", claims[0], "", "", "");
+    printf("| %-46s | %9.0f claims/s | %17s | %7s | %-16s |\n",
+           "validate_ticket, a listed peer guessing ids", claims[1], "61 reach the pool", "", "");
+    printf("| %-46s | %9.0f claims/s | %17s | %7s | %-16s |\n",
+           "validate_ticket, an unlisted source", claims[2], "none reach it", "", "");
+    fflush(stdout);
+}
+
 /* ---- profile mode ---- */
 
 /* `bench profile get_ticket|find dense|random|scattered [requests]`: the largest batch,
@@ -1222,8 +1488,10 @@ int main(int argc, char **argv)
     printf("|%s|%s|%s|%s|%s|\n", "------------------------------------------------",
            "-------------------", "-------------------", "---------", "------------------");
 
-    /* first, while the library has not run in this process: the pool's memory */
+    /* first, while the library has not run in this process (its pool and claim policy
+     * come into being in each sample's child): the pool's memory, then under attack */
     memory_rows();
+    attack_rows();
 
     struct coin *layout_coins[LAYOUTS];
     for (int l = 0; l < LAYOUTS; l++) {

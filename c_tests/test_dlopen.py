@@ -23,6 +23,7 @@ import raida_wire as rw  # noqa: E402  (the Python test kit)
 CONN_INFO_SIZE = 336
 OFF_BODY_SIZE, OFF_BODY, OFF_ENCRYPTION_TYPE = 16, 24, 48
 OFF_OUTPUT_SIZE, OFF_OUTPUT, OFF_STATUS = 164, 168, 176
+OFF_SA, OFF_SK, OFF_IP = 0, 8, 219
 WRITTEN = set(range(OFF_OUTPUT_SIZE, OFF_OUTPUT_SIZE + 4)) | set(range(OFF_OUTPUT, OFF_OUTPUT + 8)) | {OFF_STATUS}
 ERROR_INTERNAL = 252
 HOST_SYMBOLS = ["config", "get_page_by_sn_lock", "unlock_page", "update_free_pages_bitmap", "get_mfs"]
@@ -32,8 +33,12 @@ LIB_PATH = None
 
 
 def conn_info(body, encryption_type=0):
-    """A conn_info_t full of 0xA5 garbage except the fields the server sets."""
+    """A conn_info_t full of 0xA5 garbage except the fields the server sets; the client's
+    address (sa, sk, ip: validate_ticket reads them) is left unsaid: NULL, -1, ""."""
     ci = ctypes.create_string_buffer(b"\xa5" * CONN_INFO_SIZE, CONN_INFO_SIZE)
+    ctypes.memset(ctypes.byref(ci, OFF_SA), 0, 8)
+    ctypes.memmove(ctypes.byref(ci, OFF_SK), ctypes.byref(ctypes.c_int(-1)), 4)
+    ctypes.memset(ctypes.byref(ci, OFF_IP), 0, 1)
     ctypes.memmove(ctypes.byref(ci, OFF_BODY_SIZE), ctypes.byref(ctypes.c_int(len(body))), 4)
     ctypes.memmove(ctypes.byref(ci, OFF_BODY), ctypes.byref(ctypes.c_void_p(ctypes.addressof(body))), 8)
     ctypes.memmove(ctypes.byref(ci, OFF_ENCRYPTION_TYPE), ctypes.byref(ctypes.c_int(encryption_type)), 4)

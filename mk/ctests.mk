@@ -3,7 +3,7 @@
 # time through an rpath (LINK_SO and SONAME_LINK in the Makefile).
 #
 ## make c-header-test      the header stands alone (C and C++) and declares only our names (make test)
-## make c-test             layout, harness, commands and loader tests against the .so (make test)
+## make c-test             layout, harness, commands, claims and loader tests against the .so (make test)
 ## make c-test-asan        the same C tests built with ASan+UBSan (make test)
 ## make c-test-valgrind    the plain C tests under valgrind memcheck (make test)
 ## make static-link-test   test_commands linked against libraida_healing.a (make test)
@@ -11,7 +11,7 @@
 
 CT_SRC     := c_tests
 CT_HARNESS := $(CT_SRC)/host.c $(CT_SRC)/request.c
-CT_TESTS   := test_layout test_host test_commands
+CT_TESTS   := test_layout test_host test_commands test_claims
 $(foreach t,$(CT_TESTS),$(eval $(call c_program,$(t),$(CT_SRC)/$(t).c $(CT_HARNESS))))
 
 # test_commands once more, linked against the static archive instead of the .so.

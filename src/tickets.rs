@@ -12,12 +12,17 @@
 //!   it from the oldest one holding it (which is dropped once it has no coin left), so a
 //!   wallet that retries a heal always gets a fresh ticket and an owner who repeats a
 //!   coin only displaces his own tickets;
-//! - the capacity counts coins held ([`MAX_COINS_HELD`]), which is also what memory
-//!   grows with: filling it takes `MAX_COINS_HELD / MAX_TICKETS_PER_COIN` distinct
-//!   authentic coins.
+//! - the capacity counts what a ticket costs in memory: its coins plus a fixed charge per
+//!   ticket ([`TICKET_CHARGE`]), [`POOL_CAPACITY`] in all, so a pool of one-coin tickets
+//!   is bounded as tightly as one of full tickets (docs/tickets.md).
+//!
+//! No request holds the lock for long at any pool size: the tables grow a 256th at a
+//! time (segments), expiry removes a bounded amount per request, and taking coins from
+//! an older ticket costs in proportion to the coins taken.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,19 +31,41 @@ use parking_lot::Mutex;
 use crate::protocol::{Coin, COIN_BYTES, TOTAL_RAIDA_SERVERS};
 use crate::random::RandomError;
 
+mod claim_policy;
 mod coin_index;
+mod guess_throttle;
+mod ticket_map;
+pub use claim_policy::{ClaimPolicy, CLAIM_POLICY_VAR};
 use coin_index::CoinIndex;
+pub use guess_throttle::{
+    GuessThrottle, SourceVerdict, GUESS_BURST, GUESS_COOLDOWN, GUESS_REFILL, MAX_TRACKED_SOURCES,
+};
+use ticket_map::TicketMap;
 
-/// At most this many coins held by live tickets at once, counted once per ticket that
-/// lists them (256 full tickets). Memory: 5 bytes a coin on its ticket plus at most one
-/// index entry per distinct coin, about 53 MiB when full (BENCHMARKS.md).
+/// At most this many coins on one ticket.
+pub const MAX_COINS_PER_TICKET: usize = 4096;
+/// What a ticket costs beyond its coins, in coins: its entry in the ticket table, its
+/// coin list's allocation and its place in the creation order (about 8 coins' worth of
+/// memory each, measured in `tests/pool_memory.rs`).
+pub const TICKET_CHARGE: usize = 7;
+/// The pool's capacity, in coins plus [`TICKET_CHARGE`] per ticket: 256 full tickets, or
+/// 131,296 one-coin tickets. Memory at most [`POOL_MEMORY_BOUND`] either way.
+pub const POOL_CAPACITY: usize = 256 * (MAX_COINS_PER_TICKET + TICKET_CHARGE);
+/// The most memory the pool takes, full of tickets of any shape (docs/tickets.md; checked
+/// by `tests/pool_memory.rs` with a counting allocator, shown by `make bench`).
+pub const POOL_MEMORY_BOUND: usize = 60 << 20;
+/// Coins held by live tickets never exceed this (256 full tickets): 256 tickets already
+/// take 256 charges of the capacity, the rest is 2^20 coins.
 pub const MAX_COINS_HELD: usize = 256 * MAX_COINS_PER_TICKET;
 /// A coin is on at most this many live tickets; a newer ticket takes it from the oldest.
 pub const MAX_TICKETS_PER_COIN: usize = 4;
-/// At most this many coins on one ticket.
-pub const MAX_COINS_PER_TICKET: usize = 4096;
 /// A ticket is gone this long after its creation.
 pub const TICKET_LIFETIME: Duration = Duration::from_secs(300);
+
+/// Segments of the coin index one get_ticket may grow before they must (about 0.1 ms
+/// each): enough that growth keeps ahead of even 4,096-coin requests, few enough that no
+/// request holds the lock for long.
+const INDEX_GROWTHS_PER_REQUEST: usize = 4;
 
 /// A monotonic clock, injectable so tests can expire tickets without waiting.
 pub trait Clock: Send + Sync {
@@ -72,7 +99,9 @@ pub trait IdSource: Send + Sync {
     fn next_id(&self) -> Result<u32, RandomError>;
 }
 
-/// Ticket ids from the operating system's CSPRNG: a peer cannot guess a live ticket.
+/// Ticket ids from the operating system's CSPRNG: unpredictable, so a guesser can only
+/// try ids at random (one guess in 2^32 / live tickets hits; the claim policy and the
+/// guess throttle bound what that buys, docs/wire-protocol.md).
 #[derive(Default)]
 pub struct OsRandomIds;
 
@@ -85,7 +114,7 @@ impl IdSource for OsRandomIds {
 /// Why a ticket could not be created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateError {
-    /// The live tickets hold [`MAX_COINS_HELD`] coins (or the pool's own capacity).
+    /// The live tickets' coins and charges fill [`POOL_CAPACITY`] (or the pool's own).
     PoolFull,
     /// No coins, or more than [`MAX_COINS_PER_TICKET`].
     BadCoinCount,
@@ -105,12 +134,26 @@ pub enum ClaimError {
 }
 
 struct Ticket {
-    /// Tells this ticket from an older one that had the same id (for `by_age`).
-    serial: u64,
+    created: Duration,
+    /// The ticket created just before this one and still live (0: none), and the one
+    /// just after: the creation order, so expiry and removal cost O(1) a ticket.
+    older: u32,
+    newer: u32,
     /// One bit per RAIDA index that has claimed the ticket.
     claims: u32,
-    /// The coins in wire form (n × den, sn), each once, which is exactly a claim's answer.
+    /// Coins of `coins` this ticket still holds; the others were taken by newer tickets
+    /// (their holders no longer list this ticket) and are dropped from `coins` lazily.
+    held: u32,
+    /// The coins in wire form (n × den, sn), each once: those held, and possibly some
+    /// taken. Compacted to the held ones before a claim reads it, and whenever fewer than
+    /// half are held, so the list is never more than twice the coins charged for.
     coins: Arc<[u8]>,
+}
+
+impl Ticket {
+    fn listed(&self) -> usize {
+        self.coins.len() / COIN_BYTES
+    }
 }
 
 use crate::protocol::CoinKey;
@@ -221,85 +264,123 @@ fn coin_key_of(wire: &[u8; COIN_BYTES]) -> CoinKey {
 /// Everything behind the pool's mutex.
 #[derive(Default)]
 struct State {
-    tickets: HashMap<u32, Ticket>,
-    /// (created, id, serial) in creation order; entries of tickets already gone are
-    /// skipped when they reach the front.
-    by_age: VecDeque<(Duration, u32, u64)>,
+    tickets: TicketMap,
+    /// Ends of the creation order (ids; 0 when no ticket is live).
+    oldest: u32,
+    newest: u32,
     /// The live tickets holding each coin.
     holders: CoinIndex,
-    /// Coins listed by live tickets.
+    /// Coins held by live tickets.
     coins_held: usize,
-    next_serial: u64,
+}
+
+/// A ticket's coins listed but taken by newer tickets are dropped from its list when
+/// they outnumber the held ones (and before a claim).
+fn compact(ticket: &mut Ticket, id: u32, holders: &CoinIndex) {
+    let kept: Vec<u8> = ticket
+        .coins
+        .chunks_exact(COIN_BYTES)
+        .filter(|wire| {
+            holders
+                .get(coin_key(wire))
+                .is_some_and(|ids| ids.contains(&id))
+        })
+        .flatten()
+        .copied()
+        .collect();
+    debug_assert_eq!(kept.len() / COIN_BYTES, ticket.held as usize);
+    ticket.coins = kept.into();
 }
 
 impl State {
-    /// Drops ticket `id` and forgets its coins.
-    fn remove(&mut self, id: u32) {
-        let Some(ticket) = self.tickets.remove(&id) else {
-            return;
+    /// Puts a new ticket at the newest end of the creation order.
+    fn push_newest(&mut self, id: u32, mut ticket: Ticket) {
+        ticket.older = self.newest;
+        ticket.newer = 0;
+        match self.tickets.get_mut(self.newest) {
+            Some(newest) => newest.newer = id,
+            None => self.oldest = id,
+        }
+        self.newest = id;
+        self.tickets.insert(id, ticket);
+    }
+
+    /// Takes ticket `id` out of the table and the creation order (its coins untouched).
+    fn unlink(&mut self, id: u32) -> Option<Ticket> {
+        let ticket = self.tickets.remove(id)?;
+        match self.tickets.get_mut(ticket.older) {
+            Some(older) => older.newer = ticket.newer,
+            None => self.oldest = ticket.newer,
+        }
+        match self.tickets.get_mut(ticket.newer) {
+            Some(newer) => newer.older = ticket.older,
+            None => self.newest = ticket.older,
+        }
+        Some(ticket)
+    }
+
+    /// Drops ticket `id` and forgets its coins; returns the coins it listed (the work).
+    fn remove(&mut self, id: u32) -> usize {
+        let Some(ticket) = self.unlink(id) else {
+            return 0;
         };
-        self.coins_held -= ticket.coins.len() / COIN_BYTES;
+        self.coins_held -= ticket.held as usize;
         for wire in ticket.coins.chunks_exact(COIN_BYTES) {
             let key = coin_key(wire);
             if self.holders.get_mut(key).is_some_and(|ids| forget(ids, id)) {
                 self.holders.remove(key);
             }
         }
+        ticket.listed()
     }
 
-    /// Drops every ticket created `lifetime` or more before `now` (the oldest are at the
-    /// front of `by_age`, the clock being monotonic).
-    fn expire(&mut self, now: Duration, lifetime: Duration) {
-        while let Some(&(created, id, serial)) = self.by_age.front() {
-            if now.saturating_sub(created) < lifetime {
-                break;
-            }
-            self.by_age.pop_front();
-            if self.tickets.get(&id).is_some_and(|t| t.serial == serial) {
-                self.remove(id);
+    /// Drops the oldest ticket if it has expired by `now`; false when it has not (or
+    /// there is none). Returns the coins it listed, as work done.
+    fn expire_oldest(&mut self, now: Duration, lifetime: Duration) -> Option<usize> {
+        let created = self.tickets.get(self.oldest)?.created;
+        if now.saturating_sub(created) < lifetime {
+            return None;
+        }
+        Some(self.remove(self.oldest).max(1))
+    }
+
+    /// Drops expired tickets, oldest first, until about `budget` coins' worth of work is
+    /// done (at least one ticket when one has expired): a request pays for a bounded
+    /// amount of expiry, so tickets that all expire at once never stall one request.
+    /// Each get_ticket brings twice its own coins of budget, so expiry keeps up with
+    /// creation; a claim checks its ticket's age itself.
+    fn expire(&mut self, now: Duration, lifetime: Duration, budget: usize) {
+        let mut spent = 0;
+        while spent < budget {
+            match self.expire_oldest(now, lifetime) {
+                Some(work) => spent += work,
+                None => break,
             }
         }
     }
 
-    /// Drops the `by_age` entries of tickets that lost every coin to newer ones, once they
-    /// outnumber the live tickets: otherwise one coin's owner, creating tickets as fast as
-    /// he can, would grow the queue for the whole lifetime. Amortised O(1) a ticket.
-    fn forget_dropped_tickets(&mut self) {
-        if self.by_age.len() > 2 * self.tickets.len() + 64 {
-            let tickets = &self.tickets;
-            self.by_age
-                .retain(|&(_, id, serial)| tickets.get(&id).is_some_and(|t| t.serial == serial));
-        }
-    }
-
-    /// Takes `taken` coins (distinct, all listed by it, their holders already updated)
+    /// Takes `taken` coins (distinct, all held by it, their holders already updated)
     /// from ticket `id` for a newer ticket; drops the ticket when nothing is left on it,
-    /// which is the common case of a wallet retrying with the same coins. Otherwise the
-    /// ticket keeps the coins whose holders still list it: no set of the taken coins is
-    /// built, and nothing is looked up in the common case.
+    /// which is the common case of a wallet retrying with the same coins. Costs in
+    /// proportion to `taken`: the list is compacted only when fewer than half its coins
+    /// are still held (so over the ticket's life compaction costs at most twice the
+    /// coins taken from it).
     fn take_coins(&mut self, id: u32, taken: usize) {
-        let Some(ticket) = self.tickets.get_mut(&id) else {
+        let Some(ticket) = self.tickets.get_mut(id) else {
             return;
         };
-        let listed = ticket.coins.len() / COIN_BYTES;
         self.coins_held -= taken;
-        if taken == listed {
-            self.tickets.remove(&id);
-            return;
+        ticket.held -= taken as u32;
+        if ticket.held == 0 {
+            self.unlink(id);
+        } else if (ticket.held as usize) * 2 < ticket.listed() {
+            compact(ticket, id, &self.holders);
         }
-        let holders = &self.holders;
-        let kept: Vec<u8> = ticket
-            .coins
-            .chunks_exact(COIN_BYTES)
-            .filter(|wire| {
-                holders
-                    .get(coin_key(wire))
-                    .is_some_and(|ids| ids.contains(&id))
-            })
-            .flatten()
-            .copied()
-            .collect();
-        ticket.coins = kept.into();
+    }
+
+    /// The capacity units the live tickets use.
+    fn charged(&self, ticket_charge: usize) -> usize {
+        self.coins_held + self.tickets.len() * ticket_charge
     }
 }
 
@@ -345,30 +426,51 @@ impl TakenCounts {
     }
 }
 
-/// The pool. Memory grows with the coins held and is bounded by the capacity; the coin
-/// index keeps its high-water size (it does not shrink when tickets go).
+/// The pool. Memory grows with the tickets and coins held and is bounded by the
+/// capacity (the coin index keeps its high-water size; it does not shrink when tickets
+/// go).
 pub struct TicketPool {
     state: Mutex<State>,
     clock: Box<dyn Clock>,
     ids: Box<dyn IdSource>,
     capacity: usize,
+    ticket_charge: usize,
     lifetime: Duration,
+    policy: ClaimPolicy,
+    throttle: GuessThrottle,
+    policy_log: guess_throttle::OncePerMinute,
 }
 
 impl Default for TicketPool {
+    /// The production pool, with the claim policy from the environment.
     fn default() -> Self {
         TicketPool::new(Box::<MonotonicClock>::default(), Box::new(OsRandomIds))
+            .with_claim_policy(ClaimPolicy::from_env())
     }
 }
 
+/// Why a claim from a known address was refused or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimRefusal {
+    /// The pool's answer.
+    Claim(ClaimError),
+    /// The claim policy does not let this address speak for the RAIDA it named.
+    NotListed,
+    /// The source is cut off for guessing.
+    Throttled,
+}
+
 impl TicketPool {
-    /// A pool of the production capacity and lifetime over the given clock and id source.
+    /// A pool of the production capacity, charge and lifetime over the given clock and id
+    /// source, claim policy `any`.
     pub fn new(clock: Box<dyn Clock>, ids: Box<dyn IdSource>) -> TicketPool {
-        TicketPool::with_limits(clock, ids, MAX_COINS_HELD, TICKET_LIFETIME)
+        TicketPool::with_limits(clock, ids, POOL_CAPACITY, TICKET_LIFETIME)
+            .with_ticket_charge(TICKET_CHARGE)
     }
 
-    /// A pool holding at most `capacity` coins (counted once per ticket listing them),
-    /// with another lifetime (tests).
+    /// A pool holding at most `capacity` coins (counted once per ticket listing them, no
+    /// charge per ticket unless [`with_ticket_charge`](Self::with_ticket_charge) sets
+    /// one), with another lifetime (tests).
     pub fn with_limits(
         clock: Box<dyn Clock>,
         ids: Box<dyn IdSource>,
@@ -380,8 +482,29 @@ impl TicketPool {
             clock,
             ids,
             capacity,
+            ticket_charge: 0,
             lifetime,
+            policy: ClaimPolicy::default(),
+            throttle: GuessThrottle::default(),
+            policy_log: Default::default(),
         }
+    }
+
+    /// The same pool charging `charge` capacity units per live ticket on top of its coins.
+    pub fn with_ticket_charge(mut self, charge: usize) -> TicketPool {
+        self.ticket_charge = charge;
+        self
+    }
+
+    /// The same pool under another claim policy.
+    pub fn with_claim_policy(mut self, policy: ClaimPolicy) -> TicketPool {
+        self.policy = policy;
+        self
+    }
+
+    /// The claim policy in force.
+    pub fn claim_policy(&self) -> ClaimPolicy {
+        self.policy
     }
 
     /// Creates a ticket listing `coins` (in order, each once) and returns its id.
@@ -405,8 +528,14 @@ impl TicketPool {
         let mut state = self.state.lock();
         let hashing = state.holders.hashing().clone();
         let now = self.clock.now();
-        state.expire(now, self.lifetime);
-        if state.coins_held + n > self.capacity {
+        state.expire(now, self.lifetime, 2 * n + 64);
+        let fits = |state: &State, coins: usize| {
+            state.charged(self.ticket_charge) + coins + self.ticket_charge <= self.capacity
+        };
+        // Room taken by expired tickets is freed first, one ticket at a time: each frees
+        // at least one coin and a charge, so this costs about what the new ticket lists.
+        while !fits(&state, n) && state.expire_oldest(now, self.lifetime).is_some() {}
+        if !fits(&state, n) {
             // Near the capacity: count the distinct coins, and the places older tickets
             // would give up, exactly.
             let mut seen = HashSet::with_capacity_and_hasher(n, hashing.clone());
@@ -418,13 +547,15 @@ impl TicketPool {
                     freed += usize::from(state.holders.get(key).is_some_and(full));
                 }
             }
-            if state.coins_held - freed + distinct > self.capacity {
+            if state.charged(self.ticket_charge) - freed + distinct + self.ticket_charge
+                > self.capacity
+            {
                 return Err(CreateError::PoolFull);
             }
         }
         let id = loop {
             let id = self.ids.next_id().map_err(CreateError::NoRandomness)?;
-            if id != 0 && !state.tickets.contains_key(&id) {
+            if id != 0 && !state.tickets.contains(id) {
                 break id;
             }
         };
@@ -435,6 +566,7 @@ impl TicketPool {
         // are the distinct coins copied out, from the first repeat on (a second loop, so
         // the common case tests nothing for it).
         let mut taken = TakenCounts::new(hashing);
+        state.holders.allow_growths(INDEX_GROWTHS_PER_REQUEST);
         let mut coins = wire.as_chunks::<COIN_BYTES>().0.iter();
         let mut n = 0;
         let mut deduplicated: Option<Vec<u8>> = None;
@@ -470,16 +602,15 @@ impl TicketPool {
             Some(kept) => kept.into(),
             None => Arc::from(wire),
         };
-        let serial = state.next_serial;
-        state.next_serial += 1;
         state.coins_held += n;
-        state.by_age.push_back((now, id, serial));
-        state.forget_dropped_tickets();
-        state.tickets.insert(
+        state.push_newest(
             id,
             Ticket {
-                serial,
+                created: now,
+                older: 0,
+                newer: 0,
                 claims: 0,
+                held: n as u32,
                 coins,
             },
         );
@@ -492,39 +623,100 @@ impl TicketPool {
         if usize::from(claimer) >= TOTAL_RAIDA_SERVERS {
             return Err(ClaimError::BadClaimer);
         }
+        let now = self.clock.now();
         let mut state = self.state.lock();
-        state.expire(self.clock.now(), self.lifetime);
-        let ticket = state.tickets.get_mut(&id).ok_or(ClaimError::NotFound)?;
+        // A little expiry on the side; the ticket's own age is checked below.
+        state.expire(now, self.lifetime, 64);
+        let state = &mut *state;
+        let ticket = state
+            .tickets
+            .get_mut(id)
+            .filter(|t| now.saturating_sub(t.created) < self.lifetime)
+            .ok_or(ClaimError::NotFound)?;
         let bit = 1u32 << claimer;
         if ticket.claims & bit != 0 {
             return Err(ClaimError::AlreadyClaimed);
         }
         ticket.claims |= bit;
+        if (ticket.held as usize) < ticket.listed() {
+            compact(ticket, id, &state.holders);
+        }
         Ok(Arc::clone(&ticket.coins))
     }
 
-    /// Live (unexpired) tickets now.
+    /// A claim from a client whose address the server gave (`source`), naming RAIDA
+    /// `claimer`, whose configured address is `configured`: the claim policy first, then
+    /// the guess throttle, then the pool; a failed claim counts against the source. Every
+    /// refusal answers as an unknown ticket would, so it tells nothing of the ticket;
+    /// refusals are logged (at most once a minute per source).
+    pub fn claim_from(
+        &self,
+        id: u32,
+        claimer: u8,
+        source: IpAddr,
+        configured: Option<std::net::Ipv4Addr>,
+    ) -> Result<Arc<[u8]>, ClaimRefusal> {
+        if usize::from(claimer) >= TOTAL_RAIDA_SERVERS {
+            return Err(ClaimRefusal::Claim(ClaimError::BadClaimer));
+        }
+        let now = self.clock.now();
+        if !self.policy.admits(source, configured) {
+            if let Some(skipped) = self.policy_log.may_log(source, now) {
+                let expected = configured.map_or("no address".to_string(), |ip| ip.to_string());
+                crate::log::warning(&format!(
+                    "validate_ticket: claim for RAIDA {claimer} from {source} refused (43) by \
+                     {CLAIM_POLICY_VAR}=listed: the config gives RAIDA {claimer} {expected}; \
+                     if that peer really connects from {source}, add that address to the \
+                     config or set {CLAIM_POLICY_VAR}=any ({skipped} more refusals from this \
+                     source since the last line)"
+                ));
+            }
+            return Err(ClaimRefusal::NotListed);
+        }
+        if let SourceVerdict::CutOff { log } = self.throttle.check(source, now) {
+            if let Some(line) = log {
+                crate::log::warning(&line);
+            }
+            return Err(ClaimRefusal::Throttled);
+        }
+        let claimed = self.claim(id, claimer).map_err(ClaimRefusal::Claim);
+        if claimed == Err(ClaimRefusal::Claim(ClaimError::NotFound)) {
+            if let Some(line) = self.throttle.failed(source, now) {
+                crate::log::warning(&line);
+            }
+        }
+        claimed
+    }
+
+    /// Live (unexpired) tickets now. Expires everything due first, however long that
+    /// takes: for tests and reports, never a request's path.
     pub fn live(&self) -> usize {
         let mut state = self.state.lock();
-        state.expire(self.clock.now(), self.lifetime);
+        state.expire(self.clock.now(), self.lifetime, usize::MAX);
         state.tickets.len()
     }
 
-    /// Coins a new ticket could list now (the capacity less the coins held).
+    /// Capacity units a new ticket could use now (the capacity less the live tickets'
+    /// coins and charges); as [`live`](Self::live), not for a request's path.
     pub fn free_slots(&self) -> usize {
-        self.capacity.saturating_sub(self.coins_held())
+        let mut state = self.state.lock();
+        state.expire(self.clock.now(), self.lifetime, usize::MAX);
+        self.capacity
+            .saturating_sub(state.charged(self.ticket_charge))
     }
 
-    /// Coins held by live tickets.
+    /// Coins held by live tickets; as [`live`](Self::live), not for a request's path.
     pub fn coins_held(&self) -> usize {
         let mut state = self.state.lock();
-        state.expire(self.clock.now(), self.lifetime);
+        state.expire(self.clock.now(), self.lifetime, usize::MAX);
         state.coins_held
     }
 
-    /// Drops every ticket (tests, and closing a standalone store).
+    /// Drops every ticket (tests, and closing a standalone store). The old tables are
+    /// freed after the lock is released.
     pub fn clear(&self) {
-        *self.state.lock() = State::default();
+        let old = std::mem::take(&mut *self.state.lock());
+        drop(old);
     }
 }
 
@@ -696,12 +888,6 @@ mod tests {
         pool.create(&vec![owned; MAX_COINS_PER_TICKET]).unwrap();
         assert_eq!(pool.live(), MAX_TICKETS_PER_COIN);
         assert_eq!(pool.coins_held(), MAX_TICKETS_PER_COIN);
-        // nor does what the pool remembers of them grow with the requests
-        let remembered = pool.state.lock().by_age.len();
-        assert!(
-            remembered <= 2 * MAX_TICKETS_PER_COIN + 65,
-            "{remembered} entries"
-        );
         // every other wallet still gets tickets, for as many coins as a ticket holds
         let wallet: Vec<Coin> = (0..MAX_COINS_PER_TICKET as u32)
             .map(|sn| Coin { den: 3, sn })
@@ -713,7 +899,9 @@ mod tests {
         );
         assert_eq!(
             pool.free_slots(),
-            MAX_COINS_HELD - MAX_COINS_PER_TICKET - MAX_TICKETS_PER_COIN
+            POOL_CAPACITY
+                - (MAX_COINS_PER_TICKET + TICKET_CHARGE)
+                - MAX_TICKETS_PER_COIN * (1 + TICKET_CHARGE)
         );
     }
 
@@ -773,6 +961,45 @@ mod tests {
         }
         assert_eq!(&*other.claim(both, 0).unwrap(), &wire[COIN_BYTES..]);
         assert_eq!(other.coins_held(), 2 + MAX_TICKETS_PER_COIN);
+    }
+
+    #[test]
+    fn expiry_is_paid_a_little_per_request_yet_never_late() {
+        let (pool, clock) = pool(&[1], 1000);
+        for sn in 0..1000 {
+            pool.create(&[Coin { den: 1, sn }]).unwrap();
+        }
+        let newcomer = [Coin { den: 2, sn: 0 }];
+        assert_eq!(pool.create(&newcomer), Err(CreateError::PoolFull));
+        clock.advance(TICKET_LIFETIME);
+        // all expired at once: none claimable, removed or not
+        assert_eq!(pool.claim(500, 0), Err(ClaimError::NotFound));
+        // the full pool of expired tickets makes room for a new one, one request removing
+        // only a bounded part of them
+        let id = pool.create(&newcomer).unwrap();
+        let left = pool.state.lock().tickets.len();
+        assert!((800..1000).contains(&left), "{left} tickets left after one request");
+        assert_eq!(pool.live(), 1);
+        assert_eq!(&*pool.claim(id, 0).unwrap(), &newcomer[0].to_wire());
+    }
+
+    #[test]
+    fn a_ticket_that_lost_most_coins_lists_the_rest() {
+        let (pool, _) = pool(&[1], 1000);
+        let all = coins(8);
+        let first = pool.create(&all).unwrap();
+        for _ in 0..MAX_TICKETS_PER_COIN {
+            pool.create(&all[..5]).unwrap();
+        }
+        // 3 of 8 left: the list was compacted when fewer than half remained
+        let rest: Vec<u8> = all[5..].iter().flat_map(|c| c.to_wire()).collect();
+        assert_eq!(&*pool.claim(first, 0).unwrap(), &rest[..]);
+        assert_eq!(pool.coins_held(), 3 + 5 * MAX_TICKETS_PER_COIN);
+        // and one coin more taken from it later still leaves the right two
+        for _ in 0..MAX_TICKETS_PER_COIN {
+            pool.create(&all[5..6]).unwrap();
+        }
+        assert_eq!(&*pool.claim(first, 1).unwrap(), &rest[COIN_BYTES..]);
     }
 
     #[test]

@@ -293,6 +293,7 @@ impl World {
                 body: Some(body),
                 encryption_type: 0,
                 coin_id: COIN_ID,
+                client: None,
             },
         )
     }

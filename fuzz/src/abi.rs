@@ -62,6 +62,11 @@ pub fn call(cmd: Command, body: Option<&[u8]>, encryption_type: i32, coin_id: u8
         (*ci).coin_id = coin_id;
         (*ci).output = std::ptr::null_mut();
         (*ci).output_size = 0;
+        // Who the client is (validate_ticket reads it): not given, as by a caller that
+        // cannot tell; the claim policy and guess throttle have tests of their own.
+        (*ci).sa = std::ptr::null_mut();
+        (*ci).sk = -1;
+        (*ci).ip[0] = 0;
     }
     // SAFETY: initialised by the byte fill above.
     let before = unsafe { bytes_of(ci) };

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use raida_healing::protocol::{Coin, Response};
 use raida_healing::tickets::testing::ManualClock;
-use raida_healing::tickets::{OsRandomIds, TicketPool, MAX_COINS_HELD, TICKET_LIFETIME};
+use raida_healing::tickets::{
+    OsRandomIds, TicketPool, POOL_CAPACITY, TICKET_CHARGE, TICKET_LIFETIME,
+};
 
 use crate::oracle::{self, status::*, Predicted};
 use crate::{abi, host, model, shape, Command, Input};
@@ -127,7 +129,7 @@ fn passing_get_ticket_body(coins: &[Coin]) -> Vec<u8> {
 pub struct GetTicket {
     core: CoreTwin,
     /// When the C path created each ticket and how many coins it lists (its pool is the
-    /// library's process-wide one, MAX_COINS_HELD coins, 300 s on the real clock).
+    /// library's process-wide one, POOL_CAPACITY, 300 s on the real clock).
     abi_created: VecDeque<(Instant, usize)>,
 }
 
@@ -217,8 +219,9 @@ impl GetTicket {
         shape::check(Command::GetTicket, n, ans.status, &ans.body);
         match &listed {
             Some(coins) if ans.status == NO_TICKET_SLOT => {
-                // Only a pool really holding MAX_COINS_HELD coins may refuse; a rejected
-                // request that leaked a ticket would make this come early.
+                // Only a pool really full (coins plus TICKET_CHARGE a ticket reaching
+                // POOL_CAPACITY) may refuse; a rejected request that leaked a ticket would
+                // make this come early.
                 let horizon = TICKET_LIFETIME + Duration::from_secs(2);
                 while self
                     .abi_created
@@ -227,9 +230,13 @@ impl GetTicket {
                 {
                     self.abi_created.pop_front();
                 }
-                let held: usize = self.abi_created.iter().map(|&(_, n)| n).sum();
+                let held: usize = self
+                    .abi_created
+                    .iter()
+                    .map(|&(_, n)| n + TICKET_CHARGE)
+                    .sum();
                 assert!(
-                    held + coins.len() > MAX_COINS_HELD,
+                    held + coins.len() + TICKET_CHARGE > POOL_CAPACITY,
                     "abi: 42 with only {held} coins put on tickets in the last 302 s"
                 );
                 assert!(ans.body.is_empty());

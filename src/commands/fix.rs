@@ -220,6 +220,7 @@ mod tests {
                 body: Some(body),
                 encryption_type: 0,
                 coin_id: 6,
+                client: None,
             },
         )
     }

@@ -4,7 +4,7 @@
 //! trailer for legacy types; payload, HMAC and trailer for types 4 and 5) and answers a
 //! [`Response`]. None of them touches C memory.
 
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddrV4};
 
 use crate::protocol::{Framing, Response, Status, TOTAL_RAIDA_SERVERS};
 use crate::store::CoinStore;
@@ -80,6 +80,9 @@ pub struct Request<'a> {
     pub encryption_type: i32,
     /// The coin id, copied into requests to peers.
     pub coin_id: u8,
+    /// The client's address, when the server says it (validate_ticket's claim policy and
+    /// guess throttle use it); `None` keeps the behaviour of a caller that cannot tell.
+    pub client: Option<IpAddr>,
 }
 
 impl<'a> Request<'a> {
@@ -174,6 +177,7 @@ mod tests {
             body: Some(&body),
             encryption_type: 0,
             coin_id: 6,
+            client: None,
         };
         let tickets = TicketPool::default();
         let config = NodeConfig {

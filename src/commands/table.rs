@@ -24,10 +24,15 @@ command_table! {
     /// Answers 250 with the ticket's coins (n × denomination 1, serial number 4), at most once
     /// per claimer; 43 for an unknown or expired ticket, 44 when already claimed by that
     /// index, 18 for an index above 24, 16 or 36 on a bad body.
+    /// When `ci` says who the client is (`ip`, else the peer of socket `sk`, else `sa`), 43
+    /// also answers a claim that RAIDA_HEALING_CLAIM_POLICY=listed refuses (the address is
+    /// not the one configured for that index) and every claim of a source that failed more
+    /// than 60 claims at once or 12 a minute (guessing ids; refused for 300 s); both are
+    /// logged at most once a minute per source, and neither tells whether the ticket exists.
     ///
     /// # Safety
     /// As for `cmd_get_ticket`.
-    ValidateTicket = 50 => cmd_validate_ticket, |node, request| validate_ticket::validate_ticket(node.tickets, request);
+    ValidateTicket = 50 => cmd_validate_ticket, |node, request| validate_ticket::validate_ticket(node.tickets, node.config, request);
 
     /// Group 2, command 60: does this server hold each coin's AN, its PAN, or neither?
     ///

@@ -139,6 +139,10 @@ unsafe fn handle(ci: *mut ConnInfo, command: Command) {
                 body: unsafe { body_of(ci) },
                 encryption_type: ci.encryption_type,
                 coin_id: ci.coin_id,
+                // Only a claim uses it (getpeername is a system call).
+                client: (command == Command::ValidateTicket)
+                    .then(|| super::client_addr::client_ip(ci))
+                    .flatten(),
             };
             run(command, &request)
         };

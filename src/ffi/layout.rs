@@ -7,6 +7,7 @@ use std::ffi::{c_char, c_int, c_ulong};
 ///
 /// A handler reads `body`, `body_size`, `encryption_type` and `coin_id`, and writes
 /// `output`, `output_size` and `command_status`; it leaves every other field alone.
+/// validate_ticket also reads `ip`, `sa` and `sk`: who the client is (`client_addr`).
 #[repr(C)]
 pub struct ConnInfo {
     /// Peer address; non-NULL only for UDP.

@@ -8,6 +8,7 @@
 //! - [`host`]: the server's functions and `config`, bound weakly, and a coin store over
 //!   its page cache;
 //! - `state`: the process-wide ticket pool, peer options and opened folder;
+//! - `client_addr`: the client's address from a `conn_info_t` (validate_ticket);
 //! - `entry`: the boundary every export runs through, whole: log routing, panic boundary,
 //!   fallback value by return type, last error on panic;
 //! - the exports: [`exports`] (the `cmd_*` handlers, one per row of the command table),
@@ -18,6 +19,7 @@
 
 pub mod alloc;
 pub mod audit;
+mod client_addr;
 pub mod config;
 pub mod constants;
 mod entry;

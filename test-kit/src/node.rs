@@ -81,5 +81,6 @@ pub fn request(body: Option<&[u8]>, encryption_type: i32, coin_id: u8) -> Reques
         body,
         encryption_type,
         coin_id,
+        client: None,
     }
 }

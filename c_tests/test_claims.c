@@ -1,0 +1,210 @@
+/*
+ * test_claims.c: who may claim a ticket, through the header as the legacy server calls
+ * cmd_validate_ticket. Runs with RAIDA_HEALING_CLAIM_POLICY=listed (set before the first
+ * call); the client's address is given the two ways the server gives it: ci->ip (the
+ * dotted string) and ci->sk (a real loopback TCP connection from 127.0.0.x, read with
+ * getpeername). A conn_info_t with neither keeps the behaviour without a policy.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "host.h"
+#include "raida_healing.h"
+#include "request.h"
+
+#define RAIDA_NO 3
+#define COIN_ID 6
+#define PEER 12
+#define PEER_IP "127.0.0.12"
+#define OTHER_PEER 14
+#define OTHER_PEER_IP "127.0.0.14"
+#define STRANGER_IP "127.0.0.13"
+/* tickets::GUESS_BURST: failed claims a source may make at once */
+#define GUESS_BURST 60
+
+static void an_of(uint32_t sn, unsigned char an[16])
+{
+    for (int i = 0; i < 16; i++)
+        an[i] = (unsigned char)(sn * 7u + (unsigned)i + 1u);
+}
+
+/* A live ticket listing coin (1, sn); the coin is stocked first. */
+static uint32_t ticket_for(uint32_t sn)
+{
+    unsigned char an[16], payload[21];
+    an_of(sn, an);
+    host_put(1, sn, an, 1);
+    size_t n = rq_put_coin(payload, 1, sn);
+    memcpy(payload + n, an, 16);
+    rq_result_t r = rq_call(cmd_get_ticket, 0, COIN_ID, payload, sizeof payload);
+    CHECK(r.status == RAIDA_STATUS_ALL_PASS && r.output_size == 4, "get_ticket: %d", r.status);
+    uint32_t id = r.output_size == 4 ? rq_get_u32be(r.output) : 0;
+    rq_result_free(&r);
+    return id;
+}
+
+/* A claim of ticket id for RAIDA claimer; the client is ip (dotted, may be NULL) and/or
+ * the socket sk (-1: none; 0 is what a zeroed conn_info_t holds). */
+static rq_result_t claim_as(uint8_t claimer, uint32_t id, const char *ip, int sk)
+{
+    unsigned char payload[5];
+    payload[0] = claimer;
+    rq_put_u32be(payload + 1, id);
+    rq_body_t body = rq_legacy_body(NULL, payload, sizeof payload);
+    conn_info_t ci;
+    rq_ci_fill(&ci, &body, 0, COIN_ID);
+    if (ip)
+        snprintf(ci.ip, sizeof ci.ip, "%s", ip);
+    if (sk >= 0)
+        ci.sk = sk;
+    cmd_validate_ticket(&ci);
+    rq_result_t r = { ci.command_status, ci.output_size, ci.output };
+    rq_body_free(&body);
+    return r;
+}
+
+/* The status of a claim; the coin it lists must be (1, sn) when it succeeds. */
+static int claim_status(uint8_t claimer, uint32_t id, const char *ip, int sk, uint32_t sn)
+{
+    rq_result_t r = claim_as(claimer, id, ip, sk);
+    unsigned char coin[5];
+    rq_put_coin(coin, 1, sn);
+    if (r.status == RAIDA_STATUS_SUCCESS)
+        CHECK(r.output_size == 5 && memcmp(r.output, coin, 5) == 0, "claim answered %d bytes",
+              r.output_size);
+    else
+        CHECK_INT(r.output_size, 0);
+    int status = r.status;
+    rq_result_free(&r);
+    return status;
+}
+
+/* A TCP connection from `from` (a 127.0.0.x address) to a listener on 127.0.0.1; returns
+ * the accepted socket, the server's side, as a server would hold it in ci->sk. */
+static int accepted_from(const char *from, int *client_out)
+{
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in at = { .sin_family = AF_INET };
+    inet_pton(AF_INET, "127.0.0.1", &at.sin_addr);
+    socklen_t len = sizeof at;
+    if (listener < 0 || bind(listener, (struct sockaddr *)&at, sizeof at) != 0 ||
+        listen(listener, 1) != 0 || getsockname(listener, (struct sockaddr *)&at, &len) != 0) {
+        perror("listener");
+        exit(2);
+    }
+    int client = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in local = { .sin_family = AF_INET };
+    inet_pton(AF_INET, from, &local.sin_addr);
+    if (client < 0 || bind(client, (struct sockaddr *)&local, sizeof local) != 0 ||
+        connect(client, (struct sockaddr *)&at, sizeof at) != 0) {
+        perror("client from 127.0.0.x");
+        exit(2);
+    }
+    int accepted = accept(listener, NULL, NULL);
+    if (accepted < 0) {
+        perror("accept");
+        exit(2);
+    }
+    close(listener);
+    *client_out = client;
+    return accepted;
+}
+
+static void setup(void)
+{
+    host_init(RAIDA_NO, COIN_ID);
+    host_set_peer(PEER, PEER_IP, 18012);
+    host_set_peer(OTHER_PEER, OTHER_PEER_IP, 18014);
+}
+
+static void group_listed_by_ip_field(void)
+{
+    setup();
+    uint32_t id = ticket_for(100);
+    /* a live ticket, claimed for RAIDA 12 from elsewhere: 43, as if it did not exist */
+    CHECK_INT(claim_status(PEER, id, STRANGER_IP, -1, 100), RAIDA_STATUS_NO_TICKET_FOUND);
+    CHECK_INT(claim_status(PEER, id, STRANGER_IP, -1, 100), RAIDA_STATUS_NO_TICKET_FOUND);
+    CHECK_INT(claim_status(PEER, id + 1, STRANGER_IP, -1, 100), RAIDA_STATUS_NO_TICKET_FOUND);
+    /* from RAIDA 14's address, naming 12: refused too */
+    CHECK_INT(claim_status(PEER, id, OTHER_PEER_IP, -1, 100), RAIDA_STATUS_NO_TICKET_FOUND);
+    /* the configured address succeeds (the refusals claimed nothing), once per index */
+    CHECK_INT(claim_status(PEER, id, PEER_IP, -1, 100), RAIDA_STATUS_SUCCESS);
+    CHECK_INT(claim_status(PEER, id, PEER_IP, -1, 100), RAIDA_STATUS_TICKET_CLAIMED_ALREADY);
+    CHECK_INT(claim_status(OTHER_PEER, id, OTHER_PEER_IP, -1, 100), RAIDA_STATUS_SUCCESS);
+    /* an index with no configured address: nobody can claim for it */
+    CHECK_INT(claim_status(20, id, PEER_IP, -1, 100), RAIDA_STATUS_NO_TICKET_FOUND);
+    /* the index is still checked first */
+    CHECK_INT(claim_status(25, id, STRANGER_IP, -1, 100), RAIDA_STATUS_WRONG_RAIDA);
+    /* logged, once a minute per source: the stranger's three refusals give one line */
+    CHECK_INT(host_log_count("from " STRANGER_IP " refused (43) by RAIDA_HEALING_CLAIM_POLICY=listed"), 1);
+    CHECK_INT(host_log_count("from " OTHER_PEER_IP " refused (43)"), 1);
+}
+
+static void group_listed_by_socket(void)
+{
+    setup();
+    uint32_t id = ticket_for(200);
+    int stranger_client, stranger = accepted_from(STRANGER_IP, &stranger_client);
+    int peer_client, peer = accepted_from(PEER_IP, &peer_client);
+    CHECK_INT(claim_status(PEER, id, NULL, stranger, 200), RAIDA_STATUS_NO_TICKET_FOUND);
+    CHECK_INT(claim_status(PEER, id, NULL, peer, 200), RAIDA_STATUS_SUCCESS);
+    CHECK_INT(claim_status(PEER, id, NULL, peer, 200), RAIDA_STATUS_TICKET_CLAIMED_ALREADY);
+    CHECK_INT(host_log_count("from " STRANGER_IP " refused (43)"), 1);
+    close(stranger);
+    close(stranger_client);
+    close(peer);
+    close(peer_client);
+}
+
+static void group_no_address_keeps_the_legacy_behaviour(void)
+{
+    setup();
+    uint32_t id = ticket_for(300);
+    /* a zeroed conn_info_t (sk 0, ip ""): no address, no policy */
+    CHECK_INT(claim_status(20, id, NULL, -1, 300), RAIDA_STATUS_SUCCESS);
+    CHECK_INT(claim_status(PEER, id, NULL, -1, 300), RAIDA_STATUS_SUCCESS);
+    CHECK_INT(host_log_count("refused (43)"), 0);
+}
+
+static void group_guessing_is_throttled(void)
+{
+    setup();
+    uint32_t id = ticket_for(400), other = ticket_for(401);
+    /* a listed peer that guesses: 61 unknown tickets (the 60 allowed at once and one more) */
+    for (uint32_t guess = 1; guess <= GUESS_BURST + 1; guess++) {
+        uint32_t unknown = id ^ (guess << 8);
+        if (unknown == other || unknown == 0)
+            unknown ^= 1;
+        CHECK_INT(claim_status(PEER, unknown, PEER_IP, -1, 400), RAIDA_STATUS_NO_TICKET_FOUND);
+    }
+    /* now its claim of a live ticket is refused too, and said once in the log */
+    CHECK_INT(claim_status(PEER, id, PEER_IP, -1, 400), RAIDA_STATUS_NO_TICKET_FOUND);
+    CHECK_INT(claim_status(PEER, id, PEER_IP, -1, 400), RAIDA_STATUS_NO_TICKET_FOUND);
+    CHECK_INT(host_log_count(PEER_IP " failed more than 60 claims"), 1);
+    CHECK_INT(host_log_count("refusing claims from " PEER_IP), 0);
+    /* an honest peer with a few stale tickets is not affected */
+    for (uint32_t stale = 1; stale <= 3; stale++)
+        CHECK_INT(claim_status(OTHER_PEER, id ^ (stale << 20), OTHER_PEER_IP, -1, 400),
+                  RAIDA_STATUS_NO_TICKET_FOUND);
+    CHECK_INT(claim_status(OTHER_PEER, id, OTHER_PEER_IP, -1, 400), RAIDA_STATUS_SUCCESS);
+    CHECK_INT(claim_status(OTHER_PEER, other, OTHER_PEER_IP, -1, 401), RAIDA_STATUS_SUCCESS);
+}
+
+int main(void)
+{
+    /* Before the library's first call: the pool reads it once. */
+    setenv("RAIDA_HEALING_CLAIM_POLICY", "listed", 1);
+    run_group("listed_by_ip_field", group_listed_by_ip_field);
+    run_group("listed_by_socket", group_listed_by_socket);
+    run_group("no_address", group_no_address_keeps_the_legacy_behaviour);
+    run_group("guessing_is_throttled", group_guessing_is_throttled);
+    return check_summary();
+}

@@ -1,0 +1,102 @@
+//! Who may claim a ticket in the name of a RAIDA: the claim policy.
+//!
+//! A claim names the RAIDA index it claims for, and nothing in the request proves it.
+//! Where the server tells the library the client's address, the policy decides whether
+//! that address may speak for the index it names.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+/// The environment variable that selects the policy: `any` (the default) or `listed`.
+pub const CLAIM_POLICY_VAR: &str = "RAIDA_HEALING_CLAIM_POLICY";
+
+/// Who may claim a ticket for RAIDA i.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClaimPolicy {
+    /// Any client, as the legacy server did. The default: a peer whose outgoing address
+    /// is not the one configured for it (behind NAT, several addresses, a new address
+    /// not yet in every server's config) keeps its votes. Guessing is bounded by the
+    /// guess throttle alone.
+    #[default]
+    Any,
+    /// Only a client whose IP is the one configured for RAIDA i (`config.raida_addrs[i]`,
+    /// ports ignored: outgoing connections use other ports). Anyone else is answered 43,
+    /// whether the ticket exists or not, and the refusal is logged.
+    Listed,
+}
+
+impl ClaimPolicy {
+    /// The policy named by `value`; `None` for an unknown name.
+    pub fn parse(value: &str) -> Option<ClaimPolicy> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "any" => Some(ClaimPolicy::Any),
+            "listed" => Some(ClaimPolicy::Listed),
+            _ => None,
+        }
+    }
+
+    /// The policy from [`CLAIM_POLICY_VAR`]; unset or empty gives the default, an unknown
+    /// value gives the default and an error line saying so.
+    pub fn from_env() -> ClaimPolicy {
+        match std::env::var(CLAIM_POLICY_VAR) {
+            Ok(value) if !value.trim().is_empty() => {
+                ClaimPolicy::parse(&value).unwrap_or_else(|| {
+                    crate::log::error(&format!(
+                        "{CLAIM_POLICY_VAR}={value:?} is not `any` or `listed`; using `any`"
+                    ));
+                    ClaimPolicy::Any
+                })
+            }
+            _ => ClaimPolicy::default(),
+        }
+    }
+
+    /// Whether a claim from `client` may speak for a RAIDA whose configured address is
+    /// `configured` (`None`: no address configured for it).
+    pub fn admits(self, client: IpAddr, configured: Option<Ipv4Addr>) -> bool {
+        match self {
+            ClaimPolicy::Any => true,
+            ClaimPolicy::Listed => configured.is_some_and(|ip| ipv4_of(client) == Some(ip)),
+        }
+    }
+
+    /// The name used in the environment variable and the logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClaimPolicy::Any => "any",
+            ClaimPolicy::Listed => "listed",
+        }
+    }
+}
+
+/// The IPv4 address of `ip`, also when it arrives IPv4-mapped (`::ffff:a.b.c.d`).
+pub(crate) fn ipv4_of(ip: IpAddr) -> Option<Ipv4Addr> {
+    match ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(ClaimPolicy::parse("any"), Some(ClaimPolicy::Any));
+        assert_eq!(ClaimPolicy::parse(" LISTED\n"), Some(ClaimPolicy::Listed));
+        assert_eq!(ClaimPolicy::parse("strict"), None);
+        assert_eq!(ClaimPolicy::default(), ClaimPolicy::Any);
+    }
+
+    #[test]
+    fn listed_compares_the_ip_only() {
+        let peer = Ipv4Addr::new(127, 0, 0, 12);
+        let listed = ClaimPolicy::Listed;
+        assert!(listed.admits(IpAddr::V4(peer), Some(peer)));
+        assert!(listed.admits("::ffff:127.0.0.12".parse().unwrap(), Some(peer)));
+        assert!(!listed.admits("127.0.0.13".parse().unwrap(), Some(peer)));
+        assert!(!listed.admits("::1".parse().unwrap(), Some(peer)));
+        assert!(!listed.admits(IpAddr::V4(peer), None));
+        assert!(ClaimPolicy::Any.admits("192.0.2.1".parse().unwrap(), None));
+    }
+}

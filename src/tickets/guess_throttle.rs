@@ -1,0 +1,399 @@
+//! The guess throttle: a source whose claims keep naming tickets that do not exist is
+//! guessing ids, and is refused for a while.
+//!
+//! Ticket ids are 32 random bits, so a guess hits one in 2^32 / live tickets: with the
+//! pool's most tickets (131,296 one-coin tickets) one in about 32,700. Unthrottled, a
+//! guesser making millions of claims a second would steal claims (and learn coins) every
+//! few milliseconds. Each source may fail [`GUESS_BURST`] claims at once and one more per
+//! [`GUESS_REFILL`] after that (a generic cell rate: a "theoretical arrival time" per
+//! source); beyond that its claims are refused for [`GUESS_COOLDOWN`], live ticket or
+//! not, so a guesser gets about 12 guesses a minute per source, about 0.5 hits a day
+//! against a full pool of one-coin tickets.
+//!
+//! Why honest peers never reach it: a fix asks this server about one ticket, the one the
+//! wallet got from it, so a peer fails a claim only when a wallet's ticket is stale
+//! (older than 300 s, or taken by a newer ticket of the same coins): a few per fix at
+//! most, a handful a minute on a peer healing coins all day. 60 at once, or more than
+//! 12 a minute sustained, is guessing.
+//!
+//! A source is an IPv4 address, or an IPv6 /64 (one host usually has a whole /64).
+//! Memory is bounded: at most [`MAX_TRACKED_SOURCES`] entries. When the table is full,
+//! entries that carry nothing (refilled, not cut off) are dropped first, then any entry
+//! not cut off; only when every tracked source is cut off does a new failing source share
+//! one untracked allowance with all the others, and a claim from an untracked source is
+//! refused while that allowance is cut off. An attacker holding thousands of addresses
+//! can therefore make claims from untracked honest peers fail for a while; the `listed`
+//! claim policy shuts such an attacker out before the throttle is consulted.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::claim_policy::ipv4_of;
+
+/// Failed claims a source may make at once.
+pub const GUESS_BURST: u32 = 60;
+/// After the burst, one more failed claim is allowed per this long (12 a minute).
+pub const GUESS_REFILL: Duration = Duration::from_secs(5);
+/// A source beyond its allowance has every claim refused this long (a ticket lifetime).
+pub const GUESS_COOLDOWN: Duration = Duration::from_secs(300);
+/// At most this many sources tracked at once (about 56 bytes each in the table).
+pub const MAX_TRACKED_SOURCES: usize = 4096;
+/// A source's refusals are logged at most once per this long.
+const LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Where failed claims are counted: an IPv4 address, or an IPv6 /64 prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceKey {
+    V4(u32),
+    V6Prefix(u64),
+}
+
+impl SourceKey {
+    /// The source `ip` counts against (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn of(ip: IpAddr) -> SourceKey {
+        match (ipv4_of(ip), ip) {
+            (Some(v4), _) => SourceKey::V4(u32::from(v4)),
+            (None, IpAddr::V6(v6)) => SourceKey::V6Prefix((u128::from(v6) >> 64) as u64),
+            (None, IpAddr::V4(_)) => unreachable!("an IPv4 address always has its IPv4 form"),
+        }
+    }
+}
+
+impl fmt::Display for SourceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            SourceKey::V4(v4) => write!(f, "{}", std::net::Ipv4Addr::from(v4)),
+            SourceKey::V6Prefix(prefix) => {
+                write!(
+                    f,
+                    "{}/64",
+                    std::net::Ipv6Addr::from(u128::from(prefix) << 64)
+                )
+            }
+        }
+    }
+}
+
+/// One source's allowance.
+#[derive(Debug, Clone, Copy, Default)]
+struct Allowance {
+    /// When the source's allowance will be whole again (its theoretical arrival time).
+    refilled_at: Duration,
+    /// Claims are refused until then.
+    cut_off_until: Duration,
+    /// The last log line about this source, if any.
+    logged_at: Option<Duration>,
+    /// Claims refused since that line.
+    refused_since_log: u32,
+}
+
+impl Allowance {
+    fn cut_off(&self, now: Duration) -> bool {
+        now < self.cut_off_until
+    }
+
+    /// Carries nothing: its allowance is whole and it is not cut off.
+    fn idle(&self, now: Duration) -> bool {
+        self.refilled_at <= now && !self.cut_off(now)
+    }
+
+    /// Counts one failed claim; true when it takes the source beyond its allowance (and
+    /// starts the cooldown).
+    fn fail(&mut self, now: Duration) -> bool {
+        self.refilled_at = self.refilled_at.max(now) + GUESS_REFILL;
+        if self.refilled_at - now > GUESS_REFILL * GUESS_BURST && !self.cut_off(now) {
+            self.cut_off_until = now + GUESS_COOLDOWN;
+            return true;
+        }
+        false
+    }
+
+    /// Whether a line may be logged now (at most once per [`LOG_INTERVAL`]); counts the
+    /// refusal otherwise.
+    fn may_log(&mut self, now: Duration) -> bool {
+        if self
+            .logged_at
+            .is_some_and(|at| now.saturating_sub(at) < LOG_INTERVAL)
+        {
+            self.refused_since_log = self.refused_since_log.saturating_add(1);
+            return false;
+        }
+        self.logged_at = Some(now);
+        true
+    }
+}
+
+/// What the throttle says about a claim before the pool is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceVerdict {
+    /// The source may claim.
+    Allowed,
+    /// The source is cut off: answer 43 without asking the pool. `log` is the line to
+    /// log, at most one a minute per source.
+    CutOff { log: Option<String> },
+}
+
+#[derive(Default)]
+struct Table {
+    sources: HashMap<SourceKey, Allowance>,
+    /// The allowance shared by failing sources that found the table full of cut-off ones.
+    untracked: Allowance,
+    /// When the table was last found full of cut-off sources: the first of their
+    /// cooldowns to end.
+    no_room_until: Duration,
+}
+
+impl Table {
+    /// The allowance of `key`, making room for it when it is new; the shared untracked
+    /// one when every tracked source is cut off.
+    fn allowance_for_failure(&mut self, key: SourceKey, now: Duration) -> (&mut Allowance, bool) {
+        if !self.sources.contains_key(&key) && self.sources.len() >= MAX_TRACKED_SOURCES {
+            // Every tracked source was cut off at the last look: no room before the first
+            // cooldown ends, and no scan of the table for every failure meanwhile.
+            if now < self.no_room_until {
+                return (&mut self.untracked, false);
+            }
+            self.sources.retain(|_, a| !a.idle(now));
+            if self.sources.len() >= MAX_TRACKED_SOURCES {
+                let evictable = self
+                    .sources
+                    .iter()
+                    .find(|(_, a)| !a.cut_off(now))
+                    .map(|(&k, _)| k);
+                match evictable {
+                    Some(k) => {
+                        self.sources.remove(&k);
+                    }
+                    None => {
+                        self.no_room_until = self
+                            .sources
+                            .values()
+                            .map(|a| a.cut_off_until)
+                            .min()
+                            .unwrap_or(now);
+                        return (&mut self.untracked, false);
+                    }
+                }
+            }
+        }
+        (self.sources.entry(key).or_default(), true)
+    }
+}
+
+/// Failed claims per source, and who is cut off.
+#[derive(Default)]
+pub struct GuessThrottle {
+    table: Mutex<Table>,
+}
+
+impl GuessThrottle {
+    /// Whether a claim from `source` may go to the pool at `now`.
+    pub fn check(&self, source: IpAddr, now: Duration) -> SourceVerdict {
+        let key = SourceKey::of(source);
+        let mut table = self.table.lock();
+        let table = &mut *table;
+        let full = table.sources.len() >= MAX_TRACKED_SOURCES;
+        let (allowance, who) = match table.sources.get_mut(&key) {
+            Some(allowance) => (allowance, key.to_string()),
+            None if full => (
+                &mut table.untracked,
+                format!("{key} (untracked: every tracked source is cut off)"),
+            ),
+            None => return SourceVerdict::Allowed,
+        };
+        if !allowance.cut_off(now) {
+            return SourceVerdict::Allowed;
+        }
+        let log = allowance.may_log(now).then(|| {
+            let refused = std::mem::take(&mut allowance.refused_since_log);
+            format!(
+                "validate_ticket: refusing claims from {who}, cut off for guessing ticket ids \
+                 for {} s more ({refused} more claims refused since the last line)",
+                allowance.cut_off_until.saturating_sub(now).as_secs()
+            )
+        });
+        SourceVerdict::CutOff { log }
+    }
+
+    /// Counts a failed claim (unknown or expired ticket) from `source` at `now`; the line
+    /// to log when it cuts the source off.
+    pub fn failed(&self, source: IpAddr, now: Duration) -> Option<String> {
+        let key = SourceKey::of(source);
+        let mut table = self.table.lock();
+        let (allowance, tracked) = table.allowance_for_failure(key, now);
+        if !allowance.fail(now) {
+            return None;
+        }
+        allowance.logged_at = Some(now);
+        allowance.refused_since_log = 0;
+        let who = if tracked {
+            key.to_string()
+        } else {
+            format!("{key} and every other untracked source ({MAX_TRACKED_SOURCES} sources are cut off already)")
+        };
+        Some(format!(
+            "validate_ticket: {who} failed more than {GUESS_BURST} claims at once or more than \
+             one per {} s (unknown or expired tickets): guessing ticket ids; every claim from \
+             it is refused (43) for {} s",
+            GUESS_REFILL.as_secs(),
+            GUESS_COOLDOWN.as_secs()
+        ))
+    }
+
+    /// Sources tracked now (tests: the table stays bounded).
+    pub fn tracked(&self) -> usize {
+        self.table.lock().sources.len()
+    }
+}
+
+/// At most one log line a minute per source, for refusals that are not the throttle's
+/// (the claim policy's), over at most [`MAX_TRACKED_SOURCES`] sources: when full it
+/// forgets them all, which costs at worst one more line per source.
+#[derive(Default)]
+pub(super) struct OncePerMinute {
+    logged: Mutex<HashMap<SourceKey, (Duration, u32)>>,
+}
+
+impl OncePerMinute {
+    /// `Some(refusals not logged since the last line)` when a line about `source` may be
+    /// logged at `now`.
+    pub(super) fn may_log(&self, source: IpAddr, now: Duration) -> Option<u32> {
+        let key = SourceKey::of(source);
+        let mut logged = self.logged.lock();
+        if !logged.contains_key(&key) && logged.len() >= MAX_TRACKED_SOURCES {
+            logged.clear();
+        }
+        match logged.get_mut(&key) {
+            Some((at, skipped)) if now.saturating_sub(*at) < LOG_INTERVAL => {
+                *skipped = skipped.saturating_add(1);
+                None
+            }
+            Some((at, skipped)) => {
+                *at = now;
+                Some(std::mem::take(skipped))
+            }
+            None => {
+                logged.insert(key, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn sources_are_ipv4_addresses_and_ipv6_64s() {
+        assert_eq!(SourceKey::of(ip("10.0.0.1")), SourceKey::of(ip("::ffff:10.0.0.1")));
+        assert_ne!(SourceKey::of(ip("10.0.0.1")), SourceKey::of(ip("10.0.0.2")));
+        assert_eq!(
+            SourceKey::of(ip("2001:db8:1:2::1")),
+            SourceKey::of(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(SourceKey::of(ip("2001:db8:1:2::1")), SourceKey::of(ip("2001:db8:1:3::1")));
+        assert_eq!(SourceKey::of(ip("2001:db8:1:2::1")).to_string(), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn a_guesser_is_cut_off_and_logged_once_a_minute() {
+        let throttle = GuessThrottle::default();
+        let guesser = ip("192.0.2.7");
+        let now = 1000 * S;
+        let mut lines = Vec::new();
+        for _ in 0..GUESS_BURST {
+            assert_eq!(throttle.check(guesser, now), SourceVerdict::Allowed);
+            assert_eq!(throttle.failed(guesser, now), None);
+        }
+        assert_eq!(throttle.check(guesser, now), SourceVerdict::Allowed);
+        lines.extend(throttle.failed(guesser, now));
+        assert_eq!(lines.len(), 1, "the failure beyond the burst cuts it off");
+        assert!(lines[0].contains("192.0.2.7 failed more than 60 claims"), "{}", lines[0]);
+        // a thousand more claims in the next 59 s: all refused, nothing more logged
+        for i in 0..1000u32 {
+            let at = now + Duration::from_millis(59 * u64::from(i));
+            match throttle.check(guesser, at) {
+                SourceVerdict::CutOff { log } => lines.extend(log),
+                SourceVerdict::Allowed => panic!("claim {i} let through"),
+            }
+        }
+        assert_eq!(lines.len(), 1);
+        // a minute after the first line: one more, counting the silent refusals
+        match throttle.check(guesser, now + 60 * S) {
+            SourceVerdict::CutOff { log: Some(line) } => {
+                assert!(line.contains("(1000 more claims refused"), "{line}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // other sources are unaffected; the guesser is back after the cooldown
+        assert_eq!(throttle.check(ip("192.0.2.8"), now), SourceVerdict::Allowed);
+        assert_eq!(throttle.check(guesser, now + GUESS_COOLDOWN), SourceVerdict::Allowed);
+    }
+
+    #[test]
+    fn an_honest_peer_with_stale_tickets_is_never_cut_off() {
+        let throttle = GuessThrottle::default();
+        let peer = ip("198.51.100.12");
+        // a day of fixes, three stale tickets in each fix, one fix every 30 s
+        let mut now = Duration::ZERO;
+        for _ in 0..(24 * 60 * 2) {
+            for _ in 0..3 {
+                assert_eq!(throttle.check(peer, now), SourceVerdict::Allowed);
+                assert_eq!(throttle.failed(peer, now), None);
+            }
+            now += 30 * S;
+        }
+        // and a burst of 50 stale tickets (a wallet resubmitting old fixes) at once
+        for _ in 0..50 {
+            assert_eq!(throttle.failed(peer, now), None);
+        }
+        assert_eq!(throttle.check(peer, now), SourceVerdict::Allowed);
+    }
+
+    #[test]
+    fn the_table_stays_bounded_under_many_sources() {
+        let throttle = GuessThrottle::default();
+        let now = 10 * S;
+        // 20,000 IPv6 /64s guessing: never more than MAX_TRACKED_SOURCES tracked
+        for n in 0..20_000u64 {
+            let source = IpAddr::V6(std::net::Ipv6Addr::from(
+                (u128::from(0x2001_0db8_0000_0000u64 + n) << 64) | 1,
+            ));
+            for _ in 0..=GUESS_BURST {
+                throttle.failed(source, now);
+            }
+            assert!(throttle.tracked() <= MAX_TRACKED_SOURCES);
+        }
+        assert_eq!(throttle.tracked(), MAX_TRACKED_SOURCES);
+        // with every tracked source cut off, further sources share one allowance, which
+        // their failures have cut off as well
+        let late = ip("2001:db9::1");
+        assert!(matches!(throttle.check(late, now), SourceVerdict::CutOff { .. }));
+        // after the cooldown, the table makes room again
+        let later = now + GUESS_COOLDOWN + GUESS_REFILL * (GUESS_BURST + 1);
+        assert_eq!(throttle.check(late, later), SourceVerdict::Allowed);
+        assert_eq!(throttle.failed(late, later), None);
+        assert!(throttle.tracked() <= MAX_TRACKED_SOURCES);
+    }
+
+    #[test]
+    fn policy_lines_once_a_minute_per_source() {
+        let limiter = OncePerMinute::default();
+        let a = ip("192.0.2.1");
+        assert_eq!(limiter.may_log(a, Duration::ZERO), Some(0));
+        assert_eq!(limiter.may_log(a, 30 * S), None);
+        assert_eq!(limiter.may_log(ip("192.0.2.2"), 30 * S), Some(0));
+        assert_eq!(limiter.may_log(a, 60 * S), Some(1));
+    }
+}

@@ -1,0 +1,137 @@
+//! validate_ticket with the client's address: each claim policy, a claim from a listed
+//! and from an unlisted address; the guess throttle through the command; a request with
+//! no address behaves as before. Exact statuses and bytes.
+
+use std::net::{IpAddr, SocketAddrV4};
+
+use kit::node::Server;
+use kit::wire::{claim, legacy_body};
+use raida_healing::commands::{Command, Request};
+use raida_healing::protocol::{Coin, Status};
+use raida_healing::store::MemoryStore;
+use raida_healing::tickets::testing::{ManualClock, ScriptedIds};
+use raida_healing::tickets::{ClaimPolicy, TicketPool, GUESS_BURST, GUESS_COOLDOWN};
+
+const PEER: u8 = 12;
+const LIVE: u32 = 0x0101_0101;
+const COIN: [u8; 5] = [2, 0, 0, 1, 2];
+
+fn server(policy: ClaimPolicy) -> (Server<MemoryStore>, ManualClock) {
+    let clock = ManualClock::default();
+    let pool = TicketPool::new(Box::new(clock.clone()), Box::new(ScriptedIds::new(&[LIVE])))
+        .with_claim_policy(policy);
+    pool.create(&[Coin { den: 2, sn: 258 }]).unwrap();
+    let mut server = Server::new(3, MemoryStore::new(), pool);
+    // the config lists RAIDA 12 with port 18012; a claim comes from another port
+    server.peer(PEER, "127.0.0.12:18012".parse::<SocketAddrV4>().unwrap());
+    (server, clock)
+}
+
+/// A claim for `claimer` of `ticket` from `client`: (status, body).
+fn claim_from(
+    server: &Server<MemoryStore>,
+    claimer: u8,
+    ticket: u32,
+    client: Option<&str>,
+) -> (Status, Vec<u8>) {
+    let body = legacy_body(&claim(claimer, ticket));
+    let request = Request {
+        body: Some(&body),
+        encryption_type: 0,
+        coin_id: 6,
+        client: client.map(|c| c.parse::<IpAddr>().unwrap()),
+    };
+    let response = server.node().run(Command::ValidateTicket, &request);
+    (response.status, response.body.to_vec())
+}
+
+#[test]
+fn listed_accepts_only_the_configured_ip() {
+    let (server, _) = server(ClaimPolicy::Listed);
+    let refused = (Status::NoTicketFound, vec![]);
+    // an unlisted address: 43 for a live ticket, exactly as for an unknown one
+    assert_eq!(claim_from(&server, PEER, LIVE, Some("127.0.0.13")), refused);
+    assert_eq!(
+        claim_from(&server, PEER, LIVE + 1, Some("127.0.0.13")),
+        refused
+    );
+    // an index with no configured address
+    assert_eq!(claim_from(&server, 20, LIVE, Some("127.0.0.12")), refused);
+    // the configured IP (any port), also IPv4-mapped
+    assert_eq!(
+        claim_from(&server, PEER, LIVE, Some("::ffff:127.0.0.12")),
+        (Status::Success, COIN.to_vec())
+    );
+    assert_eq!(
+        claim_from(&server, PEER, LIVE, Some("127.0.0.12")),
+        (Status::TicketClaimedAlready, vec![])
+    );
+    // no address: as before the policy
+    assert_eq!(
+        claim_from(&server, 20, LIVE, None),
+        (Status::Success, COIN.to_vec())
+    );
+    assert_eq!(
+        claim_from(&server, 25, LIVE, Some("127.0.0.13")),
+        (Status::WrongRaida, vec![])
+    );
+}
+
+#[test]
+fn any_accepts_every_address() {
+    let (server, _) = server(ClaimPolicy::Any);
+    assert_eq!(
+        claim_from(&server, PEER, LIVE, Some("127.0.0.13")),
+        (Status::Success, COIN.to_vec())
+    );
+    assert_eq!(
+        claim_from(&server, 7, LIVE, Some("2001:db8::7")),
+        (Status::Success, COIN.to_vec())
+    );
+}
+
+#[test]
+fn a_guessing_source_is_cut_off_until_the_cooldown_ends() {
+    let (server, clock) = server(ClaimPolicy::Any);
+    let guesser = Some("192.0.2.9");
+    for guess in 1..=GUESS_BURST + 1 {
+        assert_eq!(
+            claim_from(&server, PEER, LIVE + guess, guesser),
+            (Status::NoTicketFound, vec![])
+        );
+    }
+    // cut off: the live ticket answers 43 to it
+    assert_eq!(
+        claim_from(&server, PEER, LIVE, guesser),
+        (Status::NoTicketFound, vec![])
+    );
+    // another address is not affected
+    assert_eq!(
+        claim_from(&server, PEER, LIVE, Some("192.0.2.10")),
+        (Status::Success, COIN.to_vec())
+    );
+    // after the cooldown (the first ticket has expired by then too) it claims again
+    clock.advance(GUESS_COOLDOWN);
+    let fresh = server.pool.create(&[Coin { den: 2, sn: 258 }]).unwrap();
+    assert_eq!(
+        claim_from(&server, 1, fresh, guesser),
+        (Status::Success, COIN.to_vec())
+    );
+}
+
+#[test]
+fn an_ipv6_64_is_one_source() {
+    let (server, _) = server(ClaimPolicy::Any);
+    for guess in 1..=GUESS_BURST + 1 {
+        let host = format!("2001:db8:0:1::{guess:x}");
+        claim_from(&server, PEER, LIVE + guess, Some(&host));
+    }
+    assert_eq!(
+        claim_from(&server, PEER, LIVE, Some("2001:db8:0:1::ffff")),
+        (Status::NoTicketFound, vec![])
+    );
+    assert_eq!(
+        claim_from(&server, PEER, LIVE, Some("2001:db8:0:2::1")),
+        (Status::Success, COIN.to_vec())
+    );
+}
