@@ -6,8 +6,9 @@
 Each suite runs as `MAKE --no-print-directory SUITE` with its whole output in DIR/SUITE.log;
 the screen gets one line per suite, `[i/N] SUITE ... passed in T s` (or FAILED), and at the
 end the tally `suites: P passed, F failed` alone on its line (`, S skipped` after --stop),
-then `time: N suites in T s`. For a failed suite it also prints the first line of its log that reports an error (not a warning: a compiler's or assembler's
-warnings can precede the real cause by hundreds of lines) and the log's path. Without
+then `time: N suites in T s`. For a failed suite it also prints the first line of its log
+that reports an error (not a warning: a compiler's or assembler's warnings can precede the
+real cause by hundreds of lines) and the log's path. Without
 --stop every suite runs, so the tally is complete; with --stop the first failure ends the
 run. Exit status 0 only when every suite passed.
 """
