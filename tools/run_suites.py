@@ -5,9 +5,10 @@
 
 Each suite runs as `MAKE --no-print-directory SUITE` with its whole output in DIR/SUITE.log;
 the screen gets one line per suite, `[i/N] SUITE ... passed in T s` (or FAILED), and at the
-end the tally `suites: P passed, F failed of N in T s`. For a failed suite it also prints the
-first line of its log that reports an error (not a warning: a compiler's or assembler's
-warnings can precede the real cause by hundreds of lines) and the log's path. Without
+end the tally `suites: P passed, F failed` alone on its line (`, S skipped` after --stop),
+then `time: N suites in T s`. For a failed suite it also prints the first line of its log
+that reports an error (not a warning: a compiler's or assembler's warnings can precede the
+real cause by hundreds of lines) and the log's path. Without
 --stop every suite runs, so the tally is complete; with --stop the first failure ends the
 run. Exit status 0 only when every suite passed.
 """
@@ -78,9 +79,11 @@ def main():
         if args.stop:
             break
     not_run = total - len(passed) - len(failed)
-    print("suites: %d passed, %d failed%s of %d in %.0f s"
-          % (len(passed), len(failed), ", %d not run" % not_run if not_run else "", total,
-             time.monotonic() - started))
+    # The tally alone on its line ("N passed, N failed[, N skipped]"), the form CI reads;
+    # suites not run after --stop count as skipped. The time on a line of its own.
+    print("suites: %d passed, %d failed%s"
+          % (len(passed), len(failed), ", %d skipped" % not_run if not_run else ""))
+    print("time: %d suites in %.0f s" % (total, time.monotonic() - started))
     if failed:
         print("failed: %s (logs in %s)" % (" ".join(failed), args.logs))
     return 0 if not failed else 1
