@@ -6,9 +6,6 @@
 //! Run: `cargo bench --bench core` (about a minute), or one group with a filter, e.g.
 //! `cargo bench --bench core -- find`.
 
-#[path = "../tests/kit/mod.rs"]
-mod kit;
-
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

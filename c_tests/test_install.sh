@@ -91,9 +91,12 @@ set +e; "$tmp/no_rpath" 2>"$tmp/no_rpath.err"; code=$?; set -e
 LD_LIBRARY_PATH=$lib "$tmp/no_rpath" >/dev/null || fail "LD_LIBRARY_PATH=$lib does not find it"
 
 # gdb on the installed (stripped) library: the debug file gives arguments and locals, and
-# names the remapped source path, never this checkout's
+# names the remapped source path, never this checkout's. The breakpoint is on the body
+# every handler runs (`handle`, which the compiler may inline into cmd_find: gdb shows it as
+# a frame of its own either way): its local `body`, then cmd_find's argument `ci`.
 out=$(LD_LIBRARY_PATH=$lib timeout 120 gdb -batch -nx -ex 'set debuginfod enabled off' \
-    -ex 'break cmd_find' -ex run -ex 'frame 1' -ex 'info args' -ex 'info locals' \
+    -ex 'set breakpoint pending on' -ex 'break raida_healing::ffi::exports::handle' -ex run -ex 'info locals' -ex 'up' \
+    -ex 'info args' \
     -ex 'info source' "$tmp/no_rpath" 2>&1) || fail "gdb: $out"
 echo "$out" | grep -q "^ci = 0x" || fail "gdb shows no argument ci: $out"
 echo "$out" | grep -q "^body = " || fail "gdb shows no local body: $out"

@@ -181,7 +181,9 @@ static void statuses(void)
  * (a mismatch does not compile); each resolves to the library's definition. */
 static void export_signatures(void)
 {
-    void (*handlers[])(conn_info_t *) = { cmd_get_ticket, cmd_validate_ticket, cmd_find, cmd_fix };
+#define HANDLER_ENTRY(code, handler) handler,
+    void (*handlers[])(conn_info_t *) = { RAIDA_HEALING_COMMANDS(HANDLER_ENTRY) };
+#undef HANDLER_ENTRY
     for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
         CHECK(handlers[i] != NULL, "handler %zu resolved", i);
     void *(*job)(void *) = send_validate_ticket_job;

@@ -26,6 +26,16 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+// Every healing command as X(command byte, handler), in the order of the command
+// table: C code builds its handler tables from it, e.g.
+//   #define CASE(code, handler) case code: return handler;
+//   switch (command) { RAIDA_HEALING_COMMANDS(CASE) default: return NULL; }
+#define RAIDA_HEALING_COMMANDS(X) \
+  X(40, cmd_get_ticket) \
+  X(50, cmd_validate_ticket) \
+  X(60, cmd_find) \
+  X(80, cmd_fix)
+
 
 // `raida_healing_check_page`: no file holds the page (or a folder on its path is missing).
 #define RAIDA_HEALING_PAGE_MISSING 1
@@ -139,21 +149,6 @@
 // The library itself failed (a caught panic); last_error says where.
 #define RAIDA_HEALING_E_INTERNAL -9
 
-// What `raida_healing_config_parse` read from a `config.toml`.
-typedef struct raida_healing_config_t {
-  // This server's RAIDA index, 0..24.
-  int raida_id;
-  // 0..255, or -1 when the file has no `coin_id`.
-  int coin_id;
-  // 1..65535, or 0 when the file has no `port`.
-  int port;
-  // The legacy `flush_freq`, 1..86400 seconds, or 0 when the file has none.
-  int flush_freq;
-  // Each RAIDA's `"host:port"` (index = RAIDA number), NUL-terminated; the port is
-  // checked to be 1..65535 and the host not empty.
-  char raida_servers[RAIDA_HEALING_RAIDA_COUNT][RAIDA_HEALING_HOSTPORT_MAX];
-} raida_healing_config_t;
-
 // One connection's state, owned by the server (`conn_info_t`, 336 bytes).
 //
 // A handler reads `body`, `body_size`, `encryption_type` and `coin_id`, and writes
@@ -207,6 +202,21 @@ typedef struct conn_info_t {
   int bytes_written;
   int is_udp_pooled;
 } conn_info_t;
+
+// What `raida_healing_config_parse` read from a `config.toml`.
+typedef struct raida_healing_config_t {
+  // This server's RAIDA index, 0..24.
+  int raida_id;
+  // 0..255, or -1 when the file has no `coin_id`.
+  int coin_id;
+  // 1..65535, or 0 when the file has no `port`.
+  int port;
+  // The legacy `flush_freq`, 1..86400 seconds, or 0 when the file has none.
+  int flush_freq;
+  // Each RAIDA's `"host:port"` (index = RAIDA number), NUL-terminated; the port is
+  // checked to be 1..65535 and the host not empty.
+  char raida_servers[RAIDA_HEALING_RAIDA_COUNT][RAIDA_HEALING_HOSTPORT_MAX];
+} raida_healing_config_t;
 
 // One peer as `raida_healing_peer_health` reports it: what this process has seen of
 // it since the library was loaded, and whether it is ejected (not asked until its next
@@ -278,65 +288,6 @@ typedef struct validate_ticket_arg_t {
 extern "C" {
 #endif // __cplusplus
 
-// The number of pages a full server folder has (15 denominations x 1000 pages = 15000):
-// `raida_healing_check_page` takes an index below it.
-size_t raida_healing_page_count(void);
-
-// Checks page number `index` (0 .. `raida_healing_page_count()` - 1, in denomination then
-// page order) of the stopped server folder `dir` (which holds `Data/`) exactly as the
-// store reads pages: without following a symbolic link anywhere below `Data/`, without
-// blocking on a FIFO or device, and reading the whole file (at most one page) so an
-// unreadable file is found. Opens no folder lock and changes nothing; safe to call while
-// another process has the folder open.
-//
-// `path_out` (if not NULL) receives the page's path relative to `Data/`, e.g.
-// `"01/01/012c.bin"`, and `why` (if not NULL) a one-line description of the problem
-// (empty for a valid page); both NUL-terminated, cut to their lengths.
-//
-// # Returns
-// `RAIDA_HEALING_OK` (0) for a valid page; a positive `RAIDA_HEALING_PAGE_*` problem
-// (`MISSING`, `TRUNCATED`, `OVERSIZED`, `NOT_REGULAR`, `SYMLINK`, `UNREADABLE`); or a
-// negative code: `RAIDA_HEALING_E_ARGUMENT` (NULL `dir`, `index` out of range),
-// `RAIDA_HEALING_E_DATA` (`dir/Data` cannot be opened as a folder; `why` says why),
-// `RAIDA_HEALING_E_INTERNAL`. A negative code's message is also this thread's
-// `raida_healing_last_error()`; a check that ran (0 or a problem) empties it.
-//
-// # Safety
-// `dir` is NULL or a NUL-terminated path; `path_out` is NULL or points to `path_len`
-// writable bytes; `why` is NULL or points to `why_len` writable bytes; the buffers do not
-// overlap.
-int raida_healing_check_page(const char *dir,
-                             size_t index,
-                             char *path_out,
-                             size_t path_len,
-                             char *why,
-                             size_t why_len);
-
-// Parses the text of a `config.toml` with the library's own rules (the rules of
-// `raida_healing_open`): the file must be valid TOML (the `toml` crate's parser: a UTF-8
-// BOM, comments, dotted keys and any table order are fine; a table or key defined twice,
-// `03`, control characters in strings are not), and then `raida_id` (0..24, required),
-// `raida_servers` (exactly 25 `"host:port"` strings with ports 1..65535, required),
-// `coin_id` (0..255), `port` (1..65535) and `flush_freq` (1..86400) are checked. The keys
-// sit at the top of the file or in `[server]`; every other key and table is ignored.
-//
-// # Returns
-// `RAIDA_HEALING_OK` (0) with `*out` filled, or `RAIDA_HEALING_E_ARGUMENT` (NULL `text`
-// or `out`), `RAIDA_HEALING_E_CONFIG` (the file is not valid: `err` says why, as
-// `"line N: ..."` where the line is known), `RAIDA_HEALING_E_INTERNAL`. On failure `*out`
-// is unspecified. `err` (if not NULL) receives a NUL-terminated message, empty on
-// success, cut to `err_len` bytes; the same message is this thread's
-// `raida_healing_last_error()` (emptied on success). Touches no folder.
-//
-// # Safety
-// `text` is NULL or a NUL-terminated string (TOML requires UTF-8); `out` is NULL or points
-// to a writable `raida_healing_config_t`; `err` is NULL or points to `err_len` writable
-// bytes.
-int raida_healing_config_parse(const char *text,
-                               struct raida_healing_config_t *out,
-                               char *err,
-                               size_t err_len);
-
 // Group 2, command 40: which of the listed coins does this server recognise?
 //
 // Request payload: n × (denomination 1, serial number 4 big-endian, AN 16).
@@ -398,6 +349,65 @@ void cmd_find(struct conn_info_t *ci);
 // As for `cmd_get_ticket`.
 void cmd_fix(struct conn_info_t *ci);
 
+// The number of pages a full server folder has (15 denominations x 1000 pages = 15000):
+// `raida_healing_check_page` takes an index below it. 0 if the library failed (a bug).
+size_t raida_healing_page_count(void);
+
+// Checks page number `index` (0 .. `raida_healing_page_count()` - 1, in denomination then
+// page order) of the stopped server folder `dir` (which holds `Data/`) exactly as the
+// store reads pages: without following a symbolic link anywhere below `Data/`, without
+// blocking on a FIFO or device, and reading the whole file (at most one page) so an
+// unreadable file is found. Opens no folder lock and changes nothing; safe to call while
+// another process has the folder open.
+//
+// `path_out` (if not NULL) receives the page's path relative to `Data/`, e.g.
+// `"01/01/012c.bin"`, and `why` (if not NULL) a one-line description of the problem
+// (empty for a valid page); both NUL-terminated, cut to their lengths.
+//
+// # Returns
+// `RAIDA_HEALING_OK` (0) for a valid page; a positive `RAIDA_HEALING_PAGE_*` problem
+// (`MISSING`, `TRUNCATED`, `OVERSIZED`, `NOT_REGULAR`, `SYMLINK`, `UNREADABLE`); or a
+// negative code: `RAIDA_HEALING_E_ARGUMENT` (NULL `dir`, `index` out of range),
+// `RAIDA_HEALING_E_DATA` (`dir/Data` cannot be opened as a folder; `why` says why),
+// `RAIDA_HEALING_E_INTERNAL`. A negative code's message is also this thread's
+// `raida_healing_last_error()`; a check that ran (0 or a problem) empties it.
+//
+// # Safety
+// `dir` is NULL or a NUL-terminated path; `path_out` is NULL or points to `path_len`
+// writable bytes; `why` is NULL or points to `why_len` writable bytes; the buffers do not
+// overlap.
+int raida_healing_check_page(const char *dir,
+                             size_t index,
+                             char *path_out,
+                             size_t path_len,
+                             char *why,
+                             size_t why_len);
+
+// Parses the text of a `config.toml` with the library's own rules (the rules of
+// `raida_healing_open`): the file must be valid TOML (the `toml` crate's parser: a UTF-8
+// BOM, comments, dotted keys and any table order are fine; a table or key defined twice,
+// `03`, control characters in strings are not), and then `raida_id` (0..24, required),
+// `raida_servers` (exactly 25 `"host:port"` strings with ports 1..65535, required),
+// `coin_id` (0..255), `port` (1..65535) and `flush_freq` (1..86400) are checked. The keys
+// sit at the top of the file or in `[server]`; every other key and table is ignored.
+//
+// # Returns
+// `RAIDA_HEALING_OK` (0) with `*out` filled, or `RAIDA_HEALING_E_ARGUMENT` (NULL `text`
+// or `out`), `RAIDA_HEALING_E_CONFIG` (the file is not valid: `err` says why, as
+// `"line N: ..."` where the line is known), `RAIDA_HEALING_E_INTERNAL`. On failure `*out`
+// is unspecified. `err` (if not NULL) receives a NUL-terminated message, empty on
+// success, cut to `err_len` bytes; the same message is this thread's
+// `raida_healing_last_error()` (emptied on success). Touches no folder.
+//
+// # Safety
+// `text` is NULL or a NUL-terminated string (TOML requires UTF-8); `out` is NULL or points
+// to a writable `raida_healing_config_t`; `err` is NULL or points to `err_len` writable
+// bytes.
+int raida_healing_config_parse(const char *text,
+                               struct raida_healing_config_t *out,
+                               char *err,
+                               size_t err_len);
+
 // Copies the peer client's per-peer figures (answers, failures, timeouts, hedges,
 // typical answer time, and ejection state with the time of the next probe, of every peer
 // this process has asked, in RAIDA index order) into `out`, so a host, a test or an ops
@@ -447,12 +457,13 @@ size_t raida_healing_peer_connections(void);
 // for the call; its `ci` is NULL or a valid `conn_info_t` (only `coin_id` is read).
 void *send_validate_ticket_job(void *arg);
 
-// The library's version, e.g. "0.1.0": a static string, never NULL, never freed.
+// The library's version, e.g. "0.1.0": a static string, never NULL, never freed (empty
+// if the library failed, a bug).
 const char *raida_healing_version(void);
 
 // `sizeof(conn_info_t)` as this library was built: 336 on the legacy server's ABI.
 // A script or server whose own `conn_info_t` has another size must not call the
-// handlers.
+// handlers. 0 if the library failed (a bug).
 size_t raida_healing_conn_info_size(void);
 
 // Makes the server folder `dir` this process's coin store, config and peer list, for a
@@ -494,7 +505,8 @@ const char *raida_healing_last_error(void);
 // Closes the folder `raida_healing_open` opened and releases its lock, after waiting for
 // handlers still running on it. Every change is already on disk (each command writes
 // before it answers), so nothing is lost by exiting without calling it. Does nothing when
-// no folder is open.
+// no folder is open (nor after a failure inside the library, a bug: the folder may then
+// still be open).
 void raida_healing_close(void);
 
 // Reads one coin's record from the opened folder, without a request and without

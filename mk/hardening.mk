@@ -10,7 +10,8 @@
 ## make fuzz-clippy        clippy over the fuzz crate
 
 FUZZ_DIR      := fuzz
-FUZZ_TARGETS  := get_ticket validate_ticket find fix peer_response peer_wire consensus config
+# Every [[bin]] of fuzz/Cargo.toml is a fuzz target: a new one is listed there only.
+FUZZ_TARGETS  := $(shell sed -n '/^\[\[bin\]\]/,/^name/s/^name = "\(.*\)"$$/\1/p' $(FUZZ_DIR)/Cargo.toml)
 FUZZ_SECONDS  ?= 60
 FUZZ_SMOKE_SECONDS ?= 7
 FUZZ_TRIPLE   := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')

@@ -21,11 +21,6 @@ use crate::protocol::{Coin, TOTAL_RAIDA_SERVERS};
 /// own vote included.
 pub const THRESHOLD: usize = TOTAL_RAIDA_SERVERS / 2 + 2;
 
-/// A coin as one integer: equal coins, equal keys; the order is only for searching.
-fn key_of(coin: Coin) -> u64 {
-    u64::from(coin.den as u8) << 32 | u64::from(coin.sn)
-}
-
 /// Distinct keys in ascending order, found by binary search within a bucket.
 ///
 /// Buckets split the keys' range into at most twice as many equal spans as there are
@@ -119,7 +114,7 @@ impl Tally {
     /// A tally for `coins` (duplicates share one entry), each starting with this server's
     /// own vote.
     pub fn new(coins: &[Coin]) -> Tally {
-        let request_keys: Vec<u64> = coins.iter().map(|&c| key_of(c)).collect();
+        let request_keys: Vec<u64> = coins.iter().map(|&c| c.key()).collect();
         let mut keys = request_keys.clone();
         keys.sort_unstable();
         keys.dedup();
@@ -172,7 +167,7 @@ impl Tally {
         let marker = peer + 1;
         let mut next = 0;
         for &coin in listed {
-            let Some(id) = self.find(key_of(coin), &mut next) else {
+            let Some(id) = self.find(coin.key(), &mut next) else {
                 continue;
             };
             if self.last_voter[id] == marker {
@@ -214,7 +209,7 @@ impl Tally {
     /// the tally's life), for callers that keep per-coin state alongside: `None` for a
     /// coin that was not requested.
     pub fn id_of(&self, coin: Coin) -> Option<usize> {
-        self.keys.position(key_of(coin))
+        self.keys.position(coin.key())
     }
 
     /// The id of the request's coin at `position` (in the order given to [`Tally::new`]),

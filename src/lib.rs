@@ -6,9 +6,13 @@
 //!
 //! ## Module map
 //! - [`protocol`]: statuses, framing per encryption type, coin records, bitfields.
-//! - [`commands`]: the four commands as safe functions over a [`store::CoinStore`].
+//! - [`commands`]: the command table and the four commands as safe functions over a
+//!   [`store::CoinStore`]; `commands::fix`'s report in a module of its own.
 //! - [`tickets`]: the ticket pool (bounded, expiring, atomic claims).
-//! - [`store`]: the coin store trait, page-ordered visiting, an in-memory store.
+//! - [`consensus`]: the vote tally of a fix (one vote per peer per coin, the threshold).
+//! - [`random`]: unpredictable bytes from the OS, failing closed.
+//! - [`store`]: the coin store trait, page-ordered visiting (and, with the `testing`
+//!   feature, an in-memory store).
 //! - [`pagefile`]: the embedded page-file store for processes with no server.
 //! - [`data_dir`]: files below a server's `Data/`: no link followed, no blocking, bounded
 //!   reads; the one definition of a valid page file ([`data_dir::PageProblem`]).
@@ -18,6 +22,10 @@
 //! - [`peers`]: the validate-ticket client that asks peer RAIDAs.
 //! - [`log`]: log lines to the server's log or stderr.
 //! - `ffi`: the C boundary, and the only place with `unsafe`.
+//! - `testing` (the `testing` feature only): test tools shared with the test kit.
+//!
+//! What is process-wide (the ticket pool, the opened folder, the connection budget, peer
+//! history, the log sink), why, and how tests isolate it: docs/process-state.md.
 //!
 //! ## Safety terms used at the boundary
 //! - *caller-owned `ci`*: a `conn_info_t *` that is NULL or valid and used by no other
@@ -25,7 +33,9 @@
 //!   readable bytes.
 //! - *C buffer*: memory from C `malloc` that C code frees with `free()`.
 //!
-//! Every exported function catches panics and answers ERROR_INTERNAL (252) instead.
+//! No panic crosses into C: every export runs whole inside one boundary (`ffi::entry`),
+//! and after a panic a handler answers ERROR_INTERNAL (252) and any other export returns
+//! the failure value of its return type (`RAIDA_HEALING_E_INTERNAL`, 0, NULL or "").
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -56,3 +66,8 @@ safe_modules!(
 );
 
 pub mod ffi;
+
+/// Test tools shared with the test kit (the `testing` feature only).
+#[cfg(feature = "testing")]
+#[forbid(unsafe_code)]
+pub mod testing;

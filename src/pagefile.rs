@@ -14,7 +14,7 @@
 //!   a temporary file in the same folder, fsynced, renamed over the page file, and the
 //!   folder fsynced, all before the page lock is released. A crash leaves either the old
 //!   or the new file, never a mix. A write that fails is reported through
-//!   [`Session::finish`] and the cached copy is dropped, so memory never runs ahead of
+//!   [`CoinStore::finish`] and the cached copy is dropped, so memory never runs ahead of
 //!   the disk.
 //! - *One process per folder*: an advisory lock (`flock`) on `Data/.raida_healing.lock`
 //!   is held for the store's life; a second process's open fails with
@@ -38,7 +38,7 @@ use parking_lot::Mutex;
 
 pub use crate::data_dir::{page_relative_path, DataDir, PageProblem};
 use crate::protocol::{Coin, AN_BYTES};
-use crate::store::{slot_of, CoinStore, PageKey, PageRecords, RECORD_BYTES};
+use crate::store::{slot_of, CoinStore, PageKey, PageRecords};
 
 /// Name of the lock file inside `Data/`.
 pub const LOCK_FILE_NAME: &str = ".raida_healing.lock";
@@ -199,7 +199,7 @@ impl PageFileStore {
         self.cache.lock().pages.len()
     }
 
-    /// A view through which one command reads and writes; see [`Session::finish`].
+    /// A view through which one command reads and writes; a failed write comes back from its [`CoinStore::finish`].
     pub fn session(&self) -> Session<'_> {
         Session {
             store: self,
@@ -322,22 +322,11 @@ pub fn page_path(data_dir: &Path, key: PageKey) -> PathBuf {
 }
 
 /// One command's view of a [`PageFileStore`]: a [`CoinStore`] that remembers a failed
-/// write, so the caller can refuse to report success for a change that is not on disk.
+/// write and reports it from [`CoinStore::finish`], so the command runner refuses to
+/// report success for a change that is not on disk.
 pub struct Session<'a> {
     store: &'a PageFileStore,
     write_error: Mutex<Option<String>>,
-}
-
-impl Session<'_> {
-    /// `Err` with the first failed write's description when any write of this session
-    /// failed; the caller must then answer ERROR_INTERNAL, not the command's own status.
-    #[must_use = "a failed write must turn the answer into ERROR_INTERNAL"]
-    pub fn finish(self) -> Result<(), String> {
-        match self.write_error.into_inner() {
-            Some(why) => Err(why),
-            None => Ok(()),
-        }
-    }
 }
 
 impl CoinStore for Session<'_> {
@@ -358,23 +347,29 @@ impl CoinStore for Session<'_> {
     fn mfs(&self) -> u8 {
         self.store.mfs.unwrap_or_else(crate::hash::mfs_now)
     }
+
+    /// `Err` with the first failed write's description when any write since the last
+    /// call failed.
+    fn finish(&self) -> Result<(), String> {
+        match self.write_error.lock().take() {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
 }
 
-/// Bytes of the record of `sn` inside a page file's data (for tools and tests).
+/// Bytes of the record of `sn` inside a page file's data (for tests: the `testing` feature).
+#[cfg(feature = "testing")]
 pub fn record_range(sn: u32) -> std::ops::Range<usize> {
+    use crate::store::RECORD_BYTES;
     let at = slot_of(sn) * RECORD_BYTES;
     at..at + RECORD_BYTES
 }
 
-/// The FIFO maker and the one-minute watchdog of the Rust test kit, for the tests below.
-#[cfg(test)]
-#[path = "../tests/kit/blocking.rs"]
-mod test_kit_blocking;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{visit_by_page, PAGE_DATA_BYTES};
+    use crate::store::{visit_by_page, PAGE_DATA_BYTES, RECORD_BYTES};
     use std::fs;
 
     /// A fresh empty folder under the system temp dir, removed on drop.
@@ -735,7 +730,7 @@ mod tests {
 
     // --- files below Data/ an attacker can plant -------------------------------
 
-    use super::test_kit_blocking::{mkfifo, within_a_minute};
+    use crate::testing::blocking::{mkfifo, within_a_minute};
 
     /// Whether this process runs as root (`/proc/self` belongs to the effective uid).
     fn is_root() -> bool {

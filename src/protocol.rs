@@ -278,6 +278,10 @@ pub fn check_record_payload(
     Ok(payload)
 }
 
+/// A coin as one integer: its 5 wire bytes (den, then sn big-endian) read as a number.
+/// Equal coins have equal keys; the order means nothing beyond searching.
+pub type CoinKey = u64;
+
 /// One coin: a denomination and a serial number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Coin {
@@ -301,6 +305,18 @@ impl Coin {
     pub fn to_wire(self) -> [u8; COIN_BYTES] {
         let sn = self.sn.to_be_bytes();
         [self.den as u8, sn[0], sn[1], sn[2], sn[3]]
+    }
+
+    /// This coin as one integer ([`CoinKey`]).
+    #[inline]
+    pub fn key(self) -> CoinKey {
+        Coin::key_of_wire(&self.to_wire())
+    }
+
+    /// The [`CoinKey`] of a coin's 5 wire bytes, without decoding the coin.
+    #[inline(always)]
+    pub fn key_of_wire(&[den, sn @ ..]: &[u8; COIN_BYTES]) -> CoinKey {
+        CoinKey::from(den) << 32 | CoinKey::from(u32::from_be_bytes(sn))
     }
 }
 

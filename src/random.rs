@@ -6,7 +6,6 @@
 //! predictable source.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The OS random source failed; nothing was made from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,21 +26,22 @@ impl RandomError {
     }
 }
 
-/// Set by [`testing::OsSourceFailure`]: the source answers as a broken one would.
-static FAIL_FOR_TESTS: AtomicBool = AtomicBool::new(false);
-
 /// Fills `buf` from the OS CSPRNG, or fails (and logs why) without touching the meaning of
 /// `buf`: its bytes must not be used then.
 pub fn fill(buf: &mut [u8]) -> Result<(), RandomError> {
-    let result = if FAIL_FOR_TESTS.load(Ordering::SeqCst) {
-        Err(RandomError("getrandom: made to fail by a test".to_string()))
-    } else {
-        getrandom::fill(buf).map_err(|e| RandomError(format!("getrandom: {e}")))
-    };
+    #[cfg(feature = "testing")]
+    let result = testing::fill(buf);
+    #[cfg(not(feature = "testing"))]
+    let result = os_fill(buf);
     if let Err(e) = &result {
         crate::log::error(&e.to_string());
     }
     result
+}
+
+/// The OS CSPRNG itself.
+fn os_fill(buf: &mut [u8]) -> Result<(), RandomError> {
+    getrandom::fill(buf).map_err(|e| RandomError(format!("getrandom: {e}")))
 }
 
 /// A random 32-bit value.
@@ -51,11 +51,26 @@ pub fn u32_from_os() -> Result<u32, RandomError> {
     Ok(u32::from_ne_bytes(b))
 }
 
-/// Making the source fail, for tests of the fail-closed paths.
+/// Making the source fail, for tests of the fail-closed paths (the `testing` feature only:
+/// the release library's [`fill`] is the OS source with no test branch).
+#[cfg(feature = "testing")]
 pub mod testing {
-    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
-    /// While this lives, every [`fill`] in the process fails as a broken OS source would.
+    use super::{os_fill, RandomError};
+
+    /// Set by [`OsSourceFailure`]: the source answers as a broken one would.
+    static FAIL_FOR_TESTS: AtomicBool = AtomicBool::new(false);
+
+    /// [`super::fill`] in a test build: the OS source, unless a test made it fail.
+    pub(super) fn fill(buf: &mut [u8]) -> Result<(), RandomError> {
+        if FAIL_FOR_TESTS.load(Ordering::SeqCst) {
+            return Err(RandomError::new("getrandom: made to fail by a test"));
+        }
+        os_fill(buf)
+    }
+
+    /// While this lives, every [`super::fill`] in the process fails as a broken OS source would.
     /// Process-wide: use it only in a test binary whose other tests do not need random
     /// bytes at the same time.
     #[must_use = "the source fails only while the guard lives"]

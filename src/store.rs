@@ -5,11 +5,12 @@
 //! (denomination, page) order, so lock order is global and a request touches each page
 //! once however many of its coins share it.
 
-use std::collections::HashMap;
-
-use parking_lot::Mutex;
-
 use crate::protocol::{Coin, Status, AN_BYTES};
+
+#[cfg(feature = "testing")]
+mod memory;
+#[cfg(feature = "testing")]
+pub use memory::{MemoryPage, MemoryStore};
 
 /// Records in one page.
 pub const RECORDS_PER_PAGE: u32 = 1024;
@@ -141,6 +142,15 @@ pub trait CoinStore: Sync {
     /// The "months from start" stamp for a rewritten record.
     fn mfs(&self) -> u8 {
         crate::hash::mfs_now()
+    }
+
+    /// Whether every write since the last call reached where the store keeps records:
+    /// `Err` with the first failed write's description. The command runner (`Node::run` of
+    /// the commands module) asks after every command and then answers
+    /// ERROR_INTERNAL, never the command's own status: a status must not claim a change the
+    /// store does not hold. Stores whose writes cannot fail keep the default.
+    fn finish(&self) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -343,108 +353,9 @@ fn exclusive_prefix_sums(counts: &mut [u32]) {
     }
 }
 
-/// An in-memory store for tests and benchmarks: a page exists once it is created.
-#[derive(Default)]
-pub struct MemoryStore {
-    pages: Mutex<HashMap<PageKey, std::sync::Arc<Mutex<MemoryPage>>>>,
-    mfs: Option<u8>,
-}
-
-/// One in-memory page with the bookkeeping a test wants to see.
-pub struct MemoryPage {
-    pub data: Vec<u8>,
-    /// Set when a write went through, like the server's `is_dirty`.
-    pub dirty: bool,
-    /// Serial numbers marked used, like the server's `update_free_pages_bitmap(.., 0)`.
-    pub marked_used: Vec<u32>,
-    /// Number of times this page was locked.
-    pub locks: usize,
-}
-
-impl MemoryStore {
-    /// An empty store whose MFS stamp is the real one.
-    pub fn new() -> MemoryStore {
-        MemoryStore::default()
-    }
-
-    /// An empty store that stamps `mfs` into rewritten records.
-    pub fn with_mfs(mfs: u8) -> MemoryStore {
-        MemoryStore {
-            mfs: Some(mfs),
-            ..MemoryStore::default()
-        }
-    }
-
-    fn page(&self, key: PageKey) -> Option<std::sync::Arc<Mutex<MemoryPage>>> {
-        self.pages.lock().get(&key).cloned()
-    }
-
-    /// Creates (zeroed) the page holding `coin` if it is missing.
-    pub fn create_page(&self, key: PageKey) {
-        self.pages.lock().entry(key).or_insert_with(|| {
-            std::sync::Arc::new(Mutex::new(MemoryPage {
-                data: vec![0; PAGE_DATA_BYTES],
-                dirty: false,
-                marked_used: Vec::new(),
-                locks: 0,
-            }))
-        });
-    }
-
-    /// Stores `an` with MFS `mfs` for `coin`, creating its page.
-    pub fn put(&self, coin: Coin, an: [u8; AN_BYTES], mfs: u8) {
-        let key = PageKey::of(coin).expect("test coin out of range");
-        self.create_page(key);
-        let page = self.page(key).expect("just created");
-        let mut page = page.lock();
-        let at = slot_of(coin.sn) * RECORD_BYTES;
-        page.data[at..at + AN_BYTES].copy_from_slice(&an);
-        page.data[at + AN_BYTES] = mfs;
-    }
-
-    /// The record (AN, MFS) of `coin`, if its page exists.
-    pub fn get(&self, coin: Coin) -> Option<([u8; AN_BYTES], u8)> {
-        let page = self.page(PageKey::of(coin)?)?;
-        let page = page.lock();
-        let at = slot_of(coin.sn) * RECORD_BYTES;
-        Some((
-            page.data[at..at + AN_BYTES].try_into().expect("16 bytes"),
-            page.data[at + AN_BYTES],
-        ))
-    }
-
-    /// Runs `f` on a page's bookkeeping.
-    pub fn inspect<R>(&self, key: PageKey, f: impl FnOnce(&MemoryPage) -> R) -> Option<R> {
-        Some(f(&self.page(key)?.lock()))
-    }
-}
-
-impl CoinStore for MemoryStore {
-    fn with_page<R>(&self, key: PageKey, f: impl FnOnce(&mut PageRecords<'_>) -> R) -> Option<R> {
-        let page = self.page(key)?;
-        let mut page = page.lock();
-        page.locks += 1;
-        let (result, written) = {
-            let mut records = PageRecords::new(&mut page.data);
-            let result = f(&mut records);
-            (result, records.written_slots().to_vec())
-        };
-        if !written.is_empty() {
-            page.dirty = true;
-            for slot in written {
-                page.marked_used.push(key.first_sn() + slot as u32);
-            }
-        }
-        Some(result)
-    }
-
-    fn mfs(&self) -> u8 {
-        self.mfs.unwrap_or_else(crate::hash::mfs_now)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use parking_lot::Mutex;
     use super::*;
 
     fn coin(den: i8, sn: u32) -> Coin {

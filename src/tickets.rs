@@ -156,8 +156,7 @@ impl Ticket {
     }
 }
 
-/// A coin's 5 wire bytes as a map key.
-type CoinKey = u64;
+use crate::protocol::CoinKey;
 
 /// Hashing for coin keys: a seeded splitmix64 finaliser, a few cycles a coin where std's
 /// SipHash costs several times the rest of get_ticket's work on the coin. The seed is
@@ -258,8 +257,8 @@ fn coin_key(wire: &[u8]) -> CoinKey {
 }
 
 #[inline(always)]
-fn coin_key_of(&[den, sn @ ..]: &[u8; COIN_BYTES]) -> CoinKey {
-    CoinKey::from(den) << 32 | CoinKey::from(u32::from_be_bytes(sn))
+fn coin_key_of(wire: &[u8; COIN_BYTES]) -> CoinKey {
+    Coin::key_of_wire(wire)
 }
 
 /// Everything behind the pool's mutex.
@@ -721,7 +720,8 @@ impl TicketPool {
     }
 }
 
-/// Test doubles for the pool's clock and ids.
+/// Test doubles for the pool's clock and ids (the `testing` feature).
+#[cfg(feature = "testing")]
 pub mod testing {
     use super::*;
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

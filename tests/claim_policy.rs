@@ -2,8 +2,6 @@
 //! and from an unlisted address; the guess throttle through the command; a request with
 //! no address behaves as before. Exact statuses and bytes.
 
-mod kit;
-
 use std::net::{IpAddr, SocketAddrV4};
 
 use kit::node::Server;

@@ -1,8 +1,6 @@
 //! get_ticket, validate_ticket and find through the safe core: every row of the
 //! docs/wire-protocol.md tables, exact bytes and statuses, and property tests over random batches.
 
-mod kit;
-
 use kit::node::Server;
 use kit::wire::{claim, legacy_body};
 use proptest::prelude::*;

@@ -6,8 +6,6 @@
 //! nets (long) except where a test is about the deadline itself; no assertion depends on
 //! how fast the machine is.
 
-mod kit;
-
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddrV4, TcpStream};
@@ -16,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use kit::node::Server;
 use kit::peers::{black_hole, down_port, FakePeer, Untouchable};
+use kit::request::{check_request, read_request, request_header, PeerRequest};
 use kit::serial;
 use kit::wire::{fix_payload, legacy_body, listing, modern_body, reply};
 use raida_healing::hash::derive_an;
 use raida_healing::peers::{ask_one, AnswerError, Claimer, Part, PeerOptions, PeerOutcome, Target};
-use raida_healing::protocol::{challenge_crc, Coin, Response, Status};
+use raida_healing::protocol::{Coin, Response, Status};
 use raida_healing::store::{MemoryStore, PageKey};
 use raida_healing::tickets::TicketPool;
 
@@ -42,7 +41,7 @@ fn ticket_of(raida: u8) -> u32 {
 }
 
 /// Builds a whole answer (header and body) from the request received.
-type BuildAnswer = dyn Fn(&[u8; 55]) -> Vec<u8> + Send + Sync;
+type BuildAnswer = dyn Fn(&PeerRequest) -> Vec<u8> + Send + Sync;
 
 /// How a scripted peer answers.
 enum Script {
@@ -63,11 +62,11 @@ enum Script {
 /// ignored.
 #[derive(Default)]
 struct Seen {
-    requests: Vec<[u8; 55]>,
+    requests: Vec<PeerRequest>,
     /// Requests answered so far (an honest peer answers 250 once, then 44).
     answered: usize,
     /// The first connection of a peer that answers only once a second one arrives.
-    held: Option<(TcpStream, [u8; 55])>,
+    held: Option<(TcpStream, PeerRequest)>,
     /// Connections accepted, and how many of those the client has closed (tracked by
     /// stalled peers).
     accepted: usize,
@@ -83,12 +82,10 @@ struct ScriptedPeer {
     _peer: FakePeer,
 }
 
-/// The validate-ticket request on `stream`, if that is what arrives.
-fn read_request(stream: &mut TcpStream, raida: u8) -> Option<[u8; 55]> {
-    stream.set_read_timeout(Some(SAFETY)).ok()?;
-    let mut request = [0u8; 55];
-    stream.read_exact(&mut request).ok()?;
-    (request[..6] == [1, 0, raida, 0, 2, 50]).then_some(request)
+/// The validate-ticket request for `raida` on `stream`, if that is what arrives.
+fn read_request_for(stream: &mut TcpStream, raida: u8) -> Option<PeerRequest> {
+    let request = read_request(stream, SAFETY)?;
+    (request[..6] == request_header(raida, COIN_ID)[..6]).then_some(request)
 }
 
 impl ScriptedPeer {
@@ -111,7 +108,7 @@ impl ScriptedPeer {
         }
     }
 
-    fn requests(&self) -> Vec<[u8; 55]> {
+    fn requests(&self) -> Vec<PeerRequest> {
         self.seen.lock().unwrap().requests.clone()
     }
 
@@ -141,7 +138,7 @@ impl ScriptedPeer {
 
 /// Serves one connection according to the script.
 fn serve(raida: u8, mut stream: TcpStream, script: &Script, seen: &Mutex<Seen>) {
-    let Some(request) = read_request(&mut stream, raida) else {
+    let Some(request) = read_request_for(&mut stream, raida) else {
         // Closed before a request arrived (a connection the fix cancelled at once).
         seen.lock().unwrap().closed_by_client += 1;
         return;
@@ -252,16 +249,10 @@ fn other_indices() -> Vec<u8> {
 
 /// Checks a request a peer received: the exact legacy frame for that peer and ticket,
 /// with a challenge sealed by its CRC-32.
-fn assert_request_frame(request: &[u8; 55], peer: u8, me: u8) {
-    let mut header = [0u8; 32];
-    header[..9].copy_from_slice(&[1, 0, peer, 0, 2, 50, 0, COIN_ID, 1]);
-    header[23] = 23;
-    assert_eq!(request[..32], header, "header sent to peer {peer}");
-    let crc = challenge_crc(&request[32..44]).to_be_bytes();
-    assert_eq!(request[44..48], crc, "challenge CRC sent to peer {peer}");
-    assert_eq!(request[48], me);
-    assert_eq!(request[49..53], ticket_of(peer).to_be_bytes());
-    assert_eq!(request[53..55], [0x3e, 0x3e]);
+fn assert_request_frame(request: &PeerRequest, peer: u8, me: u8) {
+    if let Err(why) = check_request(request, peer, me, COIN_ID, Some(ticket_of(peer))) {
+        panic!("request sent to peer {peer}: {why}");
+    }
 }
 
 /// The library holds no peer connection: every socket it opened is closed (a budget slot
@@ -326,7 +317,7 @@ fn twenty_four_peers_honest_faulty_silent_and_slow_to_accept() {
     liar_list.extend(vec![c[8]; 20]);
     let liar = ScriptedPeer::spawn(idx[15], Script::Honest(liar_list));
     let (_down_socket, down) = down_port();
-    let raw = |raida: u8, build: fn(u8, &[u8; 55], &[Coin]) -> Vec<u8>| {
+    let raw = |raida: u8, build: fn(u8, &PeerRequest, &[Coin]) -> Vec<u8>| {
         let all = everything.clone();
         ScriptedPeer::spawn(
             raida,

@@ -5,17 +5,17 @@
 //!
 //! The opened folder is process-wide, so the tests here take turns (`serial`).
 
-mod kit;
-
 use std::ffi::{CStr, CString};
 use std::path::Path;
 
 use kit::blocking::{mkfifo, within_a_minute};
 use kit::folder::Folder;
 use kit::serial;
+use raida_healing::ffi::error::{
+    RAIDA_HEALING_E_CONFIG, RAIDA_HEALING_E_DATA, RAIDA_HEALING_E_NO_PAGE, RAIDA_HEALING_OK,
+};
 use raida_healing::ffi::standalone::{
     raida_healing_close, raida_healing_last_error, raida_healing_open, raida_healing_read_record,
-    RAIDA_HEALING_E_CONFIG, RAIDA_HEALING_E_DATA, RAIDA_HEALING_E_NO_PAGE, RAIDA_HEALING_OK,
 };
 use raida_healing::pagefile::LOCK_FILE_NAME;
 use raida_healing::store::PAGE_DATA_BYTES;

@@ -15,8 +15,6 @@
 //!
 //! The tests run one at a time (`serial`): the memory measure is process-wide.
 
-mod kit;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
@@ -24,6 +22,7 @@ use std::time::Duration;
 
 use kit::node::Server;
 use kit::peers::FakePeer;
+use kit::request::{read_request, PeerRequest};
 use kit::serial;
 use kit::wire::{fix_payload, header, legacy_body, listing, reply};
 use raida_healing::commands::fix::FixReport;
@@ -100,7 +99,7 @@ struct Record {
     client_closed: bool,
 }
 
-type Behaviour = dyn Fn(&mut TcpStream, &[u8; 55], &mut Record) + Send + Sync;
+type Behaviour = dyn Fn(&mut TcpStream, &PeerRequest, &mut Record) + Send + Sync;
 
 /// A loopback peer that runs `behaviour` on every connection (one at a time).
 struct Attacker {
@@ -114,16 +113,14 @@ impl Attacker {
         let peer = {
             let records = Arc::clone(&records);
             FakePeer::spawn(move |mut stream| {
-                stream.set_read_timeout(Some(SAFETY)).unwrap();
-                let mut request = [0u8; 55];
-                if stream.read_exact(&mut request).is_err() {
+                let Some(request) = read_request(&mut stream, SAFETY) else {
                     // Closed before its request was complete (a cancelled hedge).
                     records.lock().unwrap().push(Record {
                         client_closed: true,
                         ..Record::default()
                     });
                     return;
-                }
+                };
                 let mut record = Record {
                     request: request.to_vec(),
                     ..Record::default()

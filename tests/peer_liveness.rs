@@ -6,13 +6,12 @@
 //! fake peers saw), never a race. Peer health and the connection budget are process-wide,
 //! so the tests run one at a time (`serial`) and each uses its own fresh peer addresses.
 
-mod kit;
-
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use kit::node::Server;
 use kit::peers::{FakePeer, HonestPeer, Silence, SilentPeer};
+use kit::request::read_request;
 use kit::serial;
 use kit::wire::{fix_payload, legacy_body, listing, reply};
 use raida_healing::commands::fix::FixReport;
@@ -370,11 +369,11 @@ fn poisoner(coin: Coin) -> FakePeer {
     let mut served = 0usize;
     let mut stranded = Vec::new();
     FakePeer::spawn(move |mut stream| {
-        use std::io::{Read, Write};
-        let mut request = [0u8; 55];
-        if stream.read_exact(&mut request).is_err() {
+        use std::io::Write;
+        // A safety net only: the fixes send their request right after connecting.
+        let Some(request) = read_request(&mut stream, Duration::from_secs(60)) else {
             return;
-        }
+        };
         served += 1;
         if served <= SLOW_ANSWERS {
             std::thread::sleep(SLOW_ANSWER);

@@ -9,8 +9,6 @@
 //!
 //! Alone in its test binary, so the thread count of the process is the test's own.
 
-mod kit;
-
 use std::net::TcpListener;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};

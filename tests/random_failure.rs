@@ -4,8 +4,6 @@
 //! The failing source is process-wide (`random::testing::OsSourceFailure`), so this binary
 //! holds one test only, and nothing else here needs random bytes meanwhile.
 
-mod kit;
-
 use kit::node::Server;
 use kit::peers::listen;
 use kit::wire::{fix_payload, legacy_body};

@@ -16,23 +16,22 @@
 //! Pass/fail never depends on speed: the run lasts RUN_FOR *and* until every worker has
 //! done MIN_ROUNDS rounds; timeouts are safety nets only.
 
-mod kit;
-
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use kit::peers::FakePeer;
+use kit::request::{check_request, read_request};
 use kit::wire::{coins_wire as wire, frame_response, legacy_body};
 
 use raida_healing::commands::{Command, Node, NodeConfig, Request};
 use raida_healing::hash::derive_an;
 use raida_healing::peers::PeerOptions;
-use raida_healing::protocol::{challenge_crc, Coin, Response, Status};
+use raida_healing::protocol::{Coin, Response, Status};
 use raida_healing::store::{CoinStore, MemoryStore, PageKey, PageRecords};
 use raida_healing::tickets::testing::{ManualClock, ScriptedIds};
 use raida_healing::tickets::{Clock, TicketPool, MAX_TICKETS_PER_COIN};
@@ -169,25 +168,6 @@ struct Peer {
     _listener: FakePeer,
 }
 
-/// Checks a validate_ticket request against docs/wire-protocol.md; `Err` says what is wrong.
-fn check_request(request: &[u8; 55], peer: u8) -> Result<(), String> {
-    let mut header = vec![1, 0, peer, 0, 2, 50, 0, COIN_ID, 1];
-    header.extend([0; 13]);
-    header.extend([0, 23]);
-    header.extend([0; 8]);
-    if request[..32] != header[..] {
-        return Err(format!("header {:02x?}", &request[..32]));
-    }
-    let body = &request[32..];
-    if body[12..16] != challenge_crc(&body[..12]).to_be_bytes() {
-        return Err("challenge CRC".into());
-    }
-    if body[16] != ME || body[21..23] != [0x3e, 0x3e] {
-        return Err(format!("body {body:02x?}"));
-    }
-    Ok(())
-}
-
 impl Peer {
     fn spawn(raida: u8, clock: &ManualClock) -> Peer {
         let pool = Arc::new(TicketPool::with_limits(
@@ -214,13 +194,11 @@ impl Peer {
                     config: &config,
                     peer_options: &options,
                 };
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                let mut request = [0u8; 55];
-                if stream.read_exact(&mut request).is_err() {
+                let Some(request) = read_request(&mut stream, Duration::from_secs(10)) else {
                     // The client gave up (its answer was already decided).
                     return;
-                }
-                if let Err(why) = check_request(&request, raida) {
+                };
+                if let Err(why) = check_request(&request, raida, ME, COIN_ID, None) {
                     bad.lock().unwrap().push(why);
                 }
                 let body = &request[32..];

@@ -52,6 +52,9 @@ def declarations(header_text):
     """{key: normalized declaration} for every #define, prototype, struct and typedef."""
     text = re.sub(r"/\*.*?\*/", " ", header_text, flags=re.DOTALL)
     text = re.sub(r"//[^\n]*", " ", text)
+    # A preprocessor line ends at a newline not escaped by a backslash: join the rest
+    # (RAIDA_HEALING_COMMANDS spans one line per command).
+    text = re.sub(r"\\[ \t]*\n", " ", text)
     found = {}
     code = []
     for line in text.splitlines():
@@ -59,7 +62,8 @@ def declarations(header_text):
         if stripped.startswith("#"):
             m = DEFINE.match(stripped)
             if m and not m.group(1).endswith("_H"):
-                found["#define " + m.group(1)] = "#define %s %s" % (m.group(1), m.group(2).strip())
+                found["#define " + m.group(1)] = "#define %s %s" % (
+                    m.group(1), re.sub(r"\s+", " ", m.group(2).strip()))
             continue
         code.append(stripped)
     code = " ".join(code)

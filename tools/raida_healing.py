@@ -130,6 +130,9 @@ CODE_NAMES = {
 # ---- Healing commands and statuses (docs/wire-protocol.md, "Status codes"; the
 # header's RAIDA_STATUS_* macros, which tools/tests checks this table against) ----
 
+# The handlers by command byte: the header's RAIDA_HEALING_COMMANDS list (from the command
+# table, src/commands/table.rs), restated because the tool runs where no header is
+# installed; tools/tests checks it against the header.
 GET_TICKET, VALIDATE_TICKET, FIND, FIX = 40, 50, 60, 80
 HANDLERS = {GET_TICKET: "cmd_get_ticket", VALIDATE_TICKET: "cmd_validate_ticket",
             FIND: "cmd_find", FIX: "cmd_fix"}
@@ -146,8 +149,7 @@ TOTAL_RAIDA_SERVERS = 25
 TRAILER = b"\x3e\x3e"
 
 # Every symbol a server or script may call; `check` insists on all of them.
-REQUIRED_EXPORTS = (
-    "cmd_get_ticket", "cmd_validate_ticket", "cmd_find", "cmd_fix",
+REQUIRED_EXPORTS = tuple(HANDLERS.values()) + (
     "send_validate_ticket_job", "raida_healing_version", "raida_healing_conn_info_size",
     "raida_healing_open", "raida_healing_last_error", "raida_healing_close",
     "raida_healing_read_record", "raida_healing_config_parse", "raida_healing_page_count",

@@ -156,15 +156,15 @@ static void leave_handler(void)
 
 typedef void (*handler_fn)(conn_info_t *ci);
 
+/* The handler of a group-2 command byte, from the header's list of commands. */
 static handler_fn handler_for(uint8_t command)
 {
+#define HANDLER_CASE(code, handler) case code: return handler;
     switch (command) {
-    case 40: return cmd_get_ticket;
-    case 50: return cmd_validate_ticket;
-    case 60: return cmd_find;
-    case 80: return cmd_fix;
+    RAIDA_HEALING_COMMANDS(HANDLER_CASE)
     default: return NULL;
     }
+#undef HANDLER_CASE
 }
 
 /* Runs the handler of a checked request and answers with its status and output. */

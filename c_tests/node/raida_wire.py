@@ -21,9 +21,10 @@ import hashlib
 import os
 import re
 import socket
+import sys
 import threading
 import time
-import traceback
+import unittest
 import zlib
 from dataclasses import dataclass
 
@@ -33,12 +34,6 @@ TOTAL_RAIDA = 25
 RECORDS_PER_PAGE = 1024
 RECORD_BYTES = 17
 PAGE_BYTES = RECORDS_PER_PAGE * RECORD_BYTES
-
-GROUP_HEALING = 2
-CMD_GET_TICKET = 40
-CMD_VALIDATE_TICKET = 50
-CMD_FIND = 60
-CMD_FIX = 80
 
 # The node's own framing statuses (docs/node.md): the node's, not the library's.
 INVALID_CLOUD_ID, INVALID_COMMAND_GROUP, INVALID_COMMAND, INVALID_COIN_ID = 1, 5, 6, 7
@@ -53,15 +48,26 @@ HEADER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir
                            "include", "raida_healing.h")
 
 
-def header_statuses(path=HEADER_PATH):
-    """{name: code} of the RAIDA_STATUS_<name> macros of the library's header, which
-    cbindgen generates from the one status list (src/protocol.rs)."""
+def header_numbers(pattern, what, path=HEADER_PATH):
+    """{name: number} of every match of `pattern` (groups: name, number) in the library's
+    header; a header with none is an error naming `what`."""
     with open(path, encoding="utf-8") as f:
-        found = {name: int(code) for name, code in
-                 re.findall(r"^#define RAIDA_STATUS_(\w+) (\d+)$", f.read(), re.MULTILINE)}
+        found = {name: int(number) for name, number in re.findall(pattern, f.read(), re.MULTILINE)}
     if not found:
-        raise ValueError("%s defines no RAIDA_STATUS_* macro" % path)
+        raise ValueError("%s has no %s" % (path, what))
     return found
+
+
+def header_statuses(path=HEADER_PATH):
+    """{name: code} of the RAIDA_STATUS_<name> macros, which cbindgen generates from the one
+    status list (src/protocol.rs)."""
+    return header_numbers(r"^#define RAIDA_STATUS_(\w+) (\d+)$", "RAIDA_STATUS_* macro", path)
+
+
+def header_commands(path=HEADER_PATH):
+    """{handler name: command byte} of the RAIDA_HEALING_COMMANDS list, which build.rs
+    generates from the library's command table (src/commands/table.rs)."""
+    return header_numbers(r"^  X\((?=\d+, (cmd_\w+)\))(\d+)", "command", path)
 
 
 # The healing statuses, read from the header rather than restated (a name the header
@@ -76,6 +82,13 @@ INVALID_PACKET_LENGTH, WRONG_RAIDA = (HEALING_STATUSES[n] for n in
 INVALID_SN_OR_DENOMINATION, NO_TICKET_FOUND, TICKET_CLAIMED_ALREADY = (
     HEALING_STATUSES[n] for n in
     ("INVALID_SN_OR_DENOMINATION", "NO_TICKET_FOUND", "TICKET_CLAIMED_ALREADY"))
+
+
+# The healing commands (group 2), read from the header too.
+GROUP_HEALING = 2
+HANDLERS = header_commands()
+CMD_GET_TICKET, CMD_VALIDATE_TICKET, CMD_FIND, CMD_FIX = (HANDLERS[n] for n in (
+    "cmd_get_ticket", "cmd_validate_ticket", "cmd_find", "cmd_fix"))
 
 STATUS_NAMES = dict(FRAMING_STATUS_NAMES)
 STATUS_NAMES.update((code, name.lower().replace("_", " "))
@@ -489,23 +502,41 @@ def check_eq(got, want, what):
         raise AssertionError("%s: got %r, want %r" % (what, got, want))
 
 
+class _StopOnExit(unittest.TextTestResult):
+    """A result that stops the run when a test raises SystemExit (a SIGTERM handler's
+    `sys.exit(143)`): unittest would record it as one more error and go on."""
+
+    exit = None
+
+    def addError(self, test, err):
+        if issubclass(err[0], SystemExit):
+            self.exit = err[1]
+            self.stop()
+        super().addError(test, err)
+
+
+class _FunctionTest(unittest.FunctionTestCase):
+    """A test function as a unittest case, named by the function."""
+
+    def __str__(self):
+        return self._testFunc.__name__
+
+    def shortDescription(self):
+        return None
+
+
 def run_tests(tests, label, name_filter=""):
-    """Runs each test function whose name contains name_filter; a failing one is reported
-    and the others still run. Prints "N passed, M failed"; returns the exit status (1 when
-    anything failed or nothing ran)."""
-    passed = failed = 0
+    """Runs each test function whose name contains name_filter as a unittest test case (the
+    one Python test style: tools/tests/ uses unittest too); a failing one is reported and the
+    others still run. Prints "N passed, M failed"; returns the exit status (1 when anything
+    failed or nothing ran). A test that exits (SIGTERM) stops the run and exits alike."""
+    suite = unittest.TestSuite(_FunctionTest(fn) for fn in tests if name_filter in fn.__name__)
     started = time.monotonic()
-    for fn in tests:
-        if name_filter not in fn.__name__:
-            continue
-        t0 = time.monotonic()
-        try:
-            fn()
-            passed += 1
-            print("ok    %-58s %6.2f s" % (fn.__name__, time.monotonic() - t0), flush=True)
-        except Exception:
-            failed += 1
-            print("FAIL  %s\n%s" % (fn.__name__, traceback.format_exc()), flush=True)
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=_StopOnExit)
+    result = runner.run(suite)
+    if result.exit is not None:
+        raise result.exit
+    failed = len(result.failures) + len(result.errors)
     print("%s: %.1f s" % (label, time.monotonic() - started))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed or not passed else 0
+    print("%d passed, %d failed" % (result.testsRun - failed, failed))
+    return 1 if failed or not result.testsRun else 0

@@ -1,12 +1,12 @@
 //! Calls an exported `cmd_*` exactly as the server does and checks what the C contract
 //! promises about the `conn_info_t` afterwards.
 
-use raida_healing::ffi::exports::{cmd_find, cmd_fix, cmd_get_ticket, cmd_validate_ticket};
+use raida_healing::ffi::exports::handler;
 use raida_healing::ffi::layout::ConnInfo;
 
 use crate::host;
-use crate::kit::abi::take_output;
-use crate::Cmd;
+use crate::Command;
+use kit::abi::take_output;
 
 /// Bytes of `conn_info_t` a handler may write: `output_size` (164..168), `output`
 /// (168..176) and `command_status` (176).
@@ -17,15 +17,6 @@ const WRITABLE: std::ops::Range<usize> = 164..177;
 pub struct AbiAnswer {
     pub status: u8,
     pub body: Vec<u8>,
-}
-
-fn handler(cmd: Cmd) -> unsafe extern "C" fn(*mut ConnInfo) {
-    match cmd {
-        Cmd::GetTicket => cmd_get_ticket,
-        Cmd::ValidateTicket => cmd_validate_ticket,
-        Cmd::Find => cmd_find,
-        Cmd::Fix => cmd_fix,
-    }
 }
 
 /// Every byte of the struct at `ci`, padding included.
@@ -50,7 +41,7 @@ unsafe fn bytes_of(ci: *const ConnInfo) -> [u8; std::mem::size_of::<ConnInfo>()]
 /// - no page is left locked.
 ///
 /// The output is copied out and released with C `free()`, as the server does.
-pub fn call(cmd: Cmd, body: Option<&[u8]>, encryption_type: i32, coin_id: u8) -> AbiAnswer {
+pub fn call(cmd: Command, body: Option<&[u8]>, encryption_type: i32, coin_id: u8) -> AbiAnswer {
     let mut owned: Option<Vec<u8>> = body.map(<[u8]>::to_vec);
     // The struct stays in this MaybeUninit and is only touched in place (never moved or
     // copied by type), so its padding keeps the 0xA5 pattern for the byte comparison.

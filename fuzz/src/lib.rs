@@ -14,7 +14,6 @@
 
 pub mod abi;
 pub mod host;
-pub mod kit;
 pub mod model;
 pub mod oracle;
 pub mod peer;
@@ -44,28 +43,8 @@ macro_rules! command_target {
     };
 }
 
-use raida_healing::commands::Command;
-
-/// The four healing commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cmd {
-    GetTicket,
-    ValidateTicket,
-    Find,
-    Fix,
-}
-
-impl Cmd {
-    /// The same command in the safe core.
-    pub fn core(self) -> Command {
-        match self {
-            Cmd::GetTicket => Command::GetTicket,
-            Cmd::ValidateTicket => Command::ValidateTicket,
-            Cmd::Find => Command::Find,
-            Cmd::Fix => Command::Fix,
-        }
-    }
-}
+/// The healing commands: the library's own list (src/commands/table.rs).
+pub use raida_healing::commands::Command;
 
 /// The encryption types the server hands to handlers: 0, 1, 2 (legacy framing, MD5 in
 /// fix) and 4, 5 (modern framing, SHA-256 in fix).

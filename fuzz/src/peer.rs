@@ -15,7 +15,7 @@ use raida_healing::protocol::Coin;
 /// What the header check must answer, in the documented order: byte 0 is the RAIDA asked,
 /// status 250, challenge echoed at 16..32, body size `2 + 5k` with `k <= 4096`.
 ///
-/// This reads like `peers::check_response_header` in src/peers.rs on purpose: it is the
+/// This reads like `peers::check_response_header` in src/peers/wire.rs on purpose: it is the
 /// oracle, re-derived from docs/wire-protocol.md alone, not shared with the code it checks
 /// (a shared helper would agree with any bug it has). The duplicate-code report lists the
 /// pair; it stays.
@@ -180,12 +180,13 @@ pub fn consensus(data: &[u8]) {
 // ---------------------------------------------------------------------------------------
 // peer_wire: the real socket path
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddrV4, TcpListener};
 use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use kit::request::{check_request, read_request, PeerRequest};
 use raida_healing::peers::ejection::EjectOptions;
 use raida_healing::peers::{ask_one, Claimer, Part, PeerOptions, PeerOutcome, Target};
 
@@ -196,7 +197,7 @@ struct Script {
     /// Copy the request's challenge into bytes 16..32 of the answer.
     echo: bool,
     /// What the peer saw: the request, sent back to the fuzz thread.
-    seen: mpsc::Sender<[u8; 55]>,
+    seen: mpsc::Sender<PeerRequest>,
 }
 
 /// A loopback peer that answers one connection per script, in order.
@@ -212,10 +213,7 @@ fn wire_peer() -> &'static (SocketAddrV4, mpsc::SyncSender<Script>) {
         std::thread::spawn(move || {
             for script in rx {
                 let (mut stream, _) = listener.accept().expect("accept");
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                let mut request = [0u8; 55];
-                stream
-                    .read_exact(&mut request)
+                let request = read_request(&mut stream, Duration::from_secs(10))
                     .expect("the 55-byte request");
                 let mut answer = script.answer;
                 if script.echo && answer.len() >= 32 {
@@ -324,18 +322,10 @@ pub fn peer_wire(data: &[u8]) {
     let request = seen_rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the peer saw a request");
-    let mut head = vec![1, 0, raida, 0, 2, 50, 0, 6, 1];
-    head.extend([0; 13]);
-    head.extend([0, 23]);
-    head.extend([0; 8]);
-    assert_eq!(&request[..32], &head[..], "request header");
+    if let Err(why) = check_request(&request, raida, 7, 6, Some(0x0102_0304)) {
+        panic!("request: {why}");
+    }
     let challenge: [u8; CHALLENGE_BYTES] = request[32..48].try_into().expect("16 bytes");
-    assert_eq!(
-        u32::from_be_bytes(challenge[12..].try_into().expect("4 bytes")),
-        raida_healing::protocol::challenge_crc(&challenge[..12]),
-        "request challenge CRC"
-    );
-    assert_eq!(&request[48..], &[7, 1, 2, 3, 4, 0x3e, 0x3e], "request tail");
     if flags & 0x40 != 0 && answer.len() >= 32 {
         answer[16..32].copy_from_slice(&challenge);
     }

@@ -5,13 +5,13 @@
 use raida_healing::protocol::Status;
 
 use crate::oracle::status::*;
-use crate::Cmd;
+use crate::Command;
 
 /// Statuses `cmd` may answer when the module works (252 internal and 254 out of memory
 /// are findings here: the host is complete and memory is plentiful).
-pub fn allowed(cmd: Cmd) -> &'static [u8] {
+pub fn allowed(cmd: Command) -> &'static [u8] {
     match cmd {
-        Cmd::GetTicket => &[
+        Command::GetTicket => &[
             INVALID_PACKET_LENGTH,
             EMPTY_REQUEST,
             COINS_NOT_DIV,
@@ -21,7 +21,7 @@ pub fn allowed(cmd: Cmd) -> &'static [u8] {
             ALL_FAIL,
             MIXED,
         ],
-        Cmd::ValidateTicket => &[
+        Command::ValidateTicket => &[
             INVALID_PACKET_LENGTH,
             WRONG_RAIDA,
             EMPTY_REQUEST,
@@ -29,7 +29,7 @@ pub fn allowed(cmd: Cmd) -> &'static [u8] {
             TICKET_CLAIMED_ALREADY,
             SUCCESS,
         ],
-        Cmd::Find => &[
+        Command::Find => &[
             INVALID_PACKET_LENGTH,
             EMPTY_REQUEST,
             COINS_NOT_DIV,
@@ -39,7 +39,7 @@ pub fn allowed(cmd: Cmd) -> &'static [u8] {
             FIND_ALL_PAN,
             FIND_MIXED,
         ],
-        Cmd::Fix => &[
+        Command::Fix => &[
             INVALID_PACKET_LENGTH,
             EMPTY_REQUEST,
             COINS_NOT_DIV,
@@ -53,7 +53,7 @@ pub fn allowed(cmd: Cmd) -> &'static [u8] {
 
 /// Panics unless `status`/`body` have the documented shape for a request of `n` coin
 /// records (`n` is what the body's size implies; unused for validate_ticket).
-pub fn check(cmd: Cmd, n: usize, status: u8, body: &[u8]) {
+pub fn check(cmd: Command, n: usize, status: u8, body: &[u8]) {
     assert!(
         Status::from_code(status).is_some(),
         "{cmd:?}: status {status} is not in protocol::Status::ALL"
@@ -63,12 +63,12 @@ pub fn check(cmd: Cmd, n: usize, status: u8, body: &[u8]) {
         "{cmd:?}: status {status} is not one this command answers"
     );
     let expected_len: Option<usize> = match (cmd, status) {
-        (Cmd::GetTicket, ALL_PASS) => Some(4),
-        (Cmd::GetTicket, MIXED) => Some(n.div_ceil(8) + 4),
-        (Cmd::Fix, ALL_PASS) => Some(0),
-        (Cmd::Fix, MIXED) => Some(n.div_ceil(8)),
-        (Cmd::Find, FIND_MIXED) => Some(n),
-        (Cmd::ValidateTicket, SUCCESS) => {
+        (Command::GetTicket, ALL_PASS) => Some(4),
+        (Command::GetTicket, MIXED) => Some(n.div_ceil(8) + 4),
+        (Command::Fix, ALL_PASS) => Some(0),
+        (Command::Fix, MIXED) => Some(n.div_ceil(8)),
+        (Command::Find, FIND_MIXED) => Some(n),
+        (Command::ValidateTicket, SUCCESS) => {
             assert!(
                 !body.is_empty() && body.len().is_multiple_of(5) && body.len() / 5 <= 4096,
                 "validate_ticket 250 with a {}-byte body (must be 5k, 1 <= k <= 4096)",
@@ -86,7 +86,7 @@ pub fn check(cmd: Cmd, n: usize, status: u8, body: &[u8]) {
         );
     }
     match (cmd, status) {
-        (Cmd::GetTicket | Cmd::Fix, MIXED) => {
+        (Command::GetTicket | Command::Fix, MIXED) => {
             let bits = &body[..n.div_ceil(8)];
             let set: u32 = bits.iter().map(|b| b.count_ones()).sum();
             assert!(
@@ -101,10 +101,10 @@ pub fn check(cmd: Cmd, n: usize, status: u8, body: &[u8]) {
                 );
             }
         }
-        (Cmd::GetTicket, ALL_PASS) => {
+        (Command::GetTicket, ALL_PASS) => {
             assert_ne!(body, [0, 0, 0, 0], "ticket id 0");
         }
-        (Cmd::Find, FIND_MIXED) => {
+        (Command::Find, FIND_MIXED) => {
             assert!(body.iter().all(|&r| r <= 2), "find result byte above 2");
             let first = body[0];
             assert!(
@@ -114,7 +114,7 @@ pub fn check(cmd: Cmd, n: usize, status: u8, body: &[u8]) {
         }
         _ => {}
     }
-    if matches!((cmd, status), (Cmd::GetTicket, MIXED)) {
+    if matches!((cmd, status), (Command::GetTicket, MIXED)) {
         assert_ne!(&body[body.len() - 4..], [0, 0, 0, 0], "ticket id 0");
     }
 }

@@ -11,10 +11,10 @@ use raida_healing::tickets::{
     OsRandomIds, TicketPool, POOL_CAPACITY, TICKET_CHARGE, TICKET_LIFETIME,
 };
 
-use crate::kit::node::Server;
-use crate::kit::wire::coins_wire as wire;
 use crate::oracle::{self, status::*, Predicted};
-use crate::{abi, host, model, shape, Cmd, Input};
+use crate::{abi, host, model, shape, Command, Input};
+use kit::node::Server;
+use kit::wire::coins_wire as wire;
 
 /// Coins the safe-core twin's pool can hold: small, so the full-pool path (42) is
 /// reached often.
@@ -52,14 +52,14 @@ impl CoreTwin {
         }
     }
 
-    fn run(&self, cmd: Cmd, input: &Input<'_>) -> Response {
+    fn run(&self, cmd: Command, input: &Input<'_>) -> Response {
         self.server
-            .run(cmd.core(), input.body, input.encryption_type, COIN_ID)
+            .run(cmd, input.body, input.encryption_type, COIN_ID)
     }
 
     /// Runs `cmd`; checks the answer's shape for `n` records and that it is exactly
     /// `predicted`.
-    fn run_exact(&self, cmd: Cmd, input: &Input<'_>, n: usize, predicted: &Predicted) {
+    fn run_exact(&self, cmd: Command, input: &Input<'_>, n: usize, predicted: &Predicted) {
         let r = self.run(cmd, input);
         shape::check(cmd, n, r.status.code(), &r.body);
         assert_eq!(
@@ -72,7 +72,7 @@ impl CoreTwin {
 
 /// Runs `cmd` through the exported C handler; checks the answer's shape for `n` records
 /// and that it is exactly `predicted`.
-fn abi_exact(cmd: Cmd, input: &Input<'_>, n: usize, predicted: &Predicted) {
+fn abi_exact(cmd: Command, input: &Input<'_>, n: usize, predicted: &Predicted) {
     let ans = abi::call(cmd, input.body, input.encryption_type, COIN_ID);
     shape::check(cmd, n, ans.status, &ans.body);
     assert_eq!(
@@ -171,9 +171,9 @@ impl GetTicket {
         }
         let free = pool.free_slots();
         let live = pool.live();
-        let r = self.core.run(Cmd::GetTicket, &input);
+        let r = self.core.run(Command::GetTicket, &input);
         let (status, body) = (r.status.code(), r.body.into_vec());
-        shape::check(Cmd::GetTicket, n, status, &body);
+        shape::check(Command::GetTicket, n, status, &body);
         match &listed {
             Some(coins) if status == NO_TICKET_SLOT => {
                 // Only a pool without room for the coins refuses (coins taken from older
@@ -210,8 +210,13 @@ impl GetTicket {
         }
 
         // The C path.
-        let ans = abi::call(Cmd::GetTicket, input.body, input.encryption_type, COIN_ID);
-        shape::check(Cmd::GetTicket, n, ans.status, &ans.body);
+        let ans = abi::call(
+            Command::GetTicket,
+            input.body,
+            input.encryption_type,
+            COIN_ID,
+        );
+        shape::check(Command::GetTicket, n, ans.status, &ans.body);
         match &listed {
             Some(coins) if ans.status == NO_TICKET_SLOT => {
                 // Only a pool really full (coins plus TICKET_CHARGE a ticket reaching
@@ -239,7 +244,12 @@ impl GetTicket {
             Some(coins) => {
                 let id = ticket_answer("abi", &predicted, ans.status, &ans.body);
                 self.abi_created.push_back((Instant::now(), coins.len()));
-                let claim = abi::call(Cmd::ValidateTicket, Some(&validate_body(0, id)), 0, COIN_ID);
+                let claim = abi::call(
+                    Command::ValidateTicket,
+                    Some(&validate_body(0, id)),
+                    0,
+                    COIN_ID,
+                );
                 assert_eq!(
                     (claim.status, claim.body),
                     (SUCCESS, wire(coins)),
@@ -269,8 +279,8 @@ impl Find {
     pub fn run(&mut self, input: Input<'_>) {
         let predicted = oracle::find(input.encryption_type, input.body);
         let n = input.payload_len() / 37;
-        self.core.run_exact(Cmd::Find, &input, n, &predicted);
-        abi_exact(Cmd::Find, &input, n, &predicted);
+        self.core.run_exact(Command::Find, &input, n, &predicted);
+        abi_exact(Command::Find, &input, n, &predicted);
         assert!(
             self.core.server.store.writes().is_empty(),
             "find wrote a record"
@@ -428,7 +438,7 @@ impl ValidateTicket {
             self.generation = self.generation.wrapping_add(1);
             let coins = ring_coins(slot, self.generation);
             let ans = abi::call(
-                Cmd::GetTicket,
+                Command::GetTicket,
                 Some(&passing_get_ticket_body(&coins)),
                 0,
                 COIN_ID,
@@ -472,9 +482,9 @@ impl ValidateTicket {
             ..input
         };
         let live = self.core.server.pool.live();
-        let r = self.core.run(Cmd::ValidateTicket, &core_input);
+        let r = self.core.run(Command::ValidateTicket, &core_input);
         let (status, body) = (r.status.code(), r.body.into_vec());
-        shape::check(Cmd::ValidateTicket, 0, status, &body);
+        shape::check(Command::ValidateTicket, 0, status, &body);
         let now = self.core_now();
         let expected = match oracle::validate_request(core_input.encryption_type, core_input.body) {
             Err(s) => (s, Vec::new()),
@@ -504,8 +514,13 @@ impl ValidateTicket {
             .then(|| patch_ticket(&input, self.abi_ring[slot]))
             .flatten();
         let body = patched.as_deref().or(input.body);
-        let ans = abi::call(Cmd::ValidateTicket, body, input.encryption_type, COIN_ID);
-        shape::check(Cmd::ValidateTicket, 0, ans.status, &ans.body);
+        let ans = abi::call(
+            Command::ValidateTicket,
+            body,
+            input.encryption_type,
+            COIN_ID,
+        );
+        shape::check(Command::ValidateTicket, 0, ans.status, &ans.body);
         let expected = match oracle::validate_request(input.encryption_type, body) {
             Err(s) => (s, Vec::new()),
             Ok((claimer, id)) => match self.abi_known.get_mut(&id) {
@@ -552,14 +567,14 @@ impl Fix {
         let n = input.payload_len().saturating_sub(116) / 5;
         let coins = oracle::fix_coins(input.encryption_type, input.body);
 
-        self.core.run_exact(Cmd::Fix, &input, n, &predicted);
+        self.core.run_exact(Command::Fix, &input, n, &predicted);
         assert!(
             self.core.server.store.writes().is_empty(),
             "core: fix without votes wrote"
         );
 
         let logged = host::log_lines();
-        abi_exact(Cmd::Fix, &input, n, &predicted);
+        abi_exact(Command::Fix, &input, n, &predicted);
         // Every fix leaves a line in the server's own log (its summary, or why it
         // answered before asking anyone): the library found the host's log functions.
         assert!(host::log_lines() > logged, "fix logged nothing to the host");

@@ -15,42 +15,61 @@ pub mod fix;
 pub mod get_ticket;
 pub mod validate_ticket;
 
-/// One healing command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    /// Group 2, command 40.
-    GetTicket,
-    /// Group 2, command 50.
-    ValidateTicket,
-    /// Group 2, command 60.
-    Find,
-    /// Group 2, command 80.
-    Fix,
-}
+/// Healing commands are group 2 of the RAIDA protocol.
+pub const HEALING_GROUP: u8 = 2;
 
-impl Command {
-    /// The command byte in a request header.
-    pub fn code(self) -> u8 {
-        match self {
-            Command::GetTicket => 40,
-            Command::ValidateTicket => 50,
-            Command::Find => 60,
-            Command::Fix => 80,
+/// Declares [`Command`] and [`Node::run`]'s dispatch from the command table (table.rs).
+macro_rules! command_table {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $code:literal => $export:ident, |$node:ident, $request:ident| $run:expr;
+    )*) => {
+        /// One healing command.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Command {
+            $(
+                #[doc = concat!("Group 2, command ", stringify!($code), " (`", stringify!($export), "`).")]
+                $variant,
+            )*
         }
-    }
 
-    /// The command for a header byte, if it is a healing command.
-    pub fn from_code(code: u8) -> Option<Command> {
-        [
-            Command::GetTicket,
-            Command::ValidateTicket,
-            Command::Find,
-            Command::Fix,
-        ]
-        .into_iter()
-        .find(|c| c.code() == code)
-    }
+        impl Command {
+            /// Every command, in the table's order.
+            pub const ALL: &[Command] = &[$(Command::$variant),*];
+
+            /// The command byte in a request header (the group is [`HEALING_GROUP`]).
+            pub const fn code(self) -> u8 {
+                match self {
+                    $(Command::$variant => $code,)*
+                }
+            }
+
+            /// The name of its C export, e.g. `"cmd_fix"`.
+            pub const fn export(self) -> &'static str {
+                match self {
+                    $(Command::$variant => stringify!($export),)*
+                }
+            }
+        }
+
+        impl<S: CoinStore + ?Sized> Node<'_, S> {
+            /// Runs `command` on `request` by the table's row, before the store is asked
+            /// whether its writes held.
+            fn dispatch(&self, command: Command, request: &Request<'_>) -> Result<Response, Status> {
+                match command {
+                    $(Command::$variant => {
+                        // A row need not use both (validate_ticket has no store).
+                        #[allow(unused_variables)]
+                        let ($node, $request) = (self, request);
+                        $run
+                    })*
+                }
+            }
+        }
+    };
 }
+
+include!("table.rs");
 
 /// What a handler is given of a request.
 #[derive(Debug, Clone, Copy)]
@@ -93,16 +112,98 @@ pub struct Node<'a, S: CoinStore + ?Sized> {
 }
 
 impl<S: CoinStore + ?Sized> Node<'_, S> {
-    /// Runs `command` on `request`.
+    /// Runs `command` on `request`. A write the store could not keep ([`CoinStore::finish`])
+    /// is logged and answered ERROR_INTERNAL.
     pub fn run(&self, command: Command, request: &Request<'_>) -> Response {
-        let result = match command {
-            Command::GetTicket => get_ticket::get_ticket(self.store, self.tickets, request),
-            Command::ValidateTicket => {
-                validate_ticket::validate_ticket(self.tickets, self.config, request)
+        self.run_reporting(command, request).unwrap_or_else(|line| {
+            crate::log::error(&line);
+            Response::status(Status::Internal)
+        })
+    }
+
+    /// [`Node::run`] for a caller that reports a failed write itself (the C boundary also
+    /// makes it the thread's last error): `Err` with the line to log, e.g.
+    /// `"Fix: writing <page>: <why>; answering ERROR_INTERNAL"`.
+    pub fn run_reporting(&self, command: Command, request: &Request<'_>) -> Result<Response, String> {
+        let response = self.dispatch(command, request).unwrap_or_else(Response::status);
+        self.store
+            .finish()
+            .map_err(|why| format!("{command:?}: {why}; answering ERROR_INTERNAL"))?;
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::PeerOptions;
+    use crate::protocol::Coin;
+    use crate::store::{MemoryStore, PageKey, PageRecords};
+
+    /// A memory store whose writes "fail" when `broken` is set.
+    struct FailingWrites {
+        store: MemoryStore,
+        broken: bool,
+    }
+
+    impl CoinStore for FailingWrites {
+        fn with_page<R>(
+            &self,
+            key: PageKey,
+            f: impl FnOnce(&mut PageRecords<'_>) -> R,
+        ) -> Option<R> {
+            self.store.with_page(key, f)
+        }
+
+        fn finish(&self) -> Result<(), String> {
+            match self.broken {
+                true => Err("the disk is gone".to_string()),
+                false => Ok(()),
             }
-            Command::Find => find::find(self.store, request),
-            Command::Fix => fix::fix(self, request),
+        }
+    }
+
+    /// find on a stored coin: 209 when the store's writes hold, 252 when they do not.
+    #[test]
+    fn the_runner_answers_internal_when_the_store_reports_a_failed_write() {
+        let coin = Coin { den: 1, sn: 1 };
+        let mut payload = coin.to_wire().to_vec();
+        payload.extend([9; 16]);
+        payload.extend([0; 16]);
+        let mut body = vec![0u8; 16];
+        body.extend(&payload);
+        body.extend([0x3e, 0x3e]);
+        let request = Request {
+            body: Some(&body),
+            encryption_type: 0,
+            coin_id: 6,
+            client: None,
         };
-        result.unwrap_or_else(Response::status)
+        let tickets = TicketPool::default();
+        let config = NodeConfig {
+            raida_no: 2,
+            peers: [None; TOTAL_RAIDA_SERVERS],
+        };
+        let options = PeerOptions::default();
+        for (broken, status) in [(false, Status::FindAllAn), (true, Status::Internal)] {
+            let store = FailingWrites {
+                store: MemoryStore::new(),
+                broken,
+            };
+            store.store.put(coin, [9; 16], 1);
+            let node = Node {
+                store: &store,
+                tickets: &tickets,
+                config: &config,
+                peer_options: &options,
+            };
+            assert_eq!(node.run(Command::Find, &request).status, status);
+            if broken {
+                assert_eq!(
+                    node.run_reporting(Command::Find, &request),
+                    Err("Find: the disk is gone; answering ERROR_INTERNAL".to_string())
+                );
+            }
+        }
     }
 }

@@ -9,11 +9,10 @@ use std::path::Path;
 use crate::audit::{self, PAGE_COUNT};
 use crate::data_dir::DataDir;
 
-use super::config::{caller_buffer, message_buffer, write_err};
-use super::entry::{enter, OnPanic};
-use super::standalone::{
-    clear_last_error, int_result, internal_on_panic, RAIDA_HEALING_E_ARGUMENT,
-    RAIDA_HEALING_E_DATA, RAIDA_HEALING_OK,
+use super::entry::enter;
+use super::error::{
+    caller_buffer, clear_last_error, int_result, message_buffer, write_err,
+    RAIDA_HEALING_E_ARGUMENT, RAIDA_HEALING_E_DATA, RAIDA_HEALING_OK,
 };
 
 /// `raida_healing_check_page`: no file holds the page (or a folder on its path is missing).
@@ -32,14 +31,10 @@ pub const RAIDA_HEALING_PAGE_SYMLINK: c_int = 5;
 pub const RAIDA_HEALING_PAGE_UNREADABLE: c_int = 6;
 
 /// The number of pages a full server folder has (15 denominations x 1000 pages = 15000):
-/// `raida_healing_check_page` takes an index below it.
+/// `raida_healing_check_page` takes an index below it. 0 if the library failed (a bug).
 #[no_mangle]
 pub extern "C" fn raida_healing_page_count() -> libc::size_t {
-    let on_panic = OnPanic {
-        value: PAGE_COUNT,
-        consequence: "returning the page count",
-    };
-    enter("raida_healing_page_count", on_panic, || PAGE_COUNT)
+    enter("raida_healing_page_count", || PAGE_COUNT)
 }
 
 /// Checks page number `index` (0 .. `raida_healing_page_count()` - 1, in denomination then
@@ -75,7 +70,7 @@ pub unsafe extern "C" fn raida_healing_check_page(
     why_len: libc::size_t,
 ) -> c_int {
     const NAME: &str = "raida_healing_check_page";
-    enter(NAME, internal_on_panic(), || {
+    enter(NAME, || {
         // SAFETY: NULL or `path_len` writable bytes, not overlapping `why` (contract).
         let path_out = unsafe { caller_buffer(path_out, path_len) };
         // SAFETY: NULL or `why_len` writable bytes, not overlapping `path_out` (contract).

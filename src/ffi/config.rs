@@ -6,9 +6,9 @@ use std::ffi::{c_char, c_int, CStr};
 use crate::config_file::{self, ServerConfig};
 use crate::protocol::TOTAL_RAIDA_SERVERS;
 
-use super::entry::{enter, panicked_message};
-use super::standalone::{
-    int_result, internal_on_panic, RAIDA_HEALING_E_ARGUMENT, RAIDA_HEALING_E_CONFIG,
+use super::entry::enter;
+use super::error::{
+    int_result, message_buffer, write_err, RAIDA_HEALING_E_ARGUMENT, RAIDA_HEALING_E_CONFIG,
 };
 
 /// Longest `"host:port"` the C struct holds, terminator included.
@@ -61,50 +61,6 @@ fn to_c(config: &ServerConfig, out: &mut RaidaHealingConfig) -> Result<(), Strin
     Ok(())
 }
 
-/// A caller's output buffer (`ptr`, `len`) as a byte slice; empty when `ptr` is NULL.
-///
-/// # Safety
-/// `ptr` is NULL or points to `len` writable bytes that nothing else reads or writes while
-/// the slice lives.
-pub(super) unsafe fn caller_buffer<'a>(ptr: *mut c_char, len: libc::size_t) -> &'a mut [u8] {
-    if ptr.is_null() {
-        return &mut [];
-    }
-    // SAFETY: the caller's contract.
-    unsafe { std::slice::from_raw_parts_mut(ptr.cast::<u8>(), len) }
-}
-
-/// A caller's message buffer (`ptr`, `len`, may be NULL) for the export named `export`,
-/// already holding the message of a panic: the export replaces it, so it stays only if the
-/// export's body panics (`enter` then returns `RAIDA_HEALING_E_INTERNAL`).
-///
-/// # Safety
-/// As for [`caller_buffer`].
-pub(super) unsafe fn message_buffer<'a>(
-    ptr: *mut c_char,
-    len: libc::size_t,
-    export: &str,
-) -> &'a mut [u8] {
-    // SAFETY: the caller's contract.
-    let buffer = unsafe { caller_buffer(ptr, len) };
-    write_err(buffer, &panicked_message(export));
-    buffer
-}
-
-/// Copies `message` into `err` (at most `err_len` bytes, always NUL-terminated, cut at a
-/// character boundary).
-pub(super) fn write_err(err: &mut [u8], message: &str) {
-    let Some(room) = err.len().checked_sub(1) else {
-        return;
-    };
-    let mut n = message.len().min(room);
-    while !message.is_char_boundary(n) {
-        n -= 1;
-    }
-    err[..n].copy_from_slice(&message.as_bytes()[..n]);
-    err[n] = 0;
-}
-
 /// Parses the text of a `config.toml` with the library's own rules (the rules of
 /// `raida_healing_open`): the file must be valid TOML (the `toml` crate's parser: a UTF-8
 /// BOM, comments, dotted keys and any table order are fine; a table or key defined twice,
@@ -133,7 +89,7 @@ pub unsafe extern "C" fn raida_healing_config_parse(
     err_len: libc::size_t,
 ) -> c_int {
     const NAME: &str = "raida_healing_config_parse";
-    enter(NAME, internal_on_panic(), || {
+    enter(NAME, || {
         // SAFETY: `err` is NULL or points to `err_len` writable bytes (the caller's
         // contract), not aliased by `text` or `out` for the duration of this call.
         let err = unsafe { message_buffer(err, err_len, NAME) };
@@ -168,20 +124,4 @@ fn parse_into(text: &CStr, out: &mut RaidaHealingConfig) -> Result<(), String> {
     })?;
     let config = config_file::parse(text).map_err(|e| e.to_string())?;
     to_c(&config, out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn err_is_cut_at_a_character_boundary_and_terminated() {
-        let mut buf = [0xffu8; 6];
-        write_err(&mut buf, "ab\u{e9}cdef");
-        assert_eq!(&buf, b"ab\xc3\xa9c\0");
-        let mut buf = [0xffu8; 4];
-        write_err(&mut buf, "ab\u{e9}");
-        assert_eq!(&buf, b"ab\0\xff");
-        write_err(&mut [], "nothing to write into");
-    }
 }

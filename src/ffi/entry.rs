@@ -1,48 +1,156 @@
-//! The one way into the library from C. Every `#[no_mangle]` export runs its body through
-//! [`enter`], which does the three things an export must never forget:
+//! The one way into the library from C. Every `#[no_mangle]` export is nothing but a call of
+//! [`enter`] (an export that returns a value) or [`enter_handler`] (a `cmd_*` handler, which
+//! answers through `conn_info_t`) around its body; the whole export runs inside, write-back
+//! included. The boundary does the three things an export must never forget:
 //!
 //! 1. route the library's log lines to the server's log (before anything can be logged,
 //!    so even a first call with a NULL argument is logged where the operator looks);
 //! 2. stop a panic at the boundary: unwinding into C is undefined behaviour;
 //! 3. after a panic, log it, record it as this thread's last error, and return the
-//!    export's documented failure value.
+//!    export's documented failure value: for a value, the one its type's [`PanicFallback`]
+//!    names (as rustls-ffi's `PanicOrDefault` does); for a handler, status 252 in `ci`.
 //!
-//! A unit test below reads src/ffi/*.rs and fails when an export's body does not call
-//! `enter`, or when `catch_unwind` or the log routing appears anywhere else.
+//! tests/boundary.rs makes every export panic after its body (the `testing` feature's
+//! [`testing::PanicAfterBody`]) and checks its fallback, against the header's list of
+//! functions, so an export that bypasses the boundary or is left out of the test fails it.
 
+use std::ffi::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 
-/// What an export returns when its body panicked, and what it tells the log about it.
-pub(crate) struct OnPanic<R> {
-    /// The export's failure value (a status, an error code, NULL).
-    pub value: R,
+use crate::protocol::Status;
+
+use super::error::{panicked_message, set_last_error, RAIDA_HEALING_E_INTERNAL};
+use super::layout::ConnInfo;
+
+/// What an export of this return type answers when its body panicked.
+pub(super) trait PanicFallback {
+    /// The failure value.
+    fn on_panic() -> Self;
     /// The consequence, for the log line "`<export>` panicked; `<consequence>`".
-    pub consequence: &'static str,
+    const CONSEQUENCE: &'static str;
+}
+
+impl PanicFallback for c_int {
+    fn on_panic() -> c_int {
+        RAIDA_HEALING_E_INTERNAL
+    }
+    const CONSEQUENCE: &'static str = "returning RAIDA_HEALING_E_INTERNAL";
+}
+
+impl PanicFallback for () {
+    fn on_panic() {}
+    const CONSEQUENCE: &'static str = "returning";
+}
+
+impl PanicFallback for usize {
+    fn on_panic() -> usize {
+        0
+    }
+    const CONSEQUENCE: &'static str = "returning 0";
+}
+
+impl PanicFallback for *const c_char {
+    fn on_panic() -> *const c_char {
+        c"".as_ptr()
+    }
+    const CONSEQUENCE: &'static str = "returning an empty string";
+}
+
+impl PanicFallback for *mut c_void {
+    fn on_panic() -> *mut c_void {
+        std::ptr::null_mut()
+    }
+    const CONSEQUENCE: &'static str = "returning NULL";
 }
 
 /// Runs `body`, the whole work of the export named `export`, inside the boundary: log
-/// routing first, then `body`; if it panics, the panic is logged and recorded as the
+/// routing, then `body`; if either panics, the panic is logged and recorded as the
 /// thread's last error ("`<export>` panicked (a bug in libraida_healing)"), and
-/// `on_panic.value` is returned instead.
-pub(crate) fn enter<R>(export: &'static str, on_panic: OnPanic<R>, body: impl FnOnce() -> R) -> R {
-    super::host::route_log_to_host();
-    // AssertUnwindSafe: after a panic, the caught value is dropped and only `on_panic`
+/// `R::on_panic()` is returned instead.
+pub(super) fn enter<R: PanicFallback>(export: &'static str, body: impl FnOnce() -> R) -> R {
+    guarded(export, R::CONSEQUENCE, body).unwrap_or_else(|| R::on_panic())
+}
+
+/// Runs a `cmd_*` handler's whole `body` (reading `ci`, the command, writing the answer
+/// back) inside the boundary. After a panic `ci` (if not NULL) holds ERROR_INTERNAL with
+/// no body: `output` NULL and `output_size` 0 (a buffer already handed over is not freed:
+/// a leak at worst, never a double free).
+///
+/// # Safety
+/// `ci` is NULL or points to a `conn_info_t` that the caller owns exclusively for the call
+/// (and that `body` is done with once it returns or unwinds).
+pub(super) unsafe fn enter_handler(export: &'static str, ci: *mut ConnInfo, body: impl FnOnce()) {
+    if guarded(export, "answering ERROR_INTERNAL", body).is_some() {
+        return;
+    }
+    if let Some(mut ci) = NonNull::new(ci) {
+        // SAFETY: the caller's contract; `body`, which also used `ci`, has unwound.
+        let ci = unsafe { ci.as_mut() };
+        ci.output = std::ptr::null_mut();
+        ci.output_size = 0;
+        ci.command_status = Status::Internal.code();
+    }
+}
+
+/// The boundary itself: `None` when `body` (or the log routing) panicked, which is then
+/// logged with `consequence` and recorded as the thread's last error.
+fn guarded<R>(export: &'static str, consequence: &str, body: impl FnOnce() -> R) -> Option<R> {
+    // AssertUnwindSafe: after a panic, the caught value is dropped and only the fallback
     // is returned; state the body half-changed is guarded by the stores themselves (a
     // page lock or session is released by its guard's Drop during the unwind).
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(value) => value,
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        super::host::route_log_to_host();
+        let value = body();
+        #[cfg(feature = "testing")]
+        testing::panic_if_asked(export);
+        value
+    }));
+    match outcome {
+        Ok(value) => Some(value),
         Err(_) => {
-            crate::log::error(&format!("{export} panicked; {}", on_panic.consequence));
-            super::standalone::set_last_error(&panicked_message(export));
-            on_panic.value
+            crate::log::error(&format!("{export} panicked; {consequence}"));
+            set_last_error(&panicked_message(export));
+            None
         }
     }
 }
 
-/// The last error after `export` panicked; also what an export that reports errors into a
-/// caller's buffer leaves there in that case.
-pub(crate) fn panicked_message(export: &str) -> String {
-    format!("{export} panicked (a bug in libraida_healing)")
+/// Forcing an export to panic, so a test can prove that every export's fallback holds.
+#[cfg(feature = "testing")]
+pub mod testing {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// The export that panics on this thread after its body, if any.
+        static PANIC_AFTER_BODY: Cell<Option<&'static str>> = const { Cell::new(None) };
+    }
+
+    /// While this lives, the export named `export`, called on this thread, panics right
+    /// after its body (write-back included) has run, inside the boundary.
+    #[must_use = "the export panics only while the guard lives"]
+    pub struct PanicAfterBody(());
+
+    impl PanicAfterBody {
+        /// Makes `export` panic on this thread until the guard is dropped.
+        pub fn start(export: &'static str) -> PanicAfterBody {
+            PANIC_AFTER_BODY.with(|p| p.set(Some(export)));
+            PanicAfterBody(())
+        }
+    }
+
+    impl Drop for PanicAfterBody {
+        fn drop(&mut self) {
+            PANIC_AFTER_BODY.with(|p| p.set(None));
+        }
+    }
+
+    /// Panics when this thread asked `export` to.
+    pub(super) fn panic_if_asked(export: &str) {
+        if PANIC_AFTER_BODY.with(Cell::get) == Some(export) {
+            panic!("{export}: panic forced by a test");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -68,75 +176,6 @@ mod tests {
         files
     }
 
-    /// Each `#[no_mangle]` function of `text` (the attribute on a line of its own, as
-    /// rustfmt lays out a top-level item): its name and its body (from the signature's `{`
-    /// to the `}` that starts a line).
-    fn exports(text: &str) -> Vec<(String, String)> {
-        const ATTRIBUTE: &str = "\n#[no_mangle]\n";
-        let mut found = Vec::new();
-        let mut rest = text;
-        while let Some(at) = rest.find(ATTRIBUTE) {
-            rest = &rest[at + ATTRIBUTE.len()..];
-            let fn_at = rest.find("fn ").expect("a function follows #[no_mangle]");
-            let name: String = rest[fn_at + 3..]
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            let open = fn_at + rest[fn_at..].find('{').expect("a function body");
-            let close = open + rest[open..].find("\n}").expect("the body's closing brace");
-            found.push((name, rest[open..close].to_string()));
-        }
-        found
-    }
-
-    /// Whether `body` calls `enter(` (not a longer name ending in "enter").
-    fn calls_enter(body: &str) -> bool {
-        body.match_indices("enter(").any(|(at, _)| {
-            !body[..at]
-                .chars()
-                .next_back()
-                .is_some_and(|c| c.is_alphanumeric() || c == '_')
-        })
-    }
-
-    #[test]
-    fn every_export_goes_through_enter() {
-        let mut names = Vec::new();
-        for (file, text) in ffi_sources() {
-            for (name, body) in exports(&text) {
-                assert!(
-                    calls_enter(&body),
-                    "src/ffi/{file}: export {name} does not run its body through entry::enter"
-                );
-                names.push(name);
-            }
-        }
-        // The scan found the exports (a scan that finds nothing proves nothing).
-        for expected in [
-            "cmd_get_ticket",
-            "cmd_validate_ticket",
-            "cmd_find",
-            "cmd_fix",
-            "send_validate_ticket_job",
-            "raida_healing_open",
-            "raida_healing_close",
-            "raida_healing_last_error",
-            "raida_healing_read_record",
-            "raida_healing_version",
-            "raida_healing_conn_info_size",
-            "raida_healing_peer_health",
-            "raida_healing_peer_connections",
-            "raida_healing_config_parse",
-            "raida_healing_page_count",
-            "raida_healing_check_page",
-        ] {
-            assert!(
-                names.iter().any(|n| n == expected),
-                "export {expected} not found"
-            );
-        }
-    }
-
     #[test]
     fn the_boundary_and_the_log_routing_live_only_here() {
         for (file, text) in ffi_sources() {
@@ -153,30 +192,12 @@ mod tests {
     }
 
     #[test]
-    fn the_scan_rejects_an_export_without_enter() {
-        let text = "\n#[no_mangle]\npub extern \"C\" fn bare() -> i32 {\n    1\n}\n\n\
-                    #[no_mangle]\npub extern \"C\" fn wrapped() -> i32 {\n    enter(\"wrapped\", x, || 1)\n}\n";
-        let found = exports(text);
-        assert_eq!(found.len(), 2);
-        assert_eq!(found[0].0, "bare");
-        assert!(!calls_enter(&found[0].1));
-        assert_eq!(found[1].0, "wrapped");
-        assert!(calls_enter(&found[1].1));
-        assert!(!calls_enter("{ center(1) }"));
-    }
-
-    #[test]
     fn a_panic_returns_the_fallback_and_sets_the_last_error() {
-        let on_panic = OnPanic {
-            value: -9,
-            consequence: "returning -9",
-        };
-        let got = enter("test_export", on_panic, || -> i32 { panic!("test panic") });
-        assert_eq!(got, -9);
-        let last = super::super::standalone::raida_healing_last_error();
-        // SAFETY: raida_healing_last_error returns a NUL-terminated string, valid until
-        // this thread's next call into the library.
-        let last = unsafe { std::ffi::CStr::from_ptr(last) };
+        let got = enter("test_export", || -> c_int { panic!("test panic") });
+        assert_eq!(got, RAIDA_HEALING_E_INTERNAL);
+        // SAFETY: last_error_ptr returns a NUL-terminated string, valid until this
+        // thread's next call into the library.
+        let last = unsafe { std::ffi::CStr::from_ptr(super::super::error::last_error_ptr()) };
         assert_eq!(
             last.to_str().unwrap(),
             "test_export panicked (a bug in libraida_healing)"
@@ -185,10 +206,6 @@ mod tests {
 
     #[test]
     fn without_a_panic_the_body_value_is_returned() {
-        let on_panic = OnPanic {
-            value: 0,
-            consequence: "unused",
-        };
-        assert_eq!(enter("test_export", on_panic, || 7), 7);
+        assert_eq!(enter("test_export", || 7usize), 7);
     }
 }

@@ -1,25 +1,21 @@
-//! The exported C functions. Each is a thin shim: inside the entry boundary
-//! ([`super::entry::enter`]) check the pointer, turn the C struct into safe Rust values and
-//! run the command; then write the answer back.
+//! The `cmd_*` handlers: one thin `extern "C"` shim per row of the command table
+//! (src/commands/table.rs), each the whole of `handle` inside the handler boundary
+//! (`entry::enter_handler`): check the pointer, turn the C struct into safe Rust values,
+//! run the command, write the answer back.
 
 use std::ptr::NonNull;
-use std::sync::LazyLock;
 
-use crate::commands::{Command, Node, Request};
-use crate::peers::PeerOptions;
+use crate::commands::{Command, Node, NodeConfig, Request};
 use crate::protocol::{Response, Status};
-use crate::tickets::TicketPool;
+use crate::store::CoinStore;
 
 use super::alloc::malloc_copy;
-use super::entry::{enter, OnPanic};
+use super::entry::enter_handler;
+use super::error::set_last_error;
 use super::host::{Host, HostStore};
 use super::layout::ConnInfo;
-
-/// The process-wide ticket pool.
-pub(crate) static TICKETS: LazyLock<TicketPool> = LazyLock::new(TicketPool::default);
-
-/// Peer client settings, read once from the environment.
-pub(crate) static PEER_OPTIONS: LazyLock<PeerOptions> = LazyLock::new(PeerOptions::from_env);
+use super::standalone::with_opened;
+use super::state::{PEER_OPTIONS, TICKETS};
 
 /// Runs `command` against whatever this process offers: the server's page cache and
 /// config when linked into a server, else the folder opened by `raida_healing_open`,
@@ -33,16 +29,10 @@ fn run(command: Command, request: &Request<'_>) -> Response {
                 return Response::status(Status::Internal);
             }
         };
-        let store = HostStore::new(host);
-        let node = Node {
-            store: &store,
-            tickets: &TICKETS,
-            config: &config,
-            peer_options: &PEER_OPTIONS,
-        };
-        return node.run(command, request);
+        return run_on(&HostStore::new(host), &config, command, request);
     }
-    if let Some(response) = super::standalone::run(command, request, &TICKETS, &PEER_OPTIONS) {
+    let standalone = with_opened(|store, config| run_on(store, config, command, request));
+    if let Some(response) = standalone {
         return response;
     }
     if Host::partially_present() {
@@ -57,9 +47,31 @@ fn run(command: Command, request: &Request<'_>) -> Response {
              no coin store"
         );
         crate::log::error(&why);
-        super::standalone::set_last_error(&why);
+        set_last_error(&why);
     }
     Response::status(Status::Internal)
+}
+
+/// Runs `command` on `store` with the process's tickets and peer options. A write the
+/// store could not keep is answered ERROR_INTERNAL, logged and made the thread's last
+/// error.
+fn run_on<S: CoinStore>(
+    store: &S,
+    config: &NodeConfig,
+    command: Command,
+    request: &Request<'_>,
+) -> Response {
+    let node = Node {
+        store,
+        tickets: &TICKETS,
+        config,
+        peer_options: &PEER_OPTIONS,
+    };
+    node.run_reporting(command, request).unwrap_or_else(|line| {
+        crate::log::error(&line);
+        set_last_error(&line);
+        Response::status(Status::Internal)
+    })
 }
 
 /// The body the server holds, as a slice: `None` when `body` is NULL; a non-positive
@@ -76,14 +88,10 @@ unsafe fn body_of(ci: &ConnInfo) -> Option<&[u8]> {
 }
 
 /// Writes `response` into `ci`: status, and the body in a fresh `malloc` buffer.
-/// `None` (a NULL `ci`, already logged) writes nothing.
 ///
 /// # Safety
-/// `ci` is NULL or points to a `conn_info_t` that the caller owns exclusively for the call.
-unsafe fn answer(ci: *mut ConnInfo, response: Option<Response>) {
-    let (Some(mut ci), Some(response)) = (NonNull::new(ci), response) else {
-        return;
-    };
+/// `ci` points to a `conn_info_t` that the caller owns exclusively for the call.
+unsafe fn answer(mut ci: NonNull<ConnInfo>, response: Response) {
     // SAFETY: the caller's contract: valid, exclusively ours for this call.
     let ci = unsafe { ci.as_mut() };
     if !ci.output.is_null() {
@@ -111,127 +119,64 @@ unsafe fn answer(ci: *mut ConnInfo, response: Option<Response>) {
     }
 }
 
-/// The body a handler runs through `enter`: the answer to one call of `command`, `None`
-/// for a NULL `ci` (logged).
+/// One call of `command`'s handler, inside the boundary: the request read from `ci`, the
+/// command run, the answer written back. A NULL `ci` is logged and left alone.
 ///
 /// # Safety
-/// `ci` is NULL or points to a `conn_info_t` that the caller owns exclusively until the
-/// returned closure has run, whose `body` (if not NULL) holds `body_size` readable bytes.
-unsafe fn respond(ci: *mut ConnInfo, command: Command) -> impl FnOnce() -> Option<Response> {
-    move || {
+/// `ci` is NULL or points to a `conn_info_t` that the caller owns exclusively for the
+/// call, whose `body` (if not NULL) holds `body_size` readable bytes.
+unsafe fn handle(ci: *mut ConnInfo, command: Command) {
+    let body = || {
         let Some(ci) = NonNull::new(ci) else {
             crate::log::error(&format!("{command:?} called with a NULL conn_info_t"));
-            return None;
+            return;
         };
-        // SAFETY: `respond`'s contract: valid while this closure runs; only read here.
-        let ci = unsafe { ci.as_ref() };
-        let request = Request {
-            // SAFETY: `respond`'s contract on `body`/`body_size`.
-            body: unsafe { body_of(ci) },
-            encryption_type: ci.encryption_type,
-            coin_id: ci.coin_id,
-            // Only a claim uses it (getpeername is a system call).
-            client: (command == Command::ValidateTicket)
-                .then(|| super::client_addr::client_ip(ci))
-                .flatten(),
+        let response = {
+            // SAFETY: `handle`'s contract: valid for the call; only read in this block.
+            let ci = unsafe { ci.as_ref() };
+            let request = Request {
+                // SAFETY: `handle`'s contract on `body`/`body_size`.
+                body: unsafe { body_of(ci) },
+                encryption_type: ci.encryption_type,
+                coin_id: ci.coin_id,
+                // Only a claim uses it (getpeername is a system call).
+                client: (command == Command::ValidateTicket)
+                    .then(|| super::client_addr::client_ip(ci))
+                    .flatten(),
+            };
+            run(command, &request)
         };
-        Some(run(command, &request))
-    }
+        // SAFETY: `handle`'s contract; the shared borrow above has ended.
+        unsafe { answer(ci, response) };
+    };
+    // SAFETY: forwarded caller contract; `body` is done with `ci` when it returns.
+    unsafe { enter_handler(command.export(), ci, body) }
 }
 
-/// A handler that panicked answers ERROR_INTERNAL.
-fn internal_on_panic() -> OnPanic<Option<Response>> {
-    OnPanic {
-        value: Some(Response::status(Status::Internal)),
-        consequence: "answering ERROR_INTERNAL",
-    }
+/// Declares one `#[no_mangle]` shim per row of the command table, with its documentation.
+/// build.rs declares the same rows to cbindgen, which does not expand macros.
+macro_rules! command_table {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $code:literal => $export:ident, |$node:ident, $request:ident| $run:expr;
+    )*) => {
+        /// The C export the server calls for `command`, e.g. `cmd_fix` for `Command::Fix`.
+        pub fn handler(command: Command) -> unsafe extern "C" fn(*mut ConnInfo) {
+            match command {
+                $(Command::$variant => $export,)*
+            }
+        }
+
+        $(
+            $(#[$doc])*
+            #[no_mangle]
+            pub unsafe extern "C" fn $export(ci: *mut ConnInfo) {
+                const _: () = assert!(Command::$variant.code() == $code);
+                // SAFETY: forwarded caller contract (`handle` ignores a NULL `ci`).
+                unsafe { handle(ci, Command::$variant) }
+            }
+        )*
+    };
 }
 
-/// Group 2, command 40: which of the listed coins does this server recognise?
-///
-/// Request payload: n × (denomination 1, serial number 4 big-endian, AN 16).
-/// Answers 241 with a 4-byte ticket id when all pass, 242 (no body) when none pass,
-/// 243 with a pass bitfield then the ticket id when some pass; 16, 36, 39, 40 or 42 on
-/// bad input or a full pool. Every coin is checked before a ticket is created.
-///
-/// # Safety
-/// `ci` is NULL or a valid `conn_info_t` owned by the caller for the call; `ci->body`
-/// is NULL or holds `ci->body_size` bytes; `ci->output` is NULL on entry.
-#[no_mangle]
-pub unsafe extern "C" fn cmd_get_ticket(ci: *mut ConnInfo) {
-    // SAFETY: forwarded caller contract (`respond` and `answer` ignore a NULL `ci`).
-    unsafe {
-        let body = respond(ci, Command::GetTicket);
-        answer(ci, enter("cmd_get_ticket", internal_on_panic(), body))
-    }
-}
-
-/// Group 2, command 50: a peer RAIDA claims a ticket this server issued.
-///
-/// Request payload: exactly the claimer's RAIDA index (1) and the ticket id (4).
-/// Answers 250 with the ticket's coins (n × denomination 1, serial number 4), at most once
-/// per claimer; 43 for an unknown or expired ticket, 44 when already claimed by that
-/// index, 18 for an index above 24, 16 or 36 on a bad body.
-/// When `ci` says who the client is (`ip`, else the peer of socket `sk`, else `sa`), 43
-/// also answers a claim that RAIDA_HEALING_CLAIM_POLICY=listed refuses (the address is
-/// not the one configured for that index) and every claim of a source that failed more
-/// than 60 claims at once or 12 a minute (guessing ids; refused for 300 s); both are
-/// logged at most once a minute per source, and neither tells whether the ticket exists.
-///
-/// # Safety
-/// As for `cmd_get_ticket`.
-#[no_mangle]
-pub unsafe extern "C" fn cmd_validate_ticket(ci: *mut ConnInfo) {
-    // SAFETY: forwarded caller contract (`respond` and `answer` ignore a NULL `ci`).
-    unsafe {
-        let body = respond(ci, Command::ValidateTicket);
-        answer(ci, enter("cmd_validate_ticket", internal_on_panic(), body))
-    }
-}
-
-/// Group 2, command 60: does this server hold each coin's AN, its PAN, or neither?
-///
-/// Request payload: n × (denomination 1, serial number 4, AN 16, PAN 16).
-/// Answers 209 (all AN), 210 (all PAN), 208 (none), all without a body, or 211 with one
-/// byte per coin (1 AN, 2 PAN, 0 neither); 16, 36, 39 or 40 on bad input.
-///
-/// # Safety
-/// As for `cmd_get_ticket`.
-#[no_mangle]
-pub unsafe extern "C" fn cmd_find(ci: *mut ConnInfo) {
-    // SAFETY: forwarded caller contract (`respond` and `answer` ignore a NULL `ci`).
-    unsafe {
-        let body = respond(ci, Command::Find);
-        answer(ci, enter("cmd_find", internal_on_panic(), body))
-    }
-}
-
-/// Group 2, command 80: rewrite the listed coins' ANs where enough peers confirm them.
-///
-/// Request payload: n × (denomination 1, serial number 4), the owner's 16-byte PG, then
-/// 25 ticket ids (4 bytes each; index = RAIDA number; 0 = none). Every coin's page is
-/// checked first (40, and no peer contacted, if one is missing). Then every other peer
-/// with a ticket is asked at once to validate it (no page lock held meanwhile); a coin
-/// listed by at least 13 distinct peers (14 votes with this server's; a peer listing a
-/// coin twice still votes once) gets AN = H(raida_no, den, sn, PG) (MD5 for encryption
-/// types below 4, SHA-256's first 16 bytes from 4 on), MFS = get_mfs(), is_dirty = 1 and
-/// update_free_pages_bitmap(den, sn, 0), under its page lock. Answers 241, 242 or 243
-/// (+ bitfield) like get_ticket (without a ticket id); 16, 36, 39 or 40 on bad input.
-/// Returns as soon as every coin is decided, at the latest after
-/// RAIDA_HEALING_PEER_DEADLINE_MS (default 32000); a peer silent well beyond its usual
-/// answer time (never before RAIDA_HEALING_HEDGE_MS, default 300) gets a second connection.
-/// Creates no thread: every peer connection is driven from the calling thread with poll(2),
-/// and the process holds at most RAIDA_HEALING_MAX_PEER_CONNECTIONS (default 256) peer
-/// connections across all concurrent calls; a peer that gets no slot before the deadline
-/// has no vote. Logs one summary line per fix (docs/fix.md).
-///
-/// # Safety
-/// As for `cmd_get_ticket`.
-#[no_mangle]
-pub unsafe extern "C" fn cmd_fix(ci: *mut ConnInfo) {
-    // SAFETY: forwarded caller contract (`respond` and `answer` ignore a NULL `ci`).
-    unsafe {
-        let body = respond(ci, Command::Fix);
-        answer(ci, enter("cmd_fix", internal_on_panic(), body))
-    }
-}
+include!("../commands/table.rs");

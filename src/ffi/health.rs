@@ -5,8 +5,8 @@ use std::os::raw::c_int;
 
 use crate::peers::{budget, health};
 
-use super::entry::{enter, OnPanic};
-use super::standalone::{int_result, internal_on_panic, RAIDA_HEALING_E_ARGUMENT};
+use super::entry::enter;
+use super::error::{int_result, RAIDA_HEALING_E_ARGUMENT};
 
 /// One peer as `raida_healing_peer_health` reports it: what this process has seen of
 /// it since the library was loaded, and whether it is ejected (not asked until its next
@@ -109,7 +109,7 @@ pub unsafe extern "C" fn raida_healing_peer_health(
     count: *mut libc::size_t,
 ) -> c_int {
     const NAME: &str = "raida_healing_peer_health";
-    enter(NAME, internal_on_panic(), || {
+    enter(NAME, || {
         if count.is_null() || (out.is_null() && capacity != 0) {
             let why = "count must not be NULL, nor out with a non-zero capacity".to_string();
             return int_result(NAME, Err((RAIDA_HEALING_E_ARGUMENT, why)));
@@ -160,9 +160,5 @@ pub unsafe extern "C" fn raida_healing_peer_health(
 /// default 256). 0 whenever no fix or send_validate_ticket_job is running.
 #[no_mangle]
 pub extern "C" fn raida_healing_peer_connections() -> libc::size_t {
-    let on_panic = OnPanic {
-        value: 0,
-        consequence: "returning 0",
-    };
-    enter("raida_healing_peer_connections", on_panic, budget::in_use)
+    enter("raida_healing_peer_connections", budget::in_use)
 }

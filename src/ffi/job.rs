@@ -13,10 +13,10 @@ use crate::peers::{ask_one, Claimer, PeerOutcome, Target};
 use crate::protocol::{Coin, TOTAL_RAIDA_SERVERS};
 
 use super::alloc::malloc_array;
-use super::entry::{enter, OnPanic};
-use super::exports::PEER_OPTIONS;
+use super::entry::enter;
 use super::host::Host;
 use super::layout::{CoinT, ValidateTicketArg};
+use super::state::PEER_OPTIONS;
 
 /// Asks peer RAIDA `arg->raida_idx` to validate `arg->ticket` on behalf of this server
 /// (`config.raida_no`), with the coin id of `arg->ci`. Runs on the calling thread (no
@@ -37,14 +37,8 @@ use super::layout::{CoinT, ValidateTicketArg};
 /// for the call; its `ci` is NULL or a valid `conn_info_t` (only `coin_id` is read).
 #[no_mangle]
 pub unsafe extern "C" fn send_validate_ticket_job(arg: *mut c_void) -> *mut c_void {
-    let on_panic = OnPanic {
-        value: std::ptr::null_mut(),
-        consequence: "returning no coins",
-    };
     // SAFETY: forwarded caller contract.
-    enter("send_validate_ticket_job", on_panic, || unsafe {
-        run_job(arg)
-    })
+    enter("send_validate_ticket_job", || unsafe { run_job(arg) })
 }
 
 /// The whole job, inside the entry boundary. Always NULL; the coins go into `arg`.

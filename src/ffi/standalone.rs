@@ -7,110 +7,41 @@
 //! cache. Under a running server (its symbols present) opening is refused: the server's
 //! own store always wins.
 
-use std::cell::RefCell;
-use std::ffi::{c_char, c_int, CStr, CString, OsStr};
+use std::ffi::{c_char, c_int, CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use parking_lot::RwLock;
-
-use crate::commands::{Command, Node, NodeConfig, Request};
-use crate::pagefile::{OpenError, PageFileStore, PageProblem};
-use crate::peers::PeerOptions;
-use crate::protocol::{Coin, Response, Status, AN_BYTES};
+use crate::commands::NodeConfig;
+use crate::pagefile::{OpenError, PageFileStore, PageProblem, Session};
+use crate::protocol::{Coin, AN_BYTES};
 use crate::store::PageKey;
-use crate::tickets::TicketPool;
 
-use super::entry::{enter, OnPanic};
+use super::entry::enter;
+use super::error::{
+    clear_last_error, int_result, last_error_ptr, Failure, RAIDA_HEALING_E_ALREADY_OPEN,
+    RAIDA_HEALING_E_ARGUMENT, RAIDA_HEALING_E_CONFIG, RAIDA_HEALING_E_DATA, RAIDA_HEALING_E_LOCKED,
+    RAIDA_HEALING_E_NOT_OPEN, RAIDA_HEALING_E_NO_PAGE, RAIDA_HEALING_E_SERVER_PRESENT,
+};
 use super::host::Host;
 use super::layout::ConnInfo;
-
-/// `raida_healing_open` etc.: success.
-pub const RAIDA_HEALING_OK: c_int = 0;
-/// A required pointer argument was NULL.
-pub const RAIDA_HEALING_E_ARGUMENT: c_int = -1;
-/// This process is a RAIDA server (its symbols are linked in): its own store is used and
-/// a second one is never opened.
-pub const RAIDA_HEALING_E_SERVER_PRESENT: c_int = -2;
-/// A folder is already open in this process; call `raida_healing_close` first.
-pub const RAIDA_HEALING_E_ALREADY_OPEN: c_int = -3;
-/// `<dir>/config.toml` is missing, unreadable or invalid (last_error names the line).
-pub const RAIDA_HEALING_E_CONFIG: c_int = -4;
-/// `<dir>/Data` is missing, or its lock file cannot be created.
-pub const RAIDA_HEALING_E_DATA: c_int = -5;
-/// Another process has this folder open (advisory lock on `Data/.raida_healing.lock`).
-pub const RAIDA_HEALING_E_LOCKED: c_int = -6;
-/// No folder is open (`raida_healing_read_record` before `raida_healing_open`).
-pub const RAIDA_HEALING_E_NOT_OPEN: c_int = -7;
-/// The coin's page does not exist (the handlers' status 40 case), or the denomination or
-/// serial number is out of range.
-pub const RAIDA_HEALING_E_NO_PAGE: c_int = -8;
-/// The library itself failed (a caught panic); last_error says where.
-pub const RAIDA_HEALING_E_INTERNAL: c_int = -9;
+use super::state::{Opened, OPENED, TICKETS};
 
 /// The environment variable that bounds the page cache, in pages.
 const CACHE_PAGES_VAR: &str = "RAIDA_HEALING_CACHE_PAGES";
 /// The bound when it is unset or not a positive number: 1024 pages, about 17 MiB.
 const DEFAULT_CACHE_PAGES: usize = 1024;
 
-/// The folder this process opened.
-struct Opened {
-    dir: PathBuf,
-    store: PageFileStore,
-    config: NodeConfig,
-}
-
-/// Commands hold the read side for their whole run, so `raida_healing_close` (the write
-/// side) waits for commands in flight and the store is never dropped under one.
-static OPENED: RwLock<Option<Opened>> = RwLock::new(None);
-
-thread_local! {
-    /// Why this thread's last failing call failed (empty: no failure recorded).
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
-}
-
-/// Records `message` as this thread's last error.
-pub(crate) fn set_last_error(message: &str) {
-    let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
-    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = message);
-}
-
-pub(super) fn clear_last_error() {
-    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = CString::default());
-}
-
-/// Runs `command` on the opened folder; `None` when no folder is open. A write that did
-/// not reach the disk turns the answer into ERROR_INTERNAL: a status must never claim a
-/// fix the store does not hold.
-pub(crate) fn run(
-    command: Command,
-    request: &Request<'_>,
-    tickets: &TicketPool,
-    peer_options: &PeerOptions,
-) -> Option<Response> {
+/// Runs `command` with the opened folder's store (one command's session of its page
+/// files) and config; `None` when no folder is open. The folder stays open until `command`
+/// returns: `raida_healing_close` waits for it.
+pub(super) fn with_opened<R>(command: impl FnOnce(&Session<'_>, &NodeConfig) -> R) -> Option<R> {
     let opened = OPENED.read();
     let opened = opened.as_ref()?;
-    let session = opened.store.session();
-    let node = Node {
-        store: &session,
-        tickets,
-        config: &opened.config,
-        peer_options,
-    };
-    let response = node.run(command, request);
-    match session.finish() {
-        Ok(()) => Some(response),
-        Err(why) => {
-            let line = format!("{command:?}: {why}; answering ERROR_INTERNAL");
-            crate::log::error(&line);
-            set_last_error(&line);
-            Some(Response::status(Status::Internal))
-        }
-    }
+    Some(command(&opened.store.session(), &opened.config))
 }
 
 /// Opens `dir` as this process's store: the safe core of `raida_healing_open`.
-fn open_folder(dir: &Path) -> Result<(), (c_int, String)> {
+fn open_folder(dir: &Path) -> Result<(), Failure> {
     if Host::get().is_some() || Host::partially_present() {
         return Err((
             RAIDA_HEALING_E_SERVER_PRESENT,
@@ -170,7 +101,7 @@ fn close_folder() {
     let mut opened = OPENED.write();
     let closed = opened.take();
     if closed.is_some() {
-        super::exports::TICKETS.clear();
+        TICKETS.clear();
     }
     drop(opened);
     if let Some(closed) = closed {
@@ -179,7 +110,7 @@ fn close_folder() {
 }
 
 /// The record of `coin` in the opened folder.
-fn read_record(coin: Coin) -> Result<([u8; AN_BYTES], u8), (c_int, String)> {
+fn read_record(coin: Coin) -> Result<([u8; AN_BYTES], u8), Failure> {
     let opened = OPENED.read();
     let opened = opened.as_ref().ok_or_else(|| {
         (
@@ -214,30 +145,6 @@ fn read_record(coin: Coin) -> Result<([u8; AN_BYTES], u8), (c_int, String)> {
     })
 }
 
-/// The return code of an int-returning export: its error becomes the code and this
-/// thread's last error; success empties the last error.
-pub(super) fn int_result(name: &str, result: Result<(), (c_int, String)>) -> c_int {
-    match result {
-        Ok(()) => {
-            clear_last_error();
-            RAIDA_HEALING_OK
-        }
-        Err((code, why)) => {
-            crate::log::debug(&format!("{name}: {why}"));
-            set_last_error(&why);
-            code
-        }
-    }
-}
-
-/// An int-returning export that panicked returns `RAIDA_HEALING_E_INTERNAL`.
-pub(super) fn internal_on_panic() -> OnPanic<c_int> {
-    OnPanic {
-        value: RAIDA_HEALING_E_INTERNAL,
-        consequence: "returning RAIDA_HEALING_E_INTERNAL",
-    }
-}
-
 /// The crate version, `CARGO_PKG_VERSION` as a C string.
 const VERSION: &CStr =
     match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
@@ -245,27 +152,22 @@ const VERSION: &CStr =
         Err(_) => panic!("the crate version holds a NUL byte"),
     };
 
-/// The library's version, e.g. "0.1.0": a static string, never NULL, never freed.
+/// The library's version, e.g. "0.1.0": a static string, never NULL, never freed (empty
+/// if the library failed, a bug).
 #[no_mangle]
 pub extern "C" fn raida_healing_version() -> *const c_char {
-    let on_panic = OnPanic {
-        value: VERSION.as_ptr(),
-        consequence: "returning the version",
-    };
-    enter("raida_healing_version", on_panic, || VERSION.as_ptr())
+    enter("raida_healing_version", || VERSION.as_ptr())
 }
 
 /// `sizeof(conn_info_t)` as this library was built: 336 on the legacy server's ABI.
 /// A script or server whose own `conn_info_t` has another size must not call the
-/// handlers.
+/// handlers. 0 if the library failed (a bug).
 #[no_mangle]
 pub extern "C" fn raida_healing_conn_info_size() -> libc::size_t {
-    let size = std::mem::size_of::<ConnInfo>();
-    let on_panic = OnPanic {
-        value: size,
-        consequence: "returning the size",
-    };
-    enter("raida_healing_conn_info_size", on_panic, || size)
+    enter(
+        "raida_healing_conn_info_size",
+        std::mem::size_of::<ConnInfo>,
+    )
 }
 
 /// Makes the server folder `dir` this process's coin store, config and peer list, for a
@@ -292,7 +194,7 @@ pub extern "C" fn raida_healing_conn_info_size() -> libc::size_t {
 #[no_mangle]
 pub unsafe extern "C" fn raida_healing_open(dir: *const c_char) -> c_int {
     const NAME: &str = "raida_healing_open";
-    enter(NAME, internal_on_panic(), || {
+    enter(NAME, || {
         if dir.is_null() {
             return int_result(
                 NAME,
@@ -321,28 +223,17 @@ pub unsafe extern "C" fn raida_healing_open(dir: *const c_char) -> c_int {
 /// valid until this thread's next call into the library. Do not free it.
 #[no_mangle]
 pub extern "C" fn raida_healing_last_error() -> *const c_char {
-    let on_panic = OnPanic {
-        value: c"".as_ptr(),
-        consequence: "returning an empty string",
-    };
-    enter("raida_healing_last_error", on_panic, || {
-        LAST_ERROR
-            .try_with(|e| e.borrow().as_ptr())
-            .unwrap_or(c"".as_ptr())
-    })
+    enter("raida_healing_last_error", last_error_ptr)
 }
 
 /// Closes the folder `raida_healing_open` opened and releases its lock, after waiting for
 /// handlers still running on it. Every change is already on disk (each command writes
 /// before it answers), so nothing is lost by exiting without calling it. Does nothing when
-/// no folder is open.
+/// no folder is open (nor after a failure inside the library, a bug: the folder may then
+/// still be open).
 #[no_mangle]
 pub extern "C" fn raida_healing_close() {
-    let on_panic = OnPanic {
-        value: (),
-        consequence: "the folder may still be open",
-    };
-    enter("raida_healing_close", on_panic, || {
+    enter("raida_healing_close", || {
         close_folder();
         clear_last_error();
     })
@@ -369,7 +260,7 @@ pub unsafe extern "C" fn raida_healing_read_record(
     mfs_out: *mut u8,
 ) -> c_int {
     const NAME: &str = "raida_healing_read_record";
-    enter(NAME, internal_on_panic(), || {
+    enter(NAME, || {
         if an_out.is_null() || mfs_out.is_null() {
             let why = "an_out and mfs_out must not be NULL".to_string();
             return int_result(NAME, Err((RAIDA_HEALING_E_ARGUMENT, why)));

@@ -26,7 +26,7 @@
 //!
 //! A waiter is not woken when a slot comes back (there is no descriptor to wake it
 //! with, and the module starts no thread): it looks again after a short wait (the
-//! readiness loop in `peers.rs`). Its place in the queue is kept meanwhile.
+//! readiness loop in `peers/poll_loop.rs`). Its place in the queue is kept meanwhile.
 
 use std::collections::VecDeque;
 use std::sync::LazyLock;

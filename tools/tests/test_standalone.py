@@ -149,6 +149,13 @@ class NoServerProcess(unittest.TestCase):
         self.assertEqual(len(from_header), len(rw.header_statuses()), "two names share a code")
         self.assertEqual(rh.STATUS_NAMES, from_header)
 
+    def test_handlers_match_the_header(self):
+        # The tool's handler table (it runs without the header) against the header's
+        # RAIDA_HEALING_COMMANDS list, which build.rs generates from the command table.
+        self.assertEqual({name: code for code, name in rh.HANDLERS.items()},
+                         rw.header_commands())
+        self.assertTrue(set(rh.HANDLERS.values()) <= set(rh.REQUIRED_EXPORTS))
+
     def test_the_tools_wire_matches_the_kit(self):
         # The installed tool keeps its own minimal framing (it cannot import test code):
         # the same facts as the kit's.

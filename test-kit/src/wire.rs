@@ -1,7 +1,6 @@
 //! Wire builders: the bytes a client sends a handler and a peer RAIDA sends back, written
 //! from docs/wire-protocol.md. Plain `std` and `raida_healing` only, so the fuzz crate can
 //! include this file on its own.
-#![allow(dead_code)]
 
 use raida_healing::protocol::{challenge_crc, Coin, Response};
 

@@ -7,27 +7,24 @@
 //! - [`node`]: one RAIDA server in the safe core (store, pool, config, peer options) that
 //!   runs the four commands and fix with its per-peer report;
 //! - [`peers`]: loopback fake peers run by a script, a down port, a black hole, a
-//!   listener that must not be contacted;
+//!   listener that must not be contacted; [`request`]: the 55-byte request such a peer
+//!   reads, and its check against the documented frame;
 //! - [`folder`]: a server folder for the standalone exports; [`blocking`]: a FIFO maker and
 //!   a one-minute watchdog; [`abi`]: a handler's `conn_info_t` output taken as the server
 //!   takes it;
 //! - [`serial`]: one network or process-wide test at a time.
 //!
-//! A shared module, not a dev-only crate: tests pull it in with `mod kit;`, benches with
-//! `#[path = "../tests/kit/mod.rs"] mod kit;`, and the fuzz crate includes `wire.rs`,
-//! `node.rs` and `abi.rs` by path. A crate would need its own entry in Cargo.lock (CI
-//! builds `--locked`) and in fuzz/Cargo.lock (the fuzz crate is a separate cargo project),
-//! and its dependencies (socket2, rustix) added to the fuzz crate that has no use for
-//! them; the files the fuzz crate includes use only what it already depends on. Each file
-//! allows dead code: every test binary compiles the whole kit and uses a part of it.
-#![allow(dead_code)]
+//! A workspace crate (test-kit/) that the tests, the lib's unit tests, the benches and the
+//! fuzz crate depend on; it enables the library's `testing` feature (its test doubles).
 
 pub mod abi;
-pub mod blocking;
 pub mod folder;
 pub mod node;
 pub mod peers;
+pub mod request;
 pub mod wire;
+
+pub use raida_healing::testing::blocking;
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -1,4 +1,4 @@
-//! Review: hostile config.toml nesting must be an error, not a stack overflow.
+//! Hostile config.toml nesting must be an error, not a stack overflow.
 
 use raida_healing::config_file::parse;
 

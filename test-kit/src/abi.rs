@@ -1,7 +1,6 @@
 //! The C side of a handler call: what the server does with `conn_info_t`'s output after a
 //! handler returns. `std`, `libc` and `raida_healing` only, so the fuzz crate can include
 //! this file on its own.
-#![allow(dead_code)]
 
 use raida_healing::ffi::layout::ConnInfo;
 

@@ -2,7 +2,6 @@
 //! owned together, with the four commands (and fix with its per-peer report) run over
 //! them. Plain `std` and `raida_healing` only, so the fuzz crate can include this file on
 //! its own.
-#![allow(dead_code)]
 
 use std::net::SocketAddrV4;
 

@@ -1,5 +1,4 @@
 //! Server folders on disk for the standalone exports (`raida_healing_open`).
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 

@@ -1,11 +1,9 @@
-//! Review: `raida_healing_close` releases everything the opened folder vouched for.
+//! `raida_healing_close` releases everything the opened folder vouched for.
 //!
 //! A ticket is this server's proof that its store recognised some coins. Once the folder
 //! that issued it is closed (and possibly another server's folder opened in its place),
 //! a peer's claim must find nothing (43), not the coins of a store this process no longer
 //! serves. This binary has no RAIDA server symbols, so the handlers run standalone.
-
-mod kit;
 
 use kit::abi::take_output;
 use kit::folder::Folder;

@@ -1,7 +1,7 @@
 //! The two tools hostile-folder tests need: a FIFO where a file should be, and a watchdog
-//! that fails a call that blocks instead of hanging the suite. `std` and `rustix` only, so
-//! src/pagefile.rs's unit tests include this file too.
-#![allow(dead_code)]
+//! that fails a call that blocks instead of hanging the suite. Here rather than in the
+//! test kit because src/pagefile.rs's unit tests use them too (a unit test cannot use the
+//! kit: it would link a second copy of the library and its exported symbols).
 
 use std::path::Path;
 use std::sync::mpsc;

@@ -4,7 +4,6 @@
 //! ([`black_hole`]), a listener that only tells whether a request reached it
 //! ([`Untouchable`]), and silent peers that count what reached them and can come back
 //! ([`SilentPeer`]).
-#![allow(dead_code)]
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
@@ -15,7 +14,8 @@ use std::time::Duration;
 
 use raida_healing::protocol::Coin;
 
-use super::wire::{listing, reply};
+use crate::request::{is_validate_ticket, read_request};
+use crate::wire::{listing, reply};
 
 /// A listener on 127.0.0.1 whose accept thread hands every connection to `serve`, until
 /// dropped. `serve` runs on the accept thread (connections are served one at a time);
@@ -123,10 +123,7 @@ impl Untouchable {
                         .set_read_timeout(Some(Duration::from_secs(5)))
                         .unwrap();
                     let mut head = [0u8; 6];
-                    if stream.read_exact(&mut head).is_ok()
-                        && head[..2] == [1, 0]
-                        && head[4..] == [2, 50]
-                    {
+                    if stream.read_exact(&mut head).is_ok() && is_validate_ticket(&head) {
                         return true;
                     }
                 }
@@ -140,11 +137,9 @@ impl Untouchable {
 /// Reads a validate-ticket request (55 bytes) from `stream` and answers 250 listing
 /// `coins` for RAIDA `raida`, echoing its challenge. False when no whole request came.
 pub fn answer_honestly(stream: &mut TcpStream, raida: u8, coins: &[Coin]) -> bool {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut request = [0u8; 55];
-    if stream.read_exact(&mut request).is_err() {
+    let Some(request) = read_request(stream, Duration::from_secs(10)) else {
         return false;
-    }
+    };
     let answer = reply(raida, 250, &request[32..48], &listing(coins));
     stream.write_all(&answer).is_ok()
 }

@@ -1,0 +1,262 @@
+//! One connection to one peer: the non-blocking state machine from connect through send
+//! and the strictly read answer, and how an attempt failed.
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rustix::event::PollFlags;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::budget::Permit;
+use super::outcome::PeerOutcome;
+use super::wire::{
+    challenge_for, check_response_header, parse_response_body, request_frame, AnswerError,
+    Claimer, Part, Target, CHALLENGE_BYTES, REQUEST_BYTES, RESPONSE_HEADER_BYTES,
+};
+use crate::protocol::Coin;
+
+/// How one connection attempt ended.
+#[derive(Debug)]
+pub(super) enum Failure {
+    Connect(io::ErrorKind),
+    Answer(AnswerError),
+    Local(io::ErrorKind),
+}
+
+impl Failure {
+    pub(super) fn outcome(self) -> PeerOutcome {
+        match self {
+            Failure::Connect(kind) => PeerOutcome::Refused(kind),
+            Failure::Answer(AnswerError::Status(status)) => PeerOutcome::Declined(status),
+            Failure::Answer(why) => PeerOutcome::Invalid(why),
+            Failure::Local(kind) => PeerOutcome::LocalError(kind),
+        }
+    }
+}
+
+/// Fresh challenges for one call's connections: one read of the OS's randomness for a
+/// batch (every first connection and hedge of a call), instead of one per connection.
+/// The one place peer challenges get their randomness.
+pub(super) struct Challenges {
+    pub(super) random: Vec<u8>,
+    pub(super) used: usize,
+}
+
+impl Challenges {
+    /// Room for `count` challenges per batch; nothing is read until the first is needed.
+    pub(super) fn new(count: usize) -> Challenges {
+        let bytes = 12 * count.max(1);
+        Challenges {
+            random: vec![0; bytes],
+            used: bytes,
+        }
+    }
+
+    pub(super) fn next(&mut self) -> Result<[u8; CHALLENGE_BYTES], Failure> {
+        if self.used == self.random.len() {
+            // No challenge from a predictable source: when the OS cannot give random
+            // bytes, the peer is not asked at all (and the next call tries again).
+            crate::random::fill(&mut self.random)
+                .map_err(|_| Failure::Local(io::ErrorKind::Other))?;
+            self.used = 0;
+        }
+        let mut random = [0u8; 12];
+        random.copy_from_slice(&self.random[self.used..self.used + 12]);
+        self.used += 12;
+        Ok(challenge_for(&random))
+    }
+}
+
+/// Bytes one read of an answer asks for: a whole small answer (header and up to about
+/// 800 coins) arrives in one system call.
+pub(super) const READ_CHUNK: usize = 4096;
+
+/// How far one connection has got.
+pub(super) enum Stage {
+    Connecting,
+    Sending {
+        sent: usize,
+    },
+    /// Reading the answer: what arrived so far, and the body size once the header has
+    /// been checked.
+    Receiving {
+        answer: Vec<u8>,
+        body: Option<usize>,
+    },
+}
+
+/// What a connection waits for next, or how it ended.
+pub(super) enum Step {
+    Wait(PollFlags),
+    Done(Result<Vec<Coin>, Failure>),
+}
+
+/// One non-blocking connection to one peer, driven by [`ask_peers`]' readiness loop.
+pub(super) struct Connection {
+    // Declared before `_permit`: the socket is closed before its budget slot is returned.
+    pub(super) socket: Socket,
+    pub(super) _permit: Permit,
+    pub(super) slot: usize,
+    pub(super) hedge: bool,
+    pub(super) opened: Instant,
+    pub(super) challenge: [u8; CHALLENGE_BYTES],
+    pub(super) frame: [u8; REQUEST_BYTES],
+    pub(super) stage: Stage,
+    pub(super) waits_for: PollFlags,
+}
+
+impl Connection {
+    /// Opens a connection to `target` under `permit` and starts a non-blocking connect.
+    pub(super) fn open(
+        target: Target,
+        claimer: Claimer,
+        slot: usize,
+        hedge: bool,
+        permit: Permit,
+        challenge: [u8; CHALLENGE_BYTES],
+    ) -> Result<Connection, Failure> {
+        let frame = request_frame(target.raida, claimer, target.ticket, &challenge);
+        let socket = Socket::new(
+            Domain::IPV4,
+            Type::STREAM.nonblocking(),
+            Some(Protocol::TCP),
+        )
+        .map_err(|e| Failure::Local(e.kind()))?;
+        let stage = match socket.connect(&SocketAddr::V4(target.addr).into()) {
+            Ok(()) => Stage::Sending { sent: 0 },
+            // EINTR on a non-blocking connect: the handshake goes on, as for EINPROGRESS.
+            Err(e)
+                if e.raw_os_error() == Some(libc::EINPROGRESS)
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                Stage::Connecting
+            }
+            Err(e) => return Err(Failure::Connect(e.kind())),
+        };
+        Ok(Connection {
+            socket,
+            _permit: permit,
+            slot,
+            hedge,
+            opened: Instant::now(),
+            challenge,
+            frame,
+            stage,
+            waits_for: PollFlags::OUT,
+        })
+    }
+
+    /// Makes every step the socket allows now (`ready`: what poll reported), reading
+    /// the answer strictly.
+    pub(super) fn advance(&mut self, raida: u8, ready: PollFlags) -> Step {
+        loop {
+            match &mut self.stage {
+                Stage::Connecting => {
+                    if ready.intersects(PollFlags::ERR | PollFlags::HUP) {
+                        match self.socket.take_error() {
+                            Ok(Some(e)) => return Step::Done(Err(Failure::Connect(e.kind()))),
+                            Ok(None) => {}
+                            Err(e) => return Step::Done(Err(Failure::Local(e.kind()))),
+                        }
+                    } else if !ready.contains(PollFlags::OUT) {
+                        return Step::Wait(PollFlags::OUT);
+                    }
+                    self.stage = Stage::Sending { sent: 0 };
+                }
+                Stage::Sending { sent } => {
+                    match self
+                        .socket
+                        .send_with_flags(&self.frame[*sent..], libc::MSG_NOSIGNAL)
+                    {
+                        Ok(0) => return Step::Done(Err(io_failure(io::ErrorKind::WriteZero))),
+                        Ok(n) => {
+                            *sent += n;
+                            if *sent == REQUEST_BYTES {
+                                self.stage = Stage::Receiving {
+                                    answer: Vec::new(),
+                                    body: None,
+                                };
+                                // The answer takes a round trip: wait for it.
+                                return Step::Wait(PollFlags::IN);
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            return Step::Wait(PollFlags::OUT)
+                        }
+                        Err(e) => return Step::Done(Err(io_failure(e.kind()))),
+                    }
+                }
+                Stage::Receiving { answer, body } => {
+                    // The header comes in a chunk that usually holds the whole answer;
+                    // once the body size is known, the rest goes straight into the
+                    // answer, up to its announced end and no further.
+                    let got = answer.len();
+                    let mut reader: &Socket = &self.socket;
+                    let read = match *body {
+                        Some(size) => {
+                            answer.resize(RESPONSE_HEADER_BYTES + size, 0);
+                            let read = reader.read(&mut answer[got..]);
+                            answer.truncate(got + read.as_ref().map_or(0, |&n| n));
+                            read
+                        }
+                        None => {
+                            let mut chunk = [0u8; READ_CHUNK];
+                            let read = reader.read(&mut chunk);
+                            if let Ok(n) = read {
+                                answer.extend_from_slice(&chunk[..n]);
+                            }
+                            read
+                        }
+                    };
+                    match read {
+                        Ok(0) => {
+                            let closed = match *body {
+                                None => AnswerError::Closed {
+                                    part: Part::Header,
+                                    received: got,
+                                    expected: RESPONSE_HEADER_BYTES,
+                                },
+                                Some(size) => AnswerError::Closed {
+                                    part: Part::Body,
+                                    received: got - RESPONSE_HEADER_BYTES,
+                                    expected: size,
+                                },
+                            };
+                            return Step::Done(Err(Failure::Answer(closed)));
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            return Step::Wait(PollFlags::IN)
+                        }
+                        Err(e) => return Step::Done(Err(io_failure(e.kind()))),
+                    }
+                    if body.is_none() && answer.len() >= RESPONSE_HEADER_BYTES {
+                        let mut header = [0u8; RESPONSE_HEADER_BYTES];
+                        header.copy_from_slice(&answer[..RESPONSE_HEADER_BYTES]);
+                        match check_response_header(&header, raida, &self.challenge) {
+                            Ok(size) => *body = Some(size),
+                            Err(why) => return Step::Done(Err(Failure::Answer(why))),
+                        }
+                    }
+                    if let Some(size) = *body {
+                        let end = RESPONSE_HEADER_BYTES + size;
+                        if answer.len() >= end {
+                            // Bytes after the announced body, if any, are not part of it.
+                            return Step::Done(
+                                parse_response_body(&answer[RESPONSE_HEADER_BYTES..end])
+                                    .map_err(Failure::Answer),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn io_failure(kind: io::ErrorKind) -> Failure {
+    Failure::Answer(AnswerError::Io(kind))
+}
