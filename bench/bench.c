@@ -1039,17 +1039,18 @@ static void full_pool_coins(int k, struct coin *coins)
     }
 }
 
-/* A modern get_ticket body for `coins` (4096 coins: a legacy 16-bit length holds 3119). */
-static rq_body_t full_ticket_body(const struct coin *coins)
+/* A get_ticket body listing coins[0..n) with their ANs (modern framing above 3119). */
+static rq_body_t ticket_body(const struct coin *coins, int n)
 {
-    size_t size = 21 * (size_t)TICKET_COINS_MAX;
+    size_t size = 21 * (size_t)n;
     unsigned char *payload = xmalloc(size);
-    for (int i = 0; i < TICKET_COINS_MAX; i++) {
+    for (int i = 0; i < n; i++) {
         unsigned char *at = payload + 21 * (size_t)i;
         at += rq_put_coin(at, coins[i].den, coins[i].sn);
         an_of(coins[i], at);
     }
-    rq_body_t body = rq_modern_body(NULL, payload, size);
+    rq_body_t body = n > GET_TICKET_MAX ? rq_modern_body(NULL, payload, size)
+                                        : rq_legacy_body(NULL, payload, size);
     free(payload);
     return body;
 }
@@ -1066,7 +1067,7 @@ static void memory_sample(void *ctx, double *out, int nout)
     for (int k = 0; k <= FULL_TICKETS; k++) {
         full_pool_coins(k, coins);
         put_coins(coins, TICKET_COINS_MAX);
-        bodies[k] = full_ticket_body(coins);
+        bodies[k] = ticket_body(coins, TICKET_COINS_MAX);
     }
     free(coins);
 
@@ -1139,22 +1140,6 @@ static struct coin fill_coin(uint32_t at)
 {
     uint32_t per_den = HOST_TOTAL_PAGES * HOST_RECORDS_PER_PAGE;
     return (struct coin){ (int8_t)(at < per_den ? 0 : 2), at % per_den };
-}
-
-/* A get_ticket body listing coins[0..n) with their ANs (modern framing above 3119). */
-static rq_body_t ticket_body(const struct coin *coins, int n)
-{
-    size_t size = 21 * (size_t)n;
-    unsigned char *payload = xmalloc(size);
-    for (int i = 0; i < n; i++) {
-        unsigned char *at = payload + 21 * (size_t)i;
-        at += rq_put_coin(at, coins[i].den, coins[i].sn);
-        an_of(coins[i], at);
-    }
-    rq_body_t body = n > GET_TICKET_MAX ? rq_modern_body(NULL, payload, size)
-                                        : rq_legacy_body(NULL, payload, size);
-    free(payload);
-    return body;
 }
 
 static double thread_cpu_ns(void)
