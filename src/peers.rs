@@ -229,66 +229,39 @@ mod tests {
             started: true,
             ..PeerState::default()
         };
-        let outcome = |s, deadline| report(target, s, deadline).outcome;
-        assert_eq!(
-            outcome(state(1, Some(4), None, None), false),
-            PeerOutcome::Voted { listed: 4 }
-        );
-        assert_eq!(
-            outcome(state(1, None, None, None), false),
-            PeerOutcome::Unneeded
-        );
-        assert_eq!(
-            outcome(state(1, None, None, None), true),
-            PeerOutcome::TimedOut
-        );
-        // The first connection's bad answer is more telling than a silent hedge.
-        assert_eq!(
-            outcome(
-                state(
-                    1,
-                    None,
-                    Some(Failure::Answer(AnswerError::ChallengeNotEchoed)),
-                    None
-                ),
-                false
+        let challenge = || Some(Failure::Answer(AnswerError::ChallengeNotEchoed));
+        let refused = || Some(Failure::Connect(io::ErrorKind::ConnectionRefused));
+        // (state, deadline passed, expected outcome)
+        let cases = [
+            (state(1, Some(4), None, None), false, PeerOutcome::Voted { listed: 4 }),
+            (state(1, None, None, None), false, PeerOutcome::Unneeded),
+            (state(1, None, None, None), true, PeerOutcome::TimedOut),
+            // The first connection's bad answer is more telling than a silent hedge.
+            (
+                state(1, None, challenge(), None),
+                false,
+                PeerOutcome::Invalid(AnswerError::ChallengeNotEchoed),
             ),
-            PeerOutcome::Invalid(AnswerError::ChallengeNotEchoed)
-        );
-        assert_eq!(
-            outcome(state(2, None, None, None), false),
-            PeerOutcome::Unneeded
-        );
-        assert_eq!(
-            outcome(state(2, None, None, None), true),
-            PeerOutcome::TimedOut
-        );
-        let never_started = PeerState::default();
-        assert_eq!(outcome(never_started, true), PeerOutcome::NoConnection);
-        assert_eq!(outcome(PeerState::default(), false), PeerOutcome::Unneeded);
+            (state(2, None, None, None), false, PeerOutcome::Unneeded),
+            (state(2, None, None, None), true, PeerOutcome::TimedOut),
+            (PeerState::default(), true, PeerOutcome::NoConnection),
+            (PeerState::default(), false, PeerOutcome::Unneeded),
+            (
+                state(0, None, refused(), None),
+                false,
+                PeerOutcome::Refused(io::ErrorKind::ConnectionRefused),
+            ),
+        ];
+        for (i, (peer, deadline, want)) in cases.into_iter().enumerate() {
+            assert_eq!(report(target, peer, deadline).outcome, want, "case {i}");
+        }
+        // A hedge's refusal is reported as the hedge's outcome.
         let r = report(
             target,
-            state(
-                1,
-                None,
-                None,
-                Some(Failure::Answer(AnswerError::Status(44))),
-            ),
+            state(1, None, None, Some(Failure::Answer(AnswerError::Status(44)))),
             false,
         );
         assert_eq!(r.outcome, PeerOutcome::Unneeded);
         assert_eq!(r.hedge_outcome, Some(PeerOutcome::Declined(44)));
-        assert_eq!(
-            outcome(
-                state(
-                    0,
-                    None,
-                    Some(Failure::Connect(io::ErrorKind::ConnectionRefused)),
-                    None
-                ),
-                false
-            ),
-            PeerOutcome::Refused(io::ErrorKind::ConnectionRefused)
-        );
     }
 }

@@ -45,6 +45,25 @@ fn fix(server: &Server<MemoryStore>, body: &[u8]) -> (Response, FixReport) {
         .expect("a well-formed fix")
 }
 
+/// This server (RAIDA `ME`, an empty store and pool) with `live[k]` as RAIDA
+/// `live_raida[k]` and `silent[k]` as RAIDA `silent_raida[k]`.
+fn server_of(
+    live: &[HonestPeer],
+    live_raida: impl Iterator<Item = u8>,
+    silent: &[SilentPeer],
+    silent_raida: impl Iterator<Item = u8>,
+) -> Server<MemoryStore> {
+    let mut server = Server::new(ME, MemoryStore::new(), TicketPool::default());
+    let addrs = live.iter().map(|p| p.peer.addr);
+    for (raida, addr) in live_raida
+        .zip(addrs)
+        .chain(silent_raida.zip(silent.iter().map(|p| p.addr)))
+    {
+        server.peer(raida, addr);
+    }
+    server
+}
+
 fn silence_of(i: usize) -> Silence {
     [
         Silence::NeverConnects,
@@ -79,13 +98,7 @@ fn storm(hostile: usize) -> Vec<(Response, FixReport)> {
         .enumerate()
         .map(|(i, _)| SilentPeer::new(silence_of(i)))
         .collect();
-    let mut server = Server::new(ME, MemoryStore::new(), TicketPool::default());
-    for (raida, peer) in HONEST.zip(&honest) {
-        server.peer(raida, peer.peer.addr);
-    }
-    for (raida, peer) in SILENT.zip(&silent) {
-        server.peer(raida, peer.addr);
-    }
+    let mut server = server_of(&honest, HONEST, &silent, SILENT);
     server.store.put(hostile_coin, [0x11; 16], 1);
     server.store.put(honest_coin, [0x11; 16], 1);
     server.options = PeerOptions {
@@ -225,13 +238,7 @@ fn silent_peers_are_ejected_not_waited_for_then_restored_when_they_answer() {
         .enumerate()
         .map(|(i, _)| SilentPeer::new(silence_of(i)))
         .collect();
-    let mut server = Server::new(ME, MemoryStore::new(), TicketPool::default());
-    for (raida, peer) in LIVE.zip(&live) {
-        server.peer(raida, peer.peer.addr);
-    }
-    for (raida, peer) in DEAD.zip(&dead) {
-        server.peer(raida, peer.addr);
-    }
+    let mut server = server_of(&live, LIVE, &dead, DEAD);
     server.store.put(coin, [0x11; 16], 1);
     let eject = EjectOptions {
         after: 3,

@@ -315,6 +315,11 @@ mod tests {
     const START: Duration = Duration::from_millis(1000);
     const CEILING: Duration = MAX_HEDGE_DELAY;
 
+    /// An empty table, the default ejection rule and the time it starts at.
+    fn fresh_table() -> (Table, EjectOptions, Instant) {
+        (Table::new(), EjectOptions::default(), Instant::now())
+    }
+
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
@@ -418,9 +423,7 @@ mod tests {
 
     #[test]
     fn health_line_at_most_once_a_minute_and_only_after_traffic() {
-        let mut table = Table::new();
-        let eject = EjectOptions::default();
-        let t0 = Instant::now();
+        let (mut table, eject, t0) = fresh_table();
         let a: SocketAddrV4 = "10.0.0.1:30001".parse().unwrap();
         let b: SocketAddrV4 = "10.0.0.2:30002".parse().unwrap();
         let answered = Observation {
@@ -468,9 +471,7 @@ mod tests {
 
     #[test]
     fn ejection_counts_and_probes_in_the_table() {
-        let mut table = Table::new();
-        let eject = EjectOptions::default();
-        let t0 = Instant::now();
+        let (mut table, eject, t0) = fresh_table();
         let a: SocketAddrV4 = "10.0.0.1:30001".parse().unwrap();
         let refused = Observation {
             failed: true,
