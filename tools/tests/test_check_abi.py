@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """tools/check_abi.py fails where docs/abi.md says it must (part of `make check-abi`).
 
-Against the committed baseline abi/, with stand-in libraries built here from the baseline's
-export list (each a C file of empty functions, so only the symbol table matters):
+    test_check_abi.py [--cc COMPILER] [unittest options, e.g. -k NAME]
+
+Against the committed baseline abi/, with stand-in libraries built here by --cc (default
+cc) from the baseline's export list (each a C file of empty functions, so only the symbol
+table matters):
 - the baseline's exports and the real header pass;
 - one export removed, SOVERSION unchanged: fails, naming it;
 - the same with the SOVERSION raised: fails until the baseline is rewritten;
@@ -12,6 +15,8 @@ export list (each a C file of empty functions, so only the symbol table matters)
 - an addition (a new export declared in the header): fails only asking for abi-baseline,
   and a rewritten baseline then passes with the same SOVERSION;
 - a SOVERSION raised with no incompatible change: fails.
+One unittest test method per behaviour. Ends with "N passed, M failed"; exits non-zero on
+any failure.
 """
 
 import argparse
@@ -20,11 +25,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHECK = os.path.join(ROOT, "tools", "check_abi.py")
 HEADER = os.path.join(ROOT, "include", "raida_healing.h")
 BASELINE = os.path.join(ROOT, "abi")
+
+CC = "cc"  # the C compiler command for the stand-in libraries (--cc)
 
 
 def run(so, header, soversion, baseline=BASELINE, write=False):
@@ -34,92 +42,144 @@ def run(so, header, soversion, baseline=BASELINE, write=False):
     return p.returncode, p.stdout + p.stderr
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--cc", default="cc")
-    args = parser.parse_args()
-    with open(os.path.join(BASELINE, "exports.txt")) as f:
-        exports = f.read().split()
-    with open(os.path.join(BASELINE, "soversion")) as f:
-        soversion = f.read().strip()
-    with open(HEADER) as f:
-        header_text = f.read()
-    tmp = tempfile.mkdtemp(prefix="check_abi.")
-    passed = 0
+class CheckAbiTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        with open(os.path.join(BASELINE, "exports.txt")) as f:
+            cls.exports = f.read().split()
+        with open(os.path.join(BASELINE, "soversion")) as f:
+            cls.soversion = f.read().strip()
+        with open(HEADER) as f:
+            cls.header_text = f.read()
+        cls.tmp = tempfile.mkdtemp(prefix="check_abi.")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp)
+        cls.full = cls.stand_in("full", cls.exports)
 
-    def stand_in(name, symbols):
-        src = os.path.join(tmp, name + ".c")
+    # ---- fixtures ----
+
+    @classmethod
+    def stand_in(cls, name, symbols):
+        """A shared library exporting exactly these (empty) functions."""
+        src = os.path.join(cls.tmp, name + ".c")
         with open(src, "w") as f:
             f.write("".join("void %s(void) {}\n" % s for s in symbols))
-        so = os.path.join(tmp, name + ".so")
-        subprocess.run(args.cc.split() + ["-shared", "-fPIC", "-o", so, src], check=True)
+        so = os.path.join(cls.tmp, name + ".so")
+        subprocess.run(CC.split() + ["-shared", "-fPIC", "-o", so, src], check=True)
         return so
 
-    def header(name, text):
-        path = os.path.join(tmp, name + ".h")
+    @classmethod
+    def header(cls, name, text):
+        path = os.path.join(cls.tmp, name + ".h")
         with open(path, "w") as f:
             f.write(text)
         return path
 
-    def expect(what, result, code, *needles):
-        nonlocal passed
-        got, out = result
-        if got != code or any(n not in out for n in needles):
-            print("FAIL %s: exit %d (wanted %d), output:\n%s" % (what, got, code, out))
-            sys.exit(1)
-        passed += 1
-        print("ok   %s" % what)
+    def removed_export(self):
+        """The first export renamed away: its stand-in library, its header, its name."""
+        removed = self.exports[0]
+        less_header = self.header("less", self.header_text.replace(
+            " %s(" % removed, " gone_%s(" % removed, 1))
+        less = self.stand_in("less", [e for e in self.exports if e != removed]
+                             + ["gone_" + removed])
+        return less, less_header, removed
 
-    try:
-        full = stand_in("full", exports)
-        expect("the baseline's exports and the header pass", run(full, HEADER, soversion), 0,
-               "check-abi: %d exports" % len(exports))
-
-        removed = exports[0]
-        less_header = header("less", header_text.replace(" %s(" % removed, " gone_%s(" % removed, 1))
-        less = stand_in("less", [e for e in exports if e != removed] + ["gone_" + removed])
-        expect("a removed export with the same SOVERSION fails",
-               run(less, less_header, soversion), 1,
-               "incompatible ABI change with an unchanged SOVERSION", "export %s removed" % removed)
-        expect("a removed export with a raised SOVERSION asks for the baseline",
-               run(less, less_header, str(int(soversion) + 1)), 1,
-               "SOVERSION raised", "make abi-baseline")
-
-        changed = header("struct", header_text.replace("  uint32_t sn;\n} coin_t;",
-                                                       "  uint64_t sn;\n} coin_t;"))
-        assert changed and open(changed).read() != header_text, "coin_t's sn field not found"
-        expect("a changed struct layout with the same SOVERSION fails",
-               run(full, changed, soversion), 1,
-               "incompatible ABI change", "struct coin_t changed", "uint64_t sn")
-        constant = header("constant", header_text.replace(
-            "#define RAIDA_STATUS_ALL_PASS 241", "#define RAIDA_STATUS_ALL_PASS 240"))
-        expect("a changed constant with the same SOVERSION fails",
-               run(full, constant, soversion), 1, "#define RAIDA_STATUS_ALL_PASS changed")
-
-        leaked = stand_in("leaked", exports + ["some_dependency_symbol"])
-        expect("a symbol the header does not declare fails",
-               run(leaked, HEADER, soversion), 1,
-               "exports some_dependency_symbol, which the header does not declare")
-
-        added_header = header("added", header_text.replace(
+    def added_export(self):
+        """raida_healing_new_export added to the exports and declared in the header."""
+        header_text = self.header_text
+        added_header = self.header("added", header_text.replace(
             "#endif", "size_t raida_healing_new_export(void);\n#endif", 1)
             if "#ifdef __cplusplus" not in header_text else header_text.replace(
             "#ifdef __cplusplus\n}", "size_t raida_healing_new_export(void);\n\n#ifdef __cplusplus\n}", 1))
-        added = stand_in("added", exports + ["raida_healing_new_export"])
-        expect("an addition asks for the baseline to record it",
-               run(added, added_header, soversion), 1,
-               "compatible additions", "export raida_healing_new_export added")
-        copy = os.path.join(tmp, "abi")
+        added = self.stand_in("added", self.exports + ["raida_healing_new_export"])
+        return added, added_header
+
+    def assertRun(self, result, code, *needles):
+        """check_abi.py exited with code and its output holds every needle."""
+        got, out = result
+        msg = "exit %d (wanted %d), output:\n%s" % (got, code, out)
+        self.assertEqual(got, code, msg)
+        for needle in needles:
+            self.assertIn(needle, out, msg)
+
+    def write_baseline(self, added, added_header):
+        """`make abi-baseline` on a copy of abi/ records the addition; returns the copy."""
+        copy = tempfile.mkdtemp(prefix="abi.", dir=self.tmp)
+        shutil.rmtree(copy)
         shutil.copytree(BASELINE, copy)
-        expect("abi-baseline records it", run(added, added_header, soversion, copy, write=True),
-               0, "abi baseline written")
-        expect("then the same SOVERSION passes", run(added, added_header, soversion, copy), 0)
-        expect("a raised SOVERSION without an incompatible change fails",
-               run(full, HEADER, str(int(soversion) + 1)), 1, "the ABI is compatible")
-    finally:
-        shutil.rmtree(tmp)
-    print("test_check_abi: %d passed, 0 failed" % passed)
+        self.assertRun(run(added, added_header, self.soversion, copy, write=True),
+                       0, "abi baseline written")
+        return copy
+
+    # ---- the behaviours ----
+
+    def test_baseline_exports_and_header_pass(self):
+        self.assertRun(run(self.full, HEADER, self.soversion), 0,
+                       "check-abi: %d exports" % len(self.exports))
+
+    def test_removed_export_with_same_soversion_fails(self):
+        less, less_header, removed = self.removed_export()
+        self.assertRun(run(less, less_header, self.soversion), 1,
+                       "incompatible ABI change with an unchanged SOVERSION",
+                       "export %s removed" % removed)
+
+    def test_removed_export_with_raised_soversion_asks_for_baseline(self):
+        less, less_header, _ = self.removed_export()
+        self.assertRun(run(less, less_header, str(int(self.soversion) + 1)), 1,
+                       "SOVERSION raised", "make abi-baseline")
+
+    def test_changed_struct_layout_with_same_soversion_fails(self):
+        changed = self.header("struct", self.header_text.replace(
+            "  uint32_t sn;\n} coin_t;", "  uint64_t sn;\n} coin_t;"))
+        with open(changed) as f:
+            self.assertNotEqual(f.read(), self.header_text, "coin_t's sn field not found")
+        self.assertRun(run(self.full, changed, self.soversion), 1,
+                       "incompatible ABI change", "struct coin_t changed", "uint64_t sn")
+
+    def test_changed_constant_with_same_soversion_fails(self):
+        constant = self.header("constant", self.header_text.replace(
+            "#define RAIDA_STATUS_ALL_PASS 241", "#define RAIDA_STATUS_ALL_PASS 240"))
+        self.assertRun(run(self.full, constant, self.soversion), 1,
+                       "#define RAIDA_STATUS_ALL_PASS changed")
+
+    def test_symbol_the_header_does_not_declare_fails(self):
+        leaked = self.stand_in("leaked", self.exports + ["some_dependency_symbol"])
+        self.assertRun(run(leaked, HEADER, self.soversion), 1,
+                       "exports some_dependency_symbol, which the header does not declare")
+
+    def test_addition_asks_for_baseline_to_record_it(self):
+        added, added_header = self.added_export()
+        self.assertRun(run(added, added_header, self.soversion), 1,
+                       "compatible additions", "export raida_healing_new_export added")
+
+    def test_abi_baseline_records_addition(self):
+        self.write_baseline(*self.added_export())
+
+    def test_recorded_addition_passes_with_same_soversion(self):
+        added, added_header = self.added_export()
+        copy = self.write_baseline(added, added_header)
+        self.assertRun(run(added, added_header, self.soversion, copy), 0)
+
+    def test_raised_soversion_without_incompatible_change_fails(self):
+        self.assertRun(run(self.full, HEADER, str(int(self.soversion) + 1)), 1,
+                       "the ABI is compatible")
+
+
+def main():
+    global CC
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cc", default="cc", help="the C compiler command (default cc)")
+    args, rest = parser.parse_known_args()
+    CC = args.cc
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2)
+    result = unittest.main(argv=[sys.argv[0]] + rest, testRunner=runner, exit=False).result
+    problems = result.failures + result.errors + result.skipped
+    failed = len(problems)
+    # A setUpClass error is reported by a stand-in, not a test that ran.
+    passed = result.testsRun - sum(isinstance(t, unittest.TestCase) for t, _ in problems)
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 and result.testsRun > 0 else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

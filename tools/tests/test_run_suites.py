@@ -5,7 +5,8 @@ Runs it on a throw-away Makefile of three suites (one passes, one fails after a 
 assembler warnings with the real cause, ENOSPC, in the middle, one passes) and checks
 the screen: `[i/N] NAME ... passed in T s` lines, the failing suite's first error line
 (not a warning) and log path, every suite run, the tally, exit 1; with --stop, the run
-ends at the failure and the tally says how many were not run.
+ends at the failure and the tally says how many were not run. One unittest test method
+per behaviour; ends with "N passed, M failed" and exits non-zero on any failure.
 """
 
 import os
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import unittest
 
 RUNNER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "run_suites.py")
@@ -37,46 +39,95 @@ def run(args, cwd):
                            "--logs", "logs"] + args, cwd=cwd, capture_output=True, text=True)
 
 
-def main():
-    tmp = tempfile.mkdtemp(prefix="run_suites.")
-    try:
-        with open(os.path.join(tmp, "suites.mk"), "w") as f:
+def screen(p):
+    """A failure message: what the runner printed."""
+    return "exit %d, output:\n%s%s" % (p.returncode, p.stdout, p.stderr)
+
+
+class RunSuitesTest(unittest.TestCase):
+    """The three runs, made once: every suite (one failing), --stop, and all passing."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="run_suites.")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp)
+        with open(os.path.join(cls.tmp, "suites.mk"), "w") as f:
             f.write(MAKEFILE)
-        p = run(["good", "noisy", "last"], tmp)
-        lines = p.stdout.splitlines()
-        checks = [
-            (p.returncode == 1, "exit 1 on a failure"),
-            (re.fullmatch(r"\[1/3\] good  \.\.\. passed in \d+\.\d s", lines[0]), "line 1"),
-            (re.fullmatch(r"\[2/3\] noisy \.\.\. FAILED in \d+\.\d s \(exit 2\)", lines[1]), "line 2"),
-            (lines[2] == "    first error: cc1: fatal error: cannot write build/x.o: "
-                         "No space left on device", "the first real error, not a warning"),
-            (lines[3] == "    log: logs/noisy.log", "the log's path"),
-            (re.fullmatch(r"\[3/3\] last  \.\.\. passed in \d+\.\d s", lines[4]), "the rest still runs"),
-            (lines[5] == "suites: 2 passed, 1 failed", "the tally, alone on its line"),
-            (re.fullmatch(r"time: 3 suites in \d+ s", lines[6]), "the time"),
-            (lines[7] == "failed: noisy (logs in logs)", "which failed"),
-            (open(os.path.join(tmp, "logs", "noisy.log")).read().count("Warning:") == 5,
-             "the whole output is in the log"),
-        ]
-        p = run(["--stop", "noisy", "last"], tmp)
-        checks += [
-            (p.returncode == 1 and "[2/2]" not in p.stdout, "--stop ends at the failure"),
-            (re.search(r"^suites: 0 passed, 1 failed, 1 skipped$", p.stdout, re.MULTILINE),
-             "--stop's tally"),
-        ]
-        p = run(["good", "last"], tmp)
-        checks.append((p.returncode == 0 and "\nsuites: 2 passed, 0 failed\n" in p.stdout,
-                       "all passed: exit 0"))
-        failed = [what for ok, what in checks if not ok]
-        for what in failed:
-            print("FAIL %s" % what)
-        if failed:
-            print(p.stdout)
-            sys.exit(1)
-        print("test_run_suites: %d passed, 0 failed" % len(checks))
-    finally:
-        shutil.rmtree(tmp)
+        cls.failing = run(["good", "noisy", "last"], cls.tmp)
+        cls.stopped = run(["--stop", "noisy", "last"], cls.tmp)
+        cls.passing = run(["good", "last"], cls.tmp)
+
+    def line(self, i):
+        """Line i (from 0) of the failing run's screen."""
+        lines = self.failing.stdout.splitlines()
+        self.assertGreater(len(lines), i, screen(self.failing))
+        return lines[i]
+
+    def assertFullMatch(self, pattern, text):
+        self.assertTrue(re.fullmatch(pattern, text),
+                        "%r does not match %r\n%s" % (text, pattern, screen(self.failing)))
+
+    # ---- every suite run, one failing ----
+
+    def test_exit_1_on_a_failure(self):
+        self.assertEqual(self.failing.returncode, 1, screen(self.failing))
+
+    def test_line_1(self):
+        self.assertFullMatch(r"\[1/3\] good  \.\.\. passed in \d+\.\d s", self.line(0))
+
+    def test_line_2(self):
+        self.assertFullMatch(r"\[2/3\] noisy \.\.\. FAILED in \d+\.\d s \(exit 2\)", self.line(1))
+
+    def test_the_first_real_error_not_a_warning(self):
+        self.assertEqual(self.line(2), "    first error: cc1: fatal error: cannot write build/x.o: "
+                                       "No space left on device", screen(self.failing))
+
+    def test_the_logs_path(self):
+        self.assertEqual(self.line(3), "    log: logs/noisy.log", screen(self.failing))
+
+    def test_the_rest_still_runs(self):
+        self.assertFullMatch(r"\[3/3\] last  \.\.\. passed in \d+\.\d s", self.line(4))
+
+    def test_the_tally_alone_on_its_line(self):
+        self.assertEqual(self.line(5), "suites: 2 passed, 1 failed", screen(self.failing))
+
+    def test_the_time(self):
+        self.assertFullMatch(r"time: 3 suites in \d+ s", self.line(6))
+
+    def test_which_failed(self):
+        self.assertEqual(self.line(7), "failed: noisy (logs in logs)", screen(self.failing))
+
+    def test_the_whole_output_is_in_the_log(self):
+        with open(os.path.join(self.tmp, "logs", "noisy.log")) as f:
+            self.assertEqual(f.read().count("Warning:"), 5)
+
+    # ---- --stop ----
+
+    def test_stop_ends_at_the_failure(self):
+        self.assertEqual(self.stopped.returncode, 1, screen(self.stopped))
+        self.assertNotIn("[2/2]", self.stopped.stdout, screen(self.stopped))
+
+    def test_stops_tally(self):
+        self.assertRegex(self.stopped.stdout,
+                         re.compile(r"^suites: 0 passed, 1 failed, 1 skipped$", re.MULTILINE))
+
+    # ---- all passing ----
+
+    def test_all_passed_exit_0(self):
+        self.assertEqual(self.passing.returncode, 0, screen(self.passing))
+        self.assertIn("\nsuites: 2 passed, 0 failed\n", self.passing.stdout, screen(self.passing))
+
+
+def main():
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2)
+    result = unittest.main(testRunner=runner, exit=False).result
+    problems = result.failures + result.errors + result.skipped
+    failed = len(problems)
+    # A setUpClass error is reported by a stand-in, not a test that ran.
+    passed = result.testsRun - sum(isinstance(t, unittest.TestCase) for t, _ in problems)
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 and result.testsRun > 0 else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
