@@ -27,6 +27,8 @@ import sys
 import tempfile
 import unittest
 
+import tally
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHECK = os.path.join(ROOT, "tools", "check_abi.py")
 HEADER = os.path.join(ROOT, "include", "raida_healing.h")
@@ -171,14 +173,7 @@ def main():
     parser.add_argument("--cc", default="cc", help="the C compiler command (default cc)")
     args, rest = parser.parse_known_args()
     CC = args.cc
-    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2)
-    result = unittest.main(argv=[sys.argv[0]] + rest, testRunner=runner, exit=False).result
-    problems = result.failures + result.errors + result.skipped
-    failed = len(problems)
-    # A setUpClass error is reported by a stand-in, not a test that ran.
-    passed = result.testsRun - sum(isinstance(t, unittest.TestCase) for t, _ in problems)
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 and result.testsRun > 0 else 1
+    return tally.run([sys.argv[0]] + rest)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import sys
 import tempfile
 import unittest
 
+import tally
+
 RUNNER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "run_suites.py")
 
@@ -119,14 +121,7 @@ class RunSuitesTest(unittest.TestCase):
 
 
 def main():
-    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2)
-    result = unittest.main(testRunner=runner, exit=False).result
-    problems = result.failures + result.errors + result.skipped
-    failed = len(problems)
-    # A setUpClass error is reported by a stand-in, not a test that ran.
-    passed = result.testsRun - sum(isinstance(t, unittest.TestCase) for t, _ in problems)
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 and result.testsRun > 0 else 1
+    return tally.run(sys.argv)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import time
 import unittest
 import zlib
 
+import tally
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 TOOL = os.path.join(ROOT, "tools", "raida_healing.py")
@@ -1014,16 +1016,12 @@ def main():
     parser.add_argument("--lib", required=True)
     parser.add_argument("--host-present", required=True)
     parser.add_argument("--fake-abi", required=True)
-    ARGS = parser.parse_args()
+    ARGS, rest = parser.parse_known_args()
     ARGS.lib = os.path.abspath(ARGS.lib)
     ARGS.host_present = os.path.abspath(ARGS.host_present)
     ARGS.fake_abi = os.path.abspath(ARGS.fake_abi)
     LIB = rh.Library(ARGS.lib)
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.skipped)
-    print("%d passed, %d failed" % (result.testsRun - failed, failed))
-    return 0 if failed == 0 and result.testsRun > 0 else 1
+    return tally.run([sys.argv[0]] + rest)
 
 
 if __name__ == "__main__":
