@@ -21,22 +21,23 @@
 //! an older ticket costs in proportion to the coins taken.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::protocol::{Coin, COIN_BYTES, TOTAL_RAIDA_SERVERS};
+use crate::protocol::{Coin, CoinKey, COIN_BYTES, TOTAL_RAIDA_SERVERS};
 use crate::random::RandomError;
 
 mod claim_policy;
+mod coin_hashing;
 mod coin_index;
 mod guess_throttle;
 mod ticket_map;
 pub use claim_policy::{ClaimPolicy, CLAIM_POLICY_VAR};
-use coin_index::CoinIndex;
+use coin_hashing::CoinHashing;
+use coin_index::{CoinIndex, Holders};
 pub use guess_throttle::{
     GuessThrottle, SourceVerdict, GUESS_BURST, GUESS_COOLDOWN, GUESS_REFILL, MAX_TRACKED_SOURCES,
 };
@@ -58,7 +59,7 @@ pub const POOL_MEMORY_BOUND: usize = 60 << 20;
 /// take 256 charges of the capacity, the rest is 2^20 coins.
 pub const MAX_COINS_HELD: usize = 256 * MAX_COINS_PER_TICKET;
 /// A coin is on at most this many live tickets; a newer ticket takes it from the oldest.
-pub const MAX_TICKETS_PER_COIN: usize = 4;
+pub const MAX_TICKETS_PER_COIN: usize = coin_index::MAX_HOLDERS;
 /// A ticket is gone this long after its creation.
 pub const TICKET_LIFETIME: Duration = Duration::from_secs(300);
 
@@ -155,71 +156,6 @@ impl Ticket {
         self.coins.len() / COIN_BYTES
     }
 }
-
-use crate::protocol::CoinKey;
-
-/// Hashing for coin keys: a seeded splitmix64 finaliser, a few cycles a coin where std's
-/// SipHash costs several times the rest of get_ticket's work on the coin. The seed is
-/// per pool and unpredictable (std's own random keys), so chosen coins cannot be made to
-/// collide.
-#[derive(Clone)]
-struct CoinHashing {
-    seed: u64,
-}
-
-impl Default for CoinHashing {
-    fn default() -> Self {
-        CoinHashing {
-            seed: std::collections::hash_map::RandomState::new().hash_one(0u64),
-        }
-    }
-}
-
-impl BuildHasher for CoinHashing {
-    type Hasher = CoinHasher;
-
-    fn build_hasher(&self) -> CoinHasher {
-        CoinHasher(self.seed)
-    }
-}
-
-impl CoinHashing {
-    /// The hash of one coin key.
-    #[inline]
-    fn hash_key(&self, key: u64) -> u64 {
-        let mut hasher = self.build_hasher();
-        hasher.write_u64(key);
-        hasher.finish()
-    }
-}
-
-struct CoinHasher(u64);
-
-impl Hasher for CoinHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u32(&mut self, value: u32) {
-        self.write_u64(u64::from(value));
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        let mut z = self.0 ^ value;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        self.0 = z ^ (z >> 31);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// The live tickets holding one coin, oldest first, then zeros (an id is never 0).
-type Holders = [u32; MAX_TICKETS_PER_COIN];
 
 /// Removes `id` from `holders`, keeping the order; true when none is left.
 fn forget(holders: &mut Holders, id: u32) -> bool {

@@ -24,7 +24,14 @@
 //! high-water size (it does not shrink when tickets go). Nothing is allocated before the
 //! first coin of a segment.
 
-use super::{CoinHashing, CoinKey, Holders};
+use super::coin_hashing::CoinHashing;
+use crate::protocol::CoinKey;
+
+/// The most live tickets one coin sits on (the pool's `MAX_TICKETS_PER_COIN`).
+pub(super) const MAX_HOLDERS: usize = 4;
+
+/// The live tickets holding one coin, oldest first, then zeros (an id is never 0).
+pub(super) type Holders = [u32; MAX_HOLDERS];
 
 /// Independent tables the coins are spread over (by the hash's top byte).
 pub(super) const SEGMENTS: usize = 256;

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use super::{CoinHashing, Ticket};
+use super::coin_hashing::CoinHashing;
+use super::Ticket;
 
 /// Independent maps the tickets are spread over (by the seeded hash of the id).
 const SEGMENTS: usize = 256;
