@@ -5,7 +5,8 @@
 # root: runs ldconfig. Anywhere else: says which of rpath, LD_LIBRARY_PATH or
 # /etc/ld.so.conf.d makes the library found.
 destdir=$1 libdir=$2 soversion=$3 pythondir=$4
-ldconfig=${LDCONFIG:-ldconfig}
+# ldconfig lives in /sbin, which is not on a non-root user's PATH on Debian.
+ldconfig=${LDCONFIG:-$(command -v ldconfig || echo /sbin/ldconfig)}
 so=libraida_healing.so.$soversion
 
 if [ -n "$destdir" ]; then

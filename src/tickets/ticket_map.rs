@@ -32,7 +32,9 @@ impl Default for TicketMap {
 impl TicketMap {
     #[inline]
     fn segment(&self, id: u32) -> usize {
-        (self.hashing.hash_key(u64::from(id)) >> 56) as usize % SEGMENTS
+        // Bits 32..40 of the hash: the std table inside the segment takes its bucket from
+        // the low bits and its tag from the top 7, so neither is constant within a segment.
+        (self.hashing.hash_key(u64::from(id)) >> 32) as usize % SEGMENTS
     }
 
     /// Live tickets.
