@@ -1,9 +1,12 @@
 /*
  * test_claims.c: who may claim a ticket, through the header as the legacy server calls
  * cmd_validate_ticket. Runs with RAIDA_HEALING_CLAIM_POLICY=listed (set before the first
- * call); the client's address is given the two ways the server gives it: ci->ip (the
- * dotted string) and ci->sk (a real loopback TCP connection from 127.0.0.x, read with
- * getpeername). A conn_info_t with neither keeps the behaviour without a policy.
+ * call; one group sets `any` in its own child before its first call); the client's
+ * address is given the ways the server gives it: ci->ip (the dotted string), ci->sk (a
+ * real loopback TCP connection from 127.0.0.x, read with getpeername) and, for UDP,
+ * ci->sa (the datagram's source, a sockaddr_in) or a UDP socket in ci->sk. A UDP source
+ * can be forged: forged failures must not cut off the peer's TCP claims, and `listed`
+ * refuses UDP claims. A conn_info_t with no address keeps the behaviour without a policy.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -52,8 +55,10 @@ static uint32_t ticket_for(uint32_t sn)
 }
 
 /* A claim of ticket id for RAIDA claimer; the client is ip (dotted, may be NULL) and/or
- * the socket sk (-1: none; 0 is what a zeroed conn_info_t holds). */
-static rq_result_t claim_as(uint8_t claimer, uint32_t id, const char *ip, int sk)
+ * the socket sk (-1: none; 0 is what a zeroed conn_info_t holds) and/or the UDP source sa
+ * (NULL: not UDP). */
+static rq_result_t claim_via(uint8_t claimer, uint32_t id, const char *ip, int sk,
+                             struct sockaddr_in *sa)
 {
     unsigned char payload[5];
     payload[0] = claimer;
@@ -65,16 +70,19 @@ static rq_result_t claim_as(uint8_t claimer, uint32_t id, const char *ip, int sk
         snprintf(ci.ip, sizeof ci.ip, "%s", ip);
     if (sk >= 0)
         ci.sk = sk;
+    ci.sa = (struct sockaddr *)sa;
     cmd_validate_ticket(&ci);
     rq_result_t r = { ci.command_status, ci.output_size, ci.output };
     rq_body_free(&body);
     return r;
 }
 
-/* The status of a claim; the coin it lists must be (1, sn) when it succeeds. */
-static int claim_status(uint8_t claimer, uint32_t id, const char *ip, int sk, uint32_t sn)
+/* The status of a claim (as claim_via); the coin it lists must be (1, sn) when it
+ * succeeds, and a refusal has no body. */
+static int claim_status_via(uint8_t claimer, uint32_t id, const char *ip, int sk,
+                            struct sockaddr_in *sa, uint32_t sn)
 {
-    rq_result_t r = claim_as(claimer, id, ip, sk);
+    rq_result_t r = claim_via(claimer, id, ip, sk, sa);
     unsigned char coin[5];
     rq_put_coin(coin, 1, sn);
     if (r.status == RAIDA_STATUS_SUCCESS)
@@ -85,6 +93,21 @@ static int claim_status(uint8_t claimer, uint32_t id, const char *ip, int sk, ui
     int status = r.status;
     rq_result_free(&r);
     return status;
+}
+
+/* The status of a claim over TCP (or with no sign of UDP): sa NULL. */
+static int claim_status(uint8_t claimer, uint32_t id, const char *ip, int sk, uint32_t sn)
+{
+    return claim_status_via(claimer, id, ip, sk, NULL, sn);
+}
+
+/* The status of a claim by UDP whose datagram says it comes from `from` (port 18012): the
+ * server sets sa to the source and ip to the same address, as it does per datagram. */
+static int claim_status_udp(uint8_t claimer, uint32_t id, const char *from, uint32_t sn)
+{
+    struct sockaddr_in source = { .sin_family = AF_INET, .sin_port = htons(18012) };
+    inet_pton(AF_INET, from, &source.sin_addr);
+    return claim_status_via(claimer, id, from, -1, &source, sn);
 }
 
 /* A TCP connection from `from` (a 127.0.0.x address) to a listener on 127.0.0.1; returns
@@ -144,8 +167,8 @@ static void group_listed_by_ip_field(void)
     /* the index is still checked first */
     CHECK_INT(claim_status(25, id, STRANGER_IP, -1, 100), RAIDA_STATUS_WRONG_RAIDA);
     /* logged, once a minute per source: the stranger's three refusals give one line */
-    CHECK_INT(host_log_count("from " STRANGER_IP " refused (43) by RAIDA_HEALING_CLAIM_POLICY=listed"), 1);
-    CHECK_INT(host_log_count("from " OTHER_PEER_IP " refused (43)"), 1);
+    CHECK_INT(host_log_count("from " STRANGER_IP " by TCP refused (43) by RAIDA_HEALING_CLAIM_POLICY=listed"), 1);
+    CHECK_INT(host_log_count("from " OTHER_PEER_IP " by TCP refused (43)"), 1);
 }
 
 static void group_listed_by_socket(void)
@@ -157,7 +180,7 @@ static void group_listed_by_socket(void)
     CHECK_INT(claim_status(PEER, id, NULL, stranger, 200), RAIDA_STATUS_NO_TICKET_FOUND);
     CHECK_INT(claim_status(PEER, id, NULL, peer, 200), RAIDA_STATUS_SUCCESS);
     CHECK_INT(claim_status(PEER, id, NULL, peer, 200), RAIDA_STATUS_TICKET_CLAIMED_ALREADY);
-    CHECK_INT(host_log_count("from " STRANGER_IP " refused (43)"), 1);
+    CHECK_INT(host_log_count("from " STRANGER_IP " by TCP refused (43)"), 1);
     close(stranger);
     close(stranger_client);
     close(peer);
@@ -198,6 +221,72 @@ static void group_guessing_is_throttled(void)
     CHECK_INT(claim_status(OTHER_PEER, other, OTHER_PEER_IP, -1, 401), RAIDA_STATUS_SUCCESS);
 }
 
+/* listed: a UDP claim naming the listed RAIDA from its listed IP is refused like any
+ * other (its source cannot be verified), revealing nothing; the same over TCP succeeds. */
+static void group_listed_refuses_udp(void)
+{
+    setup();
+    uint32_t id = ticket_for(500), other = ticket_for(501);
+    /* a live ticket and an unknown one answer alike: 43, no body */
+    CHECK_INT(claim_status_udp(PEER, id, PEER_IP, 500), RAIDA_STATUS_NO_TICKET_FOUND);
+    CHECK_INT(claim_status_udp(PEER, id ^ 0x100, PEER_IP, 500), RAIDA_STATUS_NO_TICKET_FOUND);
+    CHECK_INT(claim_status_udp(PEER, id, PEER_IP, 500), RAIDA_STATUS_NO_TICKET_FOUND);
+    /* a UDP socket in sk with ip set and sa NULL is UDP as well */
+    int udp = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(udp > 0, "udp socket");
+    CHECK_INT(claim_status(PEER, id, PEER_IP, udp, 500), RAIDA_STATUS_NO_TICKET_FOUND);
+    close(udp);
+    /* the refusals claimed nothing: over TCP (ip set, sa NULL) the peer gets the coin */
+    CHECK_INT(claim_status(PEER, id, PEER_IP, -1, 500), RAIDA_STATUS_SUCCESS);
+    CHECK_INT(claim_status(PEER, id, PEER_IP, -1, 500), RAIDA_STATUS_TICKET_CLAIMED_ALREADY);
+    /* and from a real loopback TCP connection from its address, after more UDP refusals
+     * than the guess throttle allows (they are refused before it, and counted nowhere) */
+    for (uint32_t guess = 1; guess <= GUESS_BURST + 1; guess++)
+        CHECK_INT(claim_status_udp(PEER, other ^ (guess << 8), PEER_IP, 501),
+                  RAIDA_STATUS_NO_TICKET_FOUND);
+    int peer_client, peer = accepted_from(PEER_IP, &peer_client);
+    CHECK_INT(claim_status(PEER, other, NULL, peer, 501), RAIDA_STATUS_SUCCESS);
+    close(peer);
+    close(peer_client);
+    /* logged once (once a minute per source and transport), saying why */
+    CHECK_INT(host_log_count("claim for RAIDA 12 from " PEER_IP " by UDP refused (43) by "
+                             "RAIDA_HEALING_CLAIM_POLICY=listed: it came by UDP"), 1);
+    CHECK_INT(host_log_count("refused (43)"), 1);
+    CHECK_INT(host_log_count("failed more than 60 claims"), 0);
+}
+
+/* any: an outsider forges RAIDA 12's address on 61 failing UDP claims. UDP claims "from"
+ * it are cut off; its TCP claims (ip with sa NULL, or a real loopback TCP socket in sk)
+ * still get their ticket's coins. */
+static void group_forged_udp_failures_spare_tcp_claims(void)
+{
+    /* In this group's child, before its first library call: the pool reads it once. */
+    setenv("RAIDA_HEALING_CLAIM_POLICY", "any", 1);
+    setup();
+    uint32_t id = ticket_for(600), other = ticket_for(601), third = ticket_for(602);
+    for (uint32_t guess = 1; guess <= GUESS_BURST + 1; guess++) {
+        uint32_t unknown = id ^ (guess << 8);
+        CHECK(unknown != other && unknown != third && unknown != 0, "guess %u is live", guess);
+        CHECK_INT(claim_status_udp(PEER, unknown, PEER_IP, 600), RAIDA_STATUS_NO_TICKET_FOUND);
+    }
+    CHECK_INT(host_log_count(PEER_IP " (UDP: the source address is unproven) failed more "
+                             "than 60 claims"), 1);
+    CHECK_INT(host_log_count("its TCP claims are not affected"), 1);
+    /* UDP claims from that address: refused, live ticket or not */
+    CHECK_INT(claim_status_udp(PEER, id, PEER_IP, 600), RAIDA_STATUS_NO_TICKET_FOUND);
+    /* under `any` UDP claims from elsewhere are accepted, in their own allowance */
+    CHECK_INT(claim_status_udp(OTHER_PEER, id, STRANGER_IP, 600), RAIDA_STATUS_SUCCESS);
+    /* the honest peer over TCP: ip set, sa NULL */
+    CHECK_INT(claim_status(PEER, id, PEER_IP, -1, 600), RAIDA_STATUS_SUCCESS);
+    /* the honest peer on a real loopback TCP connection: sk alone, then sk with ip */
+    int peer_client, peer = accepted_from(PEER_IP, &peer_client);
+    CHECK_INT(claim_status(PEER, other, NULL, peer, 601), RAIDA_STATUS_SUCCESS);
+    CHECK_INT(claim_status(PEER, third, PEER_IP, peer, 602), RAIDA_STATUS_SUCCESS);
+    close(peer);
+    close(peer_client);
+    CHECK_INT(host_log_count("failed more than 60 claims"), 1);
+}
+
 int main(void)
 {
     /* Before the library's first call: the pool reads it once. */
@@ -206,5 +295,7 @@ int main(void)
     run_group("listed_by_socket", group_listed_by_socket);
     run_group("no_address", group_no_address_keeps_the_legacy_behaviour);
     run_group("guessing_is_throttled", group_guessing_is_throttled);
+    run_group("listed_refuses_udp", group_listed_refuses_udp);
+    run_group("forged_udp_spares_tcp", group_forged_udp_failures_spare_tcp_claims);
     return check_summary();
 }

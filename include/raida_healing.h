@@ -153,11 +153,14 @@
 //
 // A handler reads `body`, `body_size`, `encryption_type` and `coin_id`, and writes
 // `output`, `output_size` and `command_status`; it leaves every other field alone.
-// validate_ticket also reads `ip`, `sa` and `sk`: who the client is (`client_addr`).
+// validate_ticket also reads `ip`, `sa` and `sk`: who the client is, and whether it came
+// by UDP, whose source address can be forged (`client_addr`).
 typedef struct conn_info_t {
-  // Peer address; non-NULL only for UDP.
+  // Peer address; non-NULL only for UDP (the datagram's source, which its sender
+  // chose). validate_ticket takes non-NULL as the sign of a UDP claim.
   struct sockaddr *sa;
-  // Client socket.
+  // Client socket: for TCP, getpeername gives the client's address; a socket that is
+  // not SOCK_STREAM also marks a claim as UDP.
   int sk;
   // Echo bytes, returned in the response header.
   uint8_t e0;
@@ -188,6 +191,8 @@ typedef struct conn_info_t {
   uint8_t cgroup;
   uint8_t command;
   uint8_t shard_id;
+  // The client's IPv4 address, dotted, NUL-terminated; the server fills it for TCP and
+  // UDP alike.
   char ip[16];
   unsigned long exec_time;
   // The request's coin id; copied into requests sent to peers.
@@ -308,9 +313,12 @@ void cmd_get_ticket(struct conn_info_t *ci);
 // index, 18 for an index above 24, 16 or 36 on a bad body.
 // When `ci` says who the client is (`ip`, else the peer of socket `sk`, else `sa`), 43
 // also answers a claim that RAIDA_HEALING_CLAIM_POLICY=listed refuses (the address is
-// not the one configured for that index) and every claim of a source that failed more
-// than 60 claims at once or 12 a minute (guessing ids; refused for 300 s); both are
-// logged at most once a minute per source, and neither tells whether the ticket exists.
+// not the one configured for that index, or the claim came by UDP) and every claim of
+// a source that failed more than 60 claims at once or 12 a minute (guessing ids;
+// refused for 300 s); both are logged at most once a minute per source, and neither
+// tells whether the ticket exists. A claim is UDP when `sa` is not NULL or `sk` is not
+// a SOCK_STREAM socket; a UDP source address can be forged, so UDP failures are counted
+// apart and only ever cut off UDP claims from that address, never its TCP claims.
 //
 // # Safety
 // As for `cmd_get_ticket`.

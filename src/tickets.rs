@@ -21,7 +21,6 @@
 //! an older ticket costs in proportion to the coins taken.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,11 +30,13 @@ use crate::protocol::{Coin, CoinKey, COIN_BYTES, TOTAL_RAIDA_SERVERS};
 use crate::random::RandomError;
 
 mod claim_policy;
+mod claim_source;
 mod coin_hashing;
 mod coin_index;
 mod guess_throttle;
 mod ticket_map;
 pub use claim_policy::{ClaimPolicy, CLAIM_POLICY_VAR};
+pub use claim_source::{ClaimSource, Transport};
 use coin_hashing::CoinHashing;
 use coin_index::{CoinIndex, Holders};
 pub use guess_throttle::{
@@ -392,6 +393,9 @@ pub enum ClaimRefusal {
     Claim(ClaimError),
     /// The claim policy does not let this address speak for the RAIDA it named.
     NotListed,
+    /// The claim policy is `listed` and the claim came by UDP, whose source address
+    /// cannot be verified (peers claim over TCP).
+    Unverified,
     /// The source is cut off for guessing.
     Throttled,
 }
@@ -580,16 +584,17 @@ impl TicketPool {
         Ok(Arc::clone(&ticket.coins))
     }
 
-    /// A claim from a client whose address the server gave (`source`), naming RAIDA
-    /// `claimer`, whose configured address is `configured`: the claim policy first, then
-    /// the guess throttle, then the pool; a failed claim counts against the source. Every
-    /// refusal answers as an unknown ticket would, so it tells nothing of the ticket;
-    /// refusals are logged (at most once a minute per source).
+    /// A claim from a client whose address the server gave (`source`, with the transport
+    /// it came by), naming RAIDA `claimer`, whose configured address is `configured`: the
+    /// claim policy first, then the guess throttle, then the pool; a failed claim counts
+    /// against the source (UDP sources apart from TCP ones). Every refusal answers as an
+    /// unknown ticket would, so it tells nothing of the ticket; refusals are logged (at
+    /// most once a minute per source and transport).
     pub fn claim_from(
         &self,
         id: u32,
         claimer: u8,
-        source: IpAddr,
+        source: ClaimSource,
         configured: Option<std::net::Ipv4Addr>,
     ) -> Result<Arc<[u8]>, ClaimRefusal> {
         if usize::from(claimer) >= TOTAL_RAIDA_SERVERS {
@@ -597,17 +602,36 @@ impl TicketPool {
         }
         let now = self.clock.now();
         if !self.policy.admits(source, configured) {
+            let ip = source.ip;
+            let refusal = match source.transport {
+                Transport::Stream => ClaimRefusal::NotListed,
+                Transport::Datagram => ClaimRefusal::Unverified,
+            };
             if let Some(skipped) = self.policy_log.may_log(source, now) {
-                let expected = configured.map_or("no address".to_string(), |ip| ip.to_string());
+                let why = match refusal {
+                    ClaimRefusal::Unverified => format!(
+                        "it came by UDP, whose source address anyone can forge; peers claim \
+                         over TCP, and only TCP claims from RAIDA {claimer}'s configured \
+                         address are accepted"
+                    ),
+                    _ => {
+                        let expected =
+                            configured.map_or("no address".to_string(), |ip| ip.to_string());
+                        format!(
+                            "the config gives RAIDA {claimer} {expected}; if that peer really \
+                             connects from {ip}, add that address to the config or set \
+                             {CLAIM_POLICY_VAR}=any"
+                        )
+                    }
+                };
                 crate::log::warning(&format!(
-                    "validate_ticket: claim for RAIDA {claimer} from {source} refused (43) by \
-                     {CLAIM_POLICY_VAR}=listed: the config gives RAIDA {claimer} {expected}; \
-                     if that peer really connects from {source}, add that address to the \
-                     config or set {CLAIM_POLICY_VAR}=any ({skipped} more refusals from this \
-                     source since the last line)"
+                    "validate_ticket: claim for RAIDA {claimer} from {ip} by {} refused (43) \
+                     by {CLAIM_POLICY_VAR}=listed: {why} ({skipped} more refusals from this \
+                     source since the last line)",
+                    source.transport.name()
                 ));
             }
-            return Err(ClaimRefusal::NotListed);
+            return Err(refusal);
         }
         if let SourceVerdict::CutOff { log } = self.throttle.check(source, now) {
             if let Some(line) = log {

@@ -1,6 +1,7 @@
 //! validate_ticket with the client's address: each claim policy, a claim from a listed
-//! and from an unlisted address; the guess throttle through the command; a request with
-//! no address behaves as before. Exact statuses and bytes.
+//! and from an unlisted address, over TCP and by UDP; the guess throttle through the
+//! command, forged UDP sources kept apart from TCP ones; a request with no address
+//! behaves as before. Exact statuses and bytes.
 
 use std::net::{IpAddr, SocketAddrV4};
 
@@ -10,7 +11,7 @@ use raida_healing::commands::{Command, Request};
 use raida_healing::protocol::{Coin, Status};
 use raida_healing::store::MemoryStore;
 use raida_healing::tickets::testing::{ManualClock, ScriptedIds};
-use raida_healing::tickets::{ClaimPolicy, TicketPool, GUESS_BURST, GUESS_COOLDOWN};
+use raida_healing::tickets::{ClaimPolicy, ClaimSource, TicketPool, GUESS_BURST, GUESS_COOLDOWN};
 
 const PEER: u8 = 12;
 const LIVE: u32 = 0x0101_0101;
@@ -27,19 +28,29 @@ fn server(policy: ClaimPolicy) -> (Server<MemoryStore>, ManualClock) {
     (server, clock)
 }
 
+/// A client over TCP from `ip`.
+fn tcp(ip: &str) -> Option<ClaimSource> {
+    Some(ClaimSource::stream(ip.parse::<IpAddr>().unwrap()))
+}
+
+/// A client whose UDP datagram says it comes from `ip`.
+fn udp(ip: &str) -> Option<ClaimSource> {
+    Some(ClaimSource::datagram(ip.parse::<IpAddr>().unwrap()))
+}
+
 /// A claim for `claimer` of `ticket` from `client`: (status, body).
 fn claim_from(
     server: &Server<MemoryStore>,
     claimer: u8,
     ticket: u32,
-    client: Option<&str>,
+    client: Option<ClaimSource>,
 ) -> (Status, Vec<u8>) {
     let body = legacy_body(&claim(claimer, ticket));
     let request = Request {
         body: Some(&body),
         encryption_type: 0,
         coin_id: 6,
-        client: client.map(|c| c.parse::<IpAddr>().unwrap()),
+        client,
     };
     let response = server.node().run(Command::ValidateTicket, &request);
     (response.status, response.body.to_vec())
@@ -50,20 +61,20 @@ fn listed_accepts_only_the_configured_ip() {
     let (server, _) = server(ClaimPolicy::Listed);
     let refused = (Status::NoTicketFound, vec![]);
     // an unlisted address: 43 for a live ticket, exactly as for an unknown one
-    assert_eq!(claim_from(&server, PEER, LIVE, Some("127.0.0.13")), refused);
+    assert_eq!(claim_from(&server, PEER, LIVE, tcp("127.0.0.13")), refused);
     assert_eq!(
-        claim_from(&server, PEER, LIVE + 1, Some("127.0.0.13")),
+        claim_from(&server, PEER, LIVE + 1, tcp("127.0.0.13")),
         refused
     );
     // an index with no configured address
-    assert_eq!(claim_from(&server, 20, LIVE, Some("127.0.0.12")), refused);
+    assert_eq!(claim_from(&server, 20, LIVE, tcp("127.0.0.12")), refused);
     // the configured IP (any port), also IPv4-mapped
     assert_eq!(
-        claim_from(&server, PEER, LIVE, Some("::ffff:127.0.0.12")),
+        claim_from(&server, PEER, LIVE, tcp("::ffff:127.0.0.12")),
         (Status::Success, COIN.to_vec())
     );
     assert_eq!(
-        claim_from(&server, PEER, LIVE, Some("127.0.0.12")),
+        claim_from(&server, PEER, LIVE, tcp("127.0.0.12")),
         (Status::TicketClaimedAlready, vec![])
     );
     // no address: as before the policy
@@ -72,7 +83,7 @@ fn listed_accepts_only_the_configured_ip() {
         (Status::Success, COIN.to_vec())
     );
     assert_eq!(
-        claim_from(&server, 25, LIVE, Some("127.0.0.13")),
+        claim_from(&server, 25, LIVE, tcp("127.0.0.13")),
         (Status::WrongRaida, vec![])
     );
 }
@@ -81,11 +92,11 @@ fn listed_accepts_only_the_configured_ip() {
 fn any_accepts_every_address() {
     let (server, _) = server(ClaimPolicy::Any);
     assert_eq!(
-        claim_from(&server, PEER, LIVE, Some("127.0.0.13")),
+        claim_from(&server, PEER, LIVE, tcp("127.0.0.13")),
         (Status::Success, COIN.to_vec())
     );
     assert_eq!(
-        claim_from(&server, 7, LIVE, Some("2001:db8::7")),
+        claim_from(&server, 7, LIVE, tcp("2001:db8::7")),
         (Status::Success, COIN.to_vec())
     );
 }
@@ -93,7 +104,7 @@ fn any_accepts_every_address() {
 #[test]
 fn a_guessing_source_is_cut_off_until_the_cooldown_ends() {
     let (server, clock) = server(ClaimPolicy::Any);
-    let guesser = Some("192.0.2.9");
+    let guesser = tcp("192.0.2.9");
     for guess in 1..=GUESS_BURST + 1 {
         assert_eq!(
             claim_from(&server, PEER, LIVE + guess, guesser),
@@ -107,7 +118,7 @@ fn a_guessing_source_is_cut_off_until_the_cooldown_ends() {
     );
     // another address is not affected
     assert_eq!(
-        claim_from(&server, PEER, LIVE, Some("192.0.2.10")),
+        claim_from(&server, PEER, LIVE, tcp("192.0.2.10")),
         (Status::Success, COIN.to_vec())
     );
     // after the cooldown (the first ticket has expired by then too) it claims again
@@ -124,14 +135,83 @@ fn an_ipv6_64_is_one_source() {
     let (server, _) = server(ClaimPolicy::Any);
     for guess in 1..=GUESS_BURST + 1 {
         let host = format!("2001:db8:0:1::{guess:x}");
-        claim_from(&server, PEER, LIVE + guess, Some(&host));
+        claim_from(&server, PEER, LIVE + guess, tcp(&host));
     }
     assert_eq!(
-        claim_from(&server, PEER, LIVE, Some("2001:db8:0:1::ffff")),
+        claim_from(&server, PEER, LIVE, tcp("2001:db8:0:1::ffff")),
         (Status::NoTicketFound, vec![])
     );
     assert_eq!(
-        claim_from(&server, PEER, LIVE, Some("2001:db8:0:2::1")),
+        claim_from(&server, PEER, LIVE, tcp("2001:db8:0:2::1")),
         (Status::Success, COIN.to_vec())
+    );
+}
+
+#[test]
+fn forged_udp_failures_leave_the_peers_tcp_claims_alone() {
+    let (server, _) = server(ClaimPolicy::Any);
+    let peer = "127.0.0.12";
+    // an outsider writes RAIDA 12's address on 61 failing claims
+    for guess in 1..=GUESS_BURST + 1 {
+        assert_eq!(
+            claim_from(&server, PEER, LIVE + guess, udp(peer)),
+            (Status::NoTicketFound, vec![])
+        );
+    }
+    // UDP claims "from" it are cut off, live ticket or not
+    assert_eq!(
+        claim_from(&server, PEER, LIVE, udp(peer)),
+        (Status::NoTicketFound, vec![])
+    );
+    // RAIDA 12's own claim over TCP still gets the coins, once
+    assert_eq!(
+        claim_from(&server, PEER, LIVE, tcp(peer)),
+        (Status::Success, COIN.to_vec())
+    );
+    assert_eq!(
+        claim_from(&server, PEER, LIVE, tcp(peer)),
+        (Status::TicketClaimedAlready, vec![])
+    );
+    // and UDP claims from other addresses are not affected
+    assert_eq!(
+        claim_from(&server, 7, LIVE, udp("127.0.0.7")),
+        (Status::Success, COIN.to_vec())
+    );
+}
+
+#[test]
+fn listed_refuses_udp_claims_even_from_the_listed_ip() {
+    let (server, _) = server(ClaimPolicy::Listed);
+    let refused = (Status::NoTicketFound, vec![]);
+    // the listed RAIDA's own IP by UDP: 43 for a live ticket, as for an unknown one
+    assert_eq!(claim_from(&server, PEER, LIVE, udp("127.0.0.12")), refused);
+    assert_eq!(
+        claim_from(&server, PEER, LIVE + 1, udp("127.0.0.12")),
+        refused
+    );
+    assert_eq!(
+        claim_from(&server, PEER, LIVE, udp("::ffff:127.0.0.12")),
+        refused
+    );
+    // nothing was claimed and nothing counted: the same over TCP is accepted
+    assert_eq!(
+        claim_from(&server, PEER, LIVE, tcp("127.0.0.12")),
+        (Status::Success, COIN.to_vec())
+    );
+    // many refused UDP claims never cut off the TCP claims from that address
+    for guess in 2..=GUESS_BURST + 2 {
+        assert_eq!(
+            claim_from(&server, PEER, LIVE + guess, udp("127.0.0.12")),
+            refused
+        );
+    }
+    assert_eq!(
+        claim_from(&server, PEER, LIVE, tcp("127.0.0.12")),
+        (Status::TicketClaimedAlready, vec![])
+    );
+    // the index is still checked first
+    assert_eq!(
+        claim_from(&server, 25, LIVE, udp("127.0.0.12")),
+        (Status::WrongRaida, vec![])
     );
 }

@@ -4,11 +4,11 @@
 //! trailer for legacy types; payload, HMAC and trailer for types 4 and 5) and answers a
 //! [`Response`]. None of them touches C memory.
 
-use std::net::{IpAddr, SocketAddrV4};
+use std::net::SocketAddrV4;
 
 use crate::protocol::{Framing, Response, Status, TOTAL_RAIDA_SERVERS};
 use crate::store::CoinStore;
-use crate::tickets::TicketPool;
+use crate::tickets::{ClaimSource, TicketPool};
 
 pub mod find;
 pub mod fix;
@@ -80,9 +80,10 @@ pub struct Request<'a> {
     pub encryption_type: i32,
     /// The coin id, copied into requests to peers.
     pub coin_id: u8,
-    /// The client's address, when the server says it (validate_ticket's claim policy and
-    /// guess throttle use it); `None` keeps the behaviour of a caller that cannot tell.
-    pub client: Option<IpAddr>,
+    /// The client's address and transport, when the server says them (validate_ticket's
+    /// claim policy and guess throttle use them); `None` keeps the behaviour of a caller
+    /// that cannot tell.
+    pub client: Option<ClaimSource>,
 }
 
 impl<'a> Request<'a> {

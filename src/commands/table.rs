@@ -26,9 +26,12 @@ command_table! {
     /// index, 18 for an index above 24, 16 or 36 on a bad body.
     /// When `ci` says who the client is (`ip`, else the peer of socket `sk`, else `sa`), 43
     /// also answers a claim that RAIDA_HEALING_CLAIM_POLICY=listed refuses (the address is
-    /// not the one configured for that index) and every claim of a source that failed more
-    /// than 60 claims at once or 12 a minute (guessing ids; refused for 300 s); both are
-    /// logged at most once a minute per source, and neither tells whether the ticket exists.
+    /// not the one configured for that index, or the claim came by UDP) and every claim of
+    /// a source that failed more than 60 claims at once or 12 a minute (guessing ids;
+    /// refused for 300 s); both are logged at most once a minute per source, and neither
+    /// tells whether the ticket exists. A claim is UDP when `sa` is not NULL or `sk` is not
+    /// a SOCK_STREAM socket; a UDP source address can be forged, so UDP failures are counted
+    /// apart and only ever cut off UDP claims from that address, never its TCP claims.
     ///
     /// # Safety
     /// As for `cmd_get_ticket`.

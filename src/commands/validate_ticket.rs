@@ -1,9 +1,10 @@
 //! validate_ticket (group 2, command 50): a peer RAIDA claims a ticket this server issued
 //! and learns its coins.
 //!
-//! When the server gives the client's address, the claim goes through the pool's claim
-//! policy and guess throttle ([`TicketPool::claim_from`]); every refusal answers 43, as an
-//! unknown ticket does, so it reveals nothing about the ticket.
+//! When the server gives the client's address (and whether it came by TCP or UDP), the
+//! claim goes through the pool's claim policy and guess throttle
+//! ([`TicketPool::claim_from`]); every refusal answers 43, as an unknown ticket does, so it
+//! reveals nothing about the ticket.
 
 use crate::protocol::{Response, Status};
 use crate::tickets::{ClaimError, ClaimRefusal, TicketPool};
@@ -43,6 +44,7 @@ pub fn validate_ticket(
         Err(ClaimRefusal::Claim(ClaimError::BadClaimer)) => Err(Status::WrongRaida),
         Err(ClaimRefusal::Claim(ClaimError::NotFound))
         | Err(ClaimRefusal::NotListed)
+        | Err(ClaimRefusal::Unverified)
         | Err(ClaimRefusal::Throttled) => Err(Status::NoTicketFound),
         Err(ClaimRefusal::Claim(ClaimError::AlreadyClaimed)) => {
             Err(Status::TicketClaimedAlready)

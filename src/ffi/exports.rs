@@ -141,7 +141,7 @@ unsafe fn handle(ci: *mut ConnInfo, command: Command) {
                 coin_id: ci.coin_id,
                 // Only a claim uses it (getpeername is a system call).
                 client: (command == Command::ValidateTicket)
-                    .then(|| super::client_addr::client_ip(ci))
+                    .then(|| super::client_addr::client(ci))
                     .flatten(),
             };
             run(command, &request)

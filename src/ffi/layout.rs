@@ -7,12 +7,15 @@ use std::ffi::{c_char, c_int, c_ulong};
 ///
 /// A handler reads `body`, `body_size`, `encryption_type` and `coin_id`, and writes
 /// `output`, `output_size` and `command_status`; it leaves every other field alone.
-/// validate_ticket also reads `ip`, `sa` and `sk`: who the client is (`client_addr`).
+/// validate_ticket also reads `ip`, `sa` and `sk`: who the client is, and whether it came
+/// by UDP, whose source address can be forged (`client_addr`).
 #[repr(C)]
 pub struct ConnInfo {
-    /// Peer address; non-NULL only for UDP.
+    /// Peer address; non-NULL only for UDP (the datagram's source, which its sender
+    /// chose). validate_ticket takes non-NULL as the sign of a UDP claim.
     pub sa: *mut libc::sockaddr,
-    /// Client socket.
+    /// Client socket: for TCP, getpeername gives the client's address; a socket that is
+    /// not SOCK_STREAM also marks a claim as UDP.
     pub sk: c_int,
     /// Echo bytes, returned in the response header.
     pub e0: u8,
@@ -43,6 +46,8 @@ pub struct ConnInfo {
     pub cgroup: u8,
     pub command: u8,
     pub shard_id: u8,
+    /// The client's IPv4 address, dotted, NUL-terminated; the server fills it for TCP and
+    /// UDP alike.
     pub ip: [c_char; 16],
     pub exec_time: c_ulong,
     /// The request's coin id; copied into requests sent to peers.

@@ -6,6 +6,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::claim_source::{ClaimSource, Transport};
+
 /// The environment variable that selects the policy: `any` (the default) or `listed`.
 pub const CLAIM_POLICY_VAR: &str = "RAIDA_HEALING_CLAIM_POLICY";
 
@@ -19,7 +21,8 @@ pub enum ClaimPolicy {
     #[default]
     Any,
     /// Only a client whose IP is the one configured for RAIDA i (`config.raida_addrs[i]`,
-    /// ports ignored: outgoing connections use other ports). Anyone else is answered 43,
+    /// ports ignored: outgoing connections use other ports), over TCP: a UDP datagram's
+    /// source can be forged, and peers claim over TCP. Anyone else is answered 43,
     /// whether the ticket exists or not, and the refusal is logged.
     Listed,
 }
@@ -52,10 +55,13 @@ impl ClaimPolicy {
 
     /// Whether a claim from `client` may speak for a RAIDA whose configured address is
     /// `configured` (`None`: no address configured for it).
-    pub fn admits(self, client: IpAddr, configured: Option<Ipv4Addr>) -> bool {
+    pub fn admits(self, client: ClaimSource, configured: Option<Ipv4Addr>) -> bool {
         match self {
             ClaimPolicy::Any => true,
-            ClaimPolicy::Listed => configured.is_some_and(|ip| ipv4_of(client) == Some(ip)),
+            ClaimPolicy::Listed => {
+                client.transport == Transport::Stream
+                    && configured.is_some_and(|ip| ipv4_of(client.ip) == Some(ip))
+            }
         }
     }
 
@@ -88,15 +94,32 @@ mod tests {
         assert_eq!(ClaimPolicy::default(), ClaimPolicy::Any);
     }
 
+    fn tcp(ip: &str) -> ClaimSource {
+        ClaimSource::stream(ip.parse().unwrap())
+    }
+
+    fn udp(ip: &str) -> ClaimSource {
+        ClaimSource::datagram(ip.parse().unwrap())
+    }
+
     #[test]
     fn listed_compares_the_ip_only() {
         let peer = Ipv4Addr::new(127, 0, 0, 12);
         let listed = ClaimPolicy::Listed;
-        assert!(listed.admits(IpAddr::V4(peer), Some(peer)));
-        assert!(listed.admits("::ffff:127.0.0.12".parse().unwrap(), Some(peer)));
-        assert!(!listed.admits("127.0.0.13".parse().unwrap(), Some(peer)));
-        assert!(!listed.admits("::1".parse().unwrap(), Some(peer)));
-        assert!(!listed.admits(IpAddr::V4(peer), None));
-        assert!(ClaimPolicy::Any.admits("192.0.2.1".parse().unwrap(), None));
+        assert!(listed.admits(ClaimSource::stream(IpAddr::V4(peer)), Some(peer)));
+        assert!(listed.admits(tcp("::ffff:127.0.0.12"), Some(peer)));
+        assert!(!listed.admits(tcp("127.0.0.13"), Some(peer)));
+        assert!(!listed.admits(tcp("::1"), Some(peer)));
+        assert!(!listed.admits(tcp("127.0.0.12"), None));
+        assert!(ClaimPolicy::Any.admits(tcp("192.0.2.1"), None));
+    }
+
+    #[test]
+    fn listed_refuses_every_datagram_and_any_takes_them() {
+        let peer = Ipv4Addr::new(127, 0, 0, 12);
+        assert!(!ClaimPolicy::Listed.admits(udp("127.0.0.12"), Some(peer)));
+        assert!(!ClaimPolicy::Listed.admits(udp("::ffff:127.0.0.12"), Some(peer)));
+        assert!(ClaimPolicy::Any.admits(udp("127.0.0.12"), Some(peer)));
+        assert!(ClaimPolicy::Any.admits(udp("192.0.2.1"), None));
     }
 }

@@ -16,14 +16,22 @@
 //! most, a handful a minute on a peer healing coins all day. 60 at once, or more than
 //! 12 a minute sustained, is guessing.
 //!
-//! A source is an IPv4 address, or an IPv6 /64 (one host usually has a whole /64).
-//! Memory is bounded: at most [`MAX_TRACKED_SOURCES`] entries. When the table is full,
-//! entries that carry nothing (refilled, not cut off) are dropped first, then any entry
-//! not cut off; only when every tracked source is cut off does a new failing source share
-//! one untracked allowance with all the others, and a claim from an untracked source is
-//! refused while that allowance is cut off. An attacker holding thousands of addresses
-//! can therefore make claims from untracked honest peers fail for a while; the `listed`
-//! claim policy shuts such an attacker out before the throttle is consulted.
+//! A source is an IPv4 address, or an IPv6 /64 (one host usually has a whole /64), and
+//! the transport the claims came by: TCP and UDP are counted in separate tables. A UDP
+//! datagram's source address is whatever its sender wrote, so failures counted against
+//! one could have been sent by anyone; they cut off only UDP claims from that address,
+//! never the TCP claims whose address the handshake proved (the peer client claims over
+//! TCP). The price: a guesser claiming by both from his own address has two allowances.
+//!
+//! Memory is bounded: at most [`MAX_TRACKED_SOURCES`] entries per transport. When a table
+//! is full, entries that carry nothing (refilled, not cut off) are dropped first, then
+//! any entry not cut off; only when every tracked source is cut off does a new failing
+//! source share one untracked allowance with all the others of its transport, and a claim
+//! from an untracked source is refused while that allowance is cut off. An attacker
+//! holding thousands of addresses (or forging thousands of UDP sources) can therefore
+//! make claims of its transport from untracked honest peers fail for a while; forged UDP
+//! sources never touch the TCP table, and the `listed` claim policy shuts both out before
+//! the throttle is consulted (it refuses every UDP claim).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -33,6 +41,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::claim_policy::ipv4_of;
+use super::claim_source::{ClaimSource, Transport};
 
 /// Failed claims a source may make at once.
 pub const GUESS_BURST: u32 = 60;
@@ -40,7 +49,8 @@ pub const GUESS_BURST: u32 = 60;
 pub const GUESS_REFILL: Duration = Duration::from_secs(5);
 /// A source beyond its allowance has every claim refused this long (a ticket lifetime).
 pub const GUESS_COOLDOWN: Duration = Duration::from_secs(300);
-/// At most this many sources tracked at once (about 56 bytes each in the table).
+/// At most this many sources tracked at once per transport (about 56 bytes each in the
+/// table).
 pub const MAX_TRACKED_SOURCES: usize = 4096;
 /// A source's refusals are logged at most once per this long.
 const LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -184,24 +194,54 @@ impl Table {
     }
 }
 
-/// Failed claims per source, and who is cut off.
+/// Who a source is in log lines: its address, and for UDP that the address is unproven.
+fn described(key: SourceKey, transport: Transport) -> String {
+    match transport {
+        Transport::Stream => key.to_string(),
+        Transport::Datagram => format!("{key} (UDP: the source address is unproven)"),
+    }
+}
+
+/// Which claims a cut-off source loses, in log lines.
+fn claims_refused(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Stream => "every TCP claim from it",
+        Transport::Datagram => "every UDP claim from it (its TCP claims are not affected)",
+    }
+}
+
+/// Failed claims per source and transport, and who is cut off.
 #[derive(Default)]
 pub struct GuessThrottle {
-    table: Mutex<Table>,
+    /// Sources whose claims came over TCP (or with no sign of UDP).
+    stream: Mutex<Table>,
+    /// Sources as written in UDP datagrams: forgeable, so kept apart.
+    datagram: Mutex<Table>,
 }
 
 impl GuessThrottle {
+    fn table(&self, transport: Transport) -> &Mutex<Table> {
+        match transport {
+            Transport::Stream => &self.stream,
+            Transport::Datagram => &self.datagram,
+        }
+    }
+
     /// Whether a claim from `source` may go to the pool at `now`.
-    pub fn check(&self, source: IpAddr, now: Duration) -> SourceVerdict {
-        let key = SourceKey::of(source);
-        let mut table = self.table.lock();
+    pub fn check(&self, source: ClaimSource, now: Duration) -> SourceVerdict {
+        let key = SourceKey::of(source.ip);
+        let mut table = self.table(source.transport).lock();
         let table = &mut *table;
         let full = table.sources.len() >= MAX_TRACKED_SOURCES;
         let (allowance, who) = match table.sources.get_mut(&key) {
-            Some(allowance) => (allowance, key.to_string()),
+            Some(allowance) => (allowance, described(key, source.transport)),
             None if full => (
                 &mut table.untracked,
-                format!("{key} (untracked: every tracked source is cut off)"),
+                format!(
+                    "{} (untracked: every tracked {} source is cut off)",
+                    described(key, source.transport),
+                    source.transport.name()
+                ),
             ),
             None => return SourceVerdict::Allowed,
         };
@@ -210,9 +250,13 @@ impl GuessThrottle {
         }
         let log = allowance.may_log(now).then(|| {
             let refused = std::mem::take(&mut allowance.refused_since_log);
+            let claims = match source.transport {
+                Transport::Stream => "claims",
+                Transport::Datagram => "UDP claims",
+            };
             format!(
-                "validate_ticket: refusing claims from {who}, cut off for guessing ticket ids \
-                 for {} s more ({refused} more claims refused since the last line)",
+                "validate_ticket: refusing {claims} from {who}, cut off for guessing ticket \
+                 ids for {} s more ({refused} more claims refused since the last line)",
                 allowance.cut_off_until.saturating_sub(now).as_secs()
             )
         });
@@ -221,48 +265,55 @@ impl GuessThrottle {
 
     /// Counts a failed claim (unknown or expired ticket) from `source` at `now`; the line
     /// to log when it cuts the source off.
-    pub fn failed(&self, source: IpAddr, now: Duration) -> Option<String> {
-        let key = SourceKey::of(source);
-        let mut table = self.table.lock();
+    pub fn failed(&self, source: ClaimSource, now: Duration) -> Option<String> {
+        let key = SourceKey::of(source.ip);
+        let mut table = self.table(source.transport).lock();
         let (allowance, tracked) = table.allowance_for_failure(key, now);
         if !allowance.fail(now) {
             return None;
         }
         allowance.logged_at = Some(now);
         allowance.refused_since_log = 0;
+        let who = described(key, source.transport);
         let who = if tracked {
-            key.to_string()
+            who
         } else {
-            format!("{key} and every other untracked source ({MAX_TRACKED_SOURCES} sources are cut off already)")
+            format!(
+                "{who} and every other untracked {} source ({MAX_TRACKED_SOURCES} sources are \
+                 cut off already)",
+                source.transport.name()
+            )
         };
         Some(format!(
             "validate_ticket: {who} failed more than {GUESS_BURST} claims at once or more than \
-             one per {} s (unknown or expired tickets): guessing ticket ids; every claim from \
-             it is refused (43) for {} s",
+             one per {} s (unknown or expired tickets): guessing ticket ids; {} is refused \
+             (43) for {} s",
             GUESS_REFILL.as_secs(),
+            claims_refused(source.transport),
             GUESS_COOLDOWN.as_secs()
         ))
     }
 
-    /// Sources tracked now (tests: the table stays bounded).
-    pub fn tracked(&self) -> usize {
-        self.table.lock().sources.len()
+    /// Sources of `transport` tracked now (tests: the table stays bounded).
+    pub fn tracked(&self, transport: Transport) -> usize {
+        self.table(transport).lock().sources.len()
     }
 }
 
-/// At most one log line a minute per source, for refusals that are not the throttle's
-/// (the claim policy's), over at most [`MAX_TRACKED_SOURCES`] sources: when full it
-/// forgets them all, which costs at worst one more line per source.
+/// At most one log line a minute per source and transport, for refusals that are not the
+/// throttle's (the claim policy's), over at most [`MAX_TRACKED_SOURCES`] of them: when
+/// full it forgets them all, which costs at worst one more line per source. Forged UDP
+/// sources have lines of their own, so they cannot silence the lines about TCP claims.
 #[derive(Default)]
 pub(super) struct OncePerMinute {
-    logged: Mutex<HashMap<SourceKey, (Duration, u32)>>,
+    logged: Mutex<HashMap<(Transport, SourceKey), (Duration, u32)>>,
 }
 
 impl OncePerMinute {
     /// `Some(refusals not logged since the last line)` when a line about `source` may be
     /// logged at `now`.
-    pub(super) fn may_log(&self, source: IpAddr, now: Duration) -> Option<u32> {
-        let key = SourceKey::of(source);
+    pub(super) fn may_log(&self, source: ClaimSource, now: Duration) -> Option<u32> {
+        let key = (source.transport, SourceKey::of(source.ip));
         let mut logged = self.logged.lock();
         if !logged.contains_key(&key) && logged.len() >= MAX_TRACKED_SOURCES {
             logged.clear();
@@ -292,6 +343,16 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A claim over TCP from `s`.
+    fn tcp(s: &str) -> ClaimSource {
+        ClaimSource::stream(ip(s))
+    }
+
+    /// A claim in a UDP datagram whose source says `s`.
+    fn udp(s: &str) -> ClaimSource {
+        ClaimSource::datagram(ip(s))
+    }
+
     const S: Duration = Duration::from_secs(1);
 
     #[test]
@@ -309,7 +370,7 @@ mod tests {
     #[test]
     fn a_guesser_is_cut_off_and_logged_once_a_minute() {
         let throttle = GuessThrottle::default();
-        let guesser = ip("192.0.2.7");
+        let guesser = tcp("192.0.2.7");
         let now = 1000 * S;
         let mut lines = Vec::new();
         for _ in 0..GUESS_BURST {
@@ -337,14 +398,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // other sources are unaffected; the guesser is back after the cooldown
-        assert_eq!(throttle.check(ip("192.0.2.8"), now), SourceVerdict::Allowed);
+        assert_eq!(throttle.check(tcp("192.0.2.8"), now), SourceVerdict::Allowed);
         assert_eq!(throttle.check(guesser, now + GUESS_COOLDOWN), SourceVerdict::Allowed);
     }
 
     #[test]
     fn an_honest_peer_with_stale_tickets_is_never_cut_off() {
         let throttle = GuessThrottle::default();
-        let peer = ip("198.51.100.12");
+        let peer = tcp("198.51.100.12");
         // a day of fixes, three stale tickets in each fix, one fix every 30 s
         let mut now = Duration::ZERO;
         for _ in 0..(24 * 60 * 2) {
@@ -367,33 +428,98 @@ mod tests {
         let now = 10 * S;
         // 20,000 IPv6 /64s guessing: never more than MAX_TRACKED_SOURCES tracked
         for n in 0..20_000u64 {
-            let source = IpAddr::V6(std::net::Ipv6Addr::from(
+            let source = ClaimSource::stream(IpAddr::V6(std::net::Ipv6Addr::from(
                 (u128::from(0x2001_0db8_0000_0000u64 + n) << 64) | 1,
-            ));
+            )));
             for _ in 0..=GUESS_BURST {
                 throttle.failed(source, now);
             }
-            assert!(throttle.tracked() <= MAX_TRACKED_SOURCES);
+            assert!(throttle.tracked(Transport::Stream) <= MAX_TRACKED_SOURCES);
         }
-        assert_eq!(throttle.tracked(), MAX_TRACKED_SOURCES);
+        assert_eq!(throttle.tracked(Transport::Stream), MAX_TRACKED_SOURCES);
         // with every tracked source cut off, further sources share one allowance, which
         // their failures have cut off as well
-        let late = ip("2001:db9::1");
+        let late = tcp("2001:db9::1");
         assert!(matches!(throttle.check(late, now), SourceVerdict::CutOff { .. }));
         // after the cooldown, the table makes room again
         let later = now + GUESS_COOLDOWN + GUESS_REFILL * (GUESS_BURST + 1);
         assert_eq!(throttle.check(late, later), SourceVerdict::Allowed);
         assert_eq!(throttle.failed(late, later), None);
-        assert!(throttle.tracked() <= MAX_TRACKED_SOURCES);
+        assert!(throttle.tracked(Transport::Stream) <= MAX_TRACKED_SOURCES);
     }
 
     #[test]
     fn policy_lines_once_a_minute_per_source() {
         let limiter = OncePerMinute::default();
-        let a = ip("192.0.2.1");
+        let a = tcp("192.0.2.1");
         assert_eq!(limiter.may_log(a, Duration::ZERO), Some(0));
         assert_eq!(limiter.may_log(a, 30 * S), None);
-        assert_eq!(limiter.may_log(ip("192.0.2.2"), 30 * S), Some(0));
+        assert_eq!(limiter.may_log(tcp("192.0.2.2"), 30 * S), Some(0));
+        // forged UDP lines about the same address do not use up the TCP one
+        assert_eq!(limiter.may_log(udp("192.0.2.1"), 40 * S), Some(0));
+        assert_eq!(limiter.may_log(udp("192.0.2.1"), 50 * S), None);
         assert_eq!(limiter.may_log(a, 60 * S), Some(1));
+    }
+
+    #[test]
+    fn forged_udp_failures_cut_off_only_udp_claims_from_that_address() {
+        let throttle = GuessThrottle::default();
+        let honest = "198.51.100.12";
+        let now = 1000 * S;
+        let mut lines = Vec::new();
+        for _ in 0..=GUESS_BURST {
+            assert_eq!(throttle.check(udp(honest), now), SourceVerdict::Allowed);
+            lines.extend(throttle.failed(udp(honest), now));
+        }
+        assert_eq!(
+            lines,
+            [format!(
+                "validate_ticket: {honest} (UDP: the source address is unproven) failed more \
+                 than 60 claims at once or more than one per 5 s (unknown or expired tickets): \
+                 guessing ticket ids; every UDP claim from it (its TCP claims are not \
+                 affected) is refused (43) for 300 s"
+            )]
+        );
+        assert!(matches!(
+            throttle.check(udp(honest), now),
+            SourceVerdict::CutOff { log: None }
+        ));
+        // the same address over TCP: untouched, and counted from a whole allowance
+        assert_eq!(throttle.check(tcp(honest), now), SourceVerdict::Allowed);
+        assert_eq!(throttle.tracked(Transport::Stream), 0);
+        for _ in 0..GUESS_BURST {
+            assert_eq!(throttle.failed(tcp(honest), now), None);
+        }
+        assert_eq!(throttle.check(tcp(honest), now), SourceVerdict::Allowed);
+        // a TCP guesser is cut off over TCP; its UDP allowance is its own
+        let guesser = "192.0.2.7";
+        for _ in 0..=GUESS_BURST {
+            throttle.failed(tcp(guesser), now);
+        }
+        assert!(matches!(throttle.check(tcp(guesser), now), SourceVerdict::CutOff { .. }));
+        assert_eq!(throttle.check(udp(guesser), now), SourceVerdict::Allowed);
+    }
+
+    #[test]
+    fn forged_udp_sources_filling_their_table_leave_tcp_alone() {
+        let throttle = GuessThrottle::default();
+        let now = 10 * S;
+        for n in 0..(MAX_TRACKED_SOURCES as u32 + 100) {
+            let forged = ClaimSource::datagram(IpAddr::V4(std::net::Ipv4Addr::from(
+                0x0a00_0000 + n,
+            )));
+            for _ in 0..=GUESS_BURST {
+                throttle.failed(forged, now);
+            }
+        }
+        assert_eq!(throttle.tracked(Transport::Datagram), MAX_TRACKED_SOURCES);
+        assert_eq!(throttle.tracked(Transport::Stream), 0);
+        // untracked UDP sources share the cut-off allowance; TCP claims do not
+        assert!(matches!(
+            throttle.check(udp("192.0.2.99"), now),
+            SourceVerdict::CutOff { .. }
+        ));
+        assert_eq!(throttle.check(tcp("192.0.2.99"), now), SourceVerdict::Allowed);
+        assert_eq!(throttle.check(tcp("10.0.0.5"), now), SourceVerdict::Allowed);
     }
 }
