@@ -113,6 +113,11 @@ recipe() {  # the code block after <!-- recipe: $1 --> in README.md
 }
 as_root=(unshare --mount --propagation private)
 [ "$(id -u)" -eq 0 ] || as_root=(unshare --mount --propagation private --map-root-user)
+# The recipes install into /usr/local and run ldconfig; a private mount namespace keeps
+# that from the real system. A container without CAP_SYS_ADMIN (or with user namespaces
+# blocked) cannot make one: say so plainly rather than fail later on a mount.
+"${as_root[@]}" true 2>/dev/null || fail "install-test needs a private mount namespace" \
+    "(${as_root[*]}): run it as root on a VM or in a privileged container"
 for name in shared-system shared-prefix static static-whole; do
     block=$(recipe "$name")
     [ -n "$block" ] || fail "README.md has no recipe $name"

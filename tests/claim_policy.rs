@@ -130,6 +130,55 @@ fn a_guessing_source_is_cut_off_until_the_cooldown_ends() {
     );
 }
 
+/// A RAIDA claims the ticket ids a wallet put in its fix. A hostile wallet sending fix
+/// after fix with made-up tickets makes an honest RAIDA fail claims at every peer; were
+/// that RAIDA cut off, its genuine claims would fail too, and its heals with them. So a
+/// claim over TCP from the configured address of the RAIDA it names is never throttled
+/// (under either policy); the same address claiming for another RAIDA index is.
+#[test]
+fn a_raida_relaying_a_wallets_made_up_tickets_is_never_cut_off() {
+    for policy in [ClaimPolicy::Any, ClaimPolicy::Listed] {
+        let (server, _) = server(policy);
+        let raida = tcp("127.0.0.12");
+        for guess in 1..=4 * GUESS_BURST {
+            assert_eq!(
+                claim_from(&server, PEER, LIVE + guess, raida),
+                (Status::NoTicketFound, vec![]),
+                "{policy:?}"
+            );
+        }
+        assert_eq!(
+            claim_from(&server, PEER, LIVE, raida),
+            (Status::Success, COIN.to_vec()),
+            "{policy:?}"
+        );
+    }
+    // claiming as another RAIDA (7) from that address: counted, and cut off, while its
+    // claims as itself still go through
+    let (other_index, _) = server(ClaimPolicy::Any);
+    let raida = tcp("127.0.0.12");
+    for guess in 1..=GUESS_BURST + 1 {
+        claim_from(&other_index, 7, LIVE + guess, raida);
+    }
+    assert_eq!(
+        claim_from(&other_index, 7, LIVE, raida),
+        (Status::NoTicketFound, vec![])
+    );
+    assert_eq!(
+        claim_from(&other_index, PEER, LIVE, raida),
+        (Status::Success, COIN.to_vec())
+    );
+    // the same failures by UDP "from" that address are still counted and cut off
+    let (forged, _) = server(ClaimPolicy::Any);
+    for guess in 1..=GUESS_BURST + 1 {
+        claim_from(&forged, PEER, LIVE + guess, udp("127.0.0.12"));
+    }
+    assert_eq!(
+        claim_from(&forged, PEER, LIVE, udp("127.0.0.12")),
+        (Status::NoTicketFound, vec![])
+    );
+}
+
 #[test]
 fn an_ipv6_64_is_one_source() {
     let (server, _) = server(ClaimPolicy::Any);

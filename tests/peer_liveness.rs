@@ -178,9 +178,12 @@ fn storm(hostile: usize) -> Vec<(Response, FixReport)> {
 /// What bounds an honest fix's wait: it needs slots only at the 13 honest peers, whose
 /// shares no silent peer can take; there it queues at most behind the hostile fixes'
 /// requests to the two shared voters, each answered in a loopback round trip. So it
-/// decides long before a hostile fix's lifetime (the deadline), and it decides before
-/// its own deadline (asserted generously by its status: a fix that waited its deadline
-/// for a slot would answer 242, as on the old budget from 24 hostile fixes on).
+/// decides long before a hostile fix's lifetime (the deadline): at 200 hostile fixes
+/// about 200 loopback round trips at each shared voter plus its retries for a slot (at
+/// most 80 ms each), well under a second on an idle machine. Asserted generously, so a
+/// busy machine cannot fail it: within half the deadline (3 s). A fix that waited for
+/// slots stuck on silent peers would take the whole deadline and answer 242, as on the
+/// old budget from 24 hostile fixes on.
 fn assert_honest_fixes_heal(hostile: usize, reports: &[(Response, FixReport)]) {
     assert_eq!(reports.len(), HONEST_FIXES);
     for (response, report) in reports {
@@ -190,7 +193,11 @@ fn assert_honest_fixes_heal(hostile: usize, reports: &[(Response, FixReport)]) {
             Status::AllPass,
             "{hostile} hostile: {line}"
         );
-        assert!(report.elapsed < STORM_DEADLINE, "{hostile} hostile: {line}");
+        assert!(
+            report.elapsed < STORM_DEADLINE / 2,
+            "{hostile} hostile, {:?}: {line}",
+            report.elapsed
+        );
         for raida in HONEST {
             assert_eq!(
                 report.outcome_of(raida),
@@ -216,7 +223,7 @@ fn honest_fixes_heal_beside_24_30_100_and_200_hostile_fixes() {
 
 const LIVE: std::ops::Range<u8> = 0..11;
 const DEAD: std::ops::Range<u8> = 11..24;
-const EJECT_DEADLINE: Duration = Duration::from_millis(1000);
+const EJECT_DEADLINE: Duration = Duration::from_millis(3000);
 /// One cooldown (also the longest): a silent peer that comes back votes again at the
 /// first fix at most this long after it came back.
 const COOLDOWN: Duration = Duration::from_secs(3);

@@ -32,6 +32,8 @@ command_table! {
     /// tells whether the ticket exists. A claim is UDP when `sa` is not NULL or `sk` is not
     /// a SOCK_STREAM socket; a UDP source address can be forged, so UDP failures are counted
     /// apart and only ever cut off UDP claims from that address, never its TCP claims.
+    /// A TCP claim from the configured address of the RAIDA it names is never throttled
+    /// (that RAIDA relays the tickets wallets name in their fixes).
     ///
     /// # Safety
     /// As for `cmd_get_ticket`.

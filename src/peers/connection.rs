@@ -132,6 +132,16 @@ impl Connection {
             {
                 Stage::Connecting
             }
+            // Out of local ports or kernel memory: this host's trouble, not the peer's,
+            // so it must not count towards ejecting the peer.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EADDRNOTAVAIL | libc::ENOBUFS | libc::EAGAIN | libc::ENOMEM)
+                ) =>
+            {
+                return Err(Failure::Local(e.kind()))
+            }
             Err(e) => return Err(Failure::Connect(e.kind())),
         };
         Ok(Connection {
