@@ -56,32 +56,47 @@ fn claim_from(
     (response.status, response.body.to_vec())
 }
 
+/// A claim that succeeds: 250 with the live ticket's coin.
+fn assert_gets_coins(
+    server: &Server<MemoryStore>,
+    claimer: u8,
+    ticket: u32,
+    client: Option<ClaimSource>,
+) {
+    assert_eq!(
+        claim_from(server, claimer, ticket, client),
+        (Status::Success, COIN.to_vec()),
+        "ticket {ticket:#x} from {client:?}"
+    );
+}
+
+/// A refusal that tells nothing: the live ticket and an unknown one both answer 43, no body.
+fn assert_refused_alike(server: &Server<MemoryStore>, claimer: u8, client: Option<ClaimSource>) {
+    for ticket in [LIVE, LIVE + 1] {
+        assert_eq!(
+            claim_from(server, claimer, ticket, client),
+            (Status::NoTicketFound, vec![]),
+            "ticket {ticket:#x} from {client:?}"
+        );
+    }
+}
+
 #[test]
 fn listed_accepts_only_the_configured_ip() {
     let (server, _) = server(ClaimPolicy::Listed);
     let refused = (Status::NoTicketFound, vec![]);
     // an unlisted address: 43 for a live ticket, exactly as for an unknown one
-    assert_eq!(claim_from(&server, PEER, LIVE, tcp("127.0.0.13")), refused);
-    assert_eq!(
-        claim_from(&server, PEER, LIVE + 1, tcp("127.0.0.13")),
-        refused
-    );
+    assert_refused_alike(&server, PEER, tcp("127.0.0.13"));
     // an index with no configured address
     assert_eq!(claim_from(&server, 20, LIVE, tcp("127.0.0.12")), refused);
     // the configured IP (any port), also IPv4-mapped
-    assert_eq!(
-        claim_from(&server, PEER, LIVE, tcp("::ffff:127.0.0.12")),
-        (Status::Success, COIN.to_vec())
-    );
+    assert_gets_coins(&server, PEER, LIVE, tcp("::ffff:127.0.0.12"));
     assert_eq!(
         claim_from(&server, PEER, LIVE, tcp("127.0.0.12")),
         (Status::TicketClaimedAlready, vec![])
     );
     // no address: as before the policy
-    assert_eq!(
-        claim_from(&server, 20, LIVE, None),
-        (Status::Success, COIN.to_vec())
-    );
+    assert_gets_coins(&server, 20, LIVE, None);
     assert_eq!(
         claim_from(&server, 25, LIVE, tcp("127.0.0.13")),
         (Status::WrongRaida, vec![])
@@ -91,14 +106,8 @@ fn listed_accepts_only_the_configured_ip() {
 #[test]
 fn any_accepts_every_address() {
     let (server, _) = server(ClaimPolicy::Any);
-    assert_eq!(
-        claim_from(&server, PEER, LIVE, tcp("127.0.0.13")),
-        (Status::Success, COIN.to_vec())
-    );
-    assert_eq!(
-        claim_from(&server, 7, LIVE, tcp("2001:db8::7")),
-        (Status::Success, COIN.to_vec())
-    );
+    assert_gets_coins(&server, PEER, LIVE, tcp("127.0.0.13"));
+    assert_gets_coins(&server, 7, LIVE, tcp("2001:db8::7"));
 }
 
 #[test]
@@ -117,17 +126,11 @@ fn a_guessing_source_is_cut_off_until_the_cooldown_ends() {
         (Status::NoTicketFound, vec![])
     );
     // another address is not affected
-    assert_eq!(
-        claim_from(&server, PEER, LIVE, tcp("192.0.2.10")),
-        (Status::Success, COIN.to_vec())
-    );
+    assert_gets_coins(&server, PEER, LIVE, tcp("192.0.2.10"));
     // after the cooldown (the first ticket has expired by then too) it claims again
     clock.advance(GUESS_COOLDOWN);
     let fresh = server.pool.create(&[Coin { den: 2, sn: 258 }]).unwrap();
-    assert_eq!(
-        claim_from(&server, 1, fresh, guesser),
-        (Status::Success, COIN.to_vec())
-    );
+    assert_gets_coins(&server, 1, fresh, guesser);
 }
 
 /// A RAIDA claims the ticket ids a wallet put in its fix. A hostile wallet sending fix
@@ -164,10 +167,7 @@ fn a_raida_relaying_a_wallets_made_up_tickets_is_never_cut_off() {
         claim_from(&other_index, 7, LIVE, raida),
         (Status::NoTicketFound, vec![])
     );
-    assert_eq!(
-        claim_from(&other_index, PEER, LIVE, raida),
-        (Status::Success, COIN.to_vec())
-    );
+    assert_gets_coins(&other_index, PEER, LIVE, raida);
     // the same failures by UDP "from" that address are still counted and cut off
     let (forged, _) = server(ClaimPolicy::Any);
     for guess in 1..=GUESS_BURST + 1 {
@@ -190,10 +190,7 @@ fn an_ipv6_64_is_one_source() {
         claim_from(&server, PEER, LIVE, tcp("2001:db8:0:1::ffff")),
         (Status::NoTicketFound, vec![])
     );
-    assert_eq!(
-        claim_from(&server, PEER, LIVE, tcp("2001:db8:0:2::1")),
-        (Status::Success, COIN.to_vec())
-    );
+    assert_gets_coins(&server, PEER, LIVE, tcp("2001:db8:0:2::1"));
 }
 
 #[test]
@@ -213,19 +210,13 @@ fn forged_udp_failures_leave_the_peers_tcp_claims_alone() {
         (Status::NoTicketFound, vec![])
     );
     // RAIDA 12's own claim over TCP still gets the coins, once
-    assert_eq!(
-        claim_from(&server, PEER, LIVE, tcp(peer)),
-        (Status::Success, COIN.to_vec())
-    );
+    assert_gets_coins(&server, PEER, LIVE, tcp(peer));
     assert_eq!(
         claim_from(&server, PEER, LIVE, tcp(peer)),
         (Status::TicketClaimedAlready, vec![])
     );
     // and UDP claims from other addresses are not affected
-    assert_eq!(
-        claim_from(&server, 7, LIVE, udp("127.0.0.7")),
-        (Status::Success, COIN.to_vec())
-    );
+    assert_gets_coins(&server, 7, LIVE, udp("127.0.0.7"));
 }
 
 #[test]
@@ -233,20 +224,13 @@ fn listed_refuses_udp_claims_even_from_the_listed_ip() {
     let (server, _) = server(ClaimPolicy::Listed);
     let refused = (Status::NoTicketFound, vec![]);
     // the listed RAIDA's own IP by UDP: 43 for a live ticket, as for an unknown one
-    assert_eq!(claim_from(&server, PEER, LIVE, udp("127.0.0.12")), refused);
-    assert_eq!(
-        claim_from(&server, PEER, LIVE + 1, udp("127.0.0.12")),
-        refused
-    );
+    assert_refused_alike(&server, PEER, udp("127.0.0.12"));
     assert_eq!(
         claim_from(&server, PEER, LIVE, udp("::ffff:127.0.0.12")),
         refused
     );
     // nothing was claimed and nothing counted: the same over TCP is accepted
-    assert_eq!(
-        claim_from(&server, PEER, LIVE, tcp("127.0.0.12")),
-        (Status::Success, COIN.to_vec())
-    );
+    assert_gets_coins(&server, PEER, LIVE, tcp("127.0.0.12"));
     // many refused UDP claims never cut off the TCP claims from that address
     for guess in 2..=GUESS_BURST + 2 {
         assert_eq!(
