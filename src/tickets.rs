@@ -607,7 +607,8 @@ impl TicketPool {
             return Err(ClaimRefusal::Claim(ClaimError::BadClaimer));
         }
         let now = self.clock.now();
-        if !self.policy.admits(source, configured) {
+        let from_the_named_raida = ClaimPolicy::Listed.admits(source, configured);
+        if !from_the_named_raida && !self.policy.admits(source, configured) {
             let ip = source.ip;
             let refusal = match source.transport {
                 Transport::Stream => ClaimRefusal::NotListed,
@@ -639,7 +640,7 @@ impl TicketPool {
             }
             return Err(refusal);
         }
-        if ClaimPolicy::Listed.admits(source, configured) {
+        if from_the_named_raida {
             return self.claim(id, claimer).map_err(ClaimRefusal::Claim);
         }
         if let SourceVerdict::CutOff { log } = self.throttle.check(source, now) {

@@ -106,8 +106,9 @@ impl Breaker {
     }
 
     /// A failed attempt at `now` (timed out, refused, invalid); ejects the peer when it
-    /// reaches the threshold, or ejects it again when it was `probe`.
-    pub fn failed(&mut self, now: Instant, probe: bool, options: &EjectOptions) {
+    /// reaches the threshold, or ejects it again when it was `probe`. True when this
+    /// failure ejected it.
+    pub fn failed(&mut self, now: Instant, probe: bool, options: &EjectOptions) -> bool {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let eject = if probe {
             true
@@ -122,6 +123,7 @@ impl Breaker {
             self.ejections_in_a_row = self.ejections_in_a_row.saturating_add(1);
             self.next_probe = Some(now + options.cooldown_of(self.ejections_in_a_row));
         }
+        eject
     }
 
     /// The probe ended without a verdict (decided without it, no slot): the next call

@@ -245,9 +245,7 @@ impl Table {
             if seen.answered_in.is_some() {
                 breaker.answered();
             } else if seen.failed || seen.timed_out {
-                let before = breaker.ejections_in_a_row;
-                breaker.failed(now, seen.probe, eject);
-                health.ejections += u64::from(breaker.ejections_in_a_row != before);
+                health.ejections += u64::from(breaker.failed(now, seen.probe, eject));
             } else if seen.probe {
                 breaker.probe_inconclusive();
             }

@@ -88,6 +88,32 @@ impl fmt::Display for SourceKey {
     }
 }
 
+/// At most one log line per [`LOG_INTERVAL`] about one source, counting what was not
+/// logged in between.
+#[derive(Debug, Clone, Copy, Default)]
+struct LogGate {
+    /// The last line, if any.
+    logged_at: Option<Duration>,
+    /// Refusals since that line.
+    skipped: u32,
+}
+
+impl LogGate {
+    /// `Some(refusals not logged since the last line)` when a line may be logged at `now`;
+    /// otherwise counts this refusal.
+    fn may_log(&mut self, now: Duration) -> Option<u32> {
+        if self
+            .logged_at
+            .is_some_and(|at| now.saturating_sub(at) < LOG_INTERVAL)
+        {
+            self.skipped = self.skipped.saturating_add(1);
+            return None;
+        }
+        self.logged_at = Some(now);
+        Some(std::mem::take(&mut self.skipped))
+    }
+}
+
 /// One source's allowance.
 #[derive(Debug, Clone, Copy, Default)]
 struct Allowance {
@@ -95,10 +121,8 @@ struct Allowance {
     refilled_at: Duration,
     /// Claims are refused until then.
     cut_off_until: Duration,
-    /// The last log line about this source, if any.
-    logged_at: Option<Duration>,
-    /// Claims refused since that line.
-    refused_since_log: u32,
+    /// The lines logged about this source.
+    log: LogGate,
 }
 
 impl Allowance {
@@ -120,20 +144,6 @@ impl Allowance {
             return true;
         }
         false
-    }
-
-    /// Whether a line may be logged now (at most once per [`LOG_INTERVAL`]); counts the
-    /// refusal otherwise.
-    fn may_log(&mut self, now: Duration) -> bool {
-        if self
-            .logged_at
-            .is_some_and(|at| now.saturating_sub(at) < LOG_INTERVAL)
-        {
-            self.refused_since_log = self.refused_since_log.saturating_add(1);
-            return false;
-        }
-        self.logged_at = Some(now);
-        true
     }
 }
 
@@ -248,8 +258,7 @@ impl GuessThrottle {
         if !allowance.cut_off(now) {
             return SourceVerdict::Allowed;
         }
-        let log = allowance.may_log(now).then(|| {
-            let refused = std::mem::take(&mut allowance.refused_since_log);
+        let log = allowance.log.may_log(now).map(|refused| {
             let claims = match source.transport {
                 Transport::Stream => "claims",
                 Transport::Datagram => "UDP claims",
@@ -272,8 +281,11 @@ impl GuessThrottle {
         if !allowance.fail(now) {
             return None;
         }
-        allowance.logged_at = Some(now);
-        allowance.refused_since_log = 0;
+        // The cut-off line opens this source's log interval.
+        allowance.log = LogGate {
+            logged_at: Some(now),
+            skipped: 0,
+        };
         let who = described(key, source.transport);
         let who = if tracked {
             who
@@ -306,7 +318,7 @@ impl GuessThrottle {
 /// sources have lines of their own, so they cannot silence the lines about TCP claims.
 #[derive(Default)]
 pub(super) struct OncePerMinute {
-    logged: Mutex<HashMap<(Transport, SourceKey), (Duration, u32)>>,
+    logged: Mutex<HashMap<(Transport, SourceKey), LogGate>>,
 }
 
 impl OncePerMinute {
@@ -318,20 +330,7 @@ impl OncePerMinute {
         if !logged.contains_key(&key) && logged.len() >= MAX_TRACKED_SOURCES {
             logged.clear();
         }
-        match logged.get_mut(&key) {
-            Some((at, skipped)) if now.saturating_sub(*at) < LOG_INTERVAL => {
-                *skipped = skipped.saturating_add(1);
-                None
-            }
-            Some((at, skipped)) => {
-                *at = now;
-                Some(std::mem::take(skipped))
-            }
-            None => {
-                logged.insert(key, (now, 0));
-                Some(0)
-            }
-        }
+        logged.entry(key).or_default().may_log(now)
     }
 }
 
