@@ -143,6 +143,8 @@ impl SettingType for Option<Level> {
 }
 
 /// Declares [`Settings`] (one field per row) and [`TABLE`] (the rows), from one list.
+/// Each row keeps this shape, with literal numbers (tools/check_docs.py reads the rows to
+/// check README's table; a deadline, hedge delay or cooldown is at most an hour).
 macro_rules! settings_table {
     ($(
         $field:ident: $type:ty = $name:literal, $values:expr, default $default:literal,
@@ -182,18 +184,15 @@ macro_rules! settings_table {
     };
 }
 
-/// No longer than an hour: the most a deadline, a hedge delay or a cooldown may be.
-const HOUR_MS: u64 = 3_600_000;
-
 settings_table! {
     peer_deadline: Duration = "RAIDA_HEALING_PEER_DEADLINE_MS",
-        Values::Millis { min: 1, max: HOUR_MS }, default "32000",
+        Values::Millis { min: 1, max: 3_600_000 }, default "32000",
         "one deadline for connect + read over a whole fix";
     hedge_after: Duration = "RAIDA_HEALING_HEDGE_MS",
-        Values::Millis { min: 0, max: HOUR_MS }, default "300",
+        Values::Millis { min: 0, max: 3_600_000 }, default "300",
         "the hedge floor: no peer gets a second connection before this much silence (the rule: [docs/fix.md](docs/fix.md))";
     hedge_start: Duration = "RAIDA_HEALING_HEDGE_START_MS",
-        Values::Millis { min: 0, max: HOUR_MS }, default "1000",
+        Values::Millis { min: 0, max: 3_600_000 }, default "1000",
         "silence before a hedge for a peer never heard from";
     max_peer_connections: usize = "RAIDA_HEALING_MAX_PEER_CONNECTIONS",
         Values::Count { min: 1, max: 65_536 }, default "256",
@@ -202,10 +201,10 @@ settings_table! {
         Values::Count { min: 0, max: 1000 }, default "3",
         "failed attempts in a row (timeouts, refusals, bad answers) that eject a peer: not asked, no vote, until a single probe answers; 0 never ejects";
     eject_cooldown: Duration = "RAIDA_HEALING_EJECT_COOLDOWN_MS",
-        Values::Millis { min: 1, max: HOUR_MS }, default "10000",
+        Values::Millis { min: 1, max: 3_600_000 }, default "10000",
         "an ejected peer's first cooldown before its probe; doubles with each failed probe";
     eject_max: Duration = "RAIDA_HEALING_EJECT_MAX_MS",
-        Values::Millis { min: 1, max: HOUR_MS }, default "300000",
+        Values::Millis { min: 1, max: 3_600_000 }, default "300000",
         "the longest cooldown";
     claim_policy: ClaimPolicy = "RAIDA_HEALING_CLAIM_POLICY",
         Values::Names(&["any", "listed"]), default "any",
@@ -380,6 +379,12 @@ mod tests {
         assert!(TABLE
             .iter()
             .any(|s| s.name == crate::claims::CLAIM_POLICY_SETTING));
+        // README shows each row as rendered here (tools/check_docs.py renders them too).
+        let readme = include_str!("../README.md");
+        for setting in TABLE {
+            let row = setting.readme_row();
+            assert!(readme.lines().any(|line| line == row), "README lacks {row}");
+        }
         assert_eq!(
             TABLE[0].readme_row(),
             "| `RAIDA_HEALING_PEER_DEADLINE_MS` | 1 - 3600000 ms | 32000 | one deadline for connect + read over a whole fix |"
