@@ -31,6 +31,8 @@ pub enum Values {
     Count { min: u64, max: u64 },
     /// One of these names (case and surrounding space ignored).
     Names(&'static [&'static str]),
+    /// Text its type reads (a path, an address), described thus in README's table.
+    Text(&'static str),
 }
 
 impl Values {
@@ -44,6 +46,7 @@ impl Values {
                 .map(|n| format!("`{n}`"))
                 .collect::<Vec<_>>()
                 .join(", "),
+            Values::Text(what) => what.to_string(),
         }
     }
 }
@@ -55,7 +58,7 @@ pub struct Setting {
     pub name: &'static str,
     /// What it accepts.
     pub values: Values,
-    /// Its default, as it would be written.
+    /// Its default, as it would be written; empty for "unset" (an `Option` type's `None`).
     pub default: &'static str,
     /// What it does: README's "effect" cell.
     pub doc: &'static str,
@@ -63,13 +66,17 @@ pub struct Setting {
 
 impl Setting {
     /// Its row in README's settings table:
-    /// `` | `NAME` | values | default | doc | ``.
+    /// `` | `NAME` | values | default | doc | `` (an empty default shows as `unset`).
     pub fn readme_row(&self) -> String {
+        let default = if self.default.is_empty() {
+            "unset"
+        } else {
+            self.default
+        };
         format!(
-            "| `{}` | {} | {} | {} |",
+            "| `{}` | {} | {default} | {} |",
             self.name,
             self.values.describe(),
-            self.default,
             self.doc
         )
     }
@@ -85,7 +92,7 @@ pub trait SettingType: Sized {
 fn number(text: &str, values: &Values) -> Result<u64, String> {
     let (min, max) = match *values {
         Values::Millis { min, max } | Values::Count { min, max } => (min, max),
-        Values::Names(_) => return Err("is not a name of this setting".to_string()),
+        Values::Names(_) | Values::Text(_) => return Err("is not a number".to_string()),
     };
     let n: u64 = text
         .parse()
@@ -126,6 +133,13 @@ impl SettingType for usize {
 impl SettingType for ClaimPolicy {
     fn parse(text: &str, values: &Values) -> Result<Self, String> {
         name(text, values).and_then(|n| ClaimPolicy::parse(&n).ok_or(n))
+    }
+}
+
+/// A path (`None` when unset: the default "").
+impl SettingType for Option<std::path::PathBuf> {
+    fn parse(text: &str, _values: &Values) -> Result<Self, String> {
+        Ok((!text.is_empty()).then(|| std::path::PathBuf::from(text)))
     }
 }
 
@@ -353,6 +367,27 @@ mod tests {
                 "RAIDA_HEALING_CLAIM_POLICY=\"strict\" is not one of `any`, `listed`; using the default, any",
                 "RAIDA_HEALING_LOG=\"loud\" is not one of `off`, `error`, `warning`, `debug`; using the default, off",
             ]
+        );
+    }
+
+    /// A path setting (as a key or metrics file would be): unset by default, any text.
+    #[test]
+    fn a_path_setting_is_unset_by_default() {
+        let row = Setting {
+            name: "RAIDA_HEALING_SOME_FILE",
+            values: Values::Text("a path"),
+            default: "",
+            doc: "a file",
+        };
+        let mut problems = Vec::new();
+        let unset: Option<std::path::PathBuf> = value(&row, &|_: &str| None, &mut problems);
+        let set: Option<std::path::PathBuf> =
+            value(&row, &|_: &str| Some(" /etc/k ".into()), &mut problems);
+        assert_eq!((unset, set), (None, Some("/etc/k".into())));
+        assert!(problems.is_empty());
+        assert_eq!(
+            row.readme_row(),
+            "| `RAIDA_HEALING_SOME_FILE` | a path | unset | a file |"
         );
     }
 

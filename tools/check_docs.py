@@ -195,7 +195,7 @@ def check_export_table(problems):
 #         "what it does";
 SETTING_ROW = re.compile(
     r'^\s*\w+:\s*[^=;]+?=\s*"(RAIDA_HEALING_\w+)",\s*'
-    r'Values::(Millis|Count|Names)\s*(\{[^}]*\}|\(&\[[^\]]*\]\)),\s*'
+    r'Values::(Millis|Count|Names|Text)\s*(\{[^}]*\}|\(&\[[^\]]*\]\)|\("[^"]*"\)),\s*'
     r'default\s*"([^"]*)",\s*"((?:[^"\\]|\\.)*)";', re.MULTILINE)
 README_SETTING = re.compile(r"^\|\s*`(RAIDA_HEALING_\w+)`\s*\|")
 
@@ -211,13 +211,15 @@ def library_settings(source):
     for name, kind, values, default, doc in SETTING_ROW.findall(body):
         if kind == "Names":
             shown = ", ".join("`%s`" % n for n in re.findall(r'"([^"]*)"', values))
+        elif kind == "Text":
+            shown = re.search(r'"([^"]*)"', values).group(1)
         else:
             bounds = dict(re.findall(r"(min|max):\s*([\d_]+)", values))
             shown = "%s - %s" % (bounds["min"].replace("_", ""), bounds["max"].replace("_", ""))
             if kind == "Millis":
                 shown += " ms"
         doc = doc.replace('\\"', '"').replace("\\\\", "\\")
-        rows.append((name, "| `%s` | %s | %s | %s |" % (name, shown, default, doc)))
+        rows.append((name, "| `%s` | %s | %s | %s |" % (name, shown, default or "unset", doc)))
     return rows
 
 

@@ -68,6 +68,16 @@ class SettingsTable(unittest.TestCase):
             "README.md: the settings table lacks RAIDA_HEALING_METRICS_INTERVAL_MS "
             "(src/settings.rs)"])
 
+    def test_a_path_row_renders_unset_and_its_description(self):
+        row = ('    key_file: Option<PathBuf> = "RAIDA_HEALING_KEY_FILE",\n'
+               '        Values::Text("a path"), default "",\n'
+               '        "the key";\n}')
+        source = SETTINGS.replace("\n}\n\n/// The value of `setting`",
+                                  "\n" + row + "\n\n/// The value of `setting`", 1)
+        self.assertIn(("RAIDA_HEALING_KEY_FILE",
+                       "| `RAIDA_HEALING_KEY_FILE` | a path | unset | the key |"),
+                      check_docs.library_settings(source))
+
     def test_a_row_the_table_does_not_have_fails(self):
         extra = "| `RAIDA_HEALING_SPEED` | 1 - 9 | 5 | how fast |"
         readme = README.replace(readme_line("RAIDA_HEALING_LIB"),
