@@ -79,19 +79,27 @@ fn every_module_has_a_floor_and_imports_only_from_below() {
                 }
                 let used_floor = floor_of(&used).unwrap_or_else(|| panic!("no floor: {used}"));
                 if used_floor >= floor {
-                    upward.push(format!("{module} (floor {floor}) uses {used} (floor {used_floor})"));
+                    upward.push(format!(
+                        "{module} (floor {floor}) uses {used} (floor {used_floor})"
+                    ));
                 }
             }
         }
     }
     upward.sort();
     upward.dedup();
-    assert!(upward.is_empty(), "imports that do not run down a floor: {upward:#?}");
+    assert!(
+        upward.is_empty(),
+        "imports that do not run down a floor: {upward:#?}"
+    );
 }
 
 #[test]
 fn the_reading_sees_every_form_of_a_use() {
     assert_eq!(uses("use crate::protocol::{Coin};"), ["protocol"]);
-    assert_eq!(uses("crate::log::error(&x); crate::peers::ask"), ["log", "peers"]);
+    assert_eq!(
+        uses("crate::log::error(&x); crate::peers::ask"),
+        ["log", "peers"]
+    );
     assert_eq!(uses("raida_healing::crate::x"), Vec::<String>::new());
 }
