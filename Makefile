@@ -17,7 +17,7 @@
 ## make clippy             clippy over every target, warnings are errors
 ## make header             regenerates include/raida_healing.h (cbindgen, only built here: the header feature)
 ## make check-header       the committed header is what cbindgen generates, compared file to file (no git needed) (make test)
-## make check-abi          exported symbols, header functions and struct layouts against abi/ (the SOVERSION rule of docs/abi.md) (make test)
+## make check-abi          exported symbols and their versions (raida_healing.map), header functions and struct layouts against abi/ (the SOVERSION rule of docs/abi.md) (make test)
 ## make abi-baseline       rewrites abi/ from the current build (after a deliberate ABI change; see docs/abi.md)
 ## make check-docs         every docs reference resolves; the status and export tables match the header (make test)
 ## make cargo-test         the Rust unit and integration tests, the benches once in test mode (make test)
@@ -63,6 +63,9 @@ STATIC  := $(LIB_DIR)/libraida_healing.a
 # The system libraries rustc says a program linking $(STATIC) needs (for Libs.private).
 NATIVE_LIBS  = $(BUILD)/native-static-libs
 HEADER  := include/raida_healing.h
+# The symbol versions of the .so (docs/abi.md, "Symbol versions"): read by build.rs and
+# by the ABI guard.
+VERSION_SCRIPT := raida_healing.map
 TOOL    := tools/raida_healing.py
 BUILD   := build
 
@@ -181,16 +184,17 @@ check-header:
 	@echo "header: the committed copy is byte for byte what cbindgen generates"
 
 # The ABI guard (tools/check_abi.py, the rule in docs/abi.md): the .so's defined dynamic
-# symbols, the header's functions and the committed baseline abi/ (exports, declarations
-# with their struct layouts, SOVERSION) agree; an incompatible change with an unchanged
-# SOVERSION fails. tools/tests/test_check_abi.py shows it failing for a removed symbol, a
-# changed struct and a leaked symbol.
+# symbols, the header's functions, the version script's nodes and the committed baseline
+# abi/ (exports with their versions, declarations with their struct layouts, SOVERSION)
+# agree; an incompatible change with an unchanged SOVERSION fails.
+# tools/tests/test_check_abi.py shows it failing for a removed symbol, a changed struct,
+# a leaked symbol, an unversioned and a wrongly versioned symbol.
 check-abi: $(SO)
-	python3 tools/check_abi.py --so $(SO) --header $(HEADER) --soversion $(SOVERSION) --baseline abi
+	python3 tools/check_abi.py --so $(SO) --header $(HEADER) --soversion $(SOVERSION) --baseline abi --version-script $(VERSION_SCRIPT)
 	PYTHONDONTWRITEBYTECODE=1 python3 tools/tests/test_check_abi.py --cc "$(CC)"
 
 abi-baseline: $(SO)
-	python3 tools/check_abi.py --so $(SO) --header $(HEADER) --soversion $(SOVERSION) --baseline abi --write
+	python3 tools/check_abi.py --so $(SO) --header $(HEADER) --soversion $(SOVERSION) --baseline abi --version-script $(VERSION_SCRIPT) --write
 
 # Every markdown link and docs/*.md reference resolves inside the repository, and the
 # status table of docs/wire-protocol.md matches the header.
