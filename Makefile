@@ -259,7 +259,7 @@ clean:
 # that is the way.
 SO_FILE := libraida_healing.so.$(VERSION)
 DOC_FILES := README.md CHANGELOG.md LICENSE-MIT LICENSE-APACHE
-# What an operator or a packager reads (README links to them as docs/NAME.md).
+# What an operator or a packager reads (README links to them under docs/).
 DOC_PAGES := docs/abi.md docs/fix.md docs/legacy-host.md docs/standalone.md docs/tickets.md docs/wire-protocol.md
 # Directories only this project puts files in: uninstall always removes them.
 OWN_DIRS := $(PYTHONDIR) $(LIBDIR)/raida-healing $(DOCDIR)/docs $(DOCDIR)
