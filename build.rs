@@ -1,7 +1,8 @@
 //! Sets the shared library's SONAME and symbol versions (raida_healing.map) and, with
-//! `--features header` (`make header`), regenerates include/raida_healing.h with cbindgen. An ordinary build leaves the committed
-//! header alone, so it never compiles cbindgen; `make check-header` (part of `make test`)
-//! regenerates it and fails when the committed copy differs.
+//! `--features header` (`make header`), regenerates include/raida_healing.h with cbindgen.
+//! An ordinary build leaves the committed header alone, so it never compiles cbindgen;
+//! `make check-header` (part of `make test`) regenerates it and fails when the committed
+//! copy differs.
 
 /// The ABI version of the shared library: its SONAME is `libraida_healing.so.<SOVERSION>`.
 /// This is the one place it is written: the Makefile reads it from here. The rule for
