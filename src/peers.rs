@@ -24,11 +24,13 @@ pub mod health;
 mod outcome;
 mod poll_loop;
 mod settings;
+pub mod source;
 mod wire;
 
 pub use outcome::{Collector, PeerOutcome, PeerReport};
 pub use poll_loop::{ask_one, ask_peers};
-pub use settings::PeerOptions;
+pub use settings::{PeerOptions, SourceChoice};
+pub use source::{SourceCheck, SOURCE};
 pub use wire::{
     challenge_for, check_response_header, parse_response_body, request_frame, AnswerError,
     Claimer, Part, Target, CHALLENGE_BYTES, MAX_LISTED_COINS, MAX_RESPONSE_BODY,
@@ -50,6 +52,7 @@ mod tests {
     const CLAIMER: Claimer = Claimer {
         raida_no: 7,
         coin_id: 6,
+        source: None,
     };
 
     fn challenge() -> [u8; 16] {

@@ -1,5 +1,5 @@
-//! Scenario 9 of issue 22: a standalone fix run as root over a folder another account
-//! controls, while that account renames folders under Data/.
+//! A standalone fix run as root over a folder another account controls, while that
+//! account renames folders under Data/.
 //!
 //! The rename happens at one fixed point, through the `testing` feature's hook: after the
 //! fix has read the page and its peers have voted, just before the store opens the page's

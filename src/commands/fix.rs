@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::consensus::Tally;
 use crate::hash::derive_an;
 use crate::log;
-use crate::peers::{ask_peers, Claimer, Collector, PeerOutcome, Target};
+use crate::peers::{ask_peers, Claimer, Collector, PeerOutcome, Target, SOURCE};
 use crate::protocol::{
     an_at, check_record_payload, pass_fail_response, Coin, Response, Status, AN_BYTES, COIN_BYTES,
     TOTAL_RAIDA_SERVERS,
@@ -118,9 +118,11 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
     }
 
     let mut tally = Tally::new(&coins);
+    let listed = node.config.peers[usize::from(raida_no)].map(|a| *a.ip());
     let claimer = Claimer {
         raida_no,
         coin_id: request.coin_id,
+        source: SOURCE.source_for(listed, node.peer_options),
     };
     let asked = ask_peers(&targets, claimer, node.peer_options, &mut tally);
 

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::ffi::c_void;
 use std::ptr::NonNull;
 
-use crate::peers::{ask_one, Claimer, PeerOutcome, Target};
+use crate::peers::{ask_one, Claimer, PeerOutcome, Target, SOURCE};
 use crate::protocol::{Coin, TOTAL_RAIDA_SERVERS};
 
 use super::alloc::malloc_array;
@@ -120,9 +120,11 @@ fn validate_with_peer(raida_idx: i8, ticket: u32, coin_id: Option<u8>) -> Vec<Co
         addr,
         ticket,
     };
+    let listed = config.peers[usize::from(config.raida_no)].map(|a| *a.ip());
     let claimer = Claimer {
         raida_no: config.raida_no,
         coin_id,
+        source: SOURCE.source_for(listed, &PEER_OPTIONS),
     };
     let (report, coins) = ask_one(target, claimer, &PEER_OPTIONS);
     let mut line = format!(

@@ -2,7 +2,7 @@
 //! and the strictly read answer, and how an attempt failed.
 
 use std::io::{self, Read};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Instant;
 
 use rustix::event::PollFlags;
@@ -123,6 +123,14 @@ impl Connection {
             Some(Protocol::TCP),
         )
         .map_err(|e| Failure::Local(e.kind()))?;
+        if let Some(source) = claimer.source {
+            // Leave from the address the peers list for this server (peers/source.rs). A
+            // bind that fails (no free port on that address) is this host's trouble.
+            socket
+                .set_reuse_address(true)
+                .and_then(|()| socket.bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into()))
+                .map_err(|e| Failure::Local(e.kind()))?;
+        }
         let stage = match socket.connect(&SocketAddr::V4(target.addr).into()) {
             Ok(()) => Stage::Sending { sent: 0 },
             // EINTR on a non-blocking connect: the handshake goes on, as for EINPROGRESS.

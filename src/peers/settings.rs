@@ -23,6 +23,20 @@ pub struct PeerOptions {
     pub hedge_start: Duration,
     /// When a peer is ejected and for how long ([`ejection`]).
     pub eject: EjectOptions,
+    /// Where peer connections leave from ([`source`](super::source)).
+    pub source: SourceChoice,
+}
+
+/// Where this server's peer connections leave from (`RAIDA_HEALING_PEER_SOURCE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceChoice {
+    /// Bound to this server's listed address (`config.raida_addrs[raida_no]`) when that is
+    /// one of the host's addresses, so peers under the `listed` claim policy see the
+    /// address they list for it (`listed`, the default).
+    #[default]
+    Listed,
+    /// Left to the kernel's route (`kernel`).
+    Kernel,
 }
 
 impl Default for PeerOptions {
@@ -32,6 +46,7 @@ impl Default for PeerOptions {
             hedge_after: Duration::from_millis(300),
             hedge_start: Duration::from_millis(1000),
             eject: EjectOptions::default(),
+            source: SourceChoice::Listed,
         }
     }
 }
@@ -42,7 +57,8 @@ impl PeerOptions {
     /// `RAIDA_HEALING_EJECT_COOLDOWN_MS` and `RAIDA_HEALING_EJECT_MAX_MS`
     /// (1 ..= 3 600 000) where set to a number of milliseconds, and
     /// `RAIDA_HEALING_EJECT_AFTER` (failures in a row, 0 ..= 1000; 0 never ejects);
-    /// values outside those ranges are clamped, anything else is ignored.
+    /// values outside those ranges are clamped, anything else is ignored; and
+    /// `RAIDA_HEALING_PEER_SOURCE` (`listed` or `kernel`; anything else is ignored).
     pub fn from_env() -> PeerOptions {
         PeerOptions::from_lookup(|name| std::env::var(name).ok())
     }
@@ -67,6 +83,11 @@ impl PeerOptions {
                     .unwrap_or(eject.after),
                 cooldown: ms("RAIDA_HEALING_EJECT_COOLDOWN_MS", 1).unwrap_or(eject.cooldown),
                 max: ms("RAIDA_HEALING_EJECT_MAX_MS", 1).unwrap_or(eject.max),
+            },
+            source: match lookup("RAIDA_HEALING_PEER_SOURCE").as_deref().map(str::trim) {
+                Some("kernel") => SourceChoice::Kernel,
+                Some("listed") => SourceChoice::Listed,
+                _ => defaults.source,
             },
         }
     }
