@@ -27,7 +27,7 @@ mod settings;
 pub mod source;
 mod wire;
 
-pub use outcome::{Collector, PeerOutcome, PeerReport};
+pub use outcome::{Collector, LocalCause, PeerOutcome, PeerReport};
 pub use poll_loop::{ask_one, ask_peers};
 pub use settings::{PeerOptions, SourceChoice};
 pub use source::{SourceCheck, SOURCE};
