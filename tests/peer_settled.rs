@@ -6,8 +6,8 @@
 //! Each fix's deadline is 30 s, far beyond what the peers take to answer (a fraction of a
 //! second); a fix that waited for its deadline instead of its decision would report
 //! "timed out" peers, an open hedge and 30 s. The bound asserted on the time is half the
-//! deadline, so it holds however loaded the machine is. Process-wide state (peer health,
-//! the connection budget, the descriptor limit): the tests take turns (`serial`).
+//! deadline, so it holds however loaded the machine is. One test lowers the process's
+//! descriptor limit, so the tests take turns (`serial`).
 
 use std::net::{Ipv4Addr, TcpStream};
 use std::time::Duration;
@@ -19,7 +19,7 @@ use kit::serial;
 use kit::wire::{fix_payload, legacy_body, reply};
 use raida_healing::peers::ejection::EjectOptions;
 use raida_healing::peers::{
-    ask_peers, Claimer, Collector, LocalCause, PeerOptions, PeerOutcome, Target,
+    ask_peers, Claimer, Collector, LocalCause, PeerClient, PeerOptions, PeerOutcome, Target,
 };
 use raida_healing::protocol::{Coin, Response, Status};
 use raida_healing::store::MemoryStore;
@@ -227,7 +227,8 @@ fn an_unassignable_source_address_fails_every_peer_at_once() {
         source: Some(Ipv4Addr::new(192, 0, 2, 1)),
     };
     let started = std::time::Instant::now();
-    let reports = ask_peers(&targets, claimer, &options(), &mut Never);
+    let client = PeerClient::default();
+    let reports = ask_peers(&client, &targets, claimer, &options(), &mut Never);
     assert!(started.elapsed() < DEADLINE / 2);
     for report in reports {
         assert_eq!(

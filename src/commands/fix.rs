@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::consensus::Tally;
 use crate::hash::derive_an;
 use crate::log;
-use crate::peers::{ask_peers, Claimer, Collector, PeerOutcome, Target, SOURCE};
+use crate::peers::{ask_peers, Claimer, Collector, PeerOutcome, Target};
 use crate::protocol::{
     an_at, check_record_payload, pass_fail_response, Coin, Response, Status, AN_BYTES, COIN_BYTES,
     TOTAL_RAIDA_SERVERS,
@@ -122,9 +122,9 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
     let claimer = Claimer {
         raida_no,
         coin_id: request.coin_id,
-        source: SOURCE.source_for(listed, node.peer_options),
+        source: node.peers.source.source_for(listed, node.peer_options),
     };
-    let asked = ask_peers(&targets, claimer, node.peer_options, &mut tally);
+    let asked = ask_peers(node.peers, &targets, claimer, node.peer_options, &mut tally);
 
     let written = write_confirmed(node, request, &coins, &pg, &tally);
     let passed: Vec<bool> = (0..coins.len())
@@ -186,7 +186,8 @@ fn write_confirmed<S: CoinStore + ?Sized>(
 mod tests {
     use super::*;
     use crate::commands::NodeConfig;
-    use crate::peers::PeerOptions;
+    use crate::claims::ClaimGate;
+    use crate::peers::{PeerClient, PeerOptions};
     use crate::store::{MemoryStore, PageKey};
     use crate::tickets::TicketPool;
 
@@ -210,11 +211,14 @@ mod tests {
             peers: [None; 25],
         };
         let options = PeerOptions::default();
+        let (claims, peers) = (ClaimGate::default(), PeerClient::default());
         let node = Node {
             store,
             tickets: &pool,
+            claims: &claims,
             config: &config,
             peer_options: &options,
+            peers: &peers,
         };
         fix_with_report(
             &node,

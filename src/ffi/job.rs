@@ -9,14 +9,14 @@ use std::collections::HashSet;
 use std::ffi::c_void;
 use std::ptr::NonNull;
 
-use crate::peers::{ask_one, Claimer, PeerOutcome, Target, SOURCE};
+use crate::peers::{ask_one, Claimer, PeerOutcome, Target};
 use crate::protocol::{Coin, TOTAL_RAIDA_SERVERS};
 
 use super::alloc::malloc_array;
 use super::entry::enter;
 use super::host::Host;
 use super::layout::{CoinT, ValidateTicketArg};
-use super::state::PEER_OPTIONS;
+use super::state::process;
 
 /// Asks peer RAIDA `arg->raida_idx` to validate `arg->ticket` on behalf of this server
 /// (`config.raida_no`), with the coin id of `arg->ci`. Runs on the calling thread (no
@@ -120,13 +120,17 @@ fn validate_with_peer(raida_idx: i8, ticket: u32, coin_id: Option<u8>) -> Vec<Co
         addr,
         ticket,
     };
+    let process = process();
     let listed = config.peers[usize::from(config.raida_no)].map(|a| *a.ip());
     let claimer = Claimer {
         raida_no: config.raida_no,
         coin_id,
-        source: SOURCE.source_for(listed, &PEER_OPTIONS),
+        source: process
+            .peers
+            .source
+            .source_for(listed, &process.peer_options),
     };
-    let (report, coins) = ask_one(target, claimer, &PEER_OPTIONS);
+    let (report, coins) = ask_one(&process.peers, target, claimer, &process.peer_options);
     let mut line = format!(
         "send_validate_ticket_job: peer {peer} at {addr}: {}",
         report.outcome

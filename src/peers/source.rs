@@ -20,9 +20,6 @@ use socket2::{Domain, Socket, Type};
 
 use super::settings::{PeerOptions, SourceChoice};
 
-/// The process's one check (moved into the state owner with the peer tables).
-pub static SOURCE: SourceCheck = SourceCheck::new();
-
 /// What this process knows of its listed address: the last one asked about and whether
 /// it is the host's.
 pub struct SourceCheck {
