@@ -124,9 +124,13 @@ impl Connection {
             Some(Protocol::TCP),
         )
         .map_err(|e| Failure::Local(LocalCause::of(&e)))?;
-        if let Some(source) = claimer.source {
-            // Leave from the address the peers list for this server (peers/source.rs). A
-            // bind that fails (no free port on that address) is this host's trouble.
+        // Leave from the address the peers list for this server (peers/source.rs), unless
+        // one of the two is a loopback address and the other not (a loopback source cannot
+        // reach another host). A bind that fails (no free port there) is this host's trouble.
+        let source = claimer
+            .source
+            .filter(|source| source.is_loopback() == target.addr.ip().is_loopback());
+        if let Some(source) = source {
             socket
                 .set_reuse_address(true)
                 .and_then(|()| socket.bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into()))
