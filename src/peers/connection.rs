@@ -125,11 +125,11 @@ impl Connection {
         )
         .map_err(|e| Failure::Local(LocalCause::of(&e)))?;
         // Leave from the address the peers list for this server (peers/source.rs), unless
-        // one of the two is a loopback address and the other not (a loopback source cannot
-        // reach another host). A bind that fails (no free port there) is this host's trouble.
+        // that is a loopback address and the peer's is not (a loopback source cannot reach
+        // another host). A bind that fails (no free port there) is this host's trouble.
         let source = claimer
             .source
-            .filter(|source| source.is_loopback() == target.addr.ip().is_loopback());
+            .filter(|source| !source.is_loopback() || target.addr.ip().is_loopback());
         if let Some(source) = source {
             socket
                 .set_reuse_address(true)
