@@ -467,6 +467,25 @@ size_t raida_healing_peer_connections(void);
 // for the call; its `ci` is NULL or a valid `conn_info_t` (only `coin_id` is read).
 void *send_validate_ticket_job(void *arg);
 
+// Writes the current metrics, in the Prometheus text format (the same text as the file
+// `RAIDA_HEALING_METRICS_FILE` names, docs/metrics.md), into `buf`, NUL-terminated, when
+// it fits whole (`capacity` greater than its length); otherwise writes an empty string
+// there (when `capacity` is not 0), never a part. Works whether or not the variable is
+// set, without a thread.
+//
+// Call it with `buf` NULL and `capacity` 0 to learn the length, then with a buffer of at
+// least length + 1 bytes; the text may grow between two calls, so call again while the
+// result is not below `capacity`.
+//
+// # Returns
+// The text's length in bytes, without the NUL (always more than 0); 0 if the library
+// failed (a bug; `raida_healing_last_error()` says where).
+//
+// # Safety
+// `buf` is NULL or points to `capacity` writable bytes.
+size_t raida_healing_metrics_text(char *buf,
+                                  size_t capacity);
+
 // The library's version, e.g. "0.1.0": a static string, never NULL, never freed (empty
 // if the library failed, a bug).
 const char *raida_healing_version(void);

@@ -193,6 +193,7 @@ impl Peer {
                     tickets: &pool,
                     config: &config,
                     peer_options: &options,
+                    fix_stats: &Default::default(),
                 };
                 let Some(request) = read_request(&mut stream, Duration::from_secs(10)) else {
                     // The client gave up (its answer was already decided).
@@ -267,6 +268,7 @@ struct World {
     pool: TicketPool,
     config: NodeConfig,
     options: PeerOptions,
+    fix_stats: raida_healing::metrics::FixStats,
     coins: Vec<Coin>,
     issued: Mutex<Vec<Issued>>,
     claims: Mutex<Vec<ClaimRecord>>,
@@ -283,6 +285,7 @@ impl World {
             tickets: &self.pool,
             config: &self.config,
             peer_options: &self.options,
+            fix_stats: &self.fix_stats,
         }
     }
 
@@ -557,6 +560,7 @@ fn healing_commands_under_concurrency_and_expiry() {
             hedge_start: Duration::from_millis(300),
             ..PeerOptions::default()
         },
+        fix_stats: Default::default(),
         coins: all_coins.clone(),
         issued: Mutex::new(Vec::new()),
         claims: Mutex::new(Vec::new()),

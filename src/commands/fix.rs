@@ -52,6 +52,7 @@ pub fn fix<S: CoinStore + ?Sized>(
     match fix_with_report(node, request) {
         Ok((response, report)) => {
             log_report(&report);
+            node.fix_stats.record(&report);
             Ok(response)
         }
         Err(status) => {
@@ -131,6 +132,7 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
     let report = FixReport {
         coins_asked: coins.len(),
         coins_fixed: passed.iter().filter(|&&p| p).count(),
+        coin_votes: coins.iter().map(|&coin| tally.votes(coin)).collect(),
         asked,
         not_asked,
         elapsed: started.elapsed(),
@@ -213,6 +215,7 @@ mod tests {
             tickets: &pool,
             config: &config,
             peer_options: &options,
+            fix_stats: &Default::default(),
         };
         fix_with_report(
             &node,

@@ -44,6 +44,15 @@ macro_rules! command_table {
                 }
             }
 
+            /// Its name, e.g. `"fix"` (the metrics' `command` label).
+            pub fn name(self) -> &'static str {
+                let export = self.export();
+                match export.strip_prefix("cmd_") {
+                    Some(name) => name,
+                    None => export,
+                }
+            }
+
             /// The name of its C export, e.g. `"cmd_fix"`.
             pub const fn export(self) -> &'static str {
                 match self {
@@ -110,6 +119,8 @@ pub struct Node<'a, S: CoinStore + ?Sized> {
     pub tickets: &'a TicketPool,
     pub config: &'a NodeConfig,
     pub peer_options: &'a crate::peers::PeerOptions,
+    /// Where fix records what it did, for the metrics.
+    pub fix_stats: &'a crate::metrics::FixStats,
 }
 
 impl<S: CoinStore + ?Sized> Node<'_, S> {
@@ -197,6 +208,7 @@ mod tests {
                 tickets: &tickets,
                 config: &config,
                 peer_options: &options,
+                fix_stats: &Default::default(),
             };
             assert_eq!(node.run(Command::Find, &request).status, status);
             if broken {

@@ -101,6 +101,7 @@ fn guarded<R>(export: &'static str, consequence: &str, body: impl FnOnce() -> R)
     // page lock or session is released by its guard's Drop during the unwind).
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         super::host::route_log_to_host();
+        super::metrics::start_writer_once();
         let value = body();
         #[cfg(feature = "testing")]
         testing::panic_if_asked(export);
@@ -109,6 +110,7 @@ fn guarded<R>(export: &'static str, consequence: &str, body: impl FnOnce() -> R)
     match outcome {
         Ok(value) => Some(value),
         Err(_) => {
+            super::state::COMMAND_STATS.panicked(export);
             crate::log::error(&format!("{export} panicked; {consequence}"));
             set_last_error(&panicked_message(export));
             None

@@ -4,6 +4,7 @@
 //! run the command, write the answer back.
 
 use std::ptr::NonNull;
+use std::time::Instant;
 
 use crate::commands::{Command, Node, NodeConfig, Request};
 use crate::protocol::{Response, Status};
@@ -15,7 +16,7 @@ use super::error::set_last_error;
 use super::host::{Host, HostStore};
 use super::layout::ConnInfo;
 use super::standalone::with_opened;
-use super::state::{PEER_OPTIONS, TICKETS};
+use super::state::{COMMAND_STATS, FIX_STATS, PEER_OPTIONS, TICKETS};
 
 /// Runs `command` against whatever this process offers: the server's page cache and
 /// config when linked into a server, else the folder opened by `raida_healing_open`,
@@ -66,8 +67,10 @@ fn run_on<S: CoinStore>(
         tickets: &TICKETS,
         config,
         peer_options: &PEER_OPTIONS,
+        fix_stats: &FIX_STATS,
     };
     node.run_reporting(command, request).unwrap_or_else(|line| {
+        COMMAND_STATS.store_write_failed();
         crate::log::error(&line);
         set_last_error(&line);
         Response::status(Status::Internal)
@@ -144,7 +147,10 @@ unsafe fn handle(ci: *mut ConnInfo, command: Command) {
                     .then(|| super::client_addr::client(ci))
                     .flatten(),
             };
-            run(command, &request)
+            let started = Instant::now();
+            let response = run(command, &request);
+            COMMAND_STATS.answered(command.name(), response.status.code(), started.elapsed());
+            response
         };
         // SAFETY: `handle`'s contract; the shared borrow above has ended.
         unsafe { answer(ci, response) };

@@ -235,6 +235,7 @@ pub extern "C" fn raida_healing_last_error() -> *const c_char {
 pub extern "C" fn raida_healing_close() {
     enter("raida_healing_close", || {
         close_folder();
+        super::metrics::write_now();
         clear_last_error();
     })
 }

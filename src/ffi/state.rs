@@ -7,10 +7,12 @@
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
+use std::time::SystemTime;
 
 use parking_lot::RwLock;
 
 use crate::commands::NodeConfig;
+use crate::metrics::{CommandStats, FixStats};
 use crate::pagefile::PageFileStore;
 use crate::peers::PeerOptions;
 use crate::tickets::TicketPool;
@@ -34,3 +36,13 @@ pub(super) struct Opened {
 /// Commands hold the read side for their whole run, so `raida_healing_close` (the write
 /// side) waits for commands in flight and the store is never dropped under one.
 pub(super) static OPENED: RwLock<Option<Opened>> = RwLock::new(None);
+
+/// What the boundary saw: commands by command and status, durations, panics per export,
+/// failed page writes (the metrics).
+pub(super) static COMMAND_STATS: LazyLock<CommandStats> = LazyLock::new(CommandStats::default);
+
+/// What fixes did (the metrics).
+pub(super) static FIX_STATS: LazyLock<FixStats> = LazyLock::new(FixStats::default);
+
+/// When the library was first entered (`raida_healing_start_time_seconds`).
+pub(super) static START_TIME: LazyLock<SystemTime> = LazyLock::new(SystemTime::now);

@@ -90,6 +90,8 @@ struct Slots {
     held: usize,
     peers: [PeerSlots; INDICES],
     next_ticket: u64,
+    /// First connections that found no slot and queued (for the metrics).
+    waits: u64,
 }
 
 struct PeerSlots {
@@ -107,11 +109,18 @@ static SLOTS: Mutex<Slots> = Mutex::new(Slots {
         }
     }; INDICES],
     next_ticket: 0,
+    waits: 0,
 });
 
 /// Peer connections held right now, by every call in the process.
 pub fn in_use() -> usize {
     SLOTS.lock().held
+}
+
+/// First connections that found their peer's share or the budget full and waited for a
+/// slot, since the process started.
+pub fn waits() -> u64 {
+    SLOTS.lock().waits
 }
 
 /// Peer connections held right now to RAIDA index `raida`.
@@ -189,7 +198,7 @@ impl Permit {
     /// its share, the share has a slot and the budget too; else `Err` with a place at the
     /// back of the queue.
     pub fn first(raida: u8) -> Result<Permit, Place> {
-        Place::join(raida).take()
+        Place::join(raida).take().inspect_err(|_| SLOTS.lock().waits += 1)
     }
 
     /// A permit for a hedge to RAIDA index `raida`, or `None` when fewer than

@@ -7,6 +7,7 @@ use std::net::SocketAddrV4;
 
 use raida_healing::commands::fix::{fix_with_report, FixReport};
 use raida_healing::commands::{Command, Node, NodeConfig, Request};
+use raida_healing::metrics::FixStats;
 use raida_healing::peers::PeerOptions;
 use raida_healing::protocol::{Response, Status};
 use raida_healing::store::CoinStore;
@@ -18,6 +19,8 @@ pub struct Server<S> {
     pub pool: TicketPool,
     pub config: NodeConfig,
     pub options: PeerOptions,
+    /// What its fixes did, for the metrics.
+    pub fix_stats: FixStats,
 }
 
 /// RAIDA `raida_no` knowing no peer address.
@@ -36,6 +39,7 @@ impl<S: CoinStore> Server<S> {
             pool,
             config: config(raida_no),
             options: PeerOptions::default(),
+            fix_stats: FixStats::default(),
         }
     }
 
@@ -50,6 +54,7 @@ impl<S: CoinStore> Server<S> {
             tickets: &self.pool,
             config: &self.config,
             peer_options: &self.options,
+            fix_stats: &self.fix_stats,
         }
     }
 
