@@ -10,7 +10,7 @@
 ## make                    the release library (target/release/libraida_healing.{so,a}); the header is committed
 ## make test               every test suite below that says "(make test)": one line per suite ([i/N] NAME ... passed in T s), logs in build/logs/, a tally line; on a failure the first error line (TEST_STOP=1 stops there)
 ## make help               this list
-## make install            builds nothing (make && sudo make install): stripped libs + debug file, header, .pc, the ops tool (module + command); runs ldconfig or says how the library is found; PREFIX LIBDIR INCLUDEDIR BINDIR PKGCONFIGDIR DEBUGDIR PYTHONDIR DESTDIR
+## make install            builds nothing (make && sudo make install): stripped libs + debug file, header, .pc, the ops tool (module + command); runs ldconfig or says how the library is found; PREFIX LIBDIR INCLUDEDIR BINDIR PKGCONFIGDIR DEBUGDIR PYTHONDIR DATADIR DESTDIR
 ## make uninstall          removes what `make install` put there
 ## make clean              cargo clean and build/
 ## make fmt-check          cargo fmt --check
@@ -41,6 +41,8 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 # Separate debug info of the stripped .so: gdb and eu-stack look in <lib dir>/.debug/ for
 # the file named by the library's .gnu_debuglink, with no configuration.
 DEBUGDIR    ?= $(LIBDIR)/.debug
+# The Prometheus alerting rules and the Grafana dashboard (docs/metrics.md).
+DATADIR     ?= $(PREFIX)/share/raida-healing
 
 # Every cargo command of this Makefile builds with the source paths remapped, so the debug
 # info (and panic locations) name /usr/src/raida-healing-VERSION and /cargo/registry rather
@@ -251,6 +253,9 @@ install:
 	chmod 0644 $(DESTDIR)$(PYTHONDIR)/raida_healing.py
 	sed -e 's|@PYTHONDIR@|$(PYTHONDIR)|g' tools/raida-healing.in > $(DESTDIR)$(BINDIR)/raida-healing
 	chmod 0755 $(DESTDIR)$(BINDIR)/raida-healing
+	install -d $(DESTDIR)$(DATADIR)/prometheus $(DESTDIR)$(DATADIR)/grafana
+	install -m 0644 monitoring/raida_healing_alerts.yml monitoring/raida_healing_alerts_test.yml $(DESTDIR)$(DATADIR)/prometheus/
+	install -m 0644 monitoring/raida_healing_dashboard.json $(DESTDIR)$(DATADIR)/grafana/
 	@LDCONFIG="$(LDCONFIG)" sh mk/install_note.sh "$(DESTDIR)" "$(LIBDIR)" "$(SOVERSION)" "$(PYTHONDIR)"
 
 uninstall:
@@ -259,3 +264,5 @@ uninstall:
 		$(DESTDIR)$(PKGCONFIGDIR)/raida_healing.pc $(DESTDIR)$(BINDIR)/raida-healing \
 		$(DESTDIR)$(PYTHONDIR)/raida_healing.py
 	-rmdir $(DESTDIR)$(PYTHONDIR) $(DESTDIR)$(LIBDIR)/raida-healing 2>/dev/null
+	rm -f $(DESTDIR)$(DATADIR)/prometheus/raida_healing_alerts.yml $(DESTDIR)$(DATADIR)/prometheus/raida_healing_alerts_test.yml $(DESTDIR)$(DATADIR)/grafana/raida_healing_dashboard.json
+	-rmdir $(DESTDIR)$(DATADIR)/prometheus $(DESTDIR)$(DATADIR)/grafana $(DESTDIR)$(DATADIR) 2>/dev/null

@@ -73,7 +73,7 @@ class Network:
     """25 RAIDA slots on 127.0.0.1: real nodes, fakes, or dead ports."""
 
     def __init__(self, node_bin, *, coin_id=6, base_port=None, fakes=None, dead=(),
-                 flush_freq=None, root=None, env=None, peer_ports=None):
+                 flush_freq=None, root=None, env=None, peer_ports=None, node_env=None):
         self.node_bin = os.path.abspath(node_bin)
         self.coin_id = coin_id
         self.base_port = base_port
@@ -83,6 +83,7 @@ class Network:
         self.own_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="raida_net_")
         self.env = dict(os.environ, **(env or {}))
+        self.node_env = dict(node_env or {})  # raida -> extra environment of that node only
         self.procs = {}
         self.started = []  # (raida, Popen) of every node ever started
         self.killed = set()  # Popen objects stopped with SIGKILL on purpose
@@ -171,7 +172,8 @@ class Network:
             argv = [self.node_bin, self.folder(i)]
         try:
             proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                    env=self.env, cwd="/", preexec_fn=_die_with_parent)
+                                    env=dict(self.env, **self.node_env.get(i, {})), cwd="/",
+                                    preexec_fn=_die_with_parent)
         finally:
             log.close()
         self.procs[i] = proc

@@ -237,11 +237,25 @@ impl Writer {
 
     /// The thread's loop: write, wait an interval, forever.
     fn run(self: Arc<Writer>) {
+        block_signals();
         loop {
             self.write_now();
             let mut turn = self.turn.lock();
             let _ = self.wake.wait_for(&mut turn, self.interval);
         }
+    }
+}
+
+/// Blocks every asynchronous signal on the calling thread (the writer): a server that
+/// takes SIGTERM with `sigwait` in one thread, all others blocking it, must never have it
+/// delivered to ours instead (its default action would end the process).
+fn block_signals() {
+    let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset initialises the set it is given; pthread_sigmask reads it and
+    // changes only this thread's mask (NULL: the old mask is not wanted).
+    unsafe {
+        libc::sigfillset(all.as_mut_ptr());
+        libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), std::ptr::null_mut());
     }
 }
 
