@@ -535,7 +535,8 @@ const char *raida_healing_last_error(void);
 // handlers still running on it. Every change is already on disk (each command writes
 // before it answers), so nothing is lost by exiting without calling it. Does nothing when
 // no folder is open (nor after a failure inside the library, a bug: the folder may then
-// still be open).
+// still be open). When `RAIDA_HEALING_METRICS_FILE` is set, the metrics file is written
+// once more before it returns.
 void raida_healing_close(void);
 
 // Reads one coin's record from the opened folder, without a request and without

@@ -148,3 +148,68 @@ impl FixStats {
         self.figures.lock().clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::{PeerReport, Target};
+
+    fn asked(raida: u8, outcome: PeerOutcome) -> PeerReport {
+        PeerReport {
+            target: Target {
+                raida,
+                addr: "127.0.0.1:9".parse().unwrap(),
+                ticket: 1,
+            },
+            outcome,
+            hedged: false,
+            hedge_outcome: None,
+        }
+    }
+
+    #[test]
+    fn a_fix_report_adds_coins_votes_and_outcomes_this_server_apart() {
+        let stats = FixStats::default();
+        let report = FixReport {
+            coins_asked: 3,
+            coins_fixed: 2,
+            coin_votes: vec![15, 15, 3],
+            asked: vec![
+                asked(4, PeerOutcome::TimedOut),
+                asked(7, PeerOutcome::Voted { listed: 3 }),
+            ],
+            not_asked: vec![(2, PeerOutcome::ThisServer), (5, PeerOutcome::NoTicket)],
+            elapsed: Duration::from_millis(5),
+        };
+        stats.record(&report);
+        stats.record(&report);
+        let f = stats.snapshot();
+        assert_eq!((f.coins_fixed, f.coins_not_fixed), (4, 2));
+        assert_eq!((f.coin_votes.count(), f.coin_votes.sum()), (6, 66.0));
+        let below_14: Vec<(f64, u64)> = f.coin_votes.cumulative().filter(|&(le, _)| le == 13.0).collect();
+        assert_eq!(below_14, vec![(13.0, 2)]);
+        let outcomes: Vec<((u8, &str), u64)> = f.peer_outcomes.into_iter().collect();
+        assert_eq!(
+            outcomes,
+            vec![((4, "timed_out"), 2), ((5, "no_ticket"), 2), ((7, "voted"), 2)]
+        );
+    }
+
+    #[test]
+    fn command_stats_count_by_command_and_status() {
+        let stats = CommandStats::default();
+        stats.answered("fix", 241, Duration::from_micros(300));
+        stats.answered("fix", 241, Duration::from_millis(20));
+        stats.answered("find", 209, Duration::from_micros(50));
+        stats.panicked("cmd_fix");
+        stats.store_write_failed();
+        let b = stats.snapshot();
+        let counts: Vec<((&str, u8), u64)> =
+            b.commands.iter().map(|(k, h)| (*k, h.count())).collect();
+        assert_eq!(counts, vec![(("find", 209), 1), (("fix", 241), 2)]);
+        let fix: Vec<(f64, u64)> = b.commands[&("fix", 241)].cumulative().take(4).collect();
+        assert_eq!(fix, vec![(0.0001, 0), (0.0005, 1), (0.001, 1), (0.005, 1)]);
+        assert_eq!(b.panics[&"cmd_fix"], 1);
+        assert_eq!(b.store_write_failures, 1);
+    }
+}
