@@ -52,7 +52,19 @@ pub fn fix<S: CoinStore + ?Sized>(
     match fix_with_report(node, request) {
         Ok((response, report)) => {
             log_report(&report);
-            node.fix_stats.record(&report);
+            let outcomes = report
+                .asked
+                .iter()
+                .map(|r| (r.target.raida, &r.outcome))
+                .chain(report.not_asked.iter().map(|(raida, o)| (*raida, o)))
+                .filter(|(_, outcome)| **outcome != PeerOutcome::ThisServer)
+                .map(|(raida, outcome)| (raida, outcome.label()));
+            node.fix_stats.record(
+                report.coins_fixed,
+                report.coins_asked - report.coins_fixed,
+                &report.coin_votes,
+                outcomes,
+            );
             Ok(response)
         }
         Err(status) => {
@@ -123,7 +135,7 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
         raida_no,
         coin_id: request.coin_id,
     };
-    let asked = ask_peers(&targets, claimer, node.peer_options, &mut tally);
+    let asked = ask_peers(node.peers, &targets, claimer, node.peer_options, &mut tally);
 
     let written = write_confirmed(node, request, &coins, &pg, &tally);
     let passed: Vec<bool> = (0..coins.len())
@@ -186,7 +198,8 @@ fn write_confirmed<S: CoinStore + ?Sized>(
 mod tests {
     use super::*;
     use crate::commands::NodeConfig;
-    use crate::peers::PeerOptions;
+    use crate::claims::ClaimGate;
+    use crate::peers::{PeerClient, PeerOptions};
     use crate::store::{MemoryStore, PageKey};
     use crate::tickets::TicketPool;
 
@@ -210,11 +223,14 @@ mod tests {
             peers: [None; 25],
         };
         let options = PeerOptions::default();
+        let (claims, peers) = (ClaimGate::default(), PeerClient::default());
         let node = Node {
             store,
             tickets: &pool,
+            claims: &claims,
             config: &config,
             peer_options: &options,
+            peers: &peers,
             fix_stats: &Default::default(),
         };
         fix_with_report(

@@ -101,7 +101,8 @@ fn guarded<R>(export: &'static str, consequence: &str, body: impl FnOnce() -> R)
     // page lock or session is released by its guard's Drop during the unwind).
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         super::host::route_log_to_host();
-        super::metrics::start_writer_once();
+        // The settings are read (and the stderr log level set) at the first call.
+        super::state::process();
         let value = body();
         #[cfg(feature = "testing")]
         testing::panic_if_asked(export);
@@ -110,7 +111,9 @@ fn guarded<R>(export: &'static str, consequence: &str, body: impl FnOnce() -> R)
     match outcome {
         Ok(value) => Some(value),
         Err(_) => {
-            super::state::COMMAND_STATS.panicked(export);
+            // Counted for the metrics; the state itself may be what panicked (its first
+            // making), so the count is caught too.
+            let _ = catch_unwind(|| super::state::process().command_stats.panicked(export));
             crate::log::error(&format!("{export} panicked; {consequence}"));
             set_last_error(&panicked_message(export));
             None

@@ -16,7 +16,7 @@ use super::error::set_last_error;
 use super::host::{Host, HostStore};
 use super::layout::ConnInfo;
 use super::standalone::with_opened;
-use super::state::{COMMAND_STATS, FIX_STATS, PEER_OPTIONS, TICKETS};
+use super::state::process;
 
 /// Runs `command` against whatever this process offers: the server's page cache and
 /// config when linked into a server, else the folder opened by `raida_healing_open`,
@@ -53,7 +53,7 @@ fn run(command: Command, request: &Request<'_>) -> Response {
     Response::status(Status::Internal)
 }
 
-/// Runs `command` on `store` with the process's tickets and peer options. A write the
+/// Runs `command` on `store` with the process's state (tickets, claim gate, peer client). A write the
 /// store could not keep is answered ERROR_INTERNAL, logged and made the thread's last
 /// error.
 fn run_on<S: CoinStore>(
@@ -62,15 +62,18 @@ fn run_on<S: CoinStore>(
     command: Command,
     request: &Request<'_>,
 ) -> Response {
+    let process = process();
     let node = Node {
         store,
-        tickets: &TICKETS,
+        tickets: &process.tickets,
+        claims: &process.claims,
         config,
-        peer_options: &PEER_OPTIONS,
-        fix_stats: &FIX_STATS,
+        peer_options: &process.peer_options,
+        peers: &process.peers,
+        fix_stats: &process.fix_stats,
     };
     node.run_reporting(command, request).unwrap_or_else(|line| {
-        COMMAND_STATS.store_write_failed();
+        process.command_stats.store_write_failed();
         crate::log::error(&line);
         set_last_error(&line);
         Response::status(Status::Internal)
@@ -149,7 +152,11 @@ unsafe fn handle(ci: *mut ConnInfo, command: Command) {
             };
             let started = Instant::now();
             let response = run(command, &request);
-            COMMAND_STATS.answered(command.name(), response.status.code(), started.elapsed());
+            process().command_stats.answered(
+                command.name(),
+                response.status.code(),
+                started.elapsed(),
+            );
             response
         };
         // SAFETY: `handle`'s contract; the shared borrow above has ended.
@@ -164,7 +171,7 @@ unsafe fn handle(ci: *mut ConnInfo, command: Command) {
 macro_rules! command_table {
     ($(
         $(#[$doc:meta])*
-        $variant:ident = $code:literal => $export:ident, |$node:ident, $request:ident| $run:expr;
+        $variant:ident = $code:ident => $export:ident, |$node:ident, $request:ident| $run:expr;
     )*) => {
         /// The C export the server calls for `command`, e.g. `cmd_fix` for `Command::Fix`.
         pub fn handler(command: Command) -> unsafe extern "C" fn(*mut ConnInfo) {
@@ -177,7 +184,7 @@ macro_rules! command_table {
             $(#[$doc])*
             #[no_mangle]
             pub unsafe extern "C" fn $export(ci: *mut ConnInfo) {
-                const _: () = assert!(Command::$variant.code() == $code);
+                const _: () = assert!(Command::$variant.code() == crate::protocol::$code);
                 // SAFETY: forwarded caller contract (`handle` ignores a NULL `ci`).
                 unsafe { handle(ci, Command::$variant) }
             }

@@ -25,52 +25,47 @@
 
 use std::ffi::c_char;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::LazyLock;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Once;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::claims::{ClaimCounts, Transport};
 use crate::metrics::file::MetricsFile;
-use crate::metrics::{render, ConnectionFigures, PeerFigures, PoolFigures, Snapshot};
-use crate::peers::{budget, health};
+use crate::metrics::{
+    render, ClaimCount, ConnectionFigures, PeerFigures, PoolFigures, Snapshot, ThrottleFigures,
+};
+use crate::peers::HealthTable;
 use crate::protocol::TOTAL_RAIDA_SERVERS;
 use crate::tickets::{POOL_CAPACITY, POOL_MEMORY_BOUND};
 
 use super::entry::enter;
 use super::error::caller_buffer;
 use super::host::Host;
-use super::state::{COMMAND_STATS, FIX_STATS, OPENED, START_TIME, TICKETS};
+use super::state::{process, Process};
 
-/// The file the metrics go to (unset: no file, no thread).
-pub(super) const FILE_VAR: &str = "RAIDA_HEALING_METRICS_FILE";
-/// How often it is rewritten, in milliseconds.
-pub(super) const INTERVAL_VAR: &str = "RAIDA_HEALING_METRICS_INTERVAL_MS";
-const DEFAULT_INTERVAL: Duration = Duration::from_millis(15_000);
-/// The interval's range: at least 100 ms, at most an hour.
-const MIN_INTERVAL_MS: u64 = 100;
-const MAX_INTERVAL_MS: u64 = 3_600_000;
 /// A failed write is logged at most this often.
 const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
-/// This server's RAIDA index: the server's config, else the opened folder's.
-fn raida_no() -> Option<u8> {
+/// This server's RAIDA index and peers: the server's config, else the opened folder's.
+fn node_config(process: &Process) -> Option<crate::commands::NodeConfig> {
     if let Some(host) = Host::get() {
-        return host.node_config().ok().map(|c| c.raida_no);
+        return host.node_config().ok();
     }
-    OPENED.read().as_ref().map(|o| o.config.raida_no)
+    process.opened.read().as_ref().map(|o| o.config.clone())
 }
 
 /// Every peer the health table knows, one entry per RAIDA index: counters summed over the
 /// addresses it had, gauges from the address the config gives it now (else the last).
 fn peer_figures(
+    health: &HealthTable,
     configured: &[Option<std::net::SocketAddrV4>; TOTAL_RAIDA_SERVERS],
 ) -> Vec<PeerFigures> {
     let now = Instant::now();
     // Each with whether its address is the configured one.
     let mut peers: Vec<(PeerFigures, bool)> = Vec::new();
-    for (raida, addr, h) in health::snapshot() {
+    for (raida, addr, h) in health.snapshot() {
         let breaker = h.breaker;
         let probing = breaker.probing_until.is_some_and(|until| now < until);
         let next_probe_seconds = match breaker.next_probe {
@@ -120,89 +115,125 @@ fn peer_figures(
     peers.into_iter().map(|(p, _)| p).collect()
 }
 
-/// Every figure of the process now.
-pub(super) fn collect() -> Snapshot {
-    let raida = raida_no();
-    let configured = Host::get()
-        .and_then(|h| h.node_config().ok())
-        .or_else(|| OPENED.read().as_ref().map(|o| o.config.clone()))
+/// The claim gate's counters as (result, count) pairs.
+fn claim_results(c: ClaimCounts) -> [(&'static str, u64); 5] {
+    [
+        ("granted", c.granted),
+        ("already_claimed", c.already_claimed),
+        ("no_such_ticket", c.no_such_ticket),
+        ("refused_by_policy", c.refused_by_policy),
+        ("throttled", c.throttled),
+    ]
+}
+
+/// Every figure of the process now, collected from the parts that keep them.
+pub(super) fn collect(process: &Process) -> Snapshot {
+    let config = node_config(process);
+    let configured = config
+        .as_ref()
         .map_or([None; TOTAL_RAIDA_SERVERS], |c| c.peers);
-    let units_free = TICKETS.free_slots() as u64;
+    let tickets = &process.tickets;
+    let units_free = tickets.free_slots() as u64;
+    let pool = tickets.counts();
+    let counts = process.claims.counts();
+    let mut claims = Vec::new();
+    for (transport, c) in [
+        ("tcp", counts.tcp),
+        ("udp", counts.udp),
+        ("unknown", counts.no_address),
+    ] {
+        for (result, count) in claim_results(c) {
+            if count > 0 {
+                claims.push(ClaimCount {
+                    result,
+                    transport,
+                    count,
+                });
+            }
+        }
+    }
+    let budget = &process.peers.budget;
     Snapshot {
-        raida,
+        raida: config.map(|c| c.raida_no),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        start_time_seconds: START_TIME
+        start_time_seconds: process
+            .started
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64(),
-        boundary: COMMAND_STATS.snapshot(),
-        fix: FIX_STATS.snapshot(),
-        peers: peer_figures(&configured),
+        boundary: process.command_stats.snapshot(),
+        fix: process.fix_stats.snapshot(),
+        peers: peer_figures(&process.peers.health, &configured),
         connections: ConnectionFigures {
-            in_use: budget::in_use() as u64,
-            limit: budget::limit() as u64,
-            waits: budget::waits(),
+            in_use: budget.in_use() as u64,
+            limit: budget.limit() as u64,
+            waits: budget.waits(),
         },
         pool: PoolFigures {
-            tickets: TICKETS.live() as u64,
-            coins: TICKETS.coins_held() as u64,
+            tickets: tickets.live() as u64,
+            coins: tickets.coins_held() as u64,
             units: (POOL_CAPACITY as u64).saturating_sub(units_free),
             units_limit: POOL_CAPACITY as u64,
             memory_bound_bytes: POOL_MEMORY_BOUND as u64,
-            issued: None,
-            expired: None,
-            refused_full: None,
+            issued: Some(pool.issued),
+            expired: Some(pool.expired),
+            refused_full: Some(pool.refused_full),
         },
-        claims: Vec::new(),
-        throttle: None,
-        file_write_failures: WRITER
-            .get()
-            .and_then(Option::as_ref)
+        claims,
+        throttle: Some(ThrottleFigures {
+            tcp_sources: process.claims.tracked(Transport::Stream) as u64,
+            udp_sources: process.claims.tracked(Transport::Datagram) as u64,
+            limit: crate::claims::MAX_TRACKED_SOURCES as u64,
+        }),
+        file_write_failures: process
+            .metrics_writer
+            .as_ref()
             .map_or(0, |w| w.failures.load(Ordering::Relaxed)),
     }
 }
 
-/// The writer of the metrics file, shared by its thread and `raida_healing_close`.
-struct Writer {
+/// The writer of the metrics file: its thread (started once, by [`MetricsWriter::start_once`])
+/// and `raida_healing_close` share it. Held by the state owner.
+pub(super) struct MetricsWriter {
     file: MetricsFile,
     interval: Duration,
-    /// The process that started the thread (a forked child does not write).
-    pid: u32,
+    /// The process that started the thread (0: not started; a forked child does not write).
+    pid: AtomicU32,
     failures: AtomicU64,
-    /// When a failure was last logged, and failures since.
+    /// When a failure was last logged, and failures since the last success.
     log: Mutex<(Option<Instant>, u64)>,
-    /// Serialises writes (the thread's and close's) and wakes the thread early.
+    /// Serialises writes (the thread's and close's) and lets the thread sleep.
     turn: Mutex<()>,
     wake: Condvar,
+    started: Once,
 }
 
-/// The writer, once the first call into the library has looked at the environment
-/// (`None`: no file asked for, or it could not be started).
-static WRITER: OnceLock<Option<Arc<Writer>>> = OnceLock::new();
-
-/// The interval for a value of `RAIDA_HEALING_METRICS_INTERVAL_MS`: a number clamped to
-/// 100 ..= 3,600,000; anything else gives the default (logged when not empty).
-pub(super) fn interval_from(value: Option<&str>) -> Duration {
-    match value.map(str::trim) {
-        None | Some("") => DEFAULT_INTERVAL,
-        Some(v) => match v.parse::<u64>() {
-            Ok(ms) => Duration::from_millis(ms.clamp(MIN_INTERVAL_MS, MAX_INTERVAL_MS)),
-            Err(_) => {
-                crate::log::warning(&format!(
-                    "{INTERVAL_VAR}={v:?} is not a number of milliseconds; using {}",
-                    DEFAULT_INTERVAL.as_millis()
-                ));
-                DEFAULT_INTERVAL
-            }
-        },
+impl MetricsWriter {
+    /// A writer of `path` every `interval`, when `path` names a file (else logged, `None`).
+    pub(super) fn new(path: &Path, interval: Duration) -> Option<MetricsWriter> {
+        let Some(file) = MetricsFile::new(path) else {
+            crate::log::error(&format!(
+                "RAIDA_HEALING_METRICS_FILE={} names no file; no metrics file is written",
+                path.display()
+            ));
+            return None;
+        };
+        Some(MetricsWriter {
+            file,
+            interval,
+            pid: AtomicU32::new(0),
+            failures: AtomicU64::new(0),
+            log: Mutex::new((None, 0)),
+            turn: Mutex::new(()),
+            wake: Condvar::new(),
+            started: Once::new(),
+        })
     }
-}
 
-impl Writer {
     /// Writes the file once now; a failure is counted and logged (rate limited).
-    fn write_now(&self) {
+    fn write_now(&self, process: &Process) {
         let _turn = self.turn.lock();
-        let text = render(&collect());
+        let text = render(&collect(process));
         match self.file.write(text.as_bytes()) {
             Ok(()) => {
                 let mut log = self.log.lock();
@@ -235,14 +266,28 @@ impl Writer {
         }
     }
 
-    /// The thread's loop: write, wait an interval, forever.
-    fn run(self: Arc<Writer>) {
-        block_signals();
-        loop {
-            self.write_now();
-            let mut turn = self.turn.lock();
-            let _ = self.wake.wait_for(&mut turn, self.interval);
-        }
+    /// Starts the writer thread, once per process (a forked child inherits "started" and
+    /// starts none).
+    pub(super) fn start_once(&'static self, process: &'static Process) {
+        self.started.call_once(|| {
+            self.pid.store(std::process::id(), Ordering::Relaxed);
+            let started = std::thread::Builder::new()
+                .name("raida-metrics".to_string())
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    block_signals();
+                    loop {
+                        self.write_now(process);
+                        let mut turn = self.turn.lock();
+                        let _ = self.wake.wait_for(&mut turn, self.interval);
+                    }
+                });
+            if let Err(why) = started {
+                crate::log::error(&format!(
+                    "metrics: cannot start the writer thread ({why}); no metrics file is written"
+                ));
+            }
+        });
     }
 }
 
@@ -259,54 +304,13 @@ fn block_signals() {
     }
 }
 
-/// Starts the writer thread the first time the library is entered, when
-/// `RAIDA_HEALING_METRICS_FILE` is set (`entry` calls this for every export).
-pub(super) fn start_writer_once() {
-    LazyLock::force(&START_TIME);
-    WRITER.get_or_init(|| {
-        let path = std::env::var_os(FILE_VAR)?;
-        if path.is_empty() {
-            return None;
-        }
-        let Some(file) = MetricsFile::new(Path::new(&path)) else {
-            crate::log::error(&format!(
-                "{FILE_VAR}={} names no file; no metrics file is written",
-                Path::new(&path).display()
-            ));
-            return None;
-        };
-        let writer = Arc::new(Writer {
-            file,
-            interval: interval_from(std::env::var(INTERVAL_VAR).ok().as_deref()),
-            pid: std::process::id(),
-            failures: AtomicU64::new(0),
-            log: Mutex::new((None, 0)),
-            turn: Mutex::new(()),
-            wake: Condvar::new(),
-        });
-        let thread = Arc::clone(&writer);
-        let started = std::thread::Builder::new()
-            .name("raida-metrics".to_string())
-            .stack_size(256 * 1024)
-            .spawn(move || thread.run());
-        match started {
-            Ok(_) => Some(writer),
-            Err(why) => {
-                crate::log::error(&format!(
-                    "metrics: cannot start the writer thread ({why}); no metrics file is written"
-                ));
-                None
-            }
-        }
-    });
-}
-
 /// Writes the metrics file once more now (from `raida_healing_close`), when this process
 /// started its writer.
 pub(super) fn write_now() {
-    if let Some(Some(writer)) = WRITER.get() {
-        if writer.pid == std::process::id() {
-            writer.write_now();
+    let process = process();
+    if let Some(writer) = &process.metrics_writer {
+        if writer.pid.load(Ordering::Relaxed) == std::process::id() {
+            writer.write_now(process);
         }
     }
 }
@@ -333,7 +337,7 @@ pub unsafe extern "C" fn raida_healing_metrics_text(
     capacity: libc::size_t,
 ) -> libc::size_t {
     enter("raida_healing_metrics_text", || {
-        let text = render(&collect());
+        let text = render(&collect(process()));
         // SAFETY: the caller's contract (NULL gives an empty slice).
         let out = unsafe { caller_buffer(buf, capacity) };
         if out.len() > text.len() {

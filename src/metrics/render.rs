@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn histograms_are_cumulative_with_inf_sum_and_count() {
-        static BOUNDS: &[f64] = &[0.5, 1.0];
+        const BOUNDS: &[f64] = &[0.5, 1.0];
         let mut h = Histogram::new(BOUNDS);
         for v in [0.25, 0.5, 0.75, 3.0] {
             h.observe(v);

@@ -10,8 +10,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::render::Histogram;
-use crate::commands::fix::FixReport;
-use crate::peers::PeerOutcome;
 
 /// Upper bounds (seconds) of the command duration buckets: a get_ticket takes
 /// microseconds, a fix up to the peer deadline (32 s by default).
@@ -71,24 +69,6 @@ impl CommandStats {
     }
 }
 
-/// The fix summary's columns: each outcome a peer can have in a fix, by its metric label.
-pub fn outcome_label(outcome: &PeerOutcome) -> &'static str {
-    match outcome {
-        PeerOutcome::Voted { .. } => "voted",
-        PeerOutcome::ThisServer => "this_server",
-        PeerOutcome::NoTicket => "no_ticket",
-        PeerOutcome::NoAddress => "no_address",
-        PeerOutcome::Refused(_) => "refused",
-        PeerOutcome::Declined(_) => "declined",
-        PeerOutcome::TimedOut => "timed_out",
-        PeerOutcome::Invalid(_) => "invalid",
-        PeerOutcome::Unneeded => "unneeded",
-        PeerOutcome::LocalError(_) => "local_error",
-        PeerOutcome::NoConnection => "no_connection",
-        PeerOutcome::Ejected => "ejected",
-    }
-}
-
 /// What [`FixStats`] holds, as a snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FixFigures {
@@ -120,26 +100,24 @@ pub struct FixStats {
 }
 
 impl FixStats {
-    /// Adds one fix's report (this server itself is not counted as a peer).
-    pub fn record(&self, report: &FixReport) {
+    /// Adds one fix that asked its peers: coins answered fixed and not fixed, the votes
+    /// of each coin, and each peer's outcome (RAIDA index, outcome label; this server
+    /// itself left out by the caller).
+    pub fn record(
+        &self,
+        coins_fixed: usize,
+        coins_not_fixed: usize,
+        coin_votes: &[usize],
+        peer_outcomes: impl IntoIterator<Item = (u8, &'static str)>,
+    ) {
         let mut figures = self.figures.lock();
-        figures.coins_fixed += report.coins_fixed as u64;
-        figures.coins_not_fixed += (report.coins_asked - report.coins_fixed) as u64;
-        for &votes in &report.coin_votes {
+        figures.coins_fixed += coins_fixed as u64;
+        figures.coins_not_fixed += coins_not_fixed as u64;
+        for &votes in coin_votes {
             figures.coin_votes.observe(votes as f64);
         }
-        let outcomes = report
-            .asked
-            .iter()
-            .map(|r| (r.target.raida, &r.outcome))
-            .chain(report.not_asked.iter().map(|(raida, o)| (*raida, o)));
-        for (raida, outcome) in outcomes {
-            if *outcome != PeerOutcome::ThisServer {
-                *figures
-                    .peer_outcomes
-                    .entry((raida, outcome_label(outcome)))
-                    .or_default() += 1;
-            }
+        for key in peer_outcomes {
+            *figures.peer_outcomes.entry(key).or_default() += 1;
         }
     }
 
@@ -152,41 +130,18 @@ impl FixStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peers::{PeerReport, Target};
-
-    fn asked(raida: u8, outcome: PeerOutcome) -> PeerReport {
-        PeerReport {
-            target: Target {
-                raida,
-                addr: "127.0.0.1:9".parse().unwrap(),
-                ticket: 1,
-            },
-            outcome,
-            hedged: false,
-            hedge_outcome: None,
-        }
-    }
 
     #[test]
-    fn a_fix_report_adds_coins_votes_and_outcomes_this_server_apart() {
+    fn fixes_add_coins_votes_and_outcomes() {
         let stats = FixStats::default();
-        let report = FixReport {
-            coins_asked: 3,
-            coins_fixed: 2,
-            coin_votes: vec![15, 15, 3],
-            asked: vec![
-                asked(4, PeerOutcome::TimedOut),
-                asked(7, PeerOutcome::Voted { listed: 3 }),
-            ],
-            not_asked: vec![(2, PeerOutcome::ThisServer), (5, PeerOutcome::NoTicket)],
-            elapsed: Duration::from_millis(5),
-        };
-        stats.record(&report);
-        stats.record(&report);
+        for _ in 0..2 {
+            stats.record(2, 1, &[15, 15, 3], [(4, "timed_out"), (7, "voted"), (5, "no_ticket")]);
+        }
         let f = stats.snapshot();
         assert_eq!((f.coins_fixed, f.coins_not_fixed), (4, 2));
         assert_eq!((f.coin_votes.count(), f.coin_votes.sum()), (6, 66.0));
-        let below_14: Vec<(f64, u64)> = f.coin_votes.cumulative().filter(|&(le, _)| le == 13.0).collect();
+        let below_14: Vec<(f64, u64)> =
+            f.coin_votes.cumulative().filter(|&(le, _)| le == 13.0).collect();
         assert_eq!(below_14, vec![(13.0, 2)]);
         let outcomes: Vec<((u8, &str), u64)> = f.peer_outcomes.into_iter().collect();
         assert_eq!(

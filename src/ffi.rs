@@ -16,7 +16,8 @@
 //!   [`config`] (`raida_healing_config_parse`), [`health`]
 //!   (`raida_healing_peer_health`), [`metrics`] (`raida_healing_metrics_text` and the
 //!   metrics file's writer thread), [`standalone`] (open a server folder's page files
-//!   where no server runs, for ops scripts).
+//!   where no server runs, for ops scripts);
+//! - `symbol_versions`: each export's version node (raida_healing.map, via build.rs).
 
 pub mod alloc;
 pub mod audit;
@@ -33,6 +34,7 @@ pub mod layout;
 pub mod metrics;
 pub mod standalone;
 mod state;
+mod symbol_versions;
 
 #[cfg(feature = "testing")]
 pub use entry::testing;
