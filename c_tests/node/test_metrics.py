@@ -18,6 +18,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -356,6 +357,70 @@ def a_read_only_directory_is_logged_and_commands_still_answer():
             check_eq(os.listdir(textfiles), [], "nothing written")
     finally:
         os.chmod(textfiles, 0o755)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@test
+def tickets_and_claims_are_counted_exactly():
+    """RAIDA 0 alone: 2 tickets issued, then claims over TCP: one granted, the same again
+    (already claimed), one of a ticket that does not exist; the file says so exactly,
+    with the pool, the throttle table and the commands by status."""
+    root = tempfile.mkdtemp(prefix="raida_claims_")
+    prom = os.path.join(root, "raida_healing.prom")
+    try:
+        with one_node_with_file(prom) as net:
+            net.write_configs()
+            for sn in (10, 11):
+                rw.write_record(net.folder(0), 1, sn, bytes([sn]) * 16, 1)
+            net.start_all()
+            tickets = []
+            for sn in (10, 11):
+                an = bytes([sn]) * 16
+                resp = net.call(0, rw.CMD_GET_TICKET, rw.get_ticket_payload([(1, sn, an)]))
+                tickets.append(rw.ticket_of(resp.status, resp.body, 1))
+            for claimer, ticket, want in ((5, tickets[0], rw.SUCCESS),
+                                          (5, tickets[0], rw.TICKET_CLAIMED_ALREADY)):
+                resp = net.call(0, rw.CMD_VALIDATE_TICKET, rw.validate_payload(claimer, ticket))
+                check_eq(resp.status, want, "claim by %d of %08x" % (claimer, ticket))
+            # A guess from an address no RAIDA has (127.0.0.9): the guess throttle tracks it.
+            data = rw.request(0, rw.CMD_VALIDATE_TICKET,
+                              rw.validate_payload(6, tickets[0] ^ 0x5A5A5A5A), COIN_ID)
+            with socket.create_connection(net.addr(0), timeout=20,
+                                          source_address=("127.0.0.9", 0)) as sock:
+                sock.sendall(data)
+                resp = rw.parse_response_header(rw.recv_exactly(sock, rw.HEADER_BYTES))
+            check_eq(resp.status, rw.NO_TICKET_FOUND, "a guessed ticket")
+            done = ("raida_healing_commands_total", frozenset(
+                {("raida", "0"), ("command", "validate_ticket"), ("status", str(rw.NO_TICKET_FOUND))}))
+            wait_until(lambda: os.path.exists(prom) and file_samples(prom).get(done) == 1,
+                       what="the file's figures after the claims")
+            s = file_samples(prom)
+            r = {"raida": 0}
+            check_eq(sorted((dict(l)["command"], int(dict(l)["status"]), v) for (n, l), v in s.items()
+                            if n == "raida_healing_commands_total"),
+                     sorted([("get_ticket", rw.ALL_PASS, 2), ("validate_ticket", rw.SUCCESS, 1),
+                             ("validate_ticket", rw.TICKET_CLAIMED_ALREADY, 1),
+                             ("validate_ticket", rw.NO_TICKET_FOUND, 1)]), "commands")
+            check_eq(sorted((dict(l)["result"], dict(l)["transport"], v) for (n, l), v in s.items()
+                            if n == "raida_healing_claims_total"),
+                     [("already_claimed", "tcp", 1), ("granted", "tcp", 1),
+                      ("no_such_ticket", "tcp", 1)], "claims by result and transport")
+            check_eq(value(s, "raida_healing_tickets_issued_total", **r), 2, "tickets issued")
+            check_eq(value(s, "raida_healing_tickets_expired_total", **r), 0, "none expired")
+            check_eq(value(s, "raida_healing_tickets_refused_pool_full_total", **r), 0, "none refused")
+            check_eq(value(s, "raida_healing_tickets", **r), 2, "live tickets")
+            check_eq(value(s, "raida_healing_ticket_coins", **r), 2, "coins on them")
+            check_eq(value(s, "raida_healing_ticket_pool_units", **r), 2 + 2 * 7,
+                     "2 coins and 2 tickets' charges")
+            check_eq(value(s, "raida_healing_claim_throttle_sources", transport="tcp", **r), 1,
+                     "the failed claim's source is tracked")
+            check_eq(value(s, "raida_healing_claim_throttle_sources", transport="udp", **r), 0,
+                     "no UDP source")
+            with open(prom, "rb") as f:
+                run = subprocess.run([PROMTOOL, "check", "metrics"], input=f.read(),
+                                     capture_output=True)
+            check_eq((run.returncode, run.stdout + run.stderr), (0, b""), "promtool check metrics")
+    finally:
         shutil.rmtree(root, ignore_errors=True)
 
 

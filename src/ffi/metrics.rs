@@ -4,8 +4,9 @@
 //!
 //! # The writer thread
 //!
-//! The library starts no thread unless `RAIDA_HEALING_METRICS_FILE` is set. When it is,
-//! the first call into the library starts one thread (`raida-metrics`) that writes the
+//! The library starts no thread unless the setting `RAIDA_HEALING_METRICS_FILE` is set.
+//! When it is, the state owner holds a [`MetricsWriter`] and the first call into the
+//! library, once the state is made, starts one thread (`raida-metrics`) that writes the
 //! file at once and then every `RAIDA_HEALING_METRICS_INTERVAL_MS` (default 15 s), idle
 //! or not, so the file's mtime tells a live server from a wedged or dead one. It holds
 //! each lock only while copying figures out (never while rendering or writing), and a
