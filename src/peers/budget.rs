@@ -51,6 +51,8 @@ struct Slots {
     held: usize,
     peers: [PeerSlots; INDICES],
     next_ticket: u64,
+    /// First connections that found no slot and queued (for the metrics).
+    waits: u64,
 }
 
 struct PeerSlots {
@@ -94,6 +96,7 @@ impl Budget {
                         }
                     }; INDICES],
                     next_ticket: 0,
+                    waits: 0,
                 }),
             }),
         }
@@ -151,7 +154,15 @@ impl Budget {
     /// its share, the share has a slot and the budget too; else `Err` with a place at the
     /// back of the queue.
     pub fn first(&self, raida: u8) -> Result<Permit, Place> {
-        self.join(raida).take()
+        self.join(raida)
+            .take()
+            .inspect_err(|_| self.shared.slots.lock().waits += 1)
+    }
+
+    /// First connections that found their peer's share or the budget full and waited for
+    /// a slot, since the budget was made.
+    pub fn waits(&self) -> u64 {
+        self.shared.slots.lock().waits
     }
 
     /// A permit for a hedge to RAIDA index `raida`, or `None` when fewer than
