@@ -66,7 +66,7 @@ mod tests {
     use super::poll_loop::*;
     use super::wire::*;
     use super::*;
-    use crate::protocol::{Coin, TRAILER};
+    use crate::protocol::{ChallengeCore, Coin, TRAILER};
 
     const CLAIMER: Claimer = Claimer {
         raida_no: 7,
@@ -74,8 +74,8 @@ mod tests {
     };
 
     fn challenge() -> [u8; 16] {
-        let random: [u8; 12] = core::array::from_fn(|i| i as u8);
-        challenge_for(&random)
+        let core: ChallengeCore = core::array::from_fn(|i| i as u8);
+        challenge_for(&core)
     }
 
     fn header(peer: u8, status: u8, size: usize, challenge: &[u8; 16]) -> [u8; 32] {

@@ -363,7 +363,51 @@ pub fn pass_fail_response(passed: &[bool], suffix: &[u8]) -> Response {
     }
 }
 
-/// The CRC-32 (IEEE, as zlib) that seals a 12-byte challenge.
+/// The bytes of a legacy challenge before its CRC-32: random in a peer request today; the
+/// place an authenticated claim carries its MAC.
+pub const CHALLENGE_CORE_BYTES: usize = 12;
+/// Those bytes.
+pub type ChallengeCore = [u8; CHALLENGE_CORE_BYTES];
+
+/// Where the fields of a legacy (type 0) request header are (docs/wire-protocol.md).
+pub mod request_header {
+    use std::ops::Range;
+
+    /// Bytes in the header.
+    pub const BYTES: usize = 32;
+    /// The cloud id, 1.
+    pub const CLOUD_ID: usize = 0;
+    /// The RAIDA index the request is addressed to.
+    pub const RAIDA: usize = 2;
+    /// The command group ([`HEALING_GROUP`](super::HEALING_GROUP)).
+    pub const GROUP: usize = 4;
+    /// The command byte.
+    pub const COMMAND: usize = 5;
+    /// The coin id, big-endian.
+    pub const COIN_ID: Range<usize> = 6..8;
+    /// Always 1.
+    pub const ONE: usize = 8;
+    /// The body length, big-endian.
+    pub const BODY_LENGTH: Range<usize> = 22..24;
+}
+
+/// Where the fields of a legacy (type 0) response header are (docs/wire-protocol.md).
+pub mod response_header {
+    use std::ops::Range;
+
+    /// Bytes in the header.
+    pub const BYTES: usize = 32;
+    /// The answering RAIDA's index.
+    pub const RAIDA: usize = 0;
+    /// The status.
+    pub const STATUS: usize = 2;
+    /// The body size, 24 bits big-endian.
+    pub const BODY_SIZE: Range<usize> = 9..12;
+    /// The request's 16-byte challenge, echoed.
+    pub const CHALLENGE: Range<usize> = 16..32;
+}
+
+/// The CRC-32 (IEEE, as zlib) that seals a challenge's 12-byte core.
 pub fn challenge_crc(challenge12: &[u8]) -> u32 {
     crc32fast::hash(challenge12)
 }

@@ -14,7 +14,7 @@ use super::wire::{
     challenge_for, check_response_header, parse_response_body, request_frame, AnswerError,
     Claimer, Part, Target, CHALLENGE_BYTES, REQUEST_BYTES, RESPONSE_HEADER_BYTES,
 };
-use crate::protocol::Coin;
+use crate::protocol::{ChallengeCore, Coin, CHALLENGE_CORE_BYTES};
 
 /// How one connection attempt ended.
 #[derive(Debug)]
@@ -46,7 +46,7 @@ pub(super) struct Challenges {
 impl Challenges {
     /// Room for `count` challenges per batch; nothing is read until the first is needed.
     pub(super) fn new(count: usize) -> Challenges {
-        let bytes = 12 * count.max(1);
+        let bytes = CHALLENGE_CORE_BYTES * count.max(1);
         Challenges {
             random: vec![0; bytes],
             used: bytes,
@@ -61,10 +61,10 @@ impl Challenges {
                 .map_err(|_| Failure::Local(io::ErrorKind::Other))?;
             self.used = 0;
         }
-        let mut random = [0u8; 12];
-        random.copy_from_slice(&self.random[self.used..self.used + 12]);
-        self.used += 12;
-        Ok(challenge_for(&random))
+        let mut core: ChallengeCore = [0u8; CHALLENGE_CORE_BYTES];
+        core.copy_from_slice(&self.random[self.used..self.used + CHALLENGE_CORE_BYTES]);
+        self.used += CHALLENGE_CORE_BYTES;
+        Ok(challenge_for(&core))
     }
 }
 

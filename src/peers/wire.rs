@@ -7,16 +7,17 @@ use std::io;
 use std::net::SocketAddrV4;
 
 use crate::protocol::{
-    challenge_crc, Coin, Status, COIN_BYTES, HEALING_GROUP, TRAILER, TRAILER_BYTES, VALIDATE_TICKET,
+    challenge_crc, request_header, response_header, ChallengeCore, Coin, Status, COIN_BYTES,
+    HEALING_GROUP, LEGACY_CHALLENGE_BYTES, TRAILER, TRAILER_BYTES, VALIDATE_TICKET,
 };
 
 /// Bytes of the request sent to a peer: a 32-byte header and a 23-byte body.
-pub const REQUEST_BYTES: usize = 55;
+pub const REQUEST_BYTES: usize = request_header::BYTES + REQUEST_BODY_BYTES as usize;
 /// Bytes of a peer's response header (type 0).
-pub const RESPONSE_HEADER_BYTES: usize = 32;
-/// Bytes of the challenge a request carries and the response echoes: 12 random bytes
-/// and their CRC-32.
-pub const CHALLENGE_BYTES: usize = 16;
+pub const RESPONSE_HEADER_BYTES: usize = response_header::BYTES;
+/// Bytes of the challenge a request carries and the response echoes: its 12-byte core
+/// ([`ChallengeCore`]) and their CRC-32.
+pub const CHALLENGE_BYTES: usize = LEGACY_CHALLENGE_BYTES;
 /// At most this many coins in one answer (a ticket's capacity).
 pub const MAX_LISTED_COINS: usize = 4096;
 /// The largest body an answer may announce: `2 + 5 * 4096`.
@@ -24,6 +25,20 @@ pub const MAX_RESPONSE_BODY: usize = TRAILER_BYTES + COIN_BYTES * MAX_LISTED_COI
 
 /// Body length of the request: challenge (16), claimer (1), ticket (4), trailer (2).
 pub(super) const REQUEST_BODY_BYTES: u16 = 23;
+
+/// Where the fields of the request's body are.
+mod request_body {
+    use std::ops::Range;
+
+    /// The 16-byte challenge.
+    pub const CHALLENGE: Range<usize> = 0..16;
+    /// The claimer's RAIDA index.
+    pub const CLAIMER: usize = 16;
+    /// The ticket id, big-endian.
+    pub const TICKET: Range<usize> = 17..21;
+    /// `3E 3E`.
+    pub const TRAILER: Range<usize> = 21..23;
+}
 /// One peer to ask: its RAIDA index, address, and the ticket it issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
@@ -39,11 +54,12 @@ pub struct Claimer {
     pub coin_id: u8,
 }
 
-/// The 16-byte challenge for 12 random bytes: those bytes, then their CRC-32 big-endian.
-pub fn challenge_for(random: &[u8; 12]) -> [u8; CHALLENGE_BYTES] {
+/// The 16-byte challenge for its 12-byte core: those bytes, then their CRC-32 big-endian.
+pub fn challenge_for(core: &ChallengeCore) -> [u8; CHALLENGE_BYTES] {
     let mut challenge = [0u8; CHALLENGE_BYTES];
-    challenge[..12].copy_from_slice(random);
-    challenge[12..].copy_from_slice(&challenge_crc(random).to_be_bytes());
+    let (front, crc) = challenge.split_at_mut(core.len());
+    front.copy_from_slice(core);
+    crc.copy_from_slice(&challenge_crc(core).to_be_bytes());
     challenge
 }
 
@@ -56,19 +72,18 @@ pub fn request_frame(
     challenge: &[u8; CHALLENGE_BYTES],
 ) -> [u8; REQUEST_BYTES] {
     let mut frame = [0u8; REQUEST_BYTES];
-    frame[0] = 1; // cloud id
-    frame[2] = peer;
-    frame[4] = HEALING_GROUP;
-    frame[5] = VALIDATE_TICKET;
-    frame[6] = 0; // coin id, high byte
-    frame[7] = claimer.coin_id;
-    frame[8] = 1;
-    frame[22..24].copy_from_slice(&REQUEST_BODY_BYTES.to_be_bytes());
-    let body = &mut frame[RESPONSE_HEADER_BYTES..];
-    body[..CHALLENGE_BYTES].copy_from_slice(challenge);
-    body[16] = claimer.raida_no;
-    body[17..21].copy_from_slice(&ticket.to_be_bytes());
-    body[21..23].copy_from_slice(&TRAILER);
+    let (header, body) = frame.split_at_mut(request_header::BYTES);
+    header[request_header::CLOUD_ID] = 1;
+    header[request_header::RAIDA] = peer;
+    header[request_header::GROUP] = HEALING_GROUP;
+    header[request_header::COMMAND] = VALIDATE_TICKET;
+    header[request_header::COIN_ID].copy_from_slice(&u16::from(claimer.coin_id).to_be_bytes());
+    header[request_header::ONE] = 1;
+    header[request_header::BODY_LENGTH].copy_from_slice(&REQUEST_BODY_BYTES.to_be_bytes());
+    body[request_body::CHALLENGE].copy_from_slice(challenge);
+    body[request_body::CLAIMER] = claimer.raida_no;
+    body[request_body::TICKET].copy_from_slice(&ticket.to_be_bytes());
+    body[request_body::TRAILER].copy_from_slice(&TRAILER);
     frame
 }
 
@@ -147,20 +162,23 @@ pub fn check_response_header(
     peer: u8,
     challenge: &[u8; CHALLENGE_BYTES],
 ) -> Result<usize, AnswerError> {
-    if header[0] != peer {
+    let raida = header[response_header::RAIDA];
+    if raida != peer {
         return Err(AnswerError::WrongRaida {
             expected: peer,
-            got: header[0],
+            got: raida,
         });
     }
-    if header[2] != Status::Success.code() {
-        return Err(AnswerError::Status(header[2]));
+    let status = header[response_header::STATUS];
+    if status != Status::Success.code() {
+        return Err(AnswerError::Status(status));
     }
-    if header[16..32] != challenge[..] {
+    if header[response_header::CHALLENGE] != challenge[..] {
         return Err(AnswerError::ChallengeNotEchoed);
     }
-    let size =
-        usize::from(header[9]) << 16 | usize::from(header[10]) << 8 | usize::from(header[11]);
+    let size = header[response_header::BODY_SIZE]
+        .iter()
+        .fold(0usize, |size, &byte| size << 8 | usize::from(byte));
     check_body_size(size)?;
     Ok(size)
 }
