@@ -39,8 +39,8 @@ impl Failure {
 /// batch (every first connection and hedge of a call), instead of one per connection.
 /// The one place peer challenges get their randomness.
 pub(super) struct Challenges {
-    pub(super) random: Vec<u8>,
-    pub(super) used: usize,
+    random: Vec<u8>,
+    used: usize,
 }
 
 impl Challenges {
@@ -70,7 +70,7 @@ impl Challenges {
 
 /// Bytes one read of an answer asks for: a whole small answer (header and up to about
 /// 800 coins) arrives in one system call.
-pub(super) const READ_CHUNK: usize = 4096;
+const READ_CHUNK: usize = 4096;
 
 /// How far one connection has got.
 pub(super) enum Stage {
@@ -96,12 +96,12 @@ pub(super) enum Step {
 pub(super) struct Connection {
     // Declared before `_permit`: the socket is closed before its budget slot is returned.
     pub(super) socket: Socket,
-    pub(super) _permit: Permit,
+    _permit: Permit,
     pub(super) slot: usize,
     pub(super) hedge: bool,
     pub(super) opened: Instant,
-    pub(super) challenge: [u8; CHALLENGE_BYTES],
-    pub(super) frame: [u8; REQUEST_BYTES],
+    challenge: [u8; CHALLENGE_BYTES],
+    frame: [u8; REQUEST_BYTES],
     pub(super) stage: Stage,
     pub(super) waits_for: PollFlags,
 }
@@ -267,6 +267,6 @@ impl Connection {
     }
 }
 
-pub(super) fn io_failure(kind: io::ErrorKind) -> Failure {
+fn io_failure(kind: io::ErrorKind) -> Failure {
     Failure::Answer(AnswerError::Io(kind))
 }
