@@ -66,9 +66,9 @@ impl PageKey {
     }
 }
 
-/// The record slot of `sn` inside its page.
+/// The index of `sn`'s record inside its page (0..1024).
 #[inline]
-pub fn slot_of(sn: u32) -> usize {
+pub fn record_index(sn: u32) -> usize {
     (sn % RECORDS_PER_PAGE) as usize
 }
 
@@ -97,31 +97,31 @@ impl<'a> PageRecords<'a> {
         }
     }
 
-    /// The AN stored in `slot`.
+    /// The AN stored in `record`.
     #[inline]
-    pub fn an(&self, slot: usize) -> &[u8; AN_BYTES] {
-        let at = slot * RECORD_BYTES;
+    pub fn an(&self, record: usize) -> &[u8; AN_BYTES] {
+        let at = record * RECORD_BYTES;
         self.data[at..at + AN_BYTES]
             .try_into()
             .expect("slice of AN_BYTES")
     }
 
-    /// The MFS byte of `slot` (0: a free serial number).
-    pub fn mfs(&self, slot: usize) -> u8 {
-        self.data[slot * RECORD_BYTES + AN_BYTES]
+    /// The MFS byte of `record` (0: a free serial number).
+    pub fn mfs(&self, record: usize) -> u8 {
+        self.data[record * RECORD_BYTES + AN_BYTES]
     }
 
     /// Rewrites a whole record.
-    pub fn write(&mut self, slot: usize, an: &[u8; AN_BYTES], mfs: u8) {
-        let at = slot * RECORD_BYTES;
+    pub fn write(&mut self, record: usize, an: &[u8; AN_BYTES], mfs: u8) {
+        let at = record * RECORD_BYTES;
         self.data[at..at + AN_BYTES].copy_from_slice(an);
         self.data[at + AN_BYTES] = mfs;
-        self.written.push(slot);
+        self.written.push(record);
     }
 
-    /// The slots written through this view, in write order.
+    /// The records written through this view, in write order.
     #[inline]
-    pub fn written_slots(&self) -> &[usize] {
+    pub fn written_records(&self) -> &[usize] {
         &self.written
     }
 
@@ -389,7 +389,7 @@ mod tests {
         }
         let mut seen = Vec::new();
         visit_by_page(&store, &coins, |page, i| {
-            assert_eq!(page.an(slot_of(coins[i].sn))[0], coins[i].sn as u8);
+            assert_eq!(page.an(record_index(coins[i].sn))[0], coins[i].sn as u8);
             seen.push(i);
         })
         .unwrap();

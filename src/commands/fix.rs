@@ -19,7 +19,7 @@ use crate::protocol::{
     an_at, check_record_payload, pass_fail_response, Coin, Response, Status, AN_BYTES, COIN_BYTES,
     TOTAL_RAIDA_SERVERS,
 };
-use crate::store::{slot_of, visit_by_page, CoinStore};
+use crate::store::{record_index, visit_by_page, CoinStore};
 
 use super::{Node, Request};
 
@@ -164,7 +164,7 @@ fn write_confirmed<S: CoinStore + ?Sized>(
         let (coin, id) = (confirmed[i], confirmed_ids[i]);
         if !written[id] {
             let an = derive_an(raida_no, coin, pg, request.encryption_type);
-            page.write(slot_of(coin.sn), &an, mfs);
+            page.write(record_index(coin.sn), &an, mfs);
             written[id] = true;
         }
     });
