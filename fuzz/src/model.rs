@@ -36,10 +36,10 @@ pub fn stored_an(coin: Coin) -> [u8; AN_BYTES] {
 /// The record bytes of page `key` as the server would load them.
 pub fn page_data(key: PageKey) -> Vec<u8> {
     let mut data = vec![0u8; PAGE_DATA_BYTES];
-    for (slot, record) in data.chunks_exact_mut(RECORD_BYTES).enumerate() {
+    for (index, record) in data.chunks_exact_mut(RECORD_BYTES).enumerate() {
         let coin = Coin {
             den: key.den,
-            sn: key.first_sn() + record as u32,
+            sn: key.first_sn() + index as u32,
         };
         record[..AN_BYTES].copy_from_slice(&stored_an(coin));
         record[AN_BYTES] = MFS;
