@@ -15,13 +15,13 @@ pub use memory::{MemoryPage, MemoryStore};
 /// Records in one page.
 pub const RECORDS_PER_PAGE: u32 = 1024;
 /// Pages per denomination.
-pub const TOTAL_PAGES: u32 = 1000;
+pub(crate) const TOTAL_PAGES: u32 = 1000;
 /// Bytes of one record: AN (16) then MFS (1).
 pub const RECORD_BYTES: usize = 17;
 /// Bytes of a page's record data (and of a page file on disk).
 pub const PAGE_DATA_BYTES: usize = RECORD_BYTES * RECORDS_PER_PAGE as usize;
 /// The denominations a server holds.
-pub const DENOMINATIONS: std::ops::RangeInclusive<i8> = -8..=6;
+pub(crate) const DENOMINATIONS: std::ops::RangeInclusive<i8> = -8..=6;
 
 /// Names one page: a denomination and a page number (`sn / 1024`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -160,7 +160,7 @@ pub trait CoinStore: Sync {
 /// a page). Coins that no server could hold, and pages the store does not have, give
 /// [`Status::InvalidSnOrDenomination`]; denominations and ranges are checked for every
 /// coin before any page is locked.
-pub fn visit_by_page<S: CoinStore + ?Sized>(
+pub(crate) fn visit_by_page<S: CoinStore + ?Sized>(
     store: &S,
     coins: &[Coin],
     visit: impl FnMut(&mut PageRecords<'_>, usize),
@@ -181,7 +181,7 @@ pub fn visit_by_page<S: CoinStore + ?Sized>(
 ///   chain heads indexed by rank, and the table is walked in order;
 /// - otherwise (few coins spread widely): a radix sort in two passes of 7 bits, then a
 ///   scan for each page's run.
-pub fn visit_coins_by_page<S: CoinStore + ?Sized, T>(
+pub(crate) fn visit_coins_by_page<S: CoinStore + ?Sized, T>(
     store: &S,
     items: &[T],
     coin_of: impl Fn(&T) -> Coin,

@@ -68,7 +68,7 @@ pub trait Clock: Send + Sync {
 }
 
 /// The real monotonic clock.
-pub struct MonotonicClock {
+pub(crate) struct MonotonicClock {
     origin: Instant,
 }
 

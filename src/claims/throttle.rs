@@ -57,7 +57,7 @@ const LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Where failed claims are counted: an IPv4 address, or an IPv6 /64 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SourceKey {
+pub(crate) enum SourceKey {
     V4(u32),
     V6Prefix(u64),
 }

@@ -47,7 +47,7 @@ use parking_lot::Mutex;
 use super::ejection::{Admission, Breaker, EjectOptions};
 
 /// How often, at most, the peer health line is logged (and only after traffic).
-pub const HEALTH_LOG_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const HEALTH_LOG_INTERVAL: Duration = Duration::from_secs(60);
 /// Peers remembered; beyond this (many addresses over a long life, e.g. tests) the
 /// least recently used is forgotten.
 const MAX_PEERS: usize = 512;
@@ -65,7 +65,7 @@ const TYPICAL_CAP: f64 = 8.0;
 const RECOVERY_WEIGHT: f64 = 1.0 / 2.0;
 /// Whatever the history, a peer with history is hedged after at most this much silence
 /// (or a quarter of the deadline, when that is shorter) ...
-pub const MAX_HEDGE_DELAY: Duration = Duration::from_secs(2);
+pub(crate) const MAX_HEDGE_DELAY: Duration = Duration::from_secs(2);
 /// ... the quarter.
 const DEADLINE_FRACTION: u32 = 4;
 
