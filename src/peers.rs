@@ -24,13 +24,15 @@ pub mod health;
 mod outcome;
 mod poll_loop;
 mod settings;
+pub mod source;
 mod wire;
 
 pub use budget::Budget;
 pub use health::HealthTable;
-pub use outcome::{Collector, PeerOutcome, PeerReport};
+pub use outcome::{Collector, LocalCause, PeerOutcome, PeerReport};
 pub use poll_loop::{ask_one, ask_peers};
-pub use settings::PeerOptions;
+pub use settings::{PeerOptions, SourceChoice};
+pub use source::SourceCheck;
 pub use wire::{
     challenge_for, check_response_header, parse_response_body, request_frame, AnswerError,
     Claimer, Part, Target, CHALLENGE_BYTES, MAX_LISTED_COINS, MAX_RESPONSE_BODY,
@@ -38,7 +40,8 @@ pub use wire::{
 };
 
 /// What the peer client keeps between calls: the connection budget every socket holds a
-/// slot of, and what it has seen of each peer (answer times, ejections). The process has
+/// slot of, what it has seen of each peer (answer times, ejections), and whether this
+/// server's listed address is the host's (where its claims leave from). The process has
 /// one, held by the state owner (`src/ffi/state.rs`) and reaching the commands through
 /// `commands::Node`, as a connection pool is owned by the agent that uses it; a test
 /// builds its own.
@@ -46,6 +49,7 @@ pub use wire::{
 pub struct PeerClient {
     pub budget: Budget,
     pub health: HealthTable,
+    pub source: SourceCheck,
 }
 
 impl PeerClient {
@@ -54,6 +58,7 @@ impl PeerClient {
         PeerClient {
             budget: Budget::new(max_connections),
             health: HealthTable::default(),
+            source: SourceCheck::new(),
         }
     }
 }
