@@ -106,17 +106,8 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
         not_asked.push((raida, why));
     }
 
-    // Each peer gets a challenge from the OS random source; when it fails, no peer is
-    // asked with a guessable one (the peer client refuses too) and the client hears 252.
-    if !targets.is_empty() {
-        crate::random::fill(&mut [0u8; 12]).map_err(|why| {
-            log::error(&format!(
-                "fix: no peer challenge ({why}); answering ERROR_INTERNAL"
-            ));
-            Status::Internal
-        })?;
-    }
-
+    // Each peer gets a challenge from the OS random source; when it fails, the peer client
+    // asks no peer (each is a local error, and the fix ends at once) and no coin is fixed.
     let mut tally = Tally::new(&coins);
     let listed = node.config.peers[usize::from(raida_no)].map(|a| *a.ip());
     let claimer = Claimer {
