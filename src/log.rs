@@ -29,7 +29,7 @@ pub enum Level {
 }
 
 /// Where lines go: a function that writes one line at a level.
-pub type Sink = fn(Level, &str);
+pub(crate) type Sink = fn(Level, &str);
 
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 
@@ -42,7 +42,7 @@ pub fn set_sink(sink: Option<Sink>) {
 static STDERR_LEVEL: AtomicU8 = AtomicU8::new(0);
 
 /// Sets the most detailed level written to stderr (`None`: nothing).
-pub fn set_stderr_level(level: Option<Level>) {
+pub(crate) fn set_stderr_level(level: Option<Level>) {
     STDERR_LEVEL.store(level.map_or(0, |l| l as u8), Ordering::Relaxed);
 }
 
@@ -57,7 +57,7 @@ fn stderr_level() -> Option<Level> {
 }
 
 /// Parses a level name; unknown names and `off` mean no logging.
-pub fn parse_level(name: &str) -> Option<Level> {
+pub(crate) fn parse_level(name: &str) -> Option<Level> {
     match name.trim().to_ascii_lowercase().as_str() {
         "error" | "1" => Some(Level::Error),
         "warning" | "warn" | "2" => Some(Level::Warning),
@@ -76,7 +76,7 @@ pub fn write(level: Level, line: &str) {
 }
 
 /// Writes one line to stderr if the stderr level lets `level` through.
-pub fn to_stderr(level: Level, line: &str) {
+pub(crate) fn to_stderr(level: Level, line: &str) {
     if stderr_level().is_some_and(|max| level <= max) {
         let tag = match level {
             Level::Error => "ERROR",

@@ -65,126 +65,14 @@ impl PeerClient {
 
 #[cfg(test)]
 mod tests {
+    //! The call's outcome per peer (`poll_loop::report`); each other module's unit tests
+    //! are beside it.
     use std::io;
 
     use super::connection::*;
     use super::poll_loop::*;
     use super::wire::*;
     use super::*;
-    use crate::protocol::{Coin, TRAILER};
-
-    const CLAIMER: Claimer = Claimer {
-        raida_no: 7,
-        coin_id: 6,
-        source: None,
-    };
-
-    fn challenge() -> [u8; 16] {
-        let random: [u8; 12] = core::array::from_fn(|i| i as u8);
-        challenge_for(&random)
-    }
-
-    fn header(peer: u8, status: u8, size: usize, challenge: &[u8; 16]) -> [u8; 32] {
-        let mut h = [0u8; 32];
-        h[0] = peer;
-        h[2] = status;
-        h[3] = 2;
-        h[5] = 1;
-        h[9] = (size >> 16) as u8;
-        h[10] = (size >> 8) as u8;
-        h[11] = size as u8;
-        h[12..16].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
-        h[16..].copy_from_slice(challenge);
-        h
-    }
-
-    #[test]
-    fn challenge_carries_its_crc() {
-        let c = challenge();
-        assert_eq!(&c[12..], &[0x92, 0x70, 0xc9, 0x65]);
-    }
-
-    #[test]
-    fn request_frame_is_the_legacy_55_bytes() {
-        let frame = request_frame(12, CLAIMER, 0x0102_0304, &challenge());
-        let mut expected = vec![1, 0, 12, 0, 2, 50, 0, 6, 1];
-        expected.extend([0; 13]);
-        expected.extend([0, 23]);
-        expected.extend([0; 8]);
-        expected.extend(0..12u8);
-        expected.extend([0x92, 0x70, 0xc9, 0x65]);
-        expected.push(7);
-        expected.extend([1, 2, 3, 4]);
-        expected.extend([0x3e, 0x3e]);
-        assert_eq!(frame.len(), 55);
-        assert_eq!(frame.to_vec(), expected);
-    }
-
-    #[test]
-    fn header_checks_in_order() {
-        let c = challenge();
-        assert_eq!(
-            check_response_header(&header(4, 250, 12, &c), 4, &c),
-            Ok(12)
-        );
-        assert_eq!(check_response_header(&header(4, 250, 2, &c), 4, &c), Ok(2));
-        assert_eq!(
-            check_response_header(&header(4, 250, MAX_RESPONSE_BODY, &c), 4, &c),
-            Ok(20_482)
-        );
-        assert_eq!(
-            check_response_header(&header(5, 43, 99, &c), 4, &c),
-            Err(AnswerError::WrongRaida {
-                expected: 4,
-                got: 5
-            })
-        );
-        assert_eq!(
-            check_response_header(&header(4, 44, 0, &c), 4, &c),
-            Err(AnswerError::Status(44))
-        );
-        let mut other = c;
-        other[15] ^= 1;
-        assert_eq!(
-            check_response_header(&header(4, 250, 12, &other), 4, &c),
-            Err(AnswerError::ChallengeNotEchoed)
-        );
-        for size in [0, 1, 3, 11, 13, MAX_RESPONSE_BODY + 5, 0xff_ffff] {
-            assert_eq!(
-                check_response_header(&header(4, 250, size, &c), 4, &c),
-                Err(AnswerError::BadBodySize(size)),
-                "size {size}"
-            );
-        }
-    }
-
-    #[test]
-    fn body_parsing_is_strict() {
-        assert_eq!(parse_response_body(&[0x3e, 0x3e]), Ok(vec![]));
-        assert_eq!(
-            parse_response_body(&[0xff, 0, 0, 1, 0, 6, 0, 0, 0, 9, 0x3e, 0x3e]),
-            Ok(vec![Coin { den: -1, sn: 256 }, Coin { den: 6, sn: 9 }])
-        );
-        assert_eq!(
-            parse_response_body(&[1, 0, 0, 0, 9, 0x3e, 0x3f]),
-            Err(AnswerError::BadTrailer([0x3e, 0x3f]))
-        );
-        assert_eq!(
-            parse_response_body(&[1, 0, 0, 0, 0x3e, 0x3e]),
-            Err(AnswerError::BadBodySize(6))
-        );
-        assert_eq!(
-            parse_response_body(&[0x3e]),
-            Err(AnswerError::BadBodySize(1))
-        );
-        let mut big = vec![0u8; MAX_RESPONSE_BODY + 5];
-        let n = big.len();
-        big[n - 2..].copy_from_slice(&TRAILER);
-        assert_eq!(parse_response_body(&big), Err(AnswerError::BadBodySize(n)));
-        big.truncate(MAX_RESPONSE_BODY);
-        big[MAX_RESPONSE_BODY - 2..].copy_from_slice(&TRAILER);
-        assert_eq!(parse_response_body(&big).map(|c| c.len()), Ok(4096));
-    }
 
     #[test]
     fn outcome_of_a_peer() {

@@ -83,7 +83,7 @@ impl Setting {
 }
 
 /// A type a setting can have: how a text becomes a value of it under `values`.
-pub trait SettingType: Sized {
+pub(crate) trait SettingType: Sized {
     /// The value `text` (already trimmed, not empty) gives, or why it gives none.
     fn parse(text: &str, values: &Values) -> Result<Self, String>;
 }

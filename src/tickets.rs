@@ -68,7 +68,7 @@ pub trait Clock: Send + Sync {
 }
 
 /// The real monotonic clock.
-pub struct MonotonicClock {
+pub(crate) struct MonotonicClock {
     origin: Instant,
 }
 
@@ -568,7 +568,7 @@ impl TicketPool {
 
     /// Capacity units a new ticket could use now (the capacity less the live tickets'
     /// coins and charges); as [`live`](Self::live), not for a request's path.
-    pub fn free_slots(&self) -> usize {
+    pub fn free_capacity(&self) -> usize {
         let mut state = self.state.lock();
         state.expire(self.clock.now(), self.lifetime, usize::MAX);
         self.capacity
@@ -717,7 +717,7 @@ mod tests {
         assert!(pool.claim(1, 0).is_ok(), "299 s old: still live");
         clock.advance(Duration::from_secs(1));
         assert_eq!(pool.claim(1, 1), Err(ClaimError::NotFound), "300 s: gone");
-        assert_eq!(pool.free_slots(), 3);
+        assert_eq!(pool.free_capacity(), 3);
         assert_eq!(pool.create(&coins(1)), Ok(3));
         assert_eq!(pool.live(), 2);
     }
@@ -803,7 +803,7 @@ mod tests {
             MAX_COINS_PER_TICKET * COIN_BYTES
         );
         assert_eq!(
-            pool.free_slots(),
+            pool.free_capacity(),
             POOL_CAPACITY
                 - (MAX_COINS_PER_TICKET + TICKET_CHARGE)
                 - MAX_TICKETS_PER_COIN * (1 + TICKET_CHARGE)

@@ -784,10 +784,10 @@ fn healing_commands_under_concurrency_and_expiry() {
     }
     assert_eq!(world.pool.live(), live, "live count");
     assert_eq!(world.pool.coins_held(), held, "coins held");
-    assert_eq!(world.pool.free_slots(), CAPACITY - held, "free count");
+    assert_eq!(world.pool.free_capacity(), CAPACITY - held, "free count");
     world.clock.advance(LIFETIME);
     assert_eq!(world.pool.live(), 0);
-    assert_eq!(world.pool.free_slots(), CAPACITY);
+    assert_eq!(world.pool.free_capacity(), CAPACITY);
 
     // --- records: old or new, AN and MFS together; nothing else on the pages changed
     let mut now_new = 0;

@@ -286,11 +286,11 @@ impl CoinStore for HostStore {
         let data = unsafe { &mut (*page).data };
         let mut records = PageRecords::of_page(data);
         let result = f(&mut records);
-        if !records.written_slots().is_empty() {
+        if !records.written_records().is_empty() {
             // SAFETY: still under the page lock, which the flusher takes to read
             // `is_dirty`; a field apart from `data`.
             let is_dirty = unsafe { &mut (*page).is_dirty };
-            self.finish_writes(is_dirty, key, records.written_slots());
+            self.finish_writes(is_dirty, key, records.written_records());
         }
         drop(lock);
         Some(result)

@@ -18,7 +18,7 @@ use crate::store::PageKey;
 
 use super::entry::enter;
 use super::error::{
-    clear_last_error, int_result, last_error_ptr, Failure, RAIDA_HEALING_E_ALREADY_OPEN,
+    clear_last_error, int_result, last_error_ptr, CodedError, RAIDA_HEALING_E_ALREADY_OPEN,
     RAIDA_HEALING_E_ARGUMENT, RAIDA_HEALING_E_CONFIG, RAIDA_HEALING_E_DATA, RAIDA_HEALING_E_LOCKED,
     RAIDA_HEALING_E_NOT_OPEN, RAIDA_HEALING_E_NO_PAGE, RAIDA_HEALING_E_SERVER_PRESENT,
 };
@@ -36,7 +36,7 @@ pub(super) fn with_opened<R>(command: impl FnOnce(&Session<'_>, &NodeConfig) -> 
 }
 
 /// Opens `dir` as this process's store: the safe core of `raida_healing_open`.
-fn open_folder(dir: &Path) -> Result<(), Failure> {
+fn open_folder(dir: &Path) -> Result<(), CodedError> {
     if Host::get().is_some() || Host::partially_present() {
         return Err((
             RAIDA_HEALING_E_SERVER_PRESENT,
@@ -101,7 +101,7 @@ fn close_folder() {
 }
 
 /// The record of `coin` in the opened folder.
-fn read_record(coin: Coin) -> Result<([u8; AN_BYTES], u8), Failure> {
+fn read_record(coin: Coin) -> Result<([u8; AN_BYTES], u8), CodedError> {
     let opened = process().opened.read();
     let opened = opened.as_ref().ok_or_else(|| {
         (

@@ -37,12 +37,12 @@ use parking_lot::Mutex;
 use crate::protocol::TOTAL_RAIDA_SERVERS;
 
 /// Peer connections the process may hold at once unless its settings say otherwise.
-pub const DEFAULT_MAX_PEER_CONNECTIONS: usize = 256;
+pub(crate) const DEFAULT_MAX_PEER_CONNECTIONS: usize = 256;
 /// Queues kept: one per possible RAIDA index byte.
 const INDICES: usize = 256;
 
 /// The share of a budget of `limit` that one RAIDA index may hold: `max(1, limit / 25)`.
-pub fn share_of(limit: usize) -> usize {
+pub(crate) fn share_of(limit: usize) -> usize {
     (limit / TOTAL_RAIDA_SERVERS).max(1)
 }
 

@@ -14,7 +14,7 @@ use super::wire::{
     challenge_for, check_response_header, parse_response_body, request_frame, AnswerError,
     Claimer, Part, Target, CHALLENGE_BYTES, REQUEST_BYTES, RESPONSE_HEADER_BYTES,
 };
-use crate::protocol::Coin;
+use crate::protocol::{ChallengeCore, Coin, CHALLENGE_CORE_BYTES};
 
 /// How one connection attempt ended.
 #[derive(Debug)]
@@ -39,14 +39,14 @@ impl Failure {
 /// batch (every first connection and hedge of a call), instead of one per connection.
 /// The one place peer challenges get their randomness.
 pub(super) struct Challenges {
-    pub(super) random: Vec<u8>,
-    pub(super) used: usize,
+    random: Vec<u8>,
+    used: usize,
 }
 
 impl Challenges {
     /// Room for `count` challenges per batch; nothing is read until the first is needed.
     pub(super) fn new(count: usize) -> Challenges {
-        let bytes = 12 * count.max(1);
+        let bytes = CHALLENGE_CORE_BYTES * count.max(1);
         Challenges {
             random: vec![0; bytes],
             used: bytes,
@@ -61,16 +61,16 @@ impl Challenges {
                 .map_err(|_| Failure::Local(LocalCause::NoRandomness))?;
             self.used = 0;
         }
-        let mut random = [0u8; 12];
-        random.copy_from_slice(&self.random[self.used..self.used + 12]);
-        self.used += 12;
-        Ok(challenge_for(&random))
+        let mut core: ChallengeCore = [0u8; CHALLENGE_CORE_BYTES];
+        core.copy_from_slice(&self.random[self.used..self.used + CHALLENGE_CORE_BYTES]);
+        self.used += CHALLENGE_CORE_BYTES;
+        Ok(challenge_for(&core))
     }
 }
 
 /// Bytes one read of an answer asks for: a whole small answer (header and up to about
 /// 800 coins) arrives in one system call.
-pub(super) const READ_CHUNK: usize = 4096;
+const READ_CHUNK: usize = 4096;
 
 /// How far one connection has got.
 pub(super) enum Stage {
@@ -96,13 +96,13 @@ pub(super) enum Step {
 pub(super) struct Connection {
     // Declared before `_permit`: the socket is closed before its budget slot is returned.
     pub(super) socket: Socket,
-    pub(super) _permit: Permit,
+    _permit: Permit,
     /// The peer it asks: its index in the call's targets.
     pub(super) peer: usize,
     pub(super) hedge: bool,
     pub(super) opened: Instant,
-    pub(super) challenge: [u8; CHALLENGE_BYTES],
-    pub(super) frame: [u8; REQUEST_BYTES],
+    challenge: [u8; CHALLENGE_BYTES],
+    frame: [u8; REQUEST_BYTES],
     pub(super) stage: Stage,
     pub(super) waits_for: PollFlags,
 }
@@ -287,6 +287,6 @@ impl Connection {
     }
 }
 
-pub(super) fn io_failure(kind: io::ErrorKind) -> Failure {
+fn io_failure(kind: io::ErrorKind) -> Failure {
     Failure::Answer(AnswerError::Io(kind))
 }
