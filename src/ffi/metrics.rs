@@ -134,7 +134,7 @@ pub(super) fn collect(process: &Process) -> Snapshot {
         .as_ref()
         .map_or([None; TOTAL_RAIDA_SERVERS], |c| c.peers);
     let tickets = &process.tickets;
-    let units_free = tickets.free_slots() as u64;
+    let units_free = tickets.free_capacity() as u64;
     let pool = tickets.counts();
     let counts = process.claims.counts();
     let mut claims = Vec::new();
