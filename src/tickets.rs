@@ -40,7 +40,8 @@ pub use claim_source::{ClaimSource, Transport};
 use coin_hashing::CoinHashing;
 use coin_index::{CoinIndex, Holders};
 pub use guess_throttle::{
-    GuessThrottle, SourceVerdict, GUESS_BURST, GUESS_COOLDOWN, GUESS_REFILL, MAX_TRACKED_SOURCES,
+    GuessThrottle, SourceVerdict, GUESS_BURST, GUESS_COOLDOWN, GUESS_REFILL, MAX_GUESSES_PER_SECOND,
+    MAX_STANDING_SOURCES, MAX_TRACKED_SOURCES,
 };
 use ticket_map::TicketMap;
 
@@ -650,10 +651,14 @@ impl TicketPool {
             return Err(ClaimRefusal::Throttled);
         }
         let claimed = self.claim(id, claimer).map_err(ClaimRefusal::Claim);
-        if claimed == Err(ClaimRefusal::Claim(ClaimError::NotFound)) {
-            if let Some(line) = self.throttle.failed(source, now) {
-                crate::log::warning(&line);
+        match &claimed {
+            Ok(_) => self.throttle.succeeded(source, now),
+            Err(ClaimRefusal::Claim(ClaimError::NotFound)) => {
+                if let Some(line) = self.throttle.failed(source, now) {
+                    crate::log::warning(&line);
+                }
             }
+            Err(_) => {}
         }
         claimed
     }
