@@ -21,6 +21,7 @@
 //! - [`hash`]: the AN a fix derives and the MFS stamp.
 //! - [`peers`]: the validate-ticket client that asks peer RAIDAs.
 //! - [`log`]: log lines to the server's log or stderr.
+//! - [`log_limit`]: lines remote parties can cause, a few a minute per kind.
 //! - `ffi`: the C boundary, and the only place with `unsafe`.
 //! - `testing` (the `testing` feature only): test tools shared with the test kit.
 //!
@@ -57,6 +58,7 @@ safe_modules!(
     data_dir,
     hash,
     log,
+    log_limit,
     pagefile,
     peers,
     protocol,
