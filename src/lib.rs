@@ -9,6 +9,7 @@
 //! - [`commands`]: the command table and the four commands as safe functions over a
 //!   [`store::CoinStore`]; `commands::fix`'s report in a module of its own.
 //! - [`tickets`]: the ticket pool (bounded, expiring, atomic claims).
+//! - [`fix_gate`]: what wallets' fixes may spend of this RAIDA's standing at its peers.
 //! - [`consensus`]: the vote tally of a fix (one vote per peer per coin, the threshold).
 //! - [`random`]: unpredictable bytes from the OS, failing closed.
 //! - [`store`]: the coin store trait, page-ordered visiting (and, with the `testing`
@@ -56,6 +57,7 @@ safe_modules!(
     config_file,
     consensus,
     data_dir,
+    fix_gate,
     hash,
     log,
     log_limit,

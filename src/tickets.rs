@@ -41,7 +41,7 @@ use coin_hashing::CoinHashing;
 use coin_index::{CoinIndex, Holders};
 pub use guess_throttle::{
     GuessThrottle, SourceVerdict, GUESS_BURST, GUESS_COOLDOWN, GUESS_REFILL, MAX_GUESSES_PER_SECOND,
-    MAX_STANDING_SOURCES, MAX_TRACKED_SOURCES,
+    MAX_STANDING_SOURCES, MAX_TRACKED_SOURCES, SourceKey,
 };
 use ticket_map::TicketMap;
 
