@@ -30,8 +30,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::log_limit::LogLimits;
 use crate::protocol::TOTAL_RAIDA_SERVERS;
-use crate::tickets::{GUESS_BURST, GUESS_REFILL, SourceKey};
+use crate::tickets::{Clock, MonotonicClock, SourceKey, GUESS_BURST, GUESS_REFILL};
 
 /// Failed claims this server lets itself owe one peer at once: the peer's burst less a
 /// margin (claims answered after the deadline, a clock that runs apart).
@@ -178,27 +179,63 @@ impl Reservation {
     }
 }
 
-/// Per peer, this server's failed claims there; per client, its strikes and standing.
+/// Per peer, this server's failed claims there; per client, its strikes and standing;
+/// and the limits of the log lines fix writes because of what wallets and peers sent.
 pub struct FixGate {
     peers: Mutex<[Allowance; TOTAL_RAIDA_SERVERS]>,
     clients: Mutex<Clients>,
+    clock: Box<dyn Clock>,
+    log_limits: LogLimits,
 }
 
 impl Default for FixGate {
+    /// The monotonic clock.
     fn default() -> Self {
-        FixGate {
-            peers: Mutex::new([Allowance::default(); TOTAL_RAIDA_SERVERS]),
-            clients: Mutex::new(Clients::default()),
-        }
+        FixGate::with_clock(Box::<MonotonicClock>::default())
     }
 }
 
 impl FixGate {
+    /// A gate on another clock (tests move it by hand).
+    pub fn with_clock(clock: Box<dyn Clock>) -> FixGate {
+        FixGate {
+            peers: Mutex::new([Allowance::default(); TOTAL_RAIDA_SERVERS]),
+            clients: Mutex::new(Clients::default()),
+            clock,
+            log_limits: LogLimits::default(),
+        }
+    }
+
+    /// The limits of fix's log lines (and the counts of lines held back).
+    pub fn log_limits(&self) -> &LogLimits {
+        &self.log_limits
+    }
+
+    /// [`FixGate::reserve_at`] now.
+    pub fn reserve(
+        &self,
+        client: Option<IpAddr>,
+        peers: &[u8],
+        needed: usize,
+    ) -> Result<Reservation, FixRefusal> {
+        self.reserve_at(client, peers, needed, self.clock.now())
+    }
+
+    /// [`FixGate::settle_at`] now.
+    pub fn settle(&self, reservation: Reservation, fates: &[(u8, ClaimFate)]) -> Option<String> {
+        self.settle_at(reservation, fates, self.clock.now())
+    }
+
+    /// Failed claims this server may owe RAIDA `raida` now (tests, metrics).
+    pub fn owed_now(&self, raida: u8) -> u32 {
+        self.owed_to(raida, self.clock.now())
+    }
+
     /// Before a fix from `client` (`None`: no address given, as a test or ops script)
     /// asks `peers`, of which at least `needed` must answer for any coin to be fixed:
     /// the peers it may ask, holding one unit of each one's allowance, or why it is
     /// refused.
-    pub fn reserve(
+    pub fn reserve_at(
         &self,
         client: Option<IpAddr>,
         peers: &[u8],
@@ -241,7 +278,7 @@ impl FixGate {
 
     /// After the fix: gives back the units of claims that did not fail, and counts the
     /// fix for or against its client. The line to log when the client is now refused.
-    pub fn settle(
+    pub fn settle_at(
         &self,
         reservation: Reservation,
         fates: &[(u8, ClaimFate)],
@@ -317,15 +354,15 @@ mod tests {
 
     /// A fix whose every ticket is unknown at every peer it asked.
     fn bogus(gate: &FixGate, client: Option<IpAddr>, now: Duration) -> Result<(), FixRefusal> {
-        let r = gate.reserve(client, &PEERS, 13, now)?;
+        let r = gate.reserve_at(client, &PEERS, 13, now)?;
         let fates: Vec<_> = PEERS.iter().map(|&p| (p, ClaimFate::Unknown)).collect();
-        gate.settle(r, &fates, now);
+        gate.settle_at(r, &fates, now);
         Ok(())
     }
 
     /// A fix whose tickets are good: 13 votes, the rest unneeded.
     fn honest(gate: &FixGate, client: Option<IpAddr>, now: Duration) -> Result<(), FixRefusal> {
-        let r = gate.reserve(client, &PEERS, 13, now)?;
+        let r = gate.reserve_at(client, &PEERS, 13, now)?;
         assert!(r.withheld.is_empty() || client.is_some());
         let fates: Vec<_> = PEERS
             .iter()
@@ -335,7 +372,7 @@ mod tests {
                 (p, if i < 13 { ClaimFate::Confirmed } else { ClaimFate::Unanswered })
             })
             .collect();
-        gate.settle(r, &fates, now);
+        gate.settle_at(r, &fates, now);
         Ok(())
     }
 
@@ -373,7 +410,7 @@ mod tests {
             assert_eq!(refused, 6_000 - (OPEN_SPEND + 1), "{clients} clients");
             // A new wallet: refused while the open part is spent, heals once it refills.
             assert_eq!(
-                gate.reserve(ip(9_999), &PEERS, 13, after).unwrap_err(),
+                gate.reserve_at(ip(9_999), &PEERS, 13, after).unwrap_err(),
                 FixRefusal::PeersKept
             );
             let refilled = after + SPEND_REFILL;
@@ -388,8 +425,8 @@ mod tests {
         let mut lines = Vec::new();
         let now = 10 * S;
         for _ in 0..=CLIENT_BURST {
-            let r = gate.reserve(client, &PEERS[..1], 1, now).unwrap();
-            lines.extend(gate.settle(r, &[(1, ClaimFate::Unknown)], now));
+            let r = gate.reserve_at(client, &PEERS[..1], 1, now).unwrap();
+            lines.extend(gate.settle_at(r, &[(1, ClaimFate::Unknown)], now));
         }
         assert_eq!(
             lines,
@@ -397,19 +434,19 @@ mod tests {
               peers (or more than one per 60 s): its fixes are refused (160) for 300 s"]
         );
         assert_eq!(
-            gate.reserve(client, &PEERS, 13, now + S).unwrap_err(),
+            gate.reserve_at(client, &PEERS, 13, now + S).unwrap_err(),
             FixRefusal::ClientRefused { for_secs: 299 }
         );
         // Another client is not affected; the refused one is back after the cooldown.
-        assert!(gate.reserve(ip(8), &PEERS, 13, now + S).is_ok());
-        assert!(gate.reserve(client, &PEERS, 13, now + CLIENT_COOLDOWN).is_ok());
+        assert!(gate.reserve_at(ip(8), &PEERS, 13, now + S).is_ok());
+        assert!(gate.reserve_at(client, &PEERS, 13, now + CLIENT_COOLDOWN).is_ok());
     }
 
     #[test]
     fn answers_that_are_not_failures_give_their_unit_back() {
         let gate = FixGate::default();
         let now = 10 * S;
-        let r = gate.reserve(None, &[1, 2, 3, 4], 1, now).unwrap();
+        let r = gate.reserve_at(None, &[1, 2, 3, 4], 1, now).unwrap();
         assert_eq!((1..=4).map(|p| gate.owed_to(p, now)).sum::<u32>(), 4);
         let fates = [
             (1, ClaimFate::Confirmed),
@@ -417,7 +454,7 @@ mod tests {
             (3, ClaimFate::Unknown),
             (4, ClaimFate::Unanswered),
         ];
-        gate.settle(r, &fates, now);
+        gate.settle_at(r, &fates, now);
         // A fix with an unknown ticket keeps its unanswered claims counted.
         assert_eq!(
             [1, 2, 3, 4].map(|p| gate.owed_to(p, now)),
