@@ -32,7 +32,8 @@ use parking_lot::Mutex;
 
 use crate::log_limit::LogLimits;
 use crate::protocol::TOTAL_RAIDA_SERVERS;
-use crate::tickets::{Clock, MonotonicClock, SourceKey, GUESS_BURST, GUESS_REFILL};
+use crate::claims::{SourceKey, GUESS_BURST, GUESS_REFILL};
+use crate::tickets::{Clock, MonotonicClock};
 
 /// Failed claims this server lets itself owe one peer at once: the peer's burst less a
 /// margin (claims answered after the deadline, a clock that runs apart).

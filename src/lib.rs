@@ -9,6 +9,10 @@
 //! - [`commands`]: the command table and the four commands as safe functions over a
 //!   [`store::CoinStore`]; `commands::fix`'s report in a module of its own.
 //! - [`tickets`]: the ticket pool (bounded, expiring, atomic claims).
+//! - [`claims`]: the claim gate validate_ticket asks around the pool's claim: the claim
+//!   policy, the guess throttle, their log lines and counters.
+//! - [`settings`]: every setting in one table, read once by the C boundary; core modules
+//!   are given values.
 //! - [`fix_gate`]: what wallets' fixes may spend of this RAIDA's standing at its peers.
 //! - [`consensus`]: the vote tally of a fix (one vote per peer per coin, the threshold).
 //! - [`random`]: unpredictable bytes from the OS, failing closed.
@@ -26,8 +30,9 @@
 //! - `ffi`: the C boundary, and the only place with `unsafe`.
 //! - `testing` (the `testing` feature only): test tools shared with the test kit.
 //!
-//! What is process-wide (the ticket pool, the opened folder, the connection budget, peer
-//! history, the log sink), why, and how tests isolate it: docs/process-state.md.
+//! What is process-wide (one owner, `ffi::state::Process`: the settings, the ticket pool,
+//! the claim gate, the connection budget, peer history, the opened folder; and the log
+//! sink), why, and how tests isolate it: docs/process-state.md.
 //!
 //! ## Safety terms used at the boundary
 //! - *caller-owned `ci`*: a `conn_info_t *` that is NULL or valid and used by no other
@@ -53,6 +58,7 @@ macro_rules! safe_modules {
 
 safe_modules!(
     audit,
+    claims,
     commands,
     config_file,
     consensus,
@@ -65,6 +71,7 @@ safe_modules!(
     peers,
     protocol,
     random,
+    settings,
     store,
     tickets,
 );
