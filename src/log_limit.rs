@@ -157,6 +157,20 @@ impl LogLimits {
         self.write(Level::Warning, kind, build);
     }
 
+    /// `line` as a warning of `kind` within the limit; beyond it, the same line at debug
+    /// level (still counted as held back): fix's per-fix lines stay in a debug log.
+    pub fn warning_or_debug(&self, kind: LineKind, line: &str) {
+        match self.admit(kind, self.started.elapsed()) {
+            Admission::Write { held_back } => {
+                if held_back > 0 {
+                    log::warning(&suppressed_line(kind, held_back));
+                }
+                log::warning(line);
+            }
+            Admission::Suppress => log::debug(line),
+        }
+    }
+
     /// Lines of `kind` held back since the process started.
     pub fn suppressed(&self, kind: LineKind) -> u64 {
         self.kinds.lock()[Self::index(kind)].suppressed_total

@@ -26,6 +26,8 @@ mod poll_loop;
 mod settings;
 mod wire;
 
+use std::sync::Arc;
+
 pub use budget::Budget;
 pub use health::HealthTable;
 pub use outcome::{Collector, PeerOutcome, PeerReport};
@@ -45,7 +47,7 @@ pub use wire::{
 #[derive(Default)]
 pub struct PeerClient {
     pub budget: Budget,
-    pub health: HealthTable,
+    pub health: Arc<HealthTable>,
 }
 
 impl PeerClient {
@@ -53,7 +55,16 @@ impl PeerClient {
     pub fn new(max_connections: usize) -> PeerClient {
         PeerClient {
             budget: Budget::new(max_connections),
-            health: HealthTable::default(),
+            health: Arc::default(),
+        }
+    }
+
+    /// The same budget and history, for a call serving `client`'s fix: its places in the
+    /// budget's queues take that client's turns ([`budget`]).
+    pub fn serving(&self, client: budget::Waiter) -> PeerClient {
+        PeerClient {
+            budget: self.budget.serving(client),
+            health: Arc::clone(&self.health),
         }
     }
 }

@@ -189,11 +189,13 @@ impl Peer {
             let config = kit::node::config(raida);
             let options = PeerOptions::default();
             let (gate, client) = (ClaimGate::default(), PeerClient::default());
+            let fixes = raida_healing::fix_gate::FixGate::default();
             FakePeer::spawn(move |mut stream| {
                 let node = Node {
                     store: &store,
                     tickets: &pool,
                     claims: &gate,
+                    fixes: &fixes,
                     config: &config,
                     peer_options: &options,
                     peers: &client,
@@ -272,6 +274,7 @@ struct World {
     config: NodeConfig,
     options: PeerOptions,
     gate: ClaimGate,
+    fixes: raida_healing::fix_gate::FixGate,
     peers: PeerClient,
     coins: Vec<Coin>,
     issued: Mutex<Vec<Issued>>,
@@ -288,6 +291,7 @@ impl World {
             store: &self.store,
             tickets: &self.pool,
             claims: &self.gate,
+            fixes: &self.fixes,
             config: &self.config,
             peer_options: &self.options,
             peers: &self.peers,
@@ -566,6 +570,7 @@ fn healing_commands_under_concurrency_and_expiry() {
             ..PeerOptions::default()
         },
         gate: ClaimGate::default(),
+        fixes: raida_healing::fix_gate::FixGate::default(),
         peers: PeerClient::default(),
         coins: all_coins.clone(),
         issued: Mutex::new(Vec::new()),

@@ -8,12 +8,19 @@
 //!
 //! No page lock is held while peers are asked: pages are locked once to check they
 //! exist, and again, after the vote, only where a coin is rewritten.
+//!
+//! Before any peer is asked, the fix gate ([`crate::fix_gate`]) decides what the client
+//! may spend of this server's standing at its peers: a client whose recent fixes named
+//! unknown tickets, or whose fix would spend the allowance kept for clients in good
+//! standing, is answered 160 at once; afterwards the gate learns which claims failed.
 
 use std::time::Instant;
 
-use crate::consensus::Tally;
+use crate::consensus::{Tally, THRESHOLD};
+use crate::fix_gate::{ClaimFate, FixRefusal};
 use crate::hash::derive_an;
 use crate::log;
+use crate::log_limit::LineKind;
 use crate::peers::{ask_peers, Claimer, Collector, PeerOutcome, Target};
 use crate::protocol::{
     an_at, check_record_payload, pass_fail_response, Coin, Response, Status, AN_BYTES, COIN_BYTES,
@@ -51,7 +58,7 @@ pub fn fix<S: CoinStore + ?Sized>(
 ) -> Result<Response, Status> {
     match fix_with_report(node, request) {
         Ok((response, report)) => {
-            log_report(&report);
+            log_report(&report, node.fixes.log_limits());
             Ok(response)
         }
         Err(status) => {
@@ -106,6 +113,39 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
         not_asked.push((raida, why));
     }
 
+    // What the client may spend of this server's standing at the peers. This server's own
+    // vote counts, so THRESHOLD - 1 peers must answer for any coin to be fixed.
+    let client = request.client.map(|c| c.ip);
+    let raidas: Vec<u8> = targets.iter().map(|t| t.raida).collect();
+    let needed = (THRESHOLD - 1).min(raidas.len());
+    let reservation = node
+        .fixes
+        .reserve(client, &raidas, needed)
+        .map_err(|refusal| {
+            let who = client.map_or("no address".to_string(), |ip| ip.to_string());
+            node.fixes.log_limits().warning(LineKind::FixRefused, || match refusal {
+                FixRefusal::ClientRefused { for_secs } => format!(
+                    "fix: refused (160) from {who}: its recent fixes named tickets the peers \
+                     did not know; refused {for_secs} s more"
+                ),
+                FixRefusal::PeersKept => format!(
+                    "fix: refused (160) from {who}: the allowance of failed claims at the peers \
+                     is spent but for clients in good standing (a flood of unknown tickets); \
+                     one more per {} s",
+                    crate::fix_gate::SPEND_REFILL.as_secs()
+                ),
+            });
+            Status::RequestRate
+        })?;
+    targets.retain(|t| {
+        let ask = reservation.may_ask(t.raida);
+        if !ask {
+            not_asked.push((t.raida, PeerOutcome::Withheld));
+        }
+        ask
+    });
+    not_asked.sort_by_key(|&(raida, _)| raida);
+
     // Each peer gets a challenge from the OS random source; when it fails, no peer is
     // asked with a guessable one (the peer client refuses too) and the client hears 252.
     if !targets.is_empty() {
@@ -122,7 +162,18 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
         raida_no,
         coin_id: request.coin_id,
     };
-    let asked = ask_peers(node.peers, &targets, claimer, node.peer_options, &mut tally);
+    // The client's connections wait their turn among other clients', not behind them.
+    let peers = node.peers.serving(client.map(crate::claims::SourceKey::of));
+    let asked = ask_peers(&peers, &targets, claimer, node.peer_options, &mut tally);
+    let fates: Vec<(u8, ClaimFate)> = asked
+        .iter()
+        .map(|r| (r.target.raida, fate_of(&r.outcome)))
+        .collect();
+    if let Some(line) = node.fixes.settle(reservation, &fates) {
+        node.fixes
+            .log_limits()
+            .warning(LineKind::FixRefused, || line);
+    }
 
     let written = write_confirmed(node, request, &coins, &pg, &tally);
     let passed: Vec<bool> = (0..coins.len())
@@ -136,6 +187,30 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
         elapsed: started.elapsed(),
     };
     Ok((pass_fail_response(&passed, &[]), report))
+}
+
+/// What a peer's outcome says of the claim this server sent it, as its guess throttle
+/// counted it (docs/fix.md).
+fn fate_of(outcome: &PeerOutcome) -> ClaimFate {
+    match outcome {
+        PeerOutcome::Voted { .. } => ClaimFate::Confirmed,
+        PeerOutcome::Declined(code) if *code == Status::TicketClaimedAlready.code() => {
+            ClaimFate::Confirmed
+        }
+        PeerOutcome::Declined(code) if *code == Status::NoTicketFound.code() => ClaimFate::Unknown,
+        PeerOutcome::Declined(_)
+        | PeerOutcome::Refused(_)
+        | PeerOutcome::LocalError(_)
+        | PeerOutcome::NoConnection
+        | PeerOutcome::Ejected
+        | PeerOutcome::ThisServer
+        | PeerOutcome::NoTicket
+        | PeerOutcome::NoAddress
+        | PeerOutcome::Withheld => ClaimFate::NotCounted,
+        PeerOutcome::TimedOut | PeerOutcome::Invalid(_) | PeerOutcome::Unneeded => {
+            ClaimFate::Unanswered
+        }
+    }
 }
 
 /// Rewrites every confirmed coin under its page's lock, each distinct coin once, and
@@ -210,10 +285,12 @@ mod tests {
         };
         let options = PeerOptions::default();
         let (claims, peers) = (ClaimGate::default(), PeerClient::default());
+        let fixes = crate::fix_gate::FixGate::default();
         let node = Node {
             store,
             tickets: &pool,
             claims: &claims,
+            fixes: &fixes,
             config: &config,
             peer_options: &options,
             peers: &peers,

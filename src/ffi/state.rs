@@ -17,6 +17,7 @@ use parking_lot::RwLock;
 
 use crate::claims::ClaimGate;
 use crate::commands::NodeConfig;
+use crate::fix_gate::FixGate;
 use crate::pagefile::PageFileStore;
 use crate::peers::{PeerClient, PeerOptions};
 use crate::settings::Settings;
@@ -32,6 +33,9 @@ pub(super) struct Process {
     pub tickets: TicketPool,
     /// Who may claim a ticket: the claim policy, the guess throttle, their counters.
     pub claims: ClaimGate,
+    /// What wallets' fixes may spend of this server's standing at its peers, and which
+    /// clients are refused.
+    pub fixes: FixGate,
     /// The peer connection budget and the peer health and ejection table.
     pub peers: PeerClient,
     /// The folder `raida_healing_open` opened. Commands hold the read side for their
@@ -47,6 +51,7 @@ impl Process {
             peer_options: settings.peer_options(),
             tickets: TicketPool::default(),
             claims: ClaimGate::new(settings.claim_policy),
+            fixes: FixGate::default(),
             peers: PeerClient::new(settings.max_peer_connections),
             opened: RwLock::new(None),
             settings,

@@ -164,6 +164,8 @@ struct Shared {
 #[derive(Clone)]
 pub struct Budget {
     shared: Arc<Shared>,
+    /// Whose turn this handle's places take ([`Budget::serving`]).
+    waiter: Waiter,
 }
 
 impl Default for Budget {
@@ -185,6 +187,16 @@ impl Budget {
                     next_ticket: 0,
                 }),
             }),
+            waiter: None,
+        }
+    }
+
+    /// The same budget, for calls that serve `waiter`'s fix: their places take that
+    /// client's turns.
+    pub fn serving(&self, waiter: Waiter) -> Budget {
+        Budget {
+            shared: Arc::clone(&self.shared),
+            waiter,
         }
     }
 
@@ -222,9 +234,9 @@ impl Budget {
             .len()
     }
 
-    /// Joins RAIDA index `raida`'s queue for a call with no client.
+    /// Joins RAIDA index `raida`'s queue in the name of this handle's client.
     pub fn join(&self, raida: u8) -> Place {
-        self.join_for(raida, None)
+        self.join_for(raida, self.waiter)
     }
 
     /// Joins RAIDA index `raida`'s queue in the name of `waiter`.

@@ -36,6 +36,9 @@ pub enum PeerOutcome {
     /// Ejected: it failed or stayed silent on its last attempts, so it is not asked
     /// (no vote) until its next probe ([`ejection`]).
     Ejected,
+    /// Not asked: this server's allowance of failed claims at that peer is spent for a
+    /// client of this standing (`fix_gate`), no vote.
+    Withheld,
 }
 
 impl fmt::Display for PeerOutcome {
@@ -55,6 +58,9 @@ impl fmt::Display for PeerOutcome {
                 write!(f, "no connection slot free before the deadline")
             }
             PeerOutcome::Ejected => write!(f, "ejected (not asked until its next probe)"),
+            PeerOutcome::Withheld => {
+                write!(f, "withheld (this server's failed-claim allowance there is spent)")
+            }
         }
     }
 }
