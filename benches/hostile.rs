@@ -191,10 +191,7 @@ fn log_row(claims: u32) {
 
 fn main() {
     let test = std::env::args().any(|a| a == "--test");
-    println!(
-        "hostile clients (issue 22){}",
-        if test { ", test mode" } else { "" }
-    );
+    println!("hostile clients{}", if test { ", test mode" } else { "" });
     if test {
         throttle_row(1, 10);
         throttle_row(5_000, 10);

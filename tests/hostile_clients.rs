@@ -1,12 +1,12 @@
-//! Scenario 1 of issue 22, at the Rust level with the real pieces: 24 loopback peers, each
-//! a `commands::Node` with its own ticket pool and claim gate (the real guess throttle,
-//! policy `any`), answering validate_ticket from the address their socket sees; RAIDA 0,
+//! Wallets cannot spend a RAIDA's standing at its peers, shown with the real pieces: 24
+//! loopback peers, each a `commands::Node` with its own ticket pool and claim gate (the
+//! real guess throttle, policy `any`), answering validate_ticket from the address their socket sees; RAIDA 0,
 //! the fixing server, listed in their configs at an address this host does not have
 //! (10.255.0.1, as behind NAT: its claims come from 127.0.0.1, so the peers throttle them
 //! like anyone's), with the real peer client and fix gate. Wallets are told apart by the
 //! client address a handler is given (127.x.y.z).
 //!
-//! Before (18dfca2): 61 fixes naming made-up tickets and every peer cut RAIDA 0 off for
+//! Before the fix gate: 61 fixes naming made-up tickets and every peer cut RAIDA 0 off for
 //! 300 s; its next honest heal answered 242. Now, for 61, 600 and 6,000 such fixes from one
 //! address and from 1,000: no peer counts more than this server allows itself
 //! (`SPEND_BURST`, below the peers' 60) and none cuts it off; a wallet that healed here

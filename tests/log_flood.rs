@@ -1,4 +1,4 @@
-//! Scenario 4 of issue 22: 100,000 forged UDP claims from 8,192 rotating sources under
+//! The flood of forged claims: 100,000 forged UDP claims from 8,192 rotating sources under
 //! `listed` once wrote 100,000 warning lines (33 MB). Now every kind of line a remote
 //! party causes is limited for the whole process: a few lines a minute, then one line
 //! saying how many were held back. Its own binary: it captures the process's log sink.
