@@ -137,19 +137,26 @@ impl Clients {
     }
 }
 
-/// How one asked peer's claim ended, for the books.
+/// How one claim sent to a peer ended, for the books.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimFate {
     /// It voted, or said 44 (already claimed): not a failure at the peer.
     Confirmed,
     /// It answered 43: the ticket is unknown there, and the peer counted a failure.
     Unknown,
-    /// The claim never reached the peer (no connection, refused, ejected) or the peer
-    /// answered something it does not count (another status).
+    /// It answered something it does not count (another status).
     NotCounted,
-    /// Sent, with no answer read (timed out, closed as unneeded, a broken answer): the peer
-    /// may have counted it.
-    Unanswered,
+}
+
+impl ClaimFate {
+    /// The fate of a claim answered with status `code` (250 is a vote).
+    pub fn of_status(code: u8) -> ClaimFate {
+        match code {
+            250 | 44 => ClaimFate::Confirmed,
+            43 => ClaimFate::Unknown,
+            _ => ClaimFate::NotCounted,
+        }
+    }
 }
 
 /// Why a fix may not go ahead.
@@ -163,21 +170,15 @@ pub enum FixRefusal {
     PeersKept,
 }
 
-/// Which peers a fix may ask, and what it holds of their allowances until settled.
+/// One admitted fix's account: the units it holds at each peer (one per claim sent and
+/// not yet answered in a way that gives it back) and what its answers said.
 #[derive(Debug)]
-pub struct Reservation {
+pub struct FixAccount {
     client: Option<SourceKey>,
-    /// Peers whose allowance this fix holds one unit of.
-    held: Vec<u8>,
-    /// Peers this fix may not ask: their allowance is spent for a client of its standing.
-    pub withheld: Vec<u8>,
-}
-
-impl Reservation {
-    /// Whether RAIDA `raida` may be asked.
-    pub fn may_ask(&self, raida: u8) -> bool {
-        self.held.contains(&raida)
-    }
+    good: bool,
+    held: [u8; TOTAL_RAIDA_SERVERS],
+    unknown: usize,
+    confirmed: usize,
 }
 
 /// Per peer, this server's failed claims there; per client, its strikes and standing;
@@ -212,37 +213,24 @@ impl FixGate {
         &self.log_limits
     }
 
-    /// [`FixGate::reserve_at`] now.
-    pub fn reserve(
-        &self,
-        client: Option<IpAddr>,
-        peers: &[u8],
-        needed: usize,
-    ) -> Result<Reservation, FixRefusal> {
-        self.reserve_at(client, peers, needed, self.clock.now())
-    }
-
-    /// [`FixGate::settle_at`] now.
-    pub fn settle(&self, reservation: Reservation, fates: &[(u8, ClaimFate)]) -> Option<String> {
-        self.settle_at(reservation, fates, self.clock.now())
-    }
-
-    /// Failed claims this server may owe RAIDA `raida` now (tests, metrics).
-    pub fn owed_now(&self, raida: u8) -> u32 {
-        self.owed_to(raida, self.clock.now())
+    fn ceiling(good: bool) -> u32 {
+        if good {
+            SPEND_BURST
+        } else {
+            OPEN_SPEND
+        }
     }
 
     /// Before a fix from `client` (`None`: no address given, as a test or ops script)
-    /// asks `peers`, of which at least `needed` must answer for any coin to be fixed:
-    /// the peers it may ask, holding one unit of each one's allowance, or why it is
-    /// refused.
-    pub fn reserve_at(
+    /// that names `peers`, of which at least `needed` must answer for any coin to be
+    /// fixed: its account, or why it is refused.
+    pub fn admit(
         &self,
         client: Option<IpAddr>,
         peers: &[u8],
         needed: usize,
-        now: Duration,
-    ) -> Result<Reservation, FixRefusal> {
+    ) -> Result<FixAccount, FixRefusal> {
+        let now = self.clock.now();
         let key = client.map(SourceKey::of);
         let good = match key {
             Some(key) => {
@@ -259,54 +247,75 @@ impl FixGate {
             // No address: the server's own callers (tests, ops) are not wallets.
             None => true,
         };
-        let ceiling = if good { SPEND_BURST } else { OPEN_SPEND };
-        let mut allowances = self.peers.lock();
-        let (held, withheld): (Vec<u8>, Vec<u8>) = peers
-            .iter()
-            .partition(|&&raida| allowances[usize::from(raida)].owed(now, SPEND_REFILL) < ceiling);
-        if !good && held.len() < needed {
-            return Err(FixRefusal::PeersKept);
+        if !good {
+            let allowances = self.peers.lock();
+            let open = peers
+                .iter()
+                .filter(|&&r| allowances[usize::from(r)].owed(now, SPEND_REFILL) < OPEN_SPEND)
+                .count();
+            if open < needed {
+                return Err(FixRefusal::PeersKept);
+            }
         }
-        for &raida in &held {
-            allowances[usize::from(raida)].spend(now, SPEND_REFILL);
-        }
-        Ok(Reservation {
+        Ok(FixAccount {
             client: key,
-            held,
-            withheld,
+            good,
+            held: [0; TOTAL_RAIDA_SERVERS],
+            unknown: 0,
+            confirmed: 0,
         })
     }
 
-    /// After the fix: gives back the units of claims that did not fail, and counts the
-    /// fix for or against its client. The line to log when the client is now refused.
-    pub fn settle_at(
-        &self,
-        reservation: Reservation,
-        fates: &[(u8, ClaimFate)],
-        now: Duration,
-    ) -> Option<String> {
-        let unknown = fates.iter().filter(|(_, f)| *f == ClaimFate::Unknown).count();
-        let confirmed = fates.iter().filter(|(_, f)| *f == ClaimFate::Confirmed).count();
-        {
+    /// Right before a claim is sent to RAIDA `raida` for the fix of `account`: one unit of
+    /// that peer's allowance, or `false` (the claim is not sent) when the allowance is
+    /// spent for a client of this standing.
+    pub fn take(&self, account: &mut FixAccount, raida: u8) -> bool {
+        let now = self.clock.now();
+        let mut allowances = self.peers.lock();
+        let allowance = &mut allowances[usize::from(raida)];
+        if allowance.owed(now, SPEND_REFILL) >= Self::ceiling(account.good) {
+            return false;
+        }
+        allowance.spend(now, SPEND_REFILL);
+        account.held[usize::from(raida)] += 1;
+        true
+    }
+
+    /// A claim sent to `raida` for `account`'s fix was answered: a unit given back unless
+    /// the peer counted a failure.
+    pub fn answered(&self, account: &mut FixAccount, raida: u8, fate: ClaimFate) {
+        let slot = &mut account.held[usize::from(raida)];
+        if *slot == 0 {
+            return;
+        }
+        match fate {
+            ClaimFate::Unknown => account.unknown += 1,
+            ClaimFate::Confirmed => account.confirmed += 1,
+            ClaimFate::NotCounted => {}
+        }
+        *slot -= 1;
+        if fate != ClaimFate::Unknown {
+            self.peers.lock()[usize::from(raida)].refund(self.clock.now(), SPEND_REFILL);
+        }
+    }
+
+    /// After the fix: claims still unanswered (timed out, closed as unneeded, a broken
+    /// answer) are given back when no peer said 43 (the tickets proved good) and kept
+    /// otherwise; the fix counts for or against its client. The line to log when the
+    /// client is now refused.
+    pub fn finish(&self, account: FixAccount) -> Option<String> {
+        let now = self.clock.now();
+        if account.unknown == 0 {
             let mut allowances = self.peers.lock();
-            for &(raida, fate) in fates {
-                if !reservation.held.contains(&raida) {
-                    continue;
-                }
-                let give_back = match fate {
-                    ClaimFate::Confirmed | ClaimFate::NotCounted => true,
-                    ClaimFate::Unknown => false,
-                    // The tickets proved good elsewhere: this one most likely was too.
-                    ClaimFate::Unanswered => unknown == 0,
-                };
-                if give_back {
-                    allowances[usize::from(raida)].refund(now, SPEND_REFILL);
+            for (raida, &held) in account.held.iter().enumerate() {
+                for _ in 0..held {
+                    allowances[raida].refund(now, SPEND_REFILL);
                 }
             }
         }
-        let key = reservation.client?;
+        let key = account.client?;
         let mut clients = self.clients.lock();
-        if unknown > confirmed {
+        if account.unknown > account.confirmed {
             clients.good.remove(&key);
             if clients.record_for_strike(key, now).strike(now) {
                 return Some(format!(
@@ -317,15 +326,16 @@ impl FixGate {
                     CLIENT_COOLDOWN.as_secs()
                 ));
             }
-        } else if confirmed > 0 {
+        } else if account.confirmed > 0 {
             clients.mark_good(key, now);
         }
         None
     }
 
-    /// Failed claims this server may owe RAIDA `raida` at `now` (tests, metrics).
-    pub fn owed_to(&self, raida: u8, now: Duration) -> u32 {
-        self.peers.lock()[usize::from(raida)].owed(now, SPEND_REFILL)
+    /// Failed claims this server may owe RAIDA `raida` now, claims in flight included
+    /// (tests, metrics).
+    pub fn owed_to(&self, raida: u8) -> u32 {
+        self.peers.lock()[usize::from(raida)].owed(self.clock.now(), SPEND_REFILL)
     }
 
     /// Whether `client` is in good standing.
@@ -337,6 +347,7 @@ impl FixGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tickets::testing::ManualClock;
 
     const S: Duration = Duration::from_secs(1);
     const PEERS: [u8; 24] = {
@@ -353,113 +364,132 @@ mod tests {
         Some(IpAddr::V4(std::net::Ipv4Addr::from(0x7f00_0000 + n)))
     }
 
-    /// A fix whose every ticket is unknown at every peer it asked.
-    fn bogus(gate: &FixGate, client: Option<IpAddr>, now: Duration) -> Result<(), FixRefusal> {
-        let r = gate.reserve_at(client, &PEERS, 13, now)?;
-        let fates: Vec<_> = PEERS.iter().map(|&p| (p, ClaimFate::Unknown)).collect();
-        gate.settle_at(r, &fates, now);
-        Ok(())
+    fn gate() -> (FixGate, ManualClock) {
+        let clock = ManualClock::default();
+        (FixGate::with_clock(Box::new(clock.clone())), clock)
     }
 
-    /// A fix whose tickets are good: 13 votes, the rest unneeded.
-    fn honest(gate: &FixGate, client: Option<IpAddr>, now: Duration) -> Result<(), FixRefusal> {
-        let r = gate.reserve_at(client, &PEERS, 13, now)?;
-        assert!(r.withheld.is_empty() || client.is_some());
-        let fates: Vec<_> = PEERS
-            .iter()
-            .filter(|&&p| r.may_ask(p))
-            .enumerate()
-            .map(|(i, &p)| {
-                (p, if i < 13 { ClaimFate::Confirmed } else { ClaimFate::Unanswered })
-            })
-            .collect();
-        gate.settle_at(r, &fates, now);
-        Ok(())
+    /// A fix whose every ticket is unknown at every peer it could ask.
+    fn bogus(gate: &FixGate, client: Option<IpAddr>) -> Result<usize, FixRefusal> {
+        let mut account = gate.admit(client, &PEERS, 13)?;
+        let mut sent = 0;
+        for &p in &PEERS {
+            if gate.take(&mut account, p) {
+                gate.answered(&mut account, p, ClaimFate::Unknown);
+                sent += 1;
+            }
+        }
+        gate.finish(account);
+        Ok(sent)
+    }
+
+    /// A fix whose tickets are good: 13 votes, the rest closed unanswered.
+    fn honest(gate: &FixGate, client: Option<IpAddr>) -> Result<usize, FixRefusal> {
+        let mut account = gate.admit(client, &PEERS, 13)?;
+        let mut votes = 0;
+        for &p in &PEERS {
+            if gate.take(&mut account, p) && votes < 13 {
+                gate.answered(&mut account, p, ClaimFate::Confirmed);
+                votes += 1;
+            }
+        }
+        gate.finish(account);
+        Ok(votes)
     }
 
     #[test]
     fn no_flood_makes_this_server_owe_a_peer_more_than_it_allows() {
+        const { assert!(SPEND_BURST < GUESS_BURST) };
         for clients in [1u32, 1000] {
-            let gate = FixGate::default();
+            let (gate, clock) = gate();
             let wallet = ip(5_000);
-            honest(&gate, wallet, Duration::ZERO).unwrap();
+            assert_eq!(honest(&gate, wallet), Ok(13));
             assert!(gate.is_good(wallet.unwrap()));
             let mut refused = 0;
             for i in 0..6_000u32 {
-                let now = Duration::from_millis(u64::from(i));
-                if bogus(&gate, ip(i % clients), now).is_err() {
+                if bogus(&gate, ip(i % clients)).is_err() {
                     refused += 1;
                 }
                 for &p in &PEERS {
-                    assert!(gate.owed_to(p, now) <= SPEND_BURST);
+                    assert!(gate.owed_to(p) <= SPEND_BURST);
                 }
                 // The wallet that healed here before heals during the flood.
                 if i % 500 == 0 {
-                    honest(&gate, wallet, now).unwrap();
+                    assert_eq!(honest(&gate, wallet), Ok(13));
                 }
             }
-            const { assert!(SPEND_BURST < GUESS_BURST) };
-            let after = Duration::from_secs(6);
             if clients == 1 {
                 // One address: its own strikes stop it; the peers' open part is untouched.
                 assert_eq!(refused, 6_000 - (CLIENT_BURST + 1));
-                honest(&gate, ip(9_999), after).unwrap();
+                assert_eq!(honest(&gate, ip(9_999)), Ok(13));
                 continue;
             }
-            // A thousand addresses: the open part of every peer's allowance is spent (one
-            // unit back in the 6 s), and the rest of the flood is refused.
-            assert_eq!(refused, 6_000 - (OPEN_SPEND + 1), "{clients} clients");
-            // A new wallet: refused while the open part is spent, heals once it refills.
-            assert_eq!(
-                gate.reserve_at(ip(9_999), &PEERS, 13, after).unwrap_err(),
-                FixRefusal::PeersKept
-            );
-            let refilled = after + SPEND_REFILL;
-            honest(&gate, ip(9_999), refilled).unwrap();
+            // A thousand addresses: the open part of every peer's allowance is spent, the
+            // rest of the flood refused; a new wallet heals after one refill.
+            assert_eq!(refused, 6_000 - OPEN_SPEND, "{clients} clients");
+            assert_eq!(honest(&gate, ip(9_999)), Err(FixRefusal::PeersKept));
+            clock.advance(SPEND_REFILL);
+            assert_eq!(honest(&gate, ip(9_999)), Ok(13));
         }
     }
 
     #[test]
+    fn claims_in_flight_count_until_answered() {
+        let (gate, _clock) = gate();
+        // 48 fixes in flight at peer 1 (good standing: no address): the 49th is not sent.
+        let mut accounts: Vec<FixAccount> = (0..SPEND_BURST)
+            .map(|_| {
+                let mut a = gate.admit(None, &[1], 1).unwrap();
+                assert!(gate.take(&mut a, 1));
+                a
+            })
+            .collect();
+        let mut late = gate.admit(None, &[1], 1).unwrap();
+        assert!(!gate.take(&mut late, 1));
+        // One answered with a vote gives its unit back at once.
+        gate.answered(&mut accounts[0], 1, ClaimFate::Confirmed);
+        assert!(gate.take(&mut late, 1));
+        // Unanswered at the end of a fix whose tickets were good: given back.
+        for a in accounts {
+            gate.finish(a);
+        }
+        assert_eq!(gate.owed_to(1), 1);
+        // At the end of a fix that got a 43: kept.
+        let mut a = gate.admit(None, &[1, 2], 1).unwrap();
+        assert!(gate.take(&mut a, 1) && gate.take(&mut a, 2));
+        gate.answered(&mut a, 2, ClaimFate::Unknown);
+        gate.finish(a);
+        assert_eq!((gate.owed_to(1), gate.owed_to(2)), (2, 1));
+        assert_eq!(ClaimFate::of_status(44), ClaimFate::Confirmed);
+        assert_eq!(ClaimFate::of_status(43), ClaimFate::Unknown);
+        assert_eq!(ClaimFate::of_status(16), ClaimFate::NotCounted);
+    }
+
+    #[test]
     fn a_client_that_keeps_naming_unknown_tickets_is_refused_with_one_line() {
-        let gate = FixGate::default();
+        let (gate, clock) = gate();
         let client = ip(7);
         let mut lines = Vec::new();
-        let now = 10 * S;
+        clock.advance(10 * S);
         for _ in 0..=CLIENT_BURST {
-            let r = gate.reserve_at(client, &PEERS[..1], 1, now).unwrap();
-            lines.extend(gate.settle_at(r, &[(1, ClaimFate::Unknown)], now));
+            let mut a = gate.admit(client, &PEERS[..1], 1).unwrap();
+            assert!(gate.take(&mut a, 1));
+            gate.answered(&mut a, 1, ClaimFate::Unknown);
+            lines.extend(gate.finish(a));
         }
         assert_eq!(
             lines,
             ["fix: client 127.0.0.7 sent more than 5 fixes whose tickets were unknown at the \
               peers (or more than one per 60 s): its fixes are refused (160) for 300 s"]
         );
+        clock.advance(S);
         assert_eq!(
-            gate.reserve_at(client, &PEERS, 13, now + S).unwrap_err(),
+            gate.admit(client, &PEERS, 13).unwrap_err(),
             FixRefusal::ClientRefused { for_secs: 299 }
         );
         // Another client is not affected; the refused one is back after the cooldown.
-        assert!(gate.reserve_at(ip(8), &PEERS, 13, now + S).is_ok());
-        assert!(gate.reserve_at(client, &PEERS, 13, now + CLIENT_COOLDOWN).is_ok());
-    }
-
-    #[test]
-    fn answers_that_are_not_failures_give_their_unit_back() {
-        let gate = FixGate::default();
-        let now = 10 * S;
-        let r = gate.reserve_at(None, &[1, 2, 3, 4], 1, now).unwrap();
-        assert_eq!((1..=4).map(|p| gate.owed_to(p, now)).sum::<u32>(), 4);
-        let fates = [
-            (1, ClaimFate::Confirmed),
-            (2, ClaimFate::NotCounted),
-            (3, ClaimFate::Unknown),
-            (4, ClaimFate::Unanswered),
-        ];
-        gate.settle_at(r, &fates, now);
-        // A fix with an unknown ticket keeps its unanswered claims counted.
-        assert_eq!(
-            [1, 2, 3, 4].map(|p| gate.owed_to(p, now)),
-            [0, 0, 1, 1]
-        );
+        assert!(gate.admit(ip(8), &PEERS, 13).is_ok());
+        clock.advance(CLIENT_COOLDOWN);
+        assert!(gate.admit(client, &PEERS, 13).is_ok());
     }
 }

@@ -17,7 +17,7 @@
 use std::time::Instant;
 
 use crate::consensus::{Tally, THRESHOLD};
-use crate::fix_gate::{ClaimFate, FixRefusal};
+use crate::fix_gate::{ClaimFate, FixAccount, FixGate, FixRefusal};
 use crate::hash::derive_an;
 use crate::log;
 use crate::log_limit::LineKind;
@@ -118,9 +118,9 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
     let client = request.client.map(|c| c.ip);
     let raidas: Vec<u8> = targets.iter().map(|t| t.raida).collect();
     let needed = (THRESHOLD - 1).min(raidas.len());
-    let reservation = node
+    let account = node
         .fixes
-        .reserve(client, &raidas, needed)
+        .admit(client, &raidas, needed)
         .map_err(|refusal| {
             let who = client.map_or("no address".to_string(), |ip| ip.to_string());
             node.fixes.log_limits().warning(LineKind::FixRefused, || match refusal {
@@ -137,14 +137,6 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
             });
             Status::RequestRate
         })?;
-    targets.retain(|t| {
-        let ask = reservation.may_ask(t.raida);
-        if !ask {
-            not_asked.push((t.raida, PeerOutcome::Withheld));
-        }
-        ask
-    });
-    not_asked.sort_by_key(|&(raida, _)| raida);
 
     // Each peer gets a challenge from the OS random source; when it fails, no peer is
     // asked with a guessable one (the peer client refuses too) and the client hears 252.
@@ -157,7 +149,11 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
         })?;
     }
 
-    let mut tally = Tally::new(&coins);
+    let mut tally = GatedTally {
+        tally: Tally::new(&coins),
+        gate: node.fixes,
+        account,
+    };
     let claimer = Claimer {
         raida_no,
         coin_id: request.coin_id,
@@ -165,11 +161,8 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
     // The client's connections wait their turn among other clients', not behind them.
     let peers = node.peers.serving(client.map(crate::claims::SourceKey::of));
     let asked = ask_peers(&peers, &targets, claimer, node.peer_options, &mut tally);
-    let fates: Vec<(u8, ClaimFate)> = asked
-        .iter()
-        .map(|r| (r.target.raida, fate_of(&r.outcome)))
-        .collect();
-    if let Some(line) = node.fixes.settle(reservation, &fates) {
+    let GatedTally { tally, account, .. } = tally;
+    if let Some(line) = node.fixes.finish(account) {
         node.fixes
             .log_limits()
             .warning(LineKind::FixRefused, || line);
@@ -189,27 +182,32 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
     Ok((pass_fail_response(&passed, &[]), report))
 }
 
-/// What a peer's outcome says of the claim this server sent it, as its guess throttle
-/// counted it (docs/fix.md).
-fn fate_of(outcome: &PeerOutcome) -> ClaimFate {
-    match outcome {
-        PeerOutcome::Voted { .. } => ClaimFate::Confirmed,
-        PeerOutcome::Declined(code) if *code == Status::TicketClaimedAlready.code() => {
-            ClaimFate::Confirmed
-        }
-        PeerOutcome::Declined(code) if *code == Status::NoTicketFound.code() => ClaimFate::Unknown,
-        PeerOutcome::Declined(_)
-        | PeerOutcome::Refused(_)
-        | PeerOutcome::LocalError(_)
-        | PeerOutcome::NoConnection
-        | PeerOutcome::Ejected
-        | PeerOutcome::ThisServer
-        | PeerOutcome::NoTicket
-        | PeerOutcome::NoAddress
-        | PeerOutcome::Withheld => ClaimFate::NotCounted,
-        PeerOutcome::TimedOut | PeerOutcome::Invalid(_) | PeerOutcome::Unneeded => {
-            ClaimFate::Unanswered
-        }
+/// The vote tally, with every claim sent and answered on the fix gate's books: a claim is
+/// sent only while this server's failed claims at that peer leave room for it.
+struct GatedTally<'a> {
+    tally: Tally,
+    gate: &'a FixGate,
+    account: FixAccount,
+}
+
+impl Collector for GatedTally<'_> {
+    fn answer(&mut self, raida: u8, coins: &[Coin]) {
+        self.gate
+            .answered(&mut self.account, raida, ClaimFate::Confirmed);
+        self.tally.answer(raida, coins);
+    }
+
+    fn is_decided(&self, pending: usize) -> bool {
+        self.tally.is_decided(pending)
+    }
+
+    fn may_send(&mut self, raida: u8) -> bool {
+        self.gate.take(&mut self.account, raida)
+    }
+
+    fn declined(&mut self, raida: u8, status: u8) {
+        self.gate
+            .answered(&mut self.account, raida, ClaimFate::of_status(status));
     }
 }
 

@@ -83,4 +83,13 @@ pub trait Collector {
     fn answer(&mut self, raida: u8, coins: &[Coin]);
     /// True once nothing `pending` more peers could say would change the outcome.
     fn is_decided(&self, pending: usize) -> bool;
+    /// Right before a claim is sent to peer `raida` (a first connection or a hedge):
+    /// whether it may be (fix's gate on this server's failed claims at that peer). A
+    /// first connection refused here leaves the peer unasked ([`PeerOutcome::Withheld`]).
+    fn may_send(&mut self, _raida: u8) -> bool {
+        true
+    }
+    /// Peer `raida` answered a well-formed status other than 250 (43, 44, ...) on one of
+    /// its connections.
+    fn declined(&mut self, _raida: u8, _status: u8) {}
 }

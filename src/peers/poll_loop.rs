@@ -22,6 +22,8 @@ use crate::protocol::Coin;
 pub(super) struct PeerState {
     /// Ejected: never asked in this call, no vote.
     pub(super) ejected: bool,
+    /// The collector would not let a claim go to it: never asked, no vote.
+    pub(super) withheld: bool,
     /// This call is the peer's half-open probe.
     pub(super) probe: bool,
     /// Its place in the queue for the peer's share of the budget, while waiting.
@@ -43,7 +45,10 @@ pub(super) struct PeerState {
 
 impl PeerState {
     fn is_pending(&self) -> bool {
-        !self.ejected && self.voted.is_none() && (self.open > 0 || !self.started)
+        !self.ejected
+            && !self.withheld
+            && self.voted.is_none()
+            && (self.open > 0 || !self.started)
     }
 }
 
@@ -167,6 +172,15 @@ pub(super) fn drive<C: Collector + ?Sized>(
                 short_of_slots = true;
                 return;
             };
+            if !collector.may_send(raida) {
+                // The slot goes back with the permit; the peer is not asked again.
+                if hedge {
+                    state.hedged = true;
+                } else {
+                    state.withheld = true;
+                }
+                return;
+            }
             if hedge {
                 state.hedged = true;
             } else {
@@ -189,7 +203,7 @@ pub(super) fn drive<C: Collector + ?Sized>(
             }
         };
         for (slot, state) in states.iter_mut().enumerate() {
-            if state.ejected {
+            if state.ejected || state.withheld {
                 continue;
             }
             if !state.started {
@@ -255,8 +269,9 @@ pub(super) fn drive<C: Collector + ?Sized>(
                             }
                         }
                         Err(failure) => {
-                            if matches!(failure, Failure::Answer(AnswerError::Status(_))) {
+                            if let Failure::Answer(AnswerError::Status(code)) = failure {
                                 state.answered_in.get_or_insert(took);
+                                collector.declined(targets[slot].raida, code);
                             }
                             record_failure(state, connection.hedge, failure);
                         }
@@ -339,6 +354,14 @@ pub(super) fn report(target: Target, state: PeerState, deadline_passed: bool) ->
     } else {
         PeerOutcome::Unneeded
     };
+    if state.withheld {
+        return PeerReport {
+            target,
+            outcome: PeerOutcome::Withheld,
+            hedged: false,
+            hedge_outcome: None,
+        };
+    }
     if state.ejected {
         return PeerReport {
             target,

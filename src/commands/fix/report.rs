@@ -119,10 +119,10 @@ impl FixReport {
             .map(|r| r.target.raida)
             .collect();
         let withheld: Vec<u8> = self
-            .not_asked
+            .asked
             .iter()
-            .filter(|(_, o)| *o == PeerOutcome::Withheld)
-            .map(|(raida, _)| *raida)
+            .filter(|r| r.outcome == PeerOutcome::Withheld)
+            .map(|r| r.target.raida)
             .collect();
         let lists = [
             ("failed", failed),
