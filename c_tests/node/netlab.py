@@ -73,7 +73,7 @@ class Network:
     """25 RAIDA slots on 127.0.0.1: real nodes, fakes, or dead ports."""
 
     def __init__(self, node_bin, *, coin_id=6, base_port=None, fakes=None, dead=(),
-                 flush_freq=None, root=None, env=None, peer_ports=None):
+                 flush_freq=None, root=None, env=None, peer_ports=None, listed=None):
         self.node_bin = os.path.abspath(node_bin)
         self.coin_id = coin_id
         self.base_port = base_port
@@ -92,6 +92,7 @@ class Network:
         self.logs = {}
         # The ports the configs name for each RAIDA (e.g. delay proxies); default: its own.
         self.peer_ports = peer_ports
+        self.listed = dict(listed or {})  # raida -> host its peers' configs give it
         self._choose_ports()
 
     # ---- layout ----
@@ -123,7 +124,11 @@ class Network:
         self.ports = ports
 
     def write_configs(self):
-        servers = ",\n".join('  "127.0.0.1:%d"' % p for p in (self.peer_ports or self.ports))
+        # listed: {raida: host} puts another host in every config for that RAIDA (one the
+        # node does not listen on, as behind NAT); it still listens on 127.0.0.1.
+        hosts = [self.listed.get(i, "127.0.0.1") for i in range(rw.TOTAL_RAIDA)]
+        servers = ",\n".join('  "%s:%d"' % (h, p)
+                              for h, p in zip(hosts, self.peer_ports or self.ports))
         for i in self.real():
             folder = self.folder(i)
             os.makedirs(os.path.join(folder, "Data"), exist_ok=True)
