@@ -11,8 +11,10 @@
 //!
 //! So the fixing side keeps, per peer, a copy of that peer's count of this server's failed
 //! claims, and never sends a claim that could take it past [`SPEND_BURST`] (below the
-//! peer's burst, at the peer's refill): every claim sent holds one unit until its answer
-//! shows it did not fail (a vote, 44, a claim that never left). The part of that
+//! peer's burst, at the peer's refill): a claim takes one unit right before it is sent
+//! and holds it until its answer shows it did not fail (a vote, 44, another status); a
+//! claim left unanswered is given back at the end of its fix unless a peer of that fix
+//! answered 43. Claims in flight therefore count, however many fixes run. The part of that
 //! allowance above [`OPEN_SPEND`] is kept for clients in good standing (their last fix
 //! got votes), so a flood spends only the rest, and wallets that healed here before keep
 //! healing during it.
