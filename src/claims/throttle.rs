@@ -87,6 +87,17 @@ impl SourceKey {
     }
 }
 
+impl SourceKey {
+    /// One number per source, IPv4 addresses and IPv6 /64s apart (the connection budget's
+    /// turns are kept by it).
+    pub fn id(self) -> u128 {
+        match self {
+            SourceKey::V4(v4) => (1u128 << 64) | u128::from(v4),
+            SourceKey::V6Prefix(prefix) => u128::from(prefix),
+        }
+    }
+}
+
 impl fmt::Display for SourceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {

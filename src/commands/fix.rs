@@ -159,7 +159,9 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
         coin_id: request.coin_id,
     };
     // The client's connections wait their turn among other clients', not behind them.
-    let peers = node.peers.serving(client.map(crate::claims::SourceKey::of));
+    let peers = node
+        .peers
+        .serving(client.map(|ip| crate::claims::SourceKey::of(ip).id()));
     let asked = ask_peers(&peers, &targets, claimer, node.peer_options, &mut tally);
     let GatedTally { tally, account, .. } = tally;
     if let Some(line) = node.fixes.finish(account) {

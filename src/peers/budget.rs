@@ -38,12 +38,13 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::claims::SourceKey;
 use crate::protocol::TOTAL_RAIDA_SERVERS;
 
-/// Whose turn a place is taken in: the client of the fix (`None`: a call with no client,
-/// such as the server's job or a test; all of those form one client).
-pub type Waiter = Option<SourceKey>;
+/// Whose turn a place is taken in: the client of the fix, as a number that tells clients
+/// apart (fix gives `claims::SourceKey::id` of `ci->ip`: an IPv4 address or an IPv6 /64);
+/// `None`: a call with no client, such as the server's job or a test; all of those form
+/// one client.
+pub type Waiter = Option<u128>;
 
 /// Peer connections the process may hold at once unless its settings say otherwise.
 pub const DEFAULT_MAX_PEER_CONNECTIONS: usize = 256;
@@ -438,7 +439,7 @@ mod tests {
     }
 
     fn client(n: u32) -> Waiter {
-        Some(SourceKey::V4(n))
+        Some(u128::from(n))
     }
 
     /// The order a queue is served in, one slot at a time, as `take` would grant it.
