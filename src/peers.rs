@@ -24,15 +24,17 @@ pub mod health;
 mod outcome;
 mod poll_loop;
 mod settings;
+pub mod source;
 mod wire;
 
 use std::sync::Arc;
 
 pub use budget::Budget;
 pub use health::HealthTable;
-pub use outcome::{Collector, PeerOutcome, PeerReport};
+pub use outcome::{Collector, LocalCause, PeerOutcome, PeerReport};
 pub use poll_loop::{ask_one, ask_peers};
-pub use settings::PeerOptions;
+pub use settings::{PeerOptions, SourceChoice};
+pub use source::SourceCheck;
 pub use wire::{
     challenge_for, check_response_header, parse_response_body, request_frame, AnswerError,
     Claimer, Part, Target, CHALLENGE_BYTES, MAX_LISTED_COINS, MAX_RESPONSE_BODY,
@@ -40,7 +42,8 @@ pub use wire::{
 };
 
 /// What the peer client keeps between calls: the connection budget every socket holds a
-/// slot of, and what it has seen of each peer (answer times, ejections). The process has
+/// slot of, what it has seen of each peer (answer times, ejections), and whether this
+/// server's listed address is the host's (where its claims leave from). The process has
 /// one, held by the state owner (`src/ffi/state.rs`) and reaching the commands through
 /// `commands::Node`, as a connection pool is owned by the agent that uses it; a test
 /// builds its own.
@@ -48,6 +51,7 @@ pub use wire::{
 pub struct PeerClient {
     pub budget: Budget,
     pub health: Arc<HealthTable>,
+    pub source: Arc<SourceCheck>,
 }
 
 impl PeerClient {
@@ -56,15 +60,17 @@ impl PeerClient {
         PeerClient {
             budget: Budget::new(max_connections),
             health: Arc::default(),
+            source: Arc::default(),
         }
     }
 
-    /// The same budget and history, for a call serving `client`'s fix: its places in the
-    /// budget's queues take that client's turns ([`budget`]).
+    /// The same budget, history and source, for a call serving `client`'s fix: its places
+    /// in the budget's queues take that client's turns ([`budget`]).
     pub fn serving(&self, client: budget::Waiter) -> PeerClient {
         PeerClient {
             budget: self.budget.serving(client),
             health: Arc::clone(&self.health),
+            source: Arc::clone(&self.source),
         }
     }
 }
@@ -82,6 +88,7 @@ mod tests {
     const CLAIMER: Claimer = Claimer {
         raida_no: 7,
         coin_id: 6,
+        source: None,
     };
 
     fn challenge() -> [u8; 16] {

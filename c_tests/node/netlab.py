@@ -73,7 +73,8 @@ class Network:
     """25 RAIDA slots on 127.0.0.1: real nodes, fakes, or dead ports."""
 
     def __init__(self, node_bin, *, coin_id=6, base_port=None, fakes=None, dead=(),
-                 flush_freq=None, root=None, env=None, peer_ports=None, listed=None):
+                 flush_freq=None, root=None, env=None, peer_ports=None, hosts=None,
+                 listen_hosts=None):
         self.node_bin = os.path.abspath(node_bin)
         self.coin_id = coin_id
         self.base_port = base_port
@@ -92,7 +93,13 @@ class Network:
         self.logs = {}
         # The ports the configs name for each RAIDA (e.g. delay proxies); default: its own.
         self.peer_ports = peer_ports
-        self.listed = dict(listed or {})  # raida -> host its peers' configs give it
+        # Each RAIDA's address (a multi-homed host: RAIDA i listens and is listed at
+        # hosts(i)); default: every RAIDA on 127.0.0.1.
+        self.hosts = hosts or (lambda i: "127.0.0.1")
+        # Where RAIDA i really listens, when not where it is listed (behind NAT).
+        self.listen_hosts = listen_hosts or self.hosts
+        # Extra environment of one node (raida -> dict), on top of env.
+        self.node_env = {}
         self._choose_ports()
 
     # ---- layout ----
@@ -101,7 +108,7 @@ class Network:
         return os.path.join(self.root, "raida_%02d" % i)
 
     def addr(self, i):
-        return ("127.0.0.1", self.ports[i])
+        return (self.listen_hosts(i), self.ports[i])
 
     def real(self):
         return [i for i in range(rw.TOTAL_RAIDA) if i not in self.fakes and i not in self.dead]
@@ -124,11 +131,8 @@ class Network:
         self.ports = ports
 
     def write_configs(self):
-        # listed: {raida: host} puts another host in every config for that RAIDA (one the
-        # node does not listen on, as behind NAT); it still listens on 127.0.0.1.
-        hosts = [self.listed.get(i, "127.0.0.1") for i in range(rw.TOTAL_RAIDA)]
-        servers = ",\n".join('  "%s:%d"' % (h, p)
-                              for h, p in zip(hosts, self.peer_ports or self.ports))
+        servers = ",\n".join('  "%s:%d"' % (self.hosts(i), p)
+                              for i, p in enumerate(self.peer_ports or self.ports))
         for i in self.real():
             folder = self.folder(i)
             os.makedirs(os.path.join(folder, "Data"), exist_ok=True)
@@ -175,8 +179,9 @@ class Network:
         if folder_arg:
             argv = [self.node_bin, self.folder(i)]
         try:
+            env = dict(self.env, RAIDA_NODE_LISTEN_ADDR=self.listen_hosts(i), **self.node_env.get(i, {}))
             proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                    env=self.env, cwd="/", preexec_fn=_die_with_parent)
+                                    env=env, cwd="/", preexec_fn=_die_with_parent)
         finally:
             log.close()
         self.procs[i] = proc

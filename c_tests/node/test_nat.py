@@ -97,7 +97,8 @@ class Scenario:
 
 def flood(node_bin, fixes, addresses):
     what = "%d bogus fixes from %d address(es)" % (fixes, addresses)
-    with netlab.Network(node_bin, coin_id=COIN_ID, listed={0: LISTED_AT}) as net:
+    with netlab.Network(node_bin, coin_id=COIN_ID, listen_hosts=lambda i: "127.0.0.1",
+                        hosts=lambda i: LISTED_AT if i == 0 else "127.0.0.1") as net:
         s = Scenario(net)
         coins = [s.fracked_coin() for _ in range(4)]
         net.start_all()

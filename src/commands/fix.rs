@@ -154,9 +154,11 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
         gate: node.fixes,
         account,
     };
+    let listed = node.config.peers[usize::from(raida_no)].map(|a| *a.ip());
     let claimer = Claimer {
         raida_no,
         coin_id: request.coin_id,
+        source: node.peers.source.source_for(listed, node.peer_options),
     };
     // The client's connections wait their turn among other clients', not behind them.
     let peers = node
