@@ -27,6 +27,7 @@
 //! - [`peers`]: the validate-ticket client that asks peer RAIDAs.
 //! - [`log`]: log lines to the server's log or stderr.
 //! - [`log_limit`]: lines remote parties can cause, a few a minute per kind.
+//! - [`metrics`]: the figures for Prometheus, as plain snapshots, and their text.
 //! - `ffi`: the C boundary, and the only place with `unsafe`.
 //! - `testing` (the `testing` feature only): test tools shared with the test kit.
 //!
@@ -67,6 +68,7 @@ safe_modules!(
     hash,
     log,
     log_limit,
+    metrics,
     pagefile,
     peers,
     protocol,

@@ -9,6 +9,7 @@ use std::path::Path;
 const FLOORS: &[(&str, u8)] = &[
     ("protocol", 0),
     ("log", 0),
+    ("metrics", 0),
     ("testing", 0),
     ("log_limit", 1),
     ("hash", 1),

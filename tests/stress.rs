@@ -199,6 +199,7 @@ impl Peer {
                     config: &config,
                     peer_options: &options,
                     peers: &client,
+                    fix_stats: &Default::default(),
                 };
                 let Some(request) = read_request(&mut stream, Duration::from_secs(10)) else {
                     // The client gave up (its answer was already decided).
@@ -276,6 +277,7 @@ struct World {
     gate: ClaimGate,
     fixes: raida_healing::fix_gate::FixGate,
     peers: PeerClient,
+    fix_stats: raida_healing::metrics::FixStats,
     coins: Vec<Coin>,
     issued: Mutex<Vec<Issued>>,
     claims: Mutex<Vec<ClaimRecord>>,
@@ -295,6 +297,7 @@ impl World {
             config: &self.config,
             peer_options: &self.options,
             peers: &self.peers,
+            fix_stats: &self.fix_stats,
         }
     }
 
@@ -572,6 +575,7 @@ fn healing_commands_under_concurrency_and_expiry() {
         gate: ClaimGate::default(),
         fixes: raida_healing::fix_gate::FixGate::default(),
         peers: PeerClient::default(),
+        fix_stats: Default::default(),
         coins: all_coins.clone(),
         issued: Mutex::new(Vec::new()),
         claims: Mutex::new(Vec::new()),

@@ -516,6 +516,9 @@ int main(int argc, char **argv)
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    /* From the first call into the library on (the config reader below), so a line its
+       metrics thread logs at once is in the node's log too. */
+    host_log_echo(1);
 
     if (find_folder(argc, argv) != 0)
         return EXIT_CONFIG;
@@ -529,7 +532,6 @@ int main(int argc, char **argv)
     node.io_timeout_ms = env_ms("RAIDA_NODE_READ_TIMEOUT_MS", DEFAULT_READ_TIMEOUT_MS);
 
     host_init(node.cfg.raida_id, (uint8_t)node.cfg.coin_id);
-    host_log_echo(1);
     config.port = node.cfg.port;
     config.cwd = node.folder;
     config.flush_freq = node.cfg.flush_freq;

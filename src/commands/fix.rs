@@ -59,6 +59,19 @@ pub fn fix<S: CoinStore + ?Sized>(
     match fix_with_report(node, request) {
         Ok((response, report)) => {
             log_report(&report, node.fixes.log_limits());
+            let outcomes = report
+                .asked
+                .iter()
+                .map(|r| (r.target.raida, &r.outcome))
+                .chain(report.not_asked.iter().map(|(raida, o)| (*raida, o)))
+                .filter(|(_, outcome)| **outcome != PeerOutcome::ThisServer)
+                .map(|(raida, outcome)| (raida, outcome.label()));
+            node.fix_stats.record(
+                report.coins_fixed,
+                report.coins_asked - report.coins_fixed,
+                &report.coin_votes,
+                outcomes,
+            );
             Ok(response)
         }
         Err(status) => {
@@ -179,6 +192,7 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
     let report = FixReport {
         coins_asked: coins.len(),
         coins_fixed: passed.iter().filter(|&&p| p).count(),
+        coin_votes: coins.iter().map(|&coin| tally.votes(coin)).collect(),
         asked,
         not_asked,
         elapsed: started.elapsed(),
@@ -296,6 +310,7 @@ mod tests {
             config: &config,
             peer_options: &options,
             peers: &peers,
+            fix_stats: &Default::default(),
         };
         fix_with_report(
             &node,

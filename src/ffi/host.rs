@@ -205,9 +205,17 @@ fn host_log(level: Level, line: &str) {
         return;
     };
     let line = CString::new(line.replace('\0', " ")).unwrap_or_default();
-    // SAFETY: the server's log functions are printf-like; "%s" with one NUL-terminated
-    // string is a valid call, and no `%` in `line` is interpreted.
-    unsafe { f(c"raida_healing: %s".as_ptr(), line.as_ptr()) };
+    let time =
+        CString::new(crate::log::utc_timestamp(std::time::SystemTime::now())).unwrap_or_default();
+    // SAFETY: the server's log functions are printf-like; "%s" with two NUL-terminated
+    // strings is a valid call, and no `%` in either is interpreted.
+    unsafe {
+        f(
+            c"%s raida_healing: %s".as_ptr(),
+            time.as_ptr(),
+            line.as_ptr(),
+        )
+    };
 }
 
 /// The server's page cache as a [`CoinStore`].

@@ -221,11 +221,13 @@ pub extern "C" fn raida_healing_last_error() -> *const c_char {
 /// handlers still running on it. Every change is already on disk (each command writes
 /// before it answers), so nothing is lost by exiting without calling it. Does nothing when
 /// no folder is open (nor after a failure inside the library, a bug: the folder may then
-/// still be open).
+/// still be open). When `RAIDA_HEALING_METRICS_FILE` is set, the metrics file is written
+/// once more before it returns.
 #[no_mangle]
 pub extern "C" fn raida_healing_close() {
     enter("raida_healing_close", || {
         close_folder();
+        super::metrics::write_now();
         clear_last_error();
     })
 }

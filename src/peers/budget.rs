@@ -61,6 +61,8 @@ struct Slots {
     held: usize,
     peers: [PeerSlots; INDICES],
     next_ticket: u64,
+    /// First connections that found no slot and queued (for the metrics).
+    waits: u64,
 }
 
 struct PeerSlots {
@@ -186,6 +188,7 @@ impl Budget {
                     held: 0,
                     peers: [PeerSlots::EMPTY; INDICES],
                     next_ticket: 0,
+                    waits: 0,
                 }),
             }),
             waiter: None,
@@ -260,7 +263,15 @@ impl Budget {
     /// its share, the share has a slot and the budget too; else `Err` with a place at the
     /// back of the queue.
     pub fn first(&self, raida: u8) -> Result<Permit, Place> {
-        self.join(raida).take()
+        self.join(raida)
+            .take()
+            .inspect_err(|_| self.shared.slots.lock().waits += 1)
+    }
+
+    /// First connections that found their peer's share or the budget full and waited for
+    /// a slot, since the budget was made.
+    pub fn waits(&self) -> u64 {
+        self.shared.slots.lock().waits
     }
 
     /// [`Budget::first`] for a call serving `waiter`'s fix: its place, if it must wait,

@@ -9,6 +9,7 @@ use raida_healing::claims::ClaimGate;
 use raida_healing::commands::fix::{fix_with_report, FixReport};
 use raida_healing::commands::{Command, Node, NodeConfig, Request};
 use raida_healing::fix_gate::FixGate;
+use raida_healing::metrics::FixStats;
 use raida_healing::peers::{PeerClient, PeerOptions};
 use raida_healing::protocol::{Response, Status};
 use raida_healing::store::CoinStore;
@@ -27,6 +28,8 @@ pub struct Server<S> {
     /// Its own connection budget and peer history: no other test's connections or
     /// peers count in them.
     pub peers: PeerClient,
+    /// What its fixes did, for the metrics.
+    pub fix_stats: FixStats,
 }
 
 /// RAIDA `raida_no` knowing no peer address.
@@ -49,6 +52,7 @@ impl<S: CoinStore> Server<S> {
             config: config(raida_no),
             options: PeerOptions::default(),
             peers: PeerClient::default(),
+            fix_stats: FixStats::default(),
         }
     }
 
@@ -66,6 +70,7 @@ impl<S: CoinStore> Server<S> {
             config: &self.config,
             peer_options: &self.options,
             peers: &self.peers,
+            fix_stats: &self.fix_stats,
         }
     }
 
