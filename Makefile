@@ -193,6 +193,7 @@ include $(sort $(wildcard mk/*.mk))
 cargo-test:
 	$(CARGO) test --release --locked
 	$(CARGO) bench --bench core --locked -- --test
+	$(CARGO) bench --bench hostile --locked -- --test
 
 # The committed header must be exactly what cbindgen generates from the sources. Compares
 # files (a source tarball has no git): the committed copy is kept aside, the header

@@ -562,6 +562,62 @@ static void job(void)
     fake_peer_stop(&stalled_self);
 }
 
+/* A client whose fixes keep naming tickets the peers do not know (24 peers answer 43)
+ * is answered 160 at once once it has had its 5 strikes, with one line saying so; the
+ * address comes from ci->ip, as the server fills it. Another client is not affected. */
+static rq_result_t fix_from(const char *ip, const unsigned char *payload, size_t n)
+{
+    rq_body_t body = rq_body_for(0, payload, n);
+    conn_info_t ci;
+    rq_ci_fill(&ci, &body, 0, COIN_ID);
+    snprintf(ci.ip, sizeof ci.ip, "%s", ip);
+    cmd_fix(&ci);
+    rq_body_free(&body);
+    return (rq_result_t){ .status = ci.command_status, .output_size = ci.output_size,
+                          .output = ci.output };
+}
+
+static void refused_client(void)
+{
+    settings("20000");
+    const struct coin x = { 1, 7 };
+    host_init(ME, COIN_ID);
+    host_put(x.den, x.sn, OLD_AN, OLD_MFS);
+    unsigned char list[5];
+    wire(list, &x, 1);
+    static struct fake_peer peers[24];
+    uint32_t tickets[25] = { 0 };
+    for (int i = 0, raida = 0; i < 24; i++, raida++) {
+        raida += raida == ME;
+        peer_start(&peers[i], raida, FAKE_PEER_DECLINED, list, 1);
+        tickets[raida] = ticket_of(raida);
+    }
+    unsigned char payload[5 + 116];
+    size_t n = fix_payload(payload, &x, 1, tickets);
+    for (int i = 0; i < 6; i++) {
+        rq_result_t r = fix_from("192.0.2.9", payload, n);
+        CHECK_INT(r.status, RAIDA_STATUS_ALL_FAIL);
+        rq_result_free(&r);
+    }
+    CHECK_INT(host_log_count("fix: client 192.0.2.9 sent more than 5 fixes whose tickets were "
+                             "unknown at the peers"), 1);
+    int asked = fake_peer_requests(&peers[0]);
+    CHECK_INT(asked, 6);
+    rq_result_t r = fix_from("192.0.2.9", payload, n);
+    CHECK_INT(r.status, RAIDA_STATUS_REQUEST_RATE);
+    CHECK_INT(r.output_size, 0);
+    rq_result_free(&r);
+    CHECK_INT(fake_peer_requests(&peers[0]), asked); /* no peer asked */
+    CHECK_INT(host_log_count("fix: refused (160) from 192.0.2.9"), 1);
+    r = fix_from("192.0.2.10", payload, n);
+    CHECK_INT(r.status, RAIDA_STATUS_ALL_FAIL);
+    rq_result_free(&r);
+    CHECK_INT(fake_peer_requests(&peers[0]), asked + 1);
+    check_record(x, OLD_AN, OLD_MFS);
+    for (int i = 0; i < 24; i++)
+        fake_peer_stop(&peers[i]);
+}
+
 int main(void)
 {
     run_group("twenty_four_peers", twenty_four_peers);
@@ -569,5 +625,6 @@ int main(void)
     run_group("type_4", type_4);
     run_group("unknown_coin", unknown_coin);
     run_group("job", job);
+    run_group("refused_client", refused_client);
     return check_summary();
 }

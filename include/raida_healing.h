@@ -87,6 +87,11 @@
 // Status: validate_ticket: this RAIDA index already claimed the ticket.
 #define RAIDA_STATUS_TICKET_CLAIMED_ALREADY 44
 
+// Status: fix refused at once, no peer asked: this client's recent fixes named tickets the
+// peers did not know, or its fix would spend the allowance of failed claims at the peers
+// kept for clients in good standing (the server's ERROR_REQUEST_RATE).
+#define RAIDA_STATUS_REQUEST_RATE 160
+
 // Status: find: no coin matched its AN or PAN (no body).
 #define RAIDA_STATUS_FIND_NEITHER 208
 

@@ -1,6 +1,7 @@
 # Benchmarks: one table measured through the C ABI. BENCHMARKS.md explains every row.
 #
-## make bench              build/bench against the release library, then run it (about a minute; not a test)
+## make bench              build/bench against the release library, then run it, then the hostile-client
+##                          figures (benches/hostile.rs) (a few minutes; not a test)
 ## make bench-build        only build build/bench, so the bench cannot rot (make test)
 #
 # `cargo bench` runs the criterion benches of the safe core (benches/core.rs).
@@ -14,5 +15,6 @@ bench-build: $(call bin,bench)
 
 bench: $(call bin,bench)
 	$(call bin,bench)
+	$(CARGO) bench --bench hostile --locked
 
 TEST_TARGETS += bench-build

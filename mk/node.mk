@@ -6,6 +6,7 @@
 ## make node-test          node unit tests (ASan+UBSan; config via the library reader); network tests on the plain and ASan+UBSan node (make test)
 ## make node-valgrind      network tests, seven nodes under memcheck (NODE_VALGRIND_RAIDAS=all: every node) (make test)
 ## make node-wan-test      the 25-node network behind delay proxies (5-250 ms one way): hedges per fix, time against the floor, lazy accept, heal storm (make test)
+## make node-nat-test      RAIDA 0 behind NAT (listed at an address the host lacks) in a network namespace: bogus fixes from 1 and 1,000 wallets cannot cut it off (make test)
 
 NODE_DIR       := c_tests/node
 NODE_LIB_SRCS  := $(NODE_DIR)/node_config.c $(NODE_DIR)/node_io.c $(NODE_DIR)/node_wire.c $(NODE_DIR)/node_pages.c c_tests/host.c
@@ -16,7 +17,7 @@ $(eval $(call c_program,raida_node,$(NODE_SRCS)))
 # its config through the library's reader). Built with ASan+UBSan only.
 $(eval $(call c_program,node_unit_test,$(NODE_UNIT_SRCS)))
 
-.PHONY: node demo node-test node-valgrind node-wan-test
+.PHONY: node demo node-test node-valgrind node-wan-test node-nat-test
 
 node: $(call bin,raida_node)
 
@@ -77,6 +78,11 @@ node-valgrind: $(NODE_VG_WRAPPER)
 node-wan-test: $(call bin,raida_node)
 	python3 $(NODE_DIR)/test_wan.py --node $(call bin,raida_node)
 
-TEST_TARGETS += node-test node-valgrind node-wan-test
+# RAIDA 0 behind NAT, in a network namespace of its own (c_tests/node/test_nat.py); about
+# 20 s.
+node-nat-test: $(call bin,raida_node)
+	python3 $(NODE_DIR)/test_nat.py --node $(call bin,raida_node)
+
+TEST_TARGETS += node-test node-valgrind node-wan-test node-nat-test
 # Python's byte code of netlab/raida_wire/wallet (when PYTHONDONTWRITEBYTECODE is unset).
 CLEAN_PATHS  += $(NODE_DIR)/__pycache__

@@ -24,6 +24,8 @@
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::log::Level;
+use crate::log_limit::{LineKind, LogLimits};
 use crate::tickets::{ClaimError, Clock, MonotonicClock};
 
 mod policy;
@@ -33,7 +35,8 @@ mod throttle;
 pub use policy::{ClaimPolicy, CLAIM_POLICY_SETTING};
 pub use source::{ClaimSource, Transport};
 pub use throttle::{
-    GuessThrottle, SourceVerdict, GUESS_BURST, GUESS_COOLDOWN, GUESS_REFILL, MAX_TRACKED_SOURCES,
+    GuessThrottle, SourceKey, SourceVerdict, GUESS_BURST, GUESS_COOLDOWN, GUESS_REFILL,
+    MAX_GUESSES_PER_SECOND, MAX_STANDING_SOURCES, MAX_TRACKED_SOURCES,
 };
 
 use throttle::OncePerMinute;
@@ -117,6 +120,9 @@ pub struct ClaimGate {
     policy: ClaimPolicy,
     throttle: GuessThrottle,
     policy_log: OncePerMinute,
+    /// Every line above is also limited per kind for the whole gate, so no number of
+    /// sources floods the log.
+    log_limits: LogLimits,
     clock: Box<dyn Clock>,
     tcp: Counters,
     udp: Counters,
@@ -142,6 +148,7 @@ impl ClaimGate {
             policy,
             throttle: GuessThrottle::default(),
             policy_log: OncePerMinute::default(),
+            log_limits: LogLimits::default(),
             clock,
             tcp: Counters::default(),
             udp: Counters::default(),
@@ -187,9 +194,9 @@ impl ClaimGate {
             };
             Counters::add(&self.counters(source).refused_by_policy);
             if let Some(skipped) = self.policy_log.may_log(client, now) {
-                crate::log::warning(&policy_refusal_line(
-                    client, claimer, configured, refusal, skipped,
-                ));
+                self.warn(LineKind::ClaimNotAdmitted, now, || {
+                    policy_refusal_line(client, claimer, configured, refusal, skipped)
+                });
             }
             return Err(refusal);
         }
@@ -202,7 +209,7 @@ impl ClaimGate {
         if let SourceVerdict::CutOff { log } = self.throttle.check(client, now) {
             Counters::add(&self.counters(source).throttled);
             if let Some(line) = log {
-                crate::log::warning(&line);
+                self.warn(LineKind::GuessingRefused, now, || line);
             }
             return Err(Refusal::Throttled);
         }
@@ -217,14 +224,22 @@ impl ClaimGate {
     /// logged here).
     pub fn record<T>(&self, admitted: Admitted, claimed: &Result<T, ClaimError>) {
         let counters = self.counters(admitted.source);
+        let throttled_source = admitted.source.filter(|_| admitted.throttled);
         match claimed {
-            Ok(_) => Counters::add(&counters.granted),
+            Ok(_) => {
+                Counters::add(&counters.granted);
+                // A source that claims live tickets keeps its place in the throttle.
+                if let Some(client) = throttled_source {
+                    self.throttle.succeeded(client, self.clock.now());
+                }
+            }
             Err(ClaimError::AlreadyClaimed) => Counters::add(&counters.already_claimed),
             Err(ClaimError::NotFound) => {
                 Counters::add(&counters.no_such_ticket);
-                if let (true, Some(client)) = (admitted.throttled, admitted.source) {
-                    if let Some(line) = self.throttle.failed(client, self.clock.now()) {
-                        crate::log::warning(&line);
+                if let Some(client) = throttled_source {
+                    let now = self.clock.now();
+                    if let Some(line) = self.throttle.failed(client, now) {
+                        self.warn(LineKind::GuessingCutOff, now, || line);
                     }
                 }
             }
@@ -240,6 +255,16 @@ impl ClaimGate {
             udp: self.udp.snapshot(),
             no_address: self.no_address.snapshot(),
         }
+    }
+
+    /// A warning of `kind`, within the gate's limit for that kind.
+    fn warn(&self, kind: LineKind, now: std::time::Duration, line: impl FnOnce() -> String) {
+        self.log_limits.write_at(Level::Warning, kind, now, line);
+    }
+
+    /// The limits of the gate's log lines, with the count of lines held back per kind.
+    pub fn log_limits(&self) -> &LogLimits {
+        &self.log_limits
     }
 
     /// Sources of `transport` the throttle tracks now (tests: the table stays bounded).

@@ -123,6 +123,8 @@ pub struct Node<'a, S: CoinStore + ?Sized> {
     pub tickets: &'a TicketPool,
     /// Who may claim a ticket (validate_ticket).
     pub claims: &'a ClaimGate,
+    /// What wallets' fixes may spend at the peers, and which clients are refused (fix).
+    pub fixes: &'a crate::fix_gate::FixGate,
     pub config: &'a NodeConfig,
     pub peer_options: &'a PeerOptions,
     /// The peer client's budget and peer history (fix).
@@ -205,6 +207,7 @@ mod tests {
         };
         let options = PeerOptions::default();
         let (claims, peers) = (ClaimGate::default(), PeerClient::default());
+        let fixes = crate::fix_gate::FixGate::default();
         for (broken, status) in [(false, Status::FindAllAn), (true, Status::Internal)] {
             let store = FailingWrites {
                 store: MemoryStore::new(),
@@ -215,6 +218,7 @@ mod tests {
                 store: &store,
                 tickets: &tickets,
                 claims: &claims,
+                fixes: &fixes,
                 config: &config,
                 peer_options: &options,
                 peers: &peers,

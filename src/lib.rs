@@ -13,6 +13,7 @@
 //!   policy, the guess throttle, their log lines and counters.
 //! - [`settings`]: every setting in one table, read once by the C boundary; core modules
 //!   are given values.
+//! - [`fix_gate`]: what wallets' fixes may spend of this RAIDA's standing at its peers.
 //! - [`consensus`]: the vote tally of a fix (one vote per peer per coin, the threshold).
 //! - [`random`]: unpredictable bytes from the OS, failing closed.
 //! - [`store`]: the coin store trait, page-ordered visiting (and, with the `testing`
@@ -25,6 +26,7 @@
 //! - [`hash`]: the AN a fix derives and the MFS stamp.
 //! - [`peers`]: the validate-ticket client that asks peer RAIDAs.
 //! - [`log`]: log lines to the server's log or stderr.
+//! - [`log_limit`]: lines remote parties can cause, a few a minute per kind.
 //! - [`metrics`]: the figures for Prometheus, as plain snapshots, and their text.
 //! - `ffi`: the C boundary, and the only place with `unsafe`.
 //! - `testing` (the `testing` feature only): test tools shared with the test kit.
@@ -62,8 +64,10 @@ safe_modules!(
     config_file,
     consensus,
     data_dir,
+    fix_gate,
     hash,
     log,
+    log_limit,
     metrics,
     pagefile,
     peers,

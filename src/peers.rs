@@ -27,6 +27,8 @@ mod settings;
 pub mod source;
 mod wire;
 
+use std::sync::Arc;
+
 pub use budget::Budget;
 pub use health::HealthTable;
 pub use outcome::{Collector, LocalCause, PeerOutcome, PeerReport};
@@ -48,8 +50,8 @@ pub use wire::{
 #[derive(Default)]
 pub struct PeerClient {
     pub budget: Budget,
-    pub health: HealthTable,
-    pub source: SourceCheck,
+    pub health: Arc<HealthTable>,
+    pub source: Arc<SourceCheck>,
 }
 
 impl PeerClient {
@@ -57,8 +59,18 @@ impl PeerClient {
     pub fn new(max_connections: usize) -> PeerClient {
         PeerClient {
             budget: Budget::new(max_connections),
-            health: HealthTable::default(),
-            source: SourceCheck::new(),
+            health: Arc::default(),
+            source: Arc::default(),
+        }
+    }
+
+    /// The same budget, history and source, for a call serving `client`'s fix: its places
+    /// in the budget's queues take that client's turns ([`budget`]).
+    pub fn serving(&self, client: budget::Waiter) -> PeerClient {
+        PeerClient {
+            budget: self.budget.serving(client),
+            health: Arc::clone(&self.health),
+            source: Arc::clone(&self.source),
         }
     }
 }

@@ -42,6 +42,10 @@ statuses! {
     NoTicketFound = 43,
     /// This RAIDA has already claimed the ticket.
     TicketClaimedAlready = 44,
+    /// fix: this client's recent fixes named tickets the peers did not know, or this
+    /// server's allowance of failed claims at its peers is kept for clients in good
+    /// standing; refused at once, no peer asked (the server's ERROR_REQUEST_RATE).
+    RequestRate = 160,
     /// find: no coin matched either AN.
     FindNeither = 208,
     /// find: every coin matched its AN.
@@ -500,6 +504,6 @@ mod tests {
         assert_eq!(Status::from_code(0), None);
         // Listed once each, in code order.
         assert!(Status::ALL.windows(2).all(|w| w[0].code() < w[1].code()));
-        assert_eq!(Status::ALL.len(), 18);
+        assert_eq!(Status::ALL.len(), 19);
     }
 }

@@ -220,7 +220,7 @@ settings_table! {
         "silence before a hedge for a peer never heard from";
     max_peer_connections: usize = "RAIDA_HEALING_MAX_PEER_CONNECTIONS",
         Values::Count { min: 1, max: 65_536 }, default "256",
-        "peer connections the whole process may hold at once; one RAIDA gets at most 1/25 of them, granted in arrival order ([docs/fix.md](docs/fix.md))";
+        "peer connections the whole process may hold at once; one RAIDA gets at most 1/25 of them, granted in turns by client ([docs/fix.md](docs/fix.md))";
     eject_after: u32 = "RAIDA_HEALING_EJECT_AFTER",
         Values::Count { min: 0, max: 1000 }, default "3",
         "failed attempts in a row (timeouts, refusals, bad answers) that eject a peer: not asked, no vote, until a single probe answers; 0 never ejects";

@@ -11,6 +11,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("log", 0),
     ("metrics", 0),
     ("testing", 0),
+    ("log_limit", 1),
     ("hash", 1),
     ("random", 1),
     ("consensus", 1),
@@ -21,10 +22,11 @@ const FLOORS: &[(&str, u8)] = &[
     ("peers", 3),
     ("audit", 4),
     ("pagefile", 4),
-    ("commands", 4),
-    ("config_file", 5),
+    ("fix_gate", 4),
+    ("commands", 5),
     ("settings", 5),
-    ("ffi", 6),
+    ("config_file", 6),
+    ("ffi", 7),
 ];
 
 fn floor_of(module: &str) -> Option<u8> {

@@ -189,11 +189,13 @@ impl Peer {
             let config = kit::node::config(raida);
             let options = PeerOptions::default();
             let (gate, client) = (ClaimGate::default(), PeerClient::default());
+            let fixes = raida_healing::fix_gate::FixGate::default();
             FakePeer::spawn(move |mut stream| {
                 let node = Node {
                     store: &store,
                     tickets: &pool,
                     claims: &gate,
+                    fixes: &fixes,
                     config: &config,
                     peer_options: &options,
                     peers: &client,
@@ -273,6 +275,7 @@ struct World {
     config: NodeConfig,
     options: PeerOptions,
     gate: ClaimGate,
+    fixes: raida_healing::fix_gate::FixGate,
     peers: PeerClient,
     fix_stats: raida_healing::metrics::FixStats,
     coins: Vec<Coin>,
@@ -290,6 +293,7 @@ impl World {
             store: &self.store,
             tickets: &self.pool,
             claims: &self.gate,
+            fixes: &self.fixes,
             config: &self.config,
             peer_options: &self.options,
             peers: &self.peers,
@@ -569,6 +573,7 @@ fn healing_commands_under_concurrency_and_expiry() {
             ..PeerOptions::default()
         },
         gate: ClaimGate::default(),
+        fixes: raida_healing::fix_gate::FixGate::default(),
         peers: PeerClient::default(),
         fix_stats: Default::default(),
         coins: all_coins.clone(),

@@ -173,12 +173,14 @@ def parse_response_header(raw):
                     raw_header=raw)
 
 
-def exchange(addr, data, *, timeout=20.0, half_close=False, expect_challenge=None):
+def exchange(addr, data, *, timeout=20.0, half_close=False, expect_challenge=None, source=None):
     """Sends data to addr (host, port), reads one response. With half_close the client
     shuts down its sending side after data (a truncated request then ends for the node).
-    expect_challenge: when given, the echoed challenge must equal it."""
+    expect_challenge: when given, the echoed challenge must equal it. source: the local
+    address to connect from (one of the host's), else the kernel's choice."""
     started = time.monotonic()
-    with socket.create_connection(addr, timeout=timeout) as sock:
+    bind = (source, 0) if source else None
+    with socket.create_connection(addr, timeout=timeout, source_address=bind) as sock:
         sock.settimeout(timeout)
         sock.sendall(data)
         if half_close:
@@ -201,12 +203,13 @@ def exchange(addr, data, *, timeout=20.0, half_close=False, expect_challenge=Non
     return resp
 
 
-def call(addr, raida, command, payload, coin_id, *, timeout=20.0):
-    """One healing request to RAIDA `raida` at addr; checks the response's RAIDA index and
-    challenge echo, and returns the Response."""
+def call(addr, raida, command, payload, coin_id, *, timeout=20.0, source=None):
+    """One healing request to RAIDA `raida` at addr (from local address `source` when
+    given); checks the response's RAIDA index and challenge echo, and returns the
+    Response."""
     challenge = new_challenge()
     data = request(raida, command, payload, coin_id, challenge=challenge)
-    resp = exchange(addr, data, timeout=timeout, expect_challenge=challenge)
+    resp = exchange(addr, data, timeout=timeout, expect_challenge=challenge, source=source)
     if resp.raida != raida:
         raise WireError("RAIDA %d answered as RAIDA %d" % (raida, resp.raida))
     if resp.group != GROUP_HEALING:

@@ -23,15 +23,19 @@
 //! never the TCP claims whose address the handshake proved (the peer client claims over
 //! TCP). The price: a guesser claiming by both from his own address has two allowances.
 //!
-//! Memory is bounded: at most [`MAX_TRACKED_SOURCES`] entries per transport. When a table
-//! is full, entries that carry nothing (refilled, not cut off) are dropped first, then
-//! any entry not cut off; only when every tracked source is cut off does a new failing
-//! source share one untracked allowance with all the others of its transport, and a claim
-//! from an untracked source is refused while that allowance is cut off. An attacker
-//! holding thousands of addresses (or forging thousands of UDP sources) can therefore
-//! make claims of its transport from untracked honest peers fail for a while; forged UDP
-//! sources never touch the TCP table, and the `listed` claim policy shuts both out before
-//! the throttle is consulted (it refuses every UDP claim).
+//! Memory is bounded, and no number of addresses beats the throttle. At most
+//! [`MAX_TRACKED_SOURCES`] failing sources have an entry of their own per transport, and
+//! an entry is dropped only when it carries nothing (its allowance whole, not cut off), so
+//! a source never starts afresh by being pushed out. A failing source that finds the table
+//! full of sources that still owe shares one overflow allowance with every other such
+//! source, and while that one is cut off their claims are refused. So, whatever the number
+//! of sources, at most [`MAX_TRACKED_SOURCES`] + [`MAX_STANDING_SOURCES`] + 1 allowances
+//! exist per transport ([`MAX_GUESSES_PER_SECOND`] sustained). Sources whose claims
+//! succeeded recently (real peers) keep a place of their own ([`MAX_STANDING_SOURCES`],
+//! the least recently successful one giving way, its debt kept), so an attacker who fills
+//! the table cuts off only claimers that never succeeded here. Forged UDP sources never
+//! touch the TCP table, and the `listed` claim policy shuts both out before the throttle
+//! is consulted (it refuses every UDP claim).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -49,15 +53,25 @@ pub const GUESS_BURST: u32 = 60;
 pub const GUESS_REFILL: Duration = Duration::from_secs(5);
 /// A source beyond its allowance has every claim refused this long (a ticket lifetime).
 pub const GUESS_COOLDOWN: Duration = Duration::from_secs(300);
-/// At most this many sources tracked at once per transport (about 56 bytes each in the
-/// table).
+/// At most this many failing sources with an entry of their own per transport (about 56
+/// bytes each in the table).
 pub const MAX_TRACKED_SOURCES: usize = 4096;
+/// At most this many sources whose claims succeeded recently keep an entry of their own
+/// per transport, whatever fills the table of failing ones (24 peers, several addresses
+/// each).
+pub const MAX_STANDING_SOURCES: usize = 256;
+/// Failed claims per second that every source of one transport together can sustain,
+/// whatever their number: one refill per [`GUESS_REFILL`] for each allowance that can
+/// exist (own entries, standing entries, the shared overflow), after one burst of
+/// [`GUESS_BURST`] each.
+pub const MAX_GUESSES_PER_SECOND: u64 =
+    (MAX_TRACKED_SOURCES + MAX_STANDING_SOURCES + 1) as u64 / GUESS_REFILL.as_secs();
 /// A source's refusals are logged at most once per this long.
 const LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Where failed claims are counted: an IPv4 address, or an IPv6 /64 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum SourceKey {
+pub enum SourceKey {
     V4(u32),
     V6Prefix(u64),
 }
@@ -69,6 +83,17 @@ impl SourceKey {
             (Some(v4), _) => SourceKey::V4(u32::from(v4)),
             (None, IpAddr::V6(v6)) => SourceKey::V6Prefix((u128::from(v6) >> 64) as u64),
             (None, IpAddr::V4(_)) => unreachable!("an IPv4 address always has its IPv4 form"),
+        }
+    }
+}
+
+impl SourceKey {
+    /// One number per source, IPv4 addresses and IPv6 /64s apart (the connection budget's
+    /// turns are kept by it).
+    pub fn id(self) -> u128 {
+        match self {
+            SourceKey::V4(v4) => (1u128 << 64) | u128::from(v4),
+            SourceKey::V6Prefix(prefix) => u128::from(prefix),
         }
     }
 }
@@ -135,6 +160,25 @@ impl Allowance {
         self.refilled_at <= now && !self.cut_off(now)
     }
 
+    /// When it will carry nothing: allowance whole and cooldown over.
+    fn idle_at(&self) -> Duration {
+        self.refilled_at.max(self.cut_off_until)
+    }
+
+    /// Takes on what `other` owes at `now` (its debt added to this one's, the later
+    /// cooldown), so an allowance that gives up its own entry loses nothing.
+    fn absorb(&mut self, other: &Allowance, now: Duration) {
+        let owed = other.refilled_at.saturating_sub(now);
+        if owed > Duration::ZERO {
+            self.refilled_at = self.refilled_at.max(now) + owed;
+        }
+        self.cut_off_until = self.cut_off_until.max(other.cut_off_until);
+        if self.refilled_at.saturating_sub(now) > GUESS_REFILL * GUESS_BURST && !self.cut_off(now)
+        {
+            self.cut_off_until = now + GUESS_COOLDOWN;
+        }
+    }
+
     /// Counts one failed claim; true when it takes the source beyond its allowance (and
     /// starts the cooldown).
     fn fail(&mut self, now: Duration) -> bool {
@@ -157,50 +201,134 @@ pub enum SourceVerdict {
     CutOff { log: Option<String> },
 }
 
+/// A source whose claims succeeded recently: its allowance, and when it last succeeded.
+#[derive(Debug, Clone, Copy, Default)]
+struct Standing {
+    allowance: Allowance,
+    succeeded_at: Duration,
+}
+
+/// Where a source's failures are counted.
+enum Place {
+    Standing,
+    Tracked,
+    /// No entry of its own: the shared overflow allowance.
+    Overflow,
+}
+
 #[derive(Default)]
 struct SourceTable {
+    /// Failing sources with an entry of their own, at most [`MAX_TRACKED_SOURCES`].
     sources: HashMap<SourceKey, Allowance>,
-    /// The allowance shared by failing sources that found the table full of cut-off ones.
-    untracked: Allowance,
-    /// When the table was last found full of cut-off sources: the first of their
-    /// cooldowns to end.
+    /// Sources whose claims succeeded recently, at most [`MAX_STANDING_SOURCES`].
+    standing: HashMap<SourceKey, Standing>,
+    /// The allowance shared by every source without an entry while the table is full of
+    /// sources that still owe; it also takes the debt of a standing source that gives way.
+    overflow: Allowance,
+    /// When the table was last found full of owing sources: the first moment one of them
+    /// carries nothing (no scan of the table for every failure meanwhile).
     no_room_until: Duration,
 }
 
 impl SourceTable {
-    /// The allowance of `key`, making room for it when it is new; the shared untracked
-    /// one when every tracked source is cut off.
+    fn full(&self) -> bool {
+        self.sources.len() >= MAX_TRACKED_SOURCES
+    }
+
+    /// Where `key`'s claims are counted at `now`; `None` for a source with no entry while
+    /// the table has room (it owes nothing).
+    fn place_of(&self, key: SourceKey) -> Option<Place> {
+        if self.standing.contains_key(&key) {
+            Some(Place::Standing)
+        } else if self.sources.contains_key(&key) {
+            Some(Place::Tracked)
+        } else if self.full() {
+            Some(Place::Overflow)
+        } else {
+            None
+        }
+    }
+
+    fn allowance(&mut self, key: SourceKey, place: Place) -> &mut Allowance {
+        match place {
+            Place::Standing => &mut self.standing.get_mut(&key).expect("standing").allowance,
+            Place::Tracked => self.sources.get_mut(&key).expect("tracked"),
+            Place::Overflow => &mut self.overflow,
+        }
+    }
+
+    /// Room for one more failing source: entries that carry nothing are dropped (they
+    /// lose nothing by it); sources that still owe are never dropped.
+    fn make_room(&mut self, now: Duration) -> bool {
+        if !self.full() {
+            return true;
+        }
+        if now < self.no_room_until {
+            return false;
+        }
+        self.sources.retain(|_, a| !a.idle(now));
+        if self.full() {
+            self.no_room_until = self
+                .sources
+                .values()
+                .map(Allowance::idle_at)
+                .min()
+                .unwrap_or(now);
+            return false;
+        }
+        true
+    }
+
+    /// The allowance a failure of `key` is counted against: its own, a new one when the
+    /// table has room, else the shared overflow. True when it is the source's own.
     fn allowance_for_failure(&mut self, key: SourceKey, now: Duration) -> (&mut Allowance, bool) {
-        if !self.sources.contains_key(&key) && self.sources.len() >= MAX_TRACKED_SOURCES {
-            // Every tracked source was cut off at the last look: no room before the first
-            // cooldown ends, and no scan of the table for every failure meanwhile.
-            if now < self.no_room_until {
-                return (&mut self.untracked, false);
-            }
-            self.sources.retain(|_, a| !a.idle(now));
-            if self.sources.len() >= MAX_TRACKED_SOURCES {
-                let evictable = self
-                    .sources
-                    .iter()
-                    .find(|(_, a)| !a.cut_off(now))
-                    .map(|(&k, _)| k);
-                match evictable {
-                    Some(k) => {
-                        self.sources.remove(&k);
-                    }
-                    None => {
-                        self.no_room_until = self
-                            .sources
-                            .values()
-                            .map(|a| a.cut_off_until)
-                            .min()
-                            .unwrap_or(now);
-                        return (&mut self.untracked, false);
+        if self.standing.contains_key(&key) {
+            return (self.allowance(key, Place::Standing), true);
+        }
+        if !self.sources.contains_key(&key) && !self.make_room(now) {
+            return (&mut self.overflow, false);
+        }
+        (self.sources.entry(key).or_default(), true)
+    }
+
+    /// Gives `key` a standing place: it keeps what it owed (its own entry's, or the
+    /// overflow's when it had none), and the least recently successful source gives way
+    /// when the standing table is full, its debt going back among the failing sources.
+    fn succeeded(&mut self, key: SourceKey, now: Duration) {
+        if let Some(standing) = self.standing.get_mut(&key) {
+            standing.succeeded_at = now;
+            return;
+        }
+        let allowance = match self.sources.remove(&key) {
+            Some(own) => own,
+            // Without an entry it was counted against the overflow: it starts from there.
+            None if self.full() => self.overflow,
+            None => Allowance::default(),
+        };
+        if self.standing.len() >= MAX_STANDING_SOURCES {
+            let oldest = self
+                .standing
+                .iter()
+                .min_by_key(|(_, s)| s.succeeded_at)
+                .map(|(&k, _)| k);
+            if let Some(oldest) = oldest {
+                let gone = self.standing.remove(&oldest).expect("present");
+                if !gone.allowance.idle(now) {
+                    if self.make_room(now) {
+                        self.sources.insert(oldest, gone.allowance);
+                    } else {
+                        self.overflow.absorb(&gone.allowance, now);
                     }
                 }
             }
         }
-        (self.sources.entry(key).or_default(), true)
+        self.standing.insert(
+            key,
+            Standing {
+                allowance,
+                succeeded_at: now,
+            },
+        );
     }
 }
 
@@ -242,19 +370,11 @@ impl GuessThrottle {
         let key = SourceKey::of(source.ip);
         let mut table = self.table(source.transport).lock();
         let table = &mut *table;
-        let full = table.sources.len() >= MAX_TRACKED_SOURCES;
-        let (allowance, who) = match table.sources.get_mut(&key) {
-            Some(allowance) => (allowance, described(key, source.transport)),
-            None if full => (
-                &mut table.untracked,
-                format!(
-                    "{} (untracked: every tracked {} source is cut off)",
-                    described(key, source.transport),
-                    source.transport.name()
-                ),
-            ),
-            None => return SourceVerdict::Allowed,
+        let Some(place) = table.place_of(key) else {
+            return SourceVerdict::Allowed;
         };
+        let shared = matches!(place, Place::Overflow);
+        let allowance = table.allowance(key, place);
         if !allowance.cut_off(now) {
             return SourceVerdict::Allowed;
         }
@@ -262,6 +382,15 @@ impl GuessThrottle {
             let claims = match source.transport {
                 Transport::Stream => "claims",
                 Transport::Datagram => "UDP claims",
+            };
+            let who = described(key, source.transport);
+            let who = match shared {
+                true => format!(
+                    "{who} (no entry of its own: the table is full of {} sources that still \
+                     owe, and they share one allowance)",
+                    source.transport.name()
+                ),
+                false => who,
             };
             format!(
                 "validate_ticket: refusing {claims} from {who}, cut off for guessing ticket \
@@ -291,8 +420,8 @@ impl GuessThrottle {
             who
         } else {
             format!(
-                "{who} and every other untracked {} source ({MAX_TRACKED_SOURCES} sources are \
-                 cut off already)",
+                "{who} and every other {} source without an entry ({MAX_TRACKED_SOURCES} \
+                 sources still owe)",
                 source.transport.name()
             )
         };
@@ -306,9 +435,23 @@ impl GuessThrottle {
         ))
     }
 
-    /// Sources of `transport` tracked now (tests: the table stays bounded).
+    /// Counts a successful claim (a live ticket) from `source` at `now`: it keeps a place
+    /// of its own however many sources fail meanwhile.
+    pub fn succeeded(&self, source: ClaimSource, now: Duration) {
+        self.table(source.transport)
+            .lock()
+            .succeeded(SourceKey::of(source.ip), now);
+    }
+
+    /// Failing sources of `transport` with an entry of their own now (tests: the table
+    /// stays bounded).
     pub fn tracked(&self, transport: Transport) -> usize {
         self.table(transport).lock().sources.len()
+    }
+
+    /// Sources of `transport` with a standing place now.
+    pub fn standing(&self, transport: Transport) -> usize {
+        self.table(transport).lock().standing.len()
     }
 }
 
@@ -436,8 +579,8 @@ mod tests {
             assert!(throttle.tracked(Transport::Stream) <= MAX_TRACKED_SOURCES);
         }
         assert_eq!(throttle.tracked(Transport::Stream), MAX_TRACKED_SOURCES);
-        // with every tracked source cut off, further sources share one allowance, which
-        // their failures have cut off as well
+        // with every tracked source cut off, further sources share the overflow allowance,
+        // which their failures have cut off as well
         let late = tcp("2001:db9::1");
         assert!(matches!(throttle.check(late, now), SourceVerdict::CutOff { .. }));
         // after the cooldown, the table makes room again
@@ -445,6 +588,122 @@ mod tests {
         assert_eq!(throttle.check(late, later), SourceVerdict::Allowed);
         assert_eq!(throttle.failed(late, later), None);
         assert!(throttle.tracked(Transport::Stream) <= MAX_TRACKED_SOURCES);
+    }
+
+    /// One guess: the throttle asked, then the failure counted; true when it went through.
+    fn guess(throttle: &GuessThrottle, source: ClaimSource, now: Duration) -> bool {
+        let through = throttle.check(source, now) == SourceVerdict::Allowed;
+        if through {
+            throttle.failed(source, now);
+        }
+        through
+    }
+
+    fn v4(n: u32) -> ClaimSource {
+        ClaimSource::stream(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n)))
+    }
+
+    #[test]
+    fn a_source_that_owes_keeps_its_entry_and_a_newcomer_shares_the_overflow() {
+        let throttle = GuessThrottle::default();
+        let now = 10 * S;
+        // Every entry owes 30 failures (none cut off): the old table dropped one of them
+        // for a newcomer, and that source started afresh when it came back.
+        for n in 0..MAX_TRACKED_SOURCES as u32 {
+            for _ in 0..30 {
+                assert!(guess(&throttle, v4(n), now));
+            }
+        }
+        let newcomer = v4(MAX_TRACKED_SOURCES as u32);
+        for _ in 0..=GUESS_BURST {
+            assert!(guess(&throttle, newcomer, now));
+        }
+        assert_eq!(throttle.tracked(Transport::Stream), MAX_TRACKED_SOURCES);
+        // The newcomer cut off the overflow it shares with every source without an entry.
+        assert!(!guess(&throttle, v4(MAX_TRACKED_SOURCES as u32 + 1), now));
+        // Each tracked source still has exactly its own 30 left, then 1 beyond.
+        for n in [0, 17, MAX_TRACKED_SOURCES as u32 - 1] {
+            for _ in 0..=30 {
+                assert!(guess(&throttle, v4(n), now));
+            }
+            assert!(!guess(&throttle, v4(n), now), "source {n}");
+        }
+        // Once entries carry nothing, newcomers get entries of their own again.
+        let later = now + GUESS_COOLDOWN + GUESS_REFILL * (GUESS_BURST + 1);
+        assert!(guess(&throttle, v4(MAX_TRACKED_SOURCES as u32 + 2), later));
+        assert_eq!(throttle.tracked(Transport::Stream), 1);
+    }
+
+    #[test]
+    fn no_number_of_sources_beats_the_documented_rate() {
+        assert_eq!(MAX_GUESSES_PER_SECOND, 870);
+        for sources in [1u32, 4096, 12_000] {
+            let throttle = GuessThrottle::default();
+            // 300 s, every source guessing once every 2.5 s in turn.
+            let (rounds, step) = (120u32, Duration::from_millis(2500));
+            let mut through = 0u64;
+            for round in 0..rounds {
+                let now = step * round;
+                for n in 0..sources {
+                    through += u64::from(guess(&throttle, v4(n), now));
+                }
+            }
+            let allowances = (sources as usize).min(MAX_TRACKED_SOURCES) as u64 + 1;
+            let seconds = u64::from(rounds) * 5 / 2;
+            let bound = allowances * u64::from(GUESS_BURST + 1) + MAX_GUESSES_PER_SECOND * seconds;
+            assert!(through <= bound, "{sources} sources: {through} > {bound}");
+            if sources == 1 {
+                // One every 2.5 s: its burst spent at one refill per 5 s, then cut off.
+                assert_eq!(through, 120);
+            }
+        }
+    }
+
+    #[test]
+    fn a_peer_that_succeeded_keeps_claiming_when_thousands_of_addresses_fill_the_table() {
+        let throttle = GuessThrottle::default();
+        let now = 100 * S;
+        let peer = tcp("198.51.100.12");
+        let stranger = tcp("198.51.100.13");
+        throttle.succeeded(peer, now - S);
+        assert_eq!(throttle.standing(Transport::Stream), 1);
+        // 4,097 addresses x 61 failed claims: the table and the overflow are cut off.
+        for n in 0..=MAX_TRACKED_SOURCES as u32 {
+            for _ in 0..=GUESS_BURST {
+                guess(&throttle, v4(n), now);
+            }
+        }
+        assert!(matches!(throttle.check(stranger, now), SourceVerdict::CutOff { .. }));
+        // The peer's claims still go through, and its stale tickets count against it alone.
+        assert_eq!(throttle.check(peer, now), SourceVerdict::Allowed);
+        for _ in 0..5 {
+            assert!(guess(&throttle, peer, now));
+        }
+        assert_eq!(throttle.check(peer, now), SourceVerdict::Allowed);
+    }
+
+    #[test]
+    fn standing_gives_way_to_newer_successes_and_keeps_debt() {
+        let throttle = GuessThrottle::default();
+        let now = 100 * S;
+        let old = v4(1_000_000);
+        throttle.succeeded(old, now);
+        for _ in 0..40 {
+            assert!(guess(&throttle, old, now));
+        }
+        for n in 0..MAX_STANDING_SOURCES as u32 {
+            throttle.succeeded(v4(n), now + S);
+        }
+        assert_eq!(throttle.standing(Transport::Stream), MAX_STANDING_SOURCES);
+        // The oldest gave way but kept its debt: 20 more, then cut off.
+        assert_eq!(throttle.tracked(Transport::Stream), 1);
+        for _ in 0..=20 {
+            assert!(guess(&throttle, old, now + S));
+        }
+        assert!(!guess(&throttle, old, now + S));
+        // A success does not wipe what a source owes either.
+        throttle.succeeded(old, now + 2 * S);
+        assert!(!guess(&throttle, old, now + 2 * S));
     }
 
     #[test]
@@ -513,7 +772,7 @@ mod tests {
         }
         assert_eq!(throttle.tracked(Transport::Datagram), MAX_TRACKED_SOURCES);
         assert_eq!(throttle.tracked(Transport::Stream), 0);
-        // untracked UDP sources share the cut-off allowance; TCP claims do not
+        // UDP sources without an entry share the cut-off overflow; TCP claims do not
         assert!(matches!(
             throttle.check(udp("192.0.2.99"), now),
             SourceVerdict::CutOff { .. }

@@ -8,12 +8,19 @@
 //!
 //! No page lock is held while peers are asked: pages are locked once to check they
 //! exist, and again, after the vote, only where a coin is rewritten.
+//!
+//! Before any peer is asked, the fix gate ([`crate::fix_gate`]) decides what the client
+//! may spend of this server's standing at its peers: a client whose recent fixes named
+//! unknown tickets, or whose fix would spend the allowance kept for clients in good
+//! standing, is answered 160 at once; afterwards the gate learns which claims failed.
 
 use std::time::Instant;
 
-use crate::consensus::Tally;
+use crate::consensus::{Tally, THRESHOLD};
+use crate::fix_gate::{ClaimFate, FixAccount, FixGate, FixRefusal};
 use crate::hash::derive_an;
 use crate::log;
+use crate::log_limit::LineKind;
 use crate::peers::{ask_peers, Claimer, Collector, PeerOutcome, Target};
 use crate::protocol::{
     an_at, check_record_payload, pass_fail_response, Coin, Response, Status, AN_BYTES, COIN_BYTES,
@@ -51,7 +58,7 @@ pub fn fix<S: CoinStore + ?Sized>(
 ) -> Result<Response, Status> {
     match fix_with_report(node, request) {
         Ok((response, report)) => {
-            log_report(&report);
+            log_report(&report, node.fixes.log_limits());
             let outcomes = report
                 .asked
                 .iter()
@@ -119,16 +126,55 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
         not_asked.push((raida, why));
     }
 
+    // What the client may spend of this server's standing at the peers. This server's own
+    // vote counts, so THRESHOLD - 1 peers must answer for any coin to be fixed.
+    let client = request.client.map(|c| c.ip);
+    let raidas: Vec<u8> = targets.iter().map(|t| t.raida).collect();
+    let needed = (THRESHOLD - 1).min(raidas.len());
+    let account = node
+        .fixes
+        .admit(client, &raidas, needed)
+        .map_err(|refusal| {
+            let who = client.map_or("no address".to_string(), |ip| ip.to_string());
+            node.fixes.log_limits().warning(LineKind::FixRefused, || match refusal {
+                FixRefusal::ClientRefused { for_secs } => format!(
+                    "fix: refused (160) from {who}: its recent fixes named tickets the peers \
+                     did not know; refused {for_secs} s more"
+                ),
+                FixRefusal::PeersKept => format!(
+                    "fix: refused (160) from {who}: the allowance of failed claims at the peers \
+                     is spent but for clients in good standing (a flood of unknown tickets); \
+                     one more per {} s",
+                    crate::fix_gate::SPEND_REFILL.as_secs()
+                ),
+            });
+            Status::RequestRate
+        })?;
+
     // Each peer gets a challenge from the OS random source; when it fails, the peer client
     // asks no peer (each is a local error, and the fix ends at once) and no coin is fixed.
-    let mut tally = Tally::new(&coins);
+    let mut tally = GatedTally {
+        tally: Tally::new(&coins),
+        gate: node.fixes,
+        account,
+    };
     let listed = node.config.peers[usize::from(raida_no)].map(|a| *a.ip());
     let claimer = Claimer {
         raida_no,
         coin_id: request.coin_id,
         source: node.peers.source.source_for(listed, node.peer_options),
     };
-    let asked = ask_peers(node.peers, &targets, claimer, node.peer_options, &mut tally);
+    // The client's connections wait their turn among other clients', not behind them.
+    let peers = node
+        .peers
+        .serving(client.map(|ip| crate::claims::SourceKey::of(ip).id()));
+    let asked = ask_peers(&peers, &targets, claimer, node.peer_options, &mut tally);
+    let GatedTally { tally, account, .. } = tally;
+    if let Some(line) = node.fixes.finish(account) {
+        node.fixes
+            .log_limits()
+            .warning(LineKind::FixRefused, || line);
+    }
 
     let written = write_confirmed(node, request, &coins, &pg, &tally);
     let passed: Vec<bool> = (0..coins.len())
@@ -143,6 +189,35 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
         elapsed: started.elapsed(),
     };
     Ok((pass_fail_response(&passed, &[]), report))
+}
+
+/// The vote tally, with every claim sent and answered on the fix gate's books: a claim is
+/// sent only while this server's failed claims at that peer leave room for it.
+struct GatedTally<'a> {
+    tally: Tally,
+    gate: &'a FixGate,
+    account: FixAccount,
+}
+
+impl Collector for GatedTally<'_> {
+    fn answer(&mut self, raida: u8, coins: &[Coin]) {
+        self.gate
+            .answered(&mut self.account, raida, ClaimFate::Confirmed);
+        self.tally.answer(raida, coins);
+    }
+
+    fn is_decided(&self, pending: usize) -> bool {
+        self.tally.is_decided(pending)
+    }
+
+    fn may_send(&mut self, raida: u8) -> bool {
+        self.gate.take(&mut self.account, raida)
+    }
+
+    fn declined(&mut self, raida: u8, status: u8) {
+        self.gate
+            .answered(&mut self.account, raida, ClaimFate::of_status(status));
+    }
 }
 
 /// Rewrites every confirmed coin under its page's lock, each distinct coin once, and
@@ -217,10 +292,12 @@ mod tests {
         };
         let options = PeerOptions::default();
         let (claims, peers) = (ClaimGate::default(), PeerClient::default());
+        let fixes = crate::fix_gate::FixGate::default();
         let node = Node {
             store,
             tickets: &pool,
             claims: &claims,
+            fixes: &fixes,
             config: &config,
             peer_options: &options,
             peers: &peers,

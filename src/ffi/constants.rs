@@ -20,6 +20,10 @@ pub const RAIDA_STATUS_NO_TICKET_SLOT: u8 = 42;
 pub const RAIDA_STATUS_NO_TICKET_FOUND: u8 = 43;
 /// Status: validate_ticket: this RAIDA index already claimed the ticket.
 pub const RAIDA_STATUS_TICKET_CLAIMED_ALREADY: u8 = 44;
+/// Status: fix refused at once, no peer asked: this client's recent fixes named tickets the
+/// peers did not know, or its fix would spend the allowance of failed claims at the peers
+/// kept for clients in good standing (the server's ERROR_REQUEST_RATE).
+pub const RAIDA_STATUS_REQUEST_RATE: u8 = 160;
 /// Status: find: no coin matched its AN or PAN (no body).
 pub const RAIDA_STATUS_FIND_NEITHER: u8 = 208;
 /// Status: find: every coin matched its AN (no body).
@@ -53,6 +57,7 @@ const HEADER_STATUSES: [u8; Status::ALL.len()] = [
     RAIDA_STATUS_NO_TICKET_SLOT,
     RAIDA_STATUS_NO_TICKET_FOUND,
     RAIDA_STATUS_TICKET_CLAIMED_ALREADY,
+    RAIDA_STATUS_REQUEST_RATE,
     RAIDA_STATUS_FIND_NEITHER,
     RAIDA_STATUS_FIND_ALL_AN,
     RAIDA_STATUS_FIND_ALL_PAN,

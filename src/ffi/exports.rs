@@ -67,6 +67,7 @@ fn run_on<S: CoinStore>(
         store,
         tickets: &process.tickets,
         claims: &process.claims,
+        fixes: &process.fixes,
         config,
         peer_options: &process.peer_options,
         peers: &process.peers,
@@ -145,8 +146,8 @@ unsafe fn handle(ci: *mut ConnInfo, command: Command) {
                 body: unsafe { body_of(ci) },
                 encryption_type: ci.encryption_type,
                 coin_id: ci.coin_id,
-                // Only a claim uses it (getpeername is a system call).
-                client: (command == Command::ValidateTicket)
+                // Only a claim and a fix use it (getpeername is a system call).
+                client: matches!(command, Command::ValidateTicket | Command::Fix)
                     .then(|| super::client_addr::client(ci))
                     .flatten(),
             };

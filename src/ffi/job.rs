@@ -140,7 +140,10 @@ fn validate_with_peer(raida_idx: i8, ticket: u32, coin_id: Option<u8>) -> Vec<Co
     }
     match report.outcome {
         PeerOutcome::Voted { .. } | PeerOutcome::Declined(_) => crate::log::debug(&line),
-        _ => crate::log::warning(&line),
+        _ => process
+            .fixes
+            .log_limits()
+            .warning_or_debug(crate::log_limit::LineKind::JobPeer, &line),
     }
     distinct(coins.unwrap_or_default())
 }

@@ -20,6 +20,7 @@ use parking_lot::RwLock;
 
 use crate::claims::ClaimGate;
 use crate::commands::NodeConfig;
+use crate::fix_gate::FixGate;
 use crate::metrics::{CommandStats, FixStats};
 use crate::pagefile::PageFileStore;
 use crate::peers::{PeerClient, PeerOptions};
@@ -36,6 +37,9 @@ pub(super) struct Process {
     pub tickets: TicketPool,
     /// Who may claim a ticket: the claim policy, the guess throttle, their counters.
     pub claims: ClaimGate,
+    /// What wallets' fixes may spend of this server's standing at its peers, and which
+    /// clients are refused.
+    pub fixes: FixGate,
     /// The peer connection budget and the peer health and ejection table.
     pub peers: PeerClient,
     /// What the boundary saw: commands by command and status, their durations, panics
@@ -61,6 +65,7 @@ impl Process {
             peer_options: settings.peer_options(),
             tickets: TicketPool::default(),
             claims: ClaimGate::new(settings.claim_policy),
+            fixes: FixGate::default(),
             peers: PeerClient::new(settings.max_peer_connections),
             opened: RwLock::new(None),
             command_stats: CommandStats::default(),

@@ -15,10 +15,14 @@
 //!   budget of at least 25 the shares of all 25 indices fit in it, so connections stuck
 //!   on silent peers can only fill those peers' shares: a live peer's share is always
 //!   there for the fixes that ask it, however many fixes wait on silent ones.
-//! - **Arrival order within a share.** A call that finds a peer's share full takes a
-//!   [`Place`] in that peer's queue; a free slot of the share goes only to one of the
-//!   oldest waiters (with `k` slots free, the `k` oldest), never to a newcomer. So a fix
-//!   waits for a peer's slot at most for the connections ahead of it in that queue.
+//! - **Turns by client within a share.** A call that finds a peer's share full takes a
+//!   [`Place`] in that peer's queue, in the name of the client whose fix it serves
+//!   (`ci->ip`: an IPv4 address or an IPv6 /64; calls without one form one client). Free
+//!   slots go in rounds: each waiting client's oldest place first, the client served least
+//!   recently first, then each one's second place, and so on (with `k` slots free, the
+//!   first `k` in that order), never to a newcomer ahead of them. So one client's volume
+//!   cannot multiply another's wait: a client with one fix waiting waits at most one turn
+//!   of every other waiting client, however many fixes they queue.
 //!
 //! First connections may use the whole budget and the whole share; a hedge (a second
 //! connection to a slow peer) takes neither the part of the budget kept by
@@ -35,6 +39,12 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::protocol::TOTAL_RAIDA_SERVERS;
+
+/// Whose turn a place is taken in: the client of the fix, as a number that tells clients
+/// apart (fix gives `claims::SourceKey::id` of `ci->ip`: an IPv4 address or an IPv6 /64);
+/// `None`: a call with no client, such as the server's job or a test; all of those form
+/// one client.
+pub type Waiter = Option<u128>;
 
 /// Peer connections the process may hold at once unless its settings say otherwise.
 pub(crate) const DEFAULT_MAX_PEER_CONNECTIONS: usize = 256;
@@ -57,8 +67,93 @@ struct Slots {
 
 struct PeerSlots {
     held: usize,
-    /// Tickets of the calls waiting for this peer's share, oldest first.
-    waiting: VecDeque<u64>,
+    /// The calls waiting for this peer's share (ticket, client), oldest first.
+    waiting: VecDeque<(u64, Waiter)>,
+    /// Clients with places waiting, and the grant that last served each (0: none yet).
+    served: Vec<(Waiter, u64)>,
+    /// Grants so far (the clock of `served`).
+    grants: u64,
+}
+
+impl PeerSlots {
+    const EMPTY: PeerSlots = PeerSlots {
+        held: 0,
+        waiting: VecDeque::new(),
+        served: Vec::new(),
+        grants: 0,
+    };
+
+    /// How many places come before `ticket` in the order slots are handed out: rounds
+    /// over the waiting clients (least recently served first, then first arrival), each
+    /// client's places oldest first.
+    fn turns_ahead(&self, ticket: u64) -> usize {
+        turns_ahead(&self.waiting, &self.served, ticket)
+    }
+
+    /// Takes `ticket` out of the queue as granted.
+    fn grant(&mut self, ticket: u64) {
+        let Some(at) = self.waiting.iter().position(|&(t, _)| t == ticket) else {
+            return;
+        };
+        let (_, waiter) = self.waiting.remove(at).expect("found above");
+        self.grants += 1;
+        let grants = self.grants;
+        match self.served.iter_mut().find(|(w, _)| *w == waiter) {
+            Some(entry) => entry.1 = grants,
+            None => self.served.push((waiter, grants)),
+        }
+        self.forget_gone_clients();
+    }
+
+    /// Takes `ticket` out of the queue without a grant (the call gave up).
+    fn leave(&mut self, ticket: u64) {
+        self.waiting.retain(|&(t, _)| t != ticket);
+        self.forget_gone_clients();
+    }
+
+    /// A client with nothing waiting is forgotten: its next place starts a round afresh,
+    /// which favours the clients that queue least.
+    fn forget_gone_clients(&mut self) {
+        let waiting = &self.waiting;
+        self.served
+            .retain(|(w, _)| waiting.iter().any(|(_, waiter)| waiter == w));
+    }
+}
+
+/// [`PeerSlots::turns_ahead`] over a queue and its clients' last grants.
+fn turns_ahead(waiting: &VecDeque<(u64, Waiter)>, served: &[(Waiter, u64)], ticket: u64) -> usize {
+    let Some(at) = waiting.iter().position(|&(t, _)| t == ticket) else {
+        return 0;
+    };
+    let mine = waiting[at].1;
+    let last_served = |w: Waiter| {
+        served
+            .iter()
+            .find(|(s, _)| *s == w)
+            .map_or(0, |&(_, grant)| grant)
+    };
+    // Each waiting client once: its places, and its turn within a round.
+    let mut clients: Vec<(Waiter, usize, (u64, usize))> = Vec::new();
+    for (arrival, &(_, w)) in waiting.iter().enumerate() {
+        match clients.iter_mut().find(|(c, _, _)| *c == w) {
+            Some(client) => client.1 += 1,
+            None => clients.push((w, 1, (last_served(w), arrival))),
+        }
+    }
+    let own_earlier = waiting.iter().take(at).filter(|&&(_, w)| w == mine).count();
+    let my_turn = clients
+        .iter()
+        .find(|(c, _, _)| *c == mine)
+        .map(|&(_, _, turn)| turn)
+        .expect("the place's own client waits");
+    own_earlier
+        + clients
+            .iter()
+            .filter(|(c, _, _)| *c != mine)
+            .map(|&(_, places, turn)| {
+                places.min(own_earlier) + usize::from(places > own_earlier && turn < my_turn)
+            })
+            .sum::<usize>()
 }
 
 /// What a budget and every permit and place taken from it share.
@@ -72,6 +167,8 @@ struct Shared {
 #[derive(Clone)]
 pub struct Budget {
     shared: Arc<Shared>,
+    /// Whose turn this handle's places take ([`Budget::serving`]).
+    waiter: Waiter,
 }
 
 impl Default for Budget {
@@ -89,16 +186,21 @@ impl Budget {
                 limit: limit.max(1),
                 slots: Mutex::new(Slots {
                     held: 0,
-                    peers: [const {
-                        PeerSlots {
-                            held: 0,
-                            waiting: VecDeque::new(),
-                        }
-                    }; INDICES],
+                    peers: [PeerSlots::EMPTY; INDICES],
                     next_ticket: 0,
                     waits: 0,
                 }),
             }),
+            waiter: None,
+        }
+    }
+
+    /// The same budget, for calls that serve `waiter`'s fix: their places take that
+    /// client's turns.
+    pub fn serving(&self, waiter: Waiter) -> Budget {
+        Budget {
+            shared: Arc::clone(&self.shared),
+            waiter,
         }
     }
 
@@ -136,12 +238,19 @@ impl Budget {
             .len()
     }
 
-    /// Joins the back of RAIDA index `raida`'s queue.
+    /// Joins RAIDA index `raida`'s queue in the name of this handle's client.
     pub fn join(&self, raida: u8) -> Place {
+        self.join_for(raida, self.waiter)
+    }
+
+    /// Joins RAIDA index `raida`'s queue in the name of `waiter`.
+    pub fn join_for(&self, raida: u8, waiter: Waiter) -> Place {
         let mut slots = self.shared.slots.lock();
         let ticket = slots.next_ticket;
         slots.next_ticket += 1;
-        slots.peers[usize::from(raida)].waiting.push_back(ticket);
+        slots.peers[usize::from(raida)]
+            .waiting
+            .push_back((ticket, waiter));
         Place {
             shared: Arc::clone(&self.shared),
             raida,
@@ -163,6 +272,12 @@ impl Budget {
     /// a slot, since the budget was made.
     pub fn waits(&self) -> u64 {
         self.shared.slots.lock().waits
+    }
+
+    /// [`Budget::first`] for a call serving `waiter`'s fix: its place, if it must wait,
+    /// gets its client's turn.
+    pub fn first_for(&self, raida: u8, waiter: Waiter) -> Result<Permit, Place> {
+        self.join_for(raida, waiter).take()
     }
 
     /// A permit for a hedge to RAIDA index `raida`, or `None` when fewer than
@@ -193,7 +308,7 @@ pub struct Permit {
 }
 
 /// A call's place in the queue for one peer's share: its first connection to that peer
-/// gets a slot in arrival order. Leaves the queue when granted or dropped.
+/// gets a slot in its client's turn. Leaves the queue when granted or dropped.
 pub struct Place {
     shared: Arc<Shared>,
     raida: u8,
@@ -203,26 +318,21 @@ pub struct Place {
 }
 
 impl Place {
-    /// A permit for the first connection when this place is among the oldest waiters
-    /// that the free slots of the peer's share can serve and the budget has a slot;
-    /// otherwise the place is kept and `Err` gives it back to try again later.
+    /// A permit for the first connection when this place's turn is among those the free
+    /// slots of the peer's share can serve and the budget has a slot; otherwise the place
+    /// is kept and `Err` gives it back to try again later.
     pub fn take(self) -> Result<Permit, Place> {
         let limit = self.shared.limit;
         let share = share_of(limit);
         let mut slots = self.shared.slots.lock();
         let held = slots.held;
         let peer = &mut slots.peers[usize::from(self.raida)];
-        let ahead = peer
-            .waiting
-            .iter()
-            .position(|&t| t == self.ticket)
-            .unwrap_or(0);
+        let ahead = peer.turns_ahead(self.ticket);
         if held >= limit || peer.held + ahead >= share {
             drop(slots);
             return Err(self);
         }
-        let ticket = self.ticket;
-        peer.waiting.retain(|&t| t != ticket);
+        peer.grant(self.ticket);
         peer.held += 1;
         slots.held += 1;
         drop(slots);
@@ -241,10 +351,7 @@ impl Drop for Place {
         if !self.queued {
             return;
         }
-        let ticket = self.ticket;
-        self.shared.slots.lock().peers[usize::from(self.raida)]
-            .waiting
-            .retain(|&t| t != ticket);
+        self.shared.slots.lock().peers[usize::from(self.raida)].leave(self.ticket);
     }
 }
 
@@ -340,6 +447,96 @@ mod tests {
         assert!(waiter.take().is_ok());
         drop(held);
         assert_eq!(budget.in_use(), 0);
+    }
+
+    fn client(n: u32) -> Waiter {
+        Some(u128::from(n))
+    }
+
+    /// The order a queue is served in, one slot at a time, as `take` would grant it.
+    fn grant_order(queue: &[(u64, Waiter)]) -> Vec<u64> {
+        let mut peer = PeerSlots::EMPTY;
+        peer.waiting = queue.iter().copied().collect();
+        let mut order = Vec::new();
+        while !peer.waiting.is_empty() {
+            let next: Vec<u64> = peer
+                .waiting
+                .iter()
+                .map(|&(t, _)| t)
+                .filter(|&t| peer.turns_ahead(t) == 0)
+                .collect();
+            assert_eq!(next.len(), 1, "exactly one place is first: {next:?}");
+            peer.grant(next[0]);
+            order.push(next[0]);
+        }
+        order
+    }
+
+    #[test]
+    fn turns_go_round_the_clients() {
+        let (a, b, c) = (client(1), client(2), client(3));
+        // A queued three places before B queued three: they alternate.
+        let queue = [(1, a), (2, a), (3, a), (4, b), (5, b), (6, b)];
+        assert_eq!(grant_order(&queue), [1, 4, 2, 5, 3, 6]);
+        // A hundred places of A put one of them ahead of B's one place, not a hundred.
+        let mut queue: Vec<(u64, Waiter)> = (0..100).map(|t| (t, a)).collect();
+        queue.push((100, b));
+        assert_eq!(grant_order(&queue).iter().position(|&t| t == 100), Some(1));
+        // Three clients take turns; arrival order within each client is kept.
+        let queue = [(1, c), (2, a), (3, a), (4, b), (5, c), (6, a)];
+        assert_eq!(grant_order(&queue), [1, 2, 4, 5, 3, 6]);
+        // With two slots free, A's oldest and B's oldest are the two that may take them;
+        // the client served last goes after the others in the next round.
+        let mut peer = PeerSlots::EMPTY;
+        peer.waiting = [(1, a), (2, a), (3, b)].into_iter().collect();
+        assert_eq!([1, 2, 3].map(|t| peer.turns_ahead(t)), [0, 2, 1]);
+        peer.grant(1);
+        assert_eq!([2, 3].map(|t| peer.turns_ahead(t)), [1, 0]);
+        // A client with nothing waiting is forgotten.
+        peer.grant(3);
+        assert_eq!(peer.served, [(a, 1)]);
+        peer.leave(2);
+        assert!(peer.served.is_empty());
+    }
+
+    /// With a budget of 1 and waiters queued by two clients, grants alternate between the
+    /// clients, whatever order the waiters try in.
+    #[test]
+    fn with_a_budget_of_one_grants_alternate_between_clients() {
+        let budget = Budget::new(1);
+        let (hostile, honest) = (client(1), client(2));
+        let mut held = budget.first_for(5, hostile).unwrap();
+        let mut waiting: Vec<(Waiter, Place)> = Vec::new();
+        for _ in 0..4 {
+            waiting.push((hostile, budget.first_for(5, hostile).unwrap_err()));
+        }
+        for _ in 0..2 {
+            waiting.push((honest, budget.first_for(5, honest).unwrap_err()));
+        }
+        let mut grants = Vec::new();
+        while !waiting.is_empty() {
+            drop(held);
+            // Every waiter tries, newest first: exactly one gets the slot.
+            let mut granted = None;
+            let mut still = Vec::new();
+            for (who, place) in waiting.into_iter().rev() {
+                match place.take() {
+                    Ok(permit) => {
+                        assert!(granted.is_none(), "two grants for one slot");
+                        granted = Some((who, permit));
+                    }
+                    Err(place) => still.push((who, place)),
+                }
+            }
+            still.reverse();
+            waiting = still;
+            let (who, permit) = granted.expect("one waiter got the free slot");
+            grants.push(if who == honest { 'B' } else { 'A' });
+            held = permit;
+        }
+        // Neither had a turn yet (the first grant found no one waiting): the first to
+        // queue goes first, then turns alternate until the honest client has none left.
+        assert_eq!(grants.iter().collect::<String>(), "ABABAA");
     }
 
     /// Two budgets count apart: a test's own budget never sees another's connections.

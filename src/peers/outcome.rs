@@ -36,6 +36,9 @@ pub enum PeerOutcome {
     /// Ejected: it failed or stayed silent on its last attempts, so it is not asked
     /// (no vote) until its next probe ([`ejection`]).
     Ejected,
+    /// Not asked: this server's allowance of failed claims at that peer is spent for a
+    /// client of this standing (`fix_gate`), no vote.
+    Withheld,
 }
 
 impl PeerOutcome {
@@ -54,6 +57,7 @@ impl PeerOutcome {
             PeerOutcome::LocalError(_) => "local_error",
             PeerOutcome::NoConnection => "no_connection",
             PeerOutcome::Ejected => "ejected",
+            PeerOutcome::Withheld => "withheld",
         }
     }
 }
@@ -75,6 +79,9 @@ impl fmt::Display for PeerOutcome {
                 write!(f, "no connection slot free before the deadline")
             }
             PeerOutcome::Ejected => write!(f, "ejected (not asked until its next probe)"),
+            PeerOutcome::Withheld => {
+                write!(f, "withheld (this server's failed-claim allowance there is spent)")
+            }
         }
     }
 }
@@ -131,4 +138,13 @@ pub trait Collector {
     fn answer(&mut self, raida: u8, coins: &[Coin]);
     /// True once nothing `pending` more peers could say would change the outcome.
     fn is_decided(&self, pending: usize) -> bool;
+    /// Right before a claim is sent to peer `raida` (a first connection or a hedge):
+    /// whether it may be (fix's gate on this server's failed claims at that peer). A
+    /// first connection refused here leaves the peer unasked ([`PeerOutcome::Withheld`]).
+    fn may_send(&mut self, _raida: u8) -> bool {
+        true
+    }
+    /// Peer `raida` answered a well-formed status other than 250 (43, 44, ...) on one of
+    /// its connections.
+    fn declined(&mut self, _raida: u8, _status: u8) {}
 }

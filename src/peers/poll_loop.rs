@@ -34,6 +34,8 @@ const ALREADY_CLAIMED: u8 = 44;
 pub(super) struct PeerState {
     /// Ejected: never asked in this call, no vote.
     pub(super) ejected: bool,
+    /// The collector would not let a claim go to it: never asked, no vote.
+    pub(super) withheld: bool,
     /// This call is the peer's half-open probe.
     pub(super) probe: bool,
     /// Its place in the queue for a slot of the peer's share of the budget, while waiting.
@@ -62,7 +64,7 @@ pub(super) struct PeerState {
 impl PeerState {
     /// Still to be heard from: asked (or to be asked) and neither settled nor given up.
     fn is_pending(&self) -> bool {
-        !self.ejected && !self.settled && (self.open > 0 || !self.started)
+        !self.ejected && !self.withheld && !self.settled && (self.open > 0 || !self.started)
     }
 }
 
@@ -176,7 +178,7 @@ pub(super) fn drive<C: Collector + ?Sized>(
             return true;
         }
         let opened_before = call.connections.len();
-        let wake = call.open_due(now, deadline);
+        let wake = call.open_due(now, deadline, collector);
         // Opening may have settled everything: when every attempt failed at once (on this
         // host: no descriptor, no port, no route), the call answers now, not at its deadline.
         if call.is_over(collector) {
@@ -219,16 +221,21 @@ impl Call<'_> {
     /// Admission and hedge timing: opens every first connection that gets a slot and
     /// every hedge that is due; returns when to wake next (the earliest hedge timer, a
     /// retry while short of slots, else the deadline).
-    fn open_due(&mut self, now: Instant, deadline: Instant) -> Instant {
+    fn open_due<C: Collector + ?Sized>(
+        &mut self,
+        now: Instant,
+        deadline: Instant,
+        collector: &mut C,
+    ) -> Instant {
         let mut wake = deadline;
         let mut short_of_slots = false;
         for peer in 0..self.peers.len() {
             let state = &self.peers[peer];
-            if state.ejected {
+            if state.ejected || state.withheld {
                 continue;
             }
             if !state.started {
-                short_of_slots |= !self.open(peer, false);
+                short_of_slots |= !self.open(peer, false, collector);
             } else if state.is_pending() && !state.hedged {
                 let Some(hedge_at) = state.hedge_at else {
                     continue;
@@ -237,7 +244,7 @@ impl Call<'_> {
                     wake = wake.min(hedge_at);
                     continue;
                 }
-                short_of_slots |= !self.open(peer, true);
+                short_of_slots |= !self.open(peer, true, collector);
             }
         }
         if short_of_slots {
@@ -250,9 +257,10 @@ impl Call<'_> {
     }
 
     /// Opens `peer`'s first connection, or with `hedge` its second, when the budget has a
-    /// slot for it; false when it had none (the first connection keeps its place in the
-    /// peer's queue until a slot is its turn).
-    fn open(&mut self, peer: usize, hedge: bool) -> bool {
+    /// slot for it and the collector lets the claim go (else the peer is withheld, or its
+    /// hedge given up); false when the budget had no slot (the first connection keeps its
+    /// place in the peer's queue until a slot is its turn).
+    fn open<C: Collector + ?Sized>(&mut self, peer: usize, hedge: bool, collector: &mut C) -> bool {
         let state = &mut self.peers[peer];
         let raida = self.targets[peer].raida;
         let permit = if hedge {
@@ -267,6 +275,15 @@ impl Call<'_> {
         let Some(permit) = permit else {
             return false;
         };
+        if !collector.may_send(raida) {
+            // The slot goes back with the permit; the peer is not asked again.
+            if hedge {
+                state.hedged = true;
+            } else {
+                state.withheld = true;
+            }
+            return true;
+        }
         if hedge {
             state.hedged = true;
         } else {
@@ -359,6 +376,7 @@ impl Call<'_> {
             Err(failure) => {
                 if let Failure::Answer(AnswerError::Status(status)) = failure {
                     state.answered_in.get_or_insert(took);
+                    collector.declined(raida, status);
                     state.settled |= status != ALREADY_CLAIMED || state.open == 0;
                 }
                 record_failure(state, connection.hedge, failure);
@@ -454,6 +472,14 @@ pub(super) fn report(target: Target, state: PeerState, deadline_passed: bool) ->
     } else {
         PeerOutcome::Unneeded
     };
+    if state.withheld {
+        return PeerReport {
+            target,
+            outcome: PeerOutcome::Withheld,
+            hedged: false,
+            hedge_outcome: None,
+        };
+    }
     if state.ejected {
         return PeerReport {
             target,

@@ -8,6 +8,7 @@ use std::net::SocketAddrV4;
 use raida_healing::claims::ClaimGate;
 use raida_healing::commands::fix::{fix_with_report, FixReport};
 use raida_healing::commands::{Command, Node, NodeConfig, Request};
+use raida_healing::fix_gate::FixGate;
 use raida_healing::metrics::FixStats;
 use raida_healing::peers::{PeerClient, PeerOptions};
 use raida_healing::protocol::{Response, Status};
@@ -20,6 +21,8 @@ pub struct Server<S> {
     pub pool: TicketPool,
     /// Who may claim its tickets (policy `any` unless a test sets another).
     pub claims: ClaimGate,
+    /// What its fixes may spend at its peers, and which clients it refuses.
+    pub fixes: FixGate,
     pub config: NodeConfig,
     pub options: PeerOptions,
     /// Its own connection budget and peer history: no other test's connections or
@@ -45,6 +48,7 @@ impl<S: CoinStore> Server<S> {
             store,
             pool,
             claims: ClaimGate::default(),
+            fixes: FixGate::default(),
             config: config(raida_no),
             options: PeerOptions::default(),
             peers: PeerClient::default(),
@@ -62,6 +66,7 @@ impl<S: CoinStore> Server<S> {
             store: &self.store,
             tickets: &self.pool,
             claims: &self.claims,
+            fixes: &self.fixes,
             config: &self.config,
             peer_options: &self.options,
             peers: &self.peers,

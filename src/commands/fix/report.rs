@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::log;
+use crate::log_limit::{LineKind, LogLimits};
 use crate::peers::{LocalCause, PeerOutcome, PeerReport};
 
 /// Everything one fix did, for its log lines and for tests.
@@ -62,6 +63,7 @@ impl FixReport {
                 PeerOutcome::LocalError(_) => counts.local_error += 1,
                 PeerOutcome::NoConnection => counts.no_connection += 1,
                 PeerOutcome::Ejected => counts.ejected += 1,
+                PeerOutcome::Withheld => counts.withheld += 1,
             }
         }
         counts.hedged = self.asked.iter().filter(|r| r.hedged).count();
@@ -120,7 +122,19 @@ impl FixReport {
             .filter(|r| r.outcome == PeerOutcome::Ejected)
             .map(|r| r.target.raida)
             .collect();
-        for (name, list) in [("failed", failed), ("hedged", hedged), ("ejected", ejected)] {
+        let withheld: Vec<u8> = self
+            .asked
+            .iter()
+            .filter(|r| r.outcome == PeerOutcome::Withheld)
+            .map(|r| r.target.raida)
+            .collect();
+        let lists = [
+            ("failed", failed),
+            ("hedged", hedged),
+            ("ejected", ejected),
+            ("withheld", withheld),
+        ];
+        for (name, list) in lists {
             if !list.is_empty() {
                 let _ = write!(line, "; {name}:");
                 for raida in list {
@@ -205,13 +219,16 @@ pub struct OutcomeCounts {
     pub no_connection: usize,
     /// Never asked: ejected after failing or staying silent on its last attempts.
     pub ejected: usize,
+    /// Never asked: this server's failed-claim allowance there was spent for a client
+    /// of this standing (`fix_gate`).
+    pub withheld: usize,
     /// Peers that got a second connection (overlaps the outcomes above).
     pub hedged: usize,
 }
 
 /// Logs the summary (warning when a peer looks faulty, else debug) and one line per
 /// asked peer (warning for a failure, debug otherwise).
-pub(super) fn log_report(report: &FixReport) {
+pub(super) fn log_report(report: &FixReport, limits: &LogLimits) {
     for peer in &report.asked {
         let mut line = format!(
             "fix: peer {} at {}: {}",
@@ -224,18 +241,18 @@ pub(super) fn log_report(report: &FixReport) {
             }
         }
         if needs_attention(&peer.outcome) {
-            log::warning(&line);
+            limits.warning_or_debug(LineKind::FixPeer, &line);
         } else {
             log::debug(&line);
         }
     }
     for (raida, outcome) in &report.not_asked {
         if *outcome == PeerOutcome::NoAddress {
-            log::warning(&format!("fix: peer {raida}: {outcome}"));
+            limits.warning_or_debug(LineKind::FixPeer, &format!("fix: peer {raida}: {outcome}"));
         }
     }
     if report.has_faulty_peer() {
-        log::warning(&report.summary_line());
+        limits.warning_or_debug(LineKind::FixSummary, &report.summary_line());
     } else {
         log::debug(&report.summary_line());
     }
