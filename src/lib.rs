@@ -9,6 +9,7 @@
 //! - [`commands`]: the command table and the four commands as safe functions over a
 //!   [`store::CoinStore`]; `commands::fix`'s report in a module of its own.
 //! - [`tickets`]: the ticket pool (bounded, expiring, atomic claims).
+//! - [`claim_auth`]: the tag a keyed RAIDA puts in a claim's challenge, and the key file.
 //! - [`consensus`]: the vote tally of a fix (one vote per peer per coin, the threshold).
 //! - [`random`]: unpredictable bytes from the OS, failing closed.
 //! - [`store`]: the coin store trait, page-ordered visiting (and, with the `testing`
@@ -51,6 +52,7 @@ macro_rules! safe_modules {
 
 safe_modules!(
     audit,
+    claim_auth,
     commands,
     config_file,
     consensus,
