@@ -1,5 +1,6 @@
 //! Criterion benches of the safe core, no C involved: get_ticket and find over a
-//! `MemoryStore`, the ticket pool's create and claim, and `derive_an`. They show where
+//! `MemoryStore`, the ticket pool's create and claim, `derive_an`, and the claim tag
+//! (making one, checking a valid, a bad and an untagged challenge). They show where
 //! time goes inside the crate; `make bench` measures the same commands through the C ABI
 //! against the host's page cache (see BENCHMARKS.md).
 //!
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kit::wire::legacy_body;
+use raida_healing::claim_auth::{BadTag, ClaimFields, ClaimKeys, TagCheck, WhichKey};
 use raida_healing::commands::{find::find, get_ticket::get_ticket, Request};
 use raida_healing::hash::derive_an;
 use raida_healing::protocol::{Coin, Status};
@@ -228,6 +230,40 @@ fn bench_derive_an(c: &mut Criterion) {
     group.finish();
 }
 
+/// The claim tag: what a keyed claimer pays per request, and a keyed peer per claim
+/// (verified, a bad tag, no key id of ours: no MAC at all).
+fn bench_claim_tag(c: &mut Criterion) {
+    let mut group = c.benchmark_group("claim_tag");
+    let keys = ClaimKeys::new(&[7; 32], Some(&[9; 32]));
+    let fields = ClaimFields {
+        claimer: 3,
+        peer: 12,
+        coin_id: 6,
+        ticket: 0x0102_0304,
+    };
+    let now = 1_800_000_000;
+    let tagged = keys.challenge(fields, now);
+    let mut tampered = tagged;
+    tampered[11] ^= 1;
+    let random: [u8; 12] = core::array::from_fn(|i| 0xa0 + i as u8);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("make", |b| {
+        b.iter(|| keys.challenge(black_box(fields), black_box(now)))
+    });
+    let cases = [
+        ("verify", tagged, TagCheck::Verified(WhichKey::Current)),
+        ("bad_tag", tampered, TagCheck::Bad(BadTag::Mismatch)),
+        ("untagged", random, TagCheck::Untagged),
+    ];
+    for (name, challenge, expected) in cases {
+        assert_eq!(keys.check(&challenge, fields, now), expected);
+        group.bench_function(name, |b| {
+            b.iter(|| keys.check(black_box(&challenge), black_box(fields), black_box(now)))
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     // Short runs: two shared cores, and the whole suite should take about a minute.
@@ -235,6 +271,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(30);
-    targets = bench_get_ticket, bench_find, bench_pool_ops, bench_derive_an
+    targets = bench_get_ticket, bench_find, bench_pool_ops, bench_derive_an, bench_claim_tag
 }
 criterion_main!(benches);
