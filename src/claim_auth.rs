@@ -109,7 +109,7 @@ impl ClaimKey {
 impl fmt::Debug for ClaimKey {
     /// The id only: a key's secret never reaches a log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ClaimKey(id {:02x}{:02x})", self.id[0], self.id[1])
+        write!(f, "ClaimKey(id {})", hex_id(self.id))
     }
 }
 
@@ -200,6 +200,120 @@ impl ClaimKeys {
         }
         verdict
     }
+}
+
+/// The wall clock tags are made and checked by: seconds since the Unix epoch. The
+/// network's servers must agree on it within a window ([`WINDOW_SECONDS`]).
+pub trait WallClock: Send + Sync {
+    fn unix_seconds(&self) -> u64;
+}
+
+/// The system's clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemWallClock;
+
+impl WallClock for SystemWallClock {
+    fn unix_seconds(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs())
+    }
+}
+
+/// A wall clock a test sets (the `testing` feature and unit tests only).
+#[cfg(any(test, feature = "testing"))]
+#[derive(Debug, Default)]
+pub struct ManualWallClock(pub std::sync::atomic::AtomicU64);
+
+#[cfg(any(test, feature = "testing"))]
+impl WallClock for ManualWallClock {
+    fn unix_seconds(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl WallClock for std::sync::Arc<ManualWallClock> {
+    fn unix_seconds(&self) -> u64 {
+        self.as_ref().unix_seconds()
+    }
+}
+
+/// A process's claim keys with the clock it tags and verifies by: what the peer client
+/// and the claim gate share.
+pub struct ClaimAuth {
+    keys: ClaimKeys,
+    clock: Box<dyn WallClock>,
+}
+
+impl fmt::Debug for ClaimAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClaimAuth").field("keys", &self.keys).finish()
+    }
+}
+
+impl ClaimAuth {
+    /// `keys` on the system clock.
+    pub fn new(keys: ClaimKeys) -> ClaimAuth {
+        ClaimAuth::with_clock(keys, Box::new(SystemWallClock))
+    }
+
+    /// `keys` on another clock (tests).
+    pub fn with_clock(keys: ClaimKeys, clock: Box<dyn WallClock>) -> ClaimAuth {
+        ClaimAuth { keys, clock }
+    }
+
+    /// The keys.
+    pub fn keys(&self) -> &ClaimKeys {
+        &self.keys
+    }
+
+    /// The 12 challenge bytes of a claim with `fields` sent now.
+    pub fn challenge(&self, fields: ClaimFields) -> [u8; TAGGED_BYTES] {
+        self.keys.challenge(fields, self.clock.unix_seconds())
+    }
+
+    /// What `challenge` proves about a claim with `fields` received now; a request with
+    /// no challenge (the modern framings, types 4 and 5) is untagged.
+    pub fn check(&self, challenge: Option<&[u8; TAGGED_BYTES]>, fields: ClaimFields) -> TagCheck {
+        match challenge {
+            Some(challenge) => self.keys.check(challenge, fields, self.clock.unix_seconds()),
+            None => TagCheck::Untagged,
+        }
+    }
+}
+
+/// The keys of the key file at `path` for a process, or `None` (no tags, no verification)
+/// with one error line that names `setting` and says why the file was refused. A loaded
+/// file gives one debug line with the key ids (public).
+pub fn load_key_file(setting: &str, path: &std::path::Path) -> Option<ClaimKeys> {
+    match key_file::load(path) {
+        Ok(keys) => {
+            crate::log::debug(&format!(
+                "{setting}={}: claims are tagged with key id {} and verified{}",
+                path.display(),
+                hex_id(keys.current.id),
+                keys.previous
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(
+                        " (the previous key id {} is accepted too)",
+                        hex_id(p.id)
+                    ))
+            ));
+            Some(keys)
+        }
+        Err(why) => {
+            crate::log::error(&format!(
+                "{setting}={} refused: {why}; claims are neither tagged nor verified",
+                path.display()
+            ));
+            None
+        }
+    }
+}
+
+fn hex_id(id: [u8; KEY_ID_BYTES]) -> String {
+    format!("{:02x}{:02x}", id[0], id[1])
 }
 
 /// The window, among the verifier's current one and the two adjacent ones, whose low
@@ -381,6 +495,23 @@ mod tests {
             shown,
             "ClaimKeys { current: ClaimKey(id 8332), previous: Some(ClaimKey(id 36fd)) }"
         );
+    }
+
+    #[test]
+    fn claim_auth_tags_and_checks_by_its_clock() {
+        let clock = std::sync::Arc::new(ManualWallClock::default());
+        clock.0.store(NOW, std::sync::atomic::Ordering::SeqCst);
+        let auth = ClaimAuth::with_clock(current_only(), Box::new(clock.clone()));
+        let made = auth.challenge(FIELDS);
+        assert_eq!(made, current_only().challenge(FIELDS, NOW));
+        let verified = TagCheck::Verified(WhichKey::Current);
+        assert_eq!(auth.check(Some(&made), FIELDS), verified);
+        assert_eq!(auth.check(None, FIELDS), TagCheck::Untagged);
+        clock.0.store(NOW + 119, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(auth.check(Some(&made), FIELDS), verified);
+        clock.0.store(NOW + 120, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(auth.check(Some(&made), FIELDS), TagCheck::Bad(BadTag::Window));
+        assert!(SystemWallClock.unix_seconds() > NOW - 10 * 365 * 86_400);
     }
 
     #[test]

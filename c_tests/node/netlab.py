@@ -73,7 +73,8 @@ class Network:
     """25 RAIDA slots on 127.0.0.1: real nodes, fakes, or dead ports."""
 
     def __init__(self, node_bin, *, coin_id=6, base_port=None, fakes=None, dead=(),
-                 flush_freq=None, root=None, env=None, peer_ports=None):
+                 flush_freq=None, root=None, env=None, peer_ports=None, node_env=None,
+                 listed_hosts=None):
         self.node_bin = os.path.abspath(node_bin)
         self.coin_id = coin_id
         self.base_port = base_port
@@ -83,6 +84,11 @@ class Network:
         self.own_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="raida_net_")
         self.env = dict(os.environ, **(env or {}))
+        # Per node: environment on top of env (e.g. one RAIDA's claim key file).
+        self.node_env = {i: dict(e) for i, e in (node_env or {}).items()}
+        # The address every config lists for a RAIDA, where it is not the 127.0.0.1 it
+        # listens and connects from (a RAIDA behind NAT).
+        self.listed_hosts = dict(listed_hosts or {})
         self.procs = {}
         self.started = []  # (raida, Popen) of every node ever started
         self.killed = set()  # Popen objects stopped with SIGKILL on purpose
@@ -123,7 +129,8 @@ class Network:
         self.ports = ports
 
     def write_configs(self):
-        servers = ",\n".join('  "127.0.0.1:%d"' % p for p in (self.peer_ports or self.ports))
+        servers = ",\n".join('  "%s:%d"' % (self.listed_hosts.get(i, "127.0.0.1"), p)
+                              for i, p in enumerate(self.peer_ports or self.ports))
         for i in self.real():
             folder = self.folder(i)
             os.makedirs(os.path.join(folder, "Data"), exist_ok=True)
@@ -170,8 +177,9 @@ class Network:
         if folder_arg:
             argv = [self.node_bin, self.folder(i)]
         try:
+            env = dict(self.env, **self.node_env.get(i, {}))
             proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                    env=self.env, cwd="/", preexec_fn=_die_with_parent)
+                                    env=env, cwd="/", preexec_fn=_die_with_parent)
         finally:
             log.close()
         self.procs[i] = proc
@@ -308,5 +316,6 @@ class Network:
 
     # ---- talking to it ----
 
-    def call(self, i, command, payload, timeout=20.0):
-        return rw.call(self.addr(i), i, command, payload, self.coin_id, timeout=timeout)
+    def call(self, i, command, payload, timeout=20.0, **kw):
+        """rw.call to RAIDA i (kw: challenge, source)."""
+        return rw.call(self.addr(i), i, command, payload, self.coin_id, timeout=timeout, **kw)
