@@ -19,7 +19,7 @@
 ## make check-header       the committed header is what cbindgen generates, compared file to file (no git needed) (make test)
 ## make check-abi          exported symbols, header functions and struct layouts against abi/ (the SOVERSION rule of docs/abi.md) (make test)
 ## make abi-baseline       rewrites abi/ from the current build (after a deliberate ABI change; see docs/abi.md)
-## make check-docs         every docs reference resolves; the status and export tables match the header (make test)
+## make check-docs         every docs reference resolves; the status, export and settings tables match the header and src/settings.rs (make test)
 ## make cargo-test         the Rust unit and integration tests, the benches once in test mode (make test)
 
 CARGO   ?= cargo
@@ -196,6 +196,7 @@ abi-baseline: $(SO)
 # status table of docs/wire-protocol.md matches the header.
 check-docs:
 	python3 tools/check_docs.py
+	PYTHONDONTWRITEBYTECODE=1 python3 tools/tests/test_check_docs.py
 
 fmt-check:
 	$(CARGO) fmt --check

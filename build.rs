@@ -36,7 +36,9 @@ fn generate_header() {
         .expect("src/commands/table.rs is readable");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
     let handlers = out_dir.join("command_table_exports.rs");
-    let (declarations, command_list) = command_table(&table);
+    let protocol = std::fs::read_to_string(crate_dir.join("src/protocol.rs"))
+        .expect("src/protocol.rs is readable");
+    let (declarations, command_list) = command_table(&table, &protocol);
     std::fs::write(&handlers, declarations).expect("OUT_DIR is writable");
     let bindings = cbindgen::Builder::new()
         .with_src(&handlers)
@@ -53,7 +55,7 @@ fn generate_header() {
 /// row `Variant = code => export;` with the `///` lines above it), and the header's
 /// `RAIDA_HEALING_COMMANDS(X)` list, from which C code builds its tables of handlers.
 #[cfg(feature = "header")]
-fn command_table(table: &str) -> (String, String) {
+fn command_table(table: &str, protocol: &str) -> (String, String) {
     let mut declarations = String::from("use crate::ffi::layout::ConnInfo;\n");
     let mut list = String::from(
         "\n// Every healing command as X(command byte, handler), in the order of the command\n\
@@ -71,7 +73,8 @@ fn command_table(table: &str) -> (String, String) {
             continue;
         } else if let Some((left, right)) = line.split_once("=>") {
             let export = right.split(',').next().unwrap_or_default().trim();
-            let code = left.split_once('=').map_or("", |(_, code)| code.trim());
+            let name = left.split_once('=').map_or("", |(_, code)| code.trim());
+            let code = command_byte(protocol, name);
             declarations.push_str(&format!(
                 "\n{docs}#[no_mangle]\npub unsafe extern \"C\" fn {export}(ci: *mut ConnInfo) {{}}\n"
             ));
@@ -83,4 +86,17 @@ fn command_table(table: &str) -> (String, String) {
     }
     list.push('\n');
     (declarations, list)
+}
+
+/// The number of the command byte `name` names (`pub const NAME: u8 = N;` in
+/// src/protocol.rs): the header's list carries numbers, which C `case` labels need.
+#[cfg(feature = "header")]
+fn command_byte(protocol: &str, name: &str) -> String {
+    let prefix = format!("pub const {name}: u8 = ");
+    protocol
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.strip_suffix(';'))
+        .unwrap_or_else(|| panic!("src/protocol.rs has no `{prefix}N;` for the command table"))
+        .to_string()
 }

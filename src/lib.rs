@@ -9,7 +9,11 @@
 //! - [`commands`]: the command table and the four commands as safe functions over a
 //!   [`store::CoinStore`]; `commands::fix`'s report in a module of its own.
 //! - [`tickets`]: the ticket pool (bounded, expiring, atomic claims).
+//! - [`claims`]: the claim gate validate_ticket asks around the pool's claim: the claim
+//!   policy, the guess throttle, their log lines and counters.
 //! - [`claim_auth`]: the tag a keyed RAIDA puts in a claim's challenge, and the key file.
+//! - [`settings`]: every setting in one table, read once by the C boundary; core modules
+//!   are given values.
 //! - [`consensus`]: the vote tally of a fix (one vote per peer per coin, the threshold).
 //! - [`random`]: unpredictable bytes from the OS, failing closed.
 //! - [`store`]: the coin store trait, page-ordered visiting (and, with the `testing`
@@ -25,8 +29,9 @@
 //! - `ffi`: the C boundary, and the only place with `unsafe`.
 //! - `testing` (the `testing` feature only): test tools shared with the test kit.
 //!
-//! What is process-wide (the ticket pool, the opened folder, the connection budget, peer
-//! history, the log sink), why, and how tests isolate it: docs/process-state.md.
+//! What is process-wide (one owner, `ffi::state::Process`: the settings, the ticket pool,
+//! the claim gate, the connection budget, peer history, the opened folder; and the log
+//! sink), why, and how tests isolate it: docs/process-state.md.
 //!
 //! ## Safety terms used at the boundary
 //! - *caller-owned `ci`*: a `conn_info_t *` that is NULL or valid and used by no other
@@ -53,6 +58,7 @@ macro_rules! safe_modules {
 safe_modules!(
     audit,
     claim_auth,
+    claims,
     commands,
     config_file,
     consensus,
@@ -63,6 +69,7 @@ safe_modules!(
     peers,
     protocol,
     random,
+    settings,
     store,
     tickets,
 );

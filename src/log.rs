@@ -2,12 +2,16 @@
 //!
 //! Inside the server, lines go to its own `debug`/`warning`/`error` log (the FFI layer
 //! installs that sink). Elsewhere (standalone use by ops scripts) they go to stderr as
-//! `raida_healing LEVEL: text`, quiet by default: the environment variable
-//! `RAIDA_HEALING_LOG` (`error`, `warning`, `debug`, also `1`..`3`; `off`, unset or
-//! anything else = nothing) sets the most detailed level shown. It is read once, at the
-//! first line logged, so set it before loading the library or before its first call.
+//! `raida_healing LEVEL: text`, quiet by default: the setting `RAIDA_HEALING_LOG`
+//! (`error`, `warning`, `debug`, also `1`..`3`; `off`) sets the most detailed level shown.
+//! The state owner (`src/ffi/state.rs`) sets it from the settings at the library's first
+//! call ([`set_stderr_level`]); this module never reads the environment.
+//!
+//! The sink and the level are the library's only process-wide values outside the state
+//! owner (docs/process-state.md): any line, from any module and thread, goes through them,
+//! and only the C boundary writes them.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use parking_lot::RwLock;
 
@@ -29,17 +33,22 @@ pub fn set_sink(sink: Option<Sink>) {
     *SINK.write() = sink;
 }
 
-/// The stderr level from `RAIDA_HEALING_LOG`, read once.
+/// The most detailed level written to stderr: 0 (nothing) until the owner sets it.
+static STDERR_LEVEL: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the most detailed level written to stderr (`None`: nothing).
+pub fn set_stderr_level(level: Option<Level>) {
+    STDERR_LEVEL.store(level.map_or(0, |l| l as u8), Ordering::Relaxed);
+}
+
+/// The most detailed level written to stderr.
 fn stderr_level() -> Option<Level> {
-    static LEVEL: OnceLock<Option<Level>> = OnceLock::new();
-    *LEVEL.get_or_init(|| {
-        parse_level(
-            std::env::var("RAIDA_HEALING_LOG")
-                .ok()
-                .as_deref()
-                .unwrap_or("off"),
-        )
-    })
+    match STDERR_LEVEL.load(Ordering::Relaxed) {
+        1 => Some(Level::Error),
+        2 => Some(Level::Warning),
+        3 => Some(Level::Debug),
+        _ => None,
+    }
 }
 
 /// Parses a level name; unknown names and `off` mean no logging.
@@ -61,7 +70,7 @@ pub fn write(level: Level, line: &str) {
     to_stderr(level, line);
 }
 
-/// Writes one line to stderr if `RAIDA_HEALING_LOG` lets `level` through.
+/// Writes one line to stderr if the stderr level lets `level` through.
 pub fn to_stderr(level: Level, line: &str) {
     if stderr_level().is_some_and(|max| level <= max) {
         let tag = match level {

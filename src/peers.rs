@@ -3,7 +3,7 @@
 //! Every peer is asked at once from the calling thread: non-blocking connect, send and
 //! receive, one `poll(2)` over the call's sockets (no thread, no runtime, no extra
 //! descriptor; nothing outlives [`ask_peers`]). One deadline bounds connect plus read for
-//! the whole call. Every socket holds a slot of the process-wide [`budget`], within the
+//! the whole call. Every socket holds a slot of the [`PeerClient`]'s [`budget`], within the
 //! peer's share and in arrival order, so no set of calls can starve another. A peer that
 //! failed its last attempts is ejected ([`ejection`]): not asked and no vote at once,
 //! except by the one call that probes it. A peer
@@ -26,6 +26,8 @@ mod poll_loop;
 mod settings;
 mod wire;
 
+pub use budget::Budget;
+pub use health::HealthTable;
 pub use outcome::{Collector, PeerOutcome, PeerReport};
 pub use poll_loop::{ask_one, ask_peers};
 pub use settings::PeerOptions;
@@ -35,13 +37,32 @@ pub use wire::{
     REQUEST_BYTES, RESPONSE_HEADER_BYTES,
 };
 
+/// What the peer client keeps between calls: the connection budget every socket holds a
+/// slot of, and what it has seen of each peer (answer times, ejections). The process has
+/// one, held by the state owner (`src/ffi/state.rs`) and reaching the commands through
+/// `commands::Node`, as a connection pool is owned by the agent that uses it; a test
+/// builds its own.
+#[derive(Default)]
+pub struct PeerClient {
+    pub budget: Budget,
+    pub health: HealthTable,
+}
+
+impl PeerClient {
+    /// A client with a budget of `max_connections` and no peer history.
+    pub fn new(max_connections: usize) -> PeerClient {
+        PeerClient {
+            budget: Budget::new(max_connections),
+            health: HealthTable::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io;
-    use std::time::Duration;
 
     use super::connection::*;
-    use super::ejection::EjectOptions;
     use super::poll_loop::*;
     use super::wire::*;
     use super::*;
@@ -157,60 +178,6 @@ mod tests {
         big.truncate(MAX_RESPONSE_BODY);
         big[MAX_RESPONSE_BODY - 2..].copy_from_slice(&TRAILER);
         assert_eq!(parse_response_body(&big).map(|c| c.len()), Ok(4096));
-    }
-
-    #[test]
-    fn options_from_lookup() {
-        let none = PeerOptions::from_lookup(|_| None);
-        assert_eq!(none, PeerOptions::default());
-        let set = PeerOptions::from_lookup(|name| {
-            Some(
-                match name {
-                    "RAIDA_HEALING_PEER_DEADLINE_MS" => " 1500 ",
-                    "RAIDA_HEALING_HEDGE_MS" => "0",
-                    _ => "",
-                }
-                .to_string(),
-            )
-        });
-        assert_eq!(set.deadline, Duration::from_millis(1500));
-        assert_eq!(set.hedge_after, Duration::ZERO);
-        let odd = PeerOptions::from_lookup(|name| {
-            Some(
-                match name {
-                    "RAIDA_HEALING_PEER_DEADLINE_MS" => "0",
-                    _ => "soon",
-                }
-                .to_string(),
-            )
-        });
-        assert_eq!(odd.deadline, Duration::from_millis(1));
-        assert_eq!(odd.hedge_after, PeerOptions::default().hedge_after);
-        assert_eq!(odd.hedge_start, PeerOptions::default().hedge_start);
-        let huge = PeerOptions::from_lookup(|_| Some(u64::MAX.to_string()));
-        assert_eq!(huge.deadline, Duration::from_secs(3600));
-        assert_eq!(huge.eject.after, 1000);
-        assert_eq!(huge.eject.max, Duration::from_secs(3600));
-        let eject = PeerOptions::from_lookup(|name| {
-            Some(
-                match name {
-                    "RAIDA_HEALING_EJECT_AFTER" => "0",
-                    "RAIDA_HEALING_EJECT_COOLDOWN_MS" => "2500",
-                    "RAIDA_HEALING_EJECT_MAX_MS" => "0",
-                    _ => "",
-                }
-                .to_string(),
-            )
-        });
-        assert_eq!(
-            eject.eject,
-            EjectOptions {
-                after: 0,
-                cooldown: Duration::from_millis(2500),
-                max: Duration::from_millis(1),
-            }
-        );
-        assert_eq!(none.eject, EjectOptions::default());
     }
 
     #[test]

@@ -219,6 +219,16 @@ pub const TRAILER: [u8; 2] = [0x3E, 0x3E];
 pub const MODERN_HMAC_BYTES: usize = 32;
 /// Number of RAIDA servers in a network.
 pub const TOTAL_RAIDA_SERVERS: usize = 25;
+/// The command group of every healing command, in a request header's group byte.
+pub const HEALING_GROUP: u8 = 2;
+/// Healing command bytes (group [`HEALING_GROUP`]), as the command table names them.
+pub const GET_TICKET: u8 = 40;
+/// validate_ticket: a peer claims a ticket (also what the peer client sends).
+pub const VALIDATE_TICKET: u8 = 50;
+/// find: which AN a server holds.
+pub const FIND: u8 = 60;
+/// fix: rewrite ANs on the peers' votes.
+pub const FIX: u8 = 80;
 /// Bytes of an authenticity number.
 pub const AN_BYTES: usize = 16;
 /// Bytes of a coin record on the wire: denomination (1) and serial number (4).

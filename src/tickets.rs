@@ -29,19 +29,11 @@ use parking_lot::Mutex;
 use crate::protocol::{Coin, CoinKey, COIN_BYTES, TOTAL_RAIDA_SERVERS};
 use crate::random::RandomError;
 
-mod claim_policy;
-mod claim_source;
 mod coin_hashing;
 mod coin_index;
-mod guess_throttle;
 mod ticket_map;
-pub use claim_policy::{ClaimPolicy, CLAIM_POLICY_VAR};
-pub use claim_source::{ClaimSource, Transport};
 use coin_hashing::CoinHashing;
 use coin_index::{CoinIndex, Holders};
-pub use guess_throttle::{
-    GuessThrottle, SourceVerdict, GUESS_BURST, GUESS_COOLDOWN, GUESS_REFILL, MAX_TRACKED_SOURCES,
-};
 use ticket_map::TicketMap;
 
 /// At most this many coins on one ticket.
@@ -102,8 +94,8 @@ pub trait IdSource: Send + Sync {
 }
 
 /// Ticket ids from the operating system's CSPRNG: unpredictable, so a guesser can only
-/// try ids at random (one guess in 2^32 / live tickets hits; the claim policy and the
-/// guess throttle bound what that buys, docs/wire-protocol.md).
+/// try ids at random (one guess in 2^32 / live tickets hits; the claim gate's policy and
+/// guess throttle, `src/claims.rs`, bound what that buys, docs/wire-protocol.md).
 #[derive(Default)]
 pub struct OsRandomIds;
 
@@ -373,36 +365,18 @@ pub struct TicketPool {
     capacity: usize,
     ticket_charge: usize,
     lifetime: Duration,
-    policy: ClaimPolicy,
-    throttle: GuessThrottle,
-    policy_log: guess_throttle::OncePerMinute,
 }
 
 impl Default for TicketPool {
-    /// The production pool, with the claim policy from the environment.
+    /// The production pool: the monotonic clock and ids from the OS random source.
     fn default() -> Self {
         TicketPool::new(Box::<MonotonicClock>::default(), Box::new(OsRandomIds))
-            .with_claim_policy(ClaimPolicy::from_env())
     }
-}
-
-/// Why a claim from a known address was refused or failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClaimRefusal {
-    /// The pool's answer.
-    Claim(ClaimError),
-    /// The claim policy does not let this address speak for the RAIDA it named.
-    NotListed,
-    /// The claim policy is `listed` and the claim came by UDP, whose source address
-    /// cannot be verified (peers claim over TCP).
-    Unverified,
-    /// The source is cut off for guessing.
-    Throttled,
 }
 
 impl TicketPool {
     /// A pool of the production capacity, charge and lifetime over the given clock and id
-    /// source, claim policy `any`.
+    /// source.
     pub fn new(clock: Box<dyn Clock>, ids: Box<dyn IdSource>) -> TicketPool {
         TicketPool::with_limits(clock, ids, POOL_CAPACITY, TICKET_LIFETIME)
             .with_ticket_charge(TICKET_CHARGE)
@@ -424,9 +398,6 @@ impl TicketPool {
             capacity,
             ticket_charge: 0,
             lifetime,
-            policy: ClaimPolicy::default(),
-            throttle: GuessThrottle::default(),
-            policy_log: Default::default(),
         }
     }
 
@@ -434,17 +405,6 @@ impl TicketPool {
     pub fn with_ticket_charge(mut self, charge: usize) -> TicketPool {
         self.ticket_charge = charge;
         self
-    }
-
-    /// The same pool under another claim policy.
-    pub fn with_claim_policy(mut self, policy: ClaimPolicy) -> TicketPool {
-        self.policy = policy;
-        self
-    }
-
-    /// The claim policy in force.
-    pub fn claim_policy(&self) -> ClaimPolicy {
-        self.policy
     }
 
     /// Creates a ticket listing `coins` (in order, each once) and returns its id.
@@ -582,80 +542,6 @@ impl TicketPool {
             compact(ticket, id, &state.holders);
         }
         Ok(Arc::clone(&ticket.coins))
-    }
-
-    /// A claim from a client whose address the server gave (`source`, with the transport
-    /// it came by), naming RAIDA `claimer`, whose configured address is `configured`: the
-    /// claim policy first, then the guess throttle, then the pool; a failed claim counts
-    /// against the source (UDP sources apart from TCP ones). Every refusal answers as an
-    /// unknown ticket would, so it tells nothing of the ticket; refusals are logged (at
-    /// most once a minute per source and transport).
-    ///
-    /// A claim that `listed` admits (over TCP from the configured address of the RAIDA it
-    /// names) skips the throttle, under either policy: a RAIDA claims the ticket ids a
-    /// wallet named in its fix, so a hostile wallet could otherwise make an honest RAIDA
-    /// fail claims on purpose until every peer cut it off, and its heals with it. Such a
-    /// RAIDA spends only its own claims and guesses no faster than wallets send it fixes.
-    pub fn claim_from(
-        &self,
-        id: u32,
-        claimer: u8,
-        source: ClaimSource,
-        configured: Option<std::net::Ipv4Addr>,
-    ) -> Result<Arc<[u8]>, ClaimRefusal> {
-        if usize::from(claimer) >= TOTAL_RAIDA_SERVERS {
-            return Err(ClaimRefusal::Claim(ClaimError::BadClaimer));
-        }
-        let now = self.clock.now();
-        let from_the_named_raida = ClaimPolicy::Listed.admits(source, configured);
-        if !from_the_named_raida && !self.policy.admits(source, configured) {
-            let ip = source.ip;
-            let refusal = match source.transport {
-                Transport::Stream => ClaimRefusal::NotListed,
-                Transport::Datagram => ClaimRefusal::Unverified,
-            };
-            if let Some(skipped) = self.policy_log.may_log(source, now) {
-                let why = match refusal {
-                    ClaimRefusal::Unverified => format!(
-                        "it came by UDP, whose source address anyone can forge; peers claim \
-                         over TCP, and only TCP claims from RAIDA {claimer}'s configured \
-                         address are accepted"
-                    ),
-                    _ => {
-                        let expected =
-                            configured.map_or("no address".to_string(), |ip| ip.to_string());
-                        format!(
-                            "the config gives RAIDA {claimer} {expected}; if that peer really \
-                             connects from {ip}, add that address to the config or set \
-                             {CLAIM_POLICY_VAR}=any"
-                        )
-                    }
-                };
-                crate::log::warning(&format!(
-                    "validate_ticket: claim for RAIDA {claimer} from {ip} by {} refused (43) \
-                     by {CLAIM_POLICY_VAR}=listed: {why} ({skipped} more refusals from this \
-                     source since the last line)",
-                    source.transport.name()
-                ));
-            }
-            return Err(refusal);
-        }
-        if from_the_named_raida {
-            return self.claim(id, claimer).map_err(ClaimRefusal::Claim);
-        }
-        if let SourceVerdict::CutOff { log } = self.throttle.check(source, now) {
-            if let Some(line) = log {
-                crate::log::warning(&line);
-            }
-            return Err(ClaimRefusal::Throttled);
-        }
-        let claimed = self.claim(id, claimer).map_err(ClaimRefusal::Claim);
-        if claimed == Err(ClaimRefusal::Claim(ClaimError::NotFound)) {
-            if let Some(line) = self.throttle.failed(source, now) {
-                crate::log::warning(&line);
-            }
-        }
-        claimed
     }
 
     /// Live (unexpired) tickets now. Expires everything due first, however long that

@@ -7,11 +7,12 @@ use std::net::{IpAddr, SocketAddrV4};
 
 use kit::node::Server;
 use kit::wire::{claim, legacy_body};
+use raida_healing::claims::{ClaimGate, ClaimPolicy, ClaimSource, GUESS_BURST, GUESS_COOLDOWN};
 use raida_healing::commands::{Command, Request};
 use raida_healing::protocol::{Coin, Status};
 use raida_healing::store::MemoryStore;
 use raida_healing::tickets::testing::{ManualClock, ScriptedIds};
-use raida_healing::tickets::{ClaimPolicy, ClaimSource, TicketPool, GUESS_BURST, GUESS_COOLDOWN};
+use raida_healing::tickets::TicketPool;
 
 const PEER: u8 = 12;
 const LIVE: u32 = 0x0101_0101;
@@ -19,10 +20,10 @@ const COIN: [u8; 5] = [2, 0, 0, 1, 2];
 
 fn server(policy: ClaimPolicy) -> (Server<MemoryStore>, ManualClock) {
     let clock = ManualClock::default();
-    let pool = TicketPool::new(Box::new(clock.clone()), Box::new(ScriptedIds::new(&[LIVE])))
-        .with_claim_policy(policy);
+    let pool = TicketPool::new(Box::new(clock.clone()), Box::new(ScriptedIds::new(&[LIVE])));
     pool.create(&[Coin { den: 2, sn: 258 }]).unwrap();
     let mut server = Server::new(3, MemoryStore::new(), pool);
+    server.claims = ClaimGate::with_clock(policy, Box::new(clock.clone()));
     // the config lists RAIDA 12 with port 18012; a claim comes from another port
     server.peer(PEER, "127.0.0.12:18012".parse::<SocketAddrV4>().unwrap());
     (server, clock)

@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 use kit::node::Server;
 use kit::peers::{black_hole, down_port, FakePeer, Untouchable};
 use kit::request::{check_request, read_request, request_header, PeerRequest};
-use kit::serial;
 use kit::wire::{fix_payload, legacy_body, listing, modern_body, reply};
 use raida_healing::hash::derive_an;
-use raida_healing::peers::{ask_one, AnswerError, Claimer, Part, PeerOptions, PeerOutcome, Target};
+use raida_healing::peers::{
+    ask_one, AnswerError, Claimer, Part, PeerClient, PeerOptions, PeerOutcome, Target,
+};
 use raida_healing::protocol::{Coin, Response, Status};
 use raida_healing::store::{MemoryStore, PageKey};
 use raida_healing::tickets::TicketPool;
@@ -255,15 +256,14 @@ fn assert_request_frame(request: &PeerRequest, peer: u8, me: u8) {
     }
 }
 
-/// The library holds no peer connection: every socket it opened is closed (a budget slot
-/// is given back only after its socket is closed, and network tests run one at a time).
-fn assert_no_peer_connections() {
-    assert_eq!(raida_healing::peers::budget::in_use(), 0);
+/// The client holds no peer connection: every socket it opened is closed (a budget slot
+/// is given back only after its socket is closed, and each test's client is its own).
+fn assert_no_peer_connections(client: &PeerClient) {
+    assert_eq!(client.budget.in_use(), 0);
 }
 
 #[test]
 fn twenty_four_peers_honest_faulty_silent_and_slow_to_accept() {
-    let _serial = serial();
     let c = [
         coin(1, 10),
         coin(1, 11),
@@ -524,12 +524,11 @@ fn twenty_four_peers_honest_faulty_silent_and_slow_to_accept() {
     // The stalled peer's connections were closed when the fix returned, and nothing the
     // fix started is still running.
     stalled.wait_all_closed_by_client();
-    assert_no_peer_connections();
+    assert_no_peer_connections(&setup.peers);
 }
 
 #[test]
 fn decided_fix_returns_without_stalled_and_black_holed_peers() {
-    let _serial = serial();
     let x = coin(3, 4242);
     let mut setup = server_holding(&[x]);
     let idx = other_indices();
@@ -568,12 +567,11 @@ fn decided_fix_returns_without_stalled_and_black_holed_peers() {
     for p in &stalled {
         p.wait_all_closed_by_client();
     }
-    assert_no_peer_connections();
+    assert_no_peer_connections(&setup.peers);
 }
 
 #[test]
 fn deadline_ends_a_fix_that_a_silent_peer_could_still_decide() {
-    let _serial = serial();
     let mut setup = server(PeerOptions {
         deadline: Duration::from_millis(300),
         hedge_after: Duration::from_millis(100),
@@ -603,12 +601,11 @@ fn deadline_ends_a_fix_that_a_silent_peer_could_still_decide() {
         Some((false, 1))
     );
     peers[12].wait_all_closed_by_client();
-    assert_no_peer_connections();
+    assert_no_peer_connections(&setup.peers);
 }
 
 #[test]
 fn thirteen_peers_fix_a_coin_twelve_do_not() {
-    let _serial = serial();
     let (x, y) = (coin(4, 100), coin(4, 101));
     let mut setup = server_holding(&[x, y]);
     let idx = other_indices();
@@ -638,7 +635,6 @@ fn thirteen_peers_fix_a_coin_twelve_do_not() {
 
 #[test]
 fn type_4_request_uses_modern_framing_and_sha256() {
-    let _serial = serial();
     // The docs/wire-protocol.md vector: raida 3, den 1, sn 5000, PG 00..0f.
     let x = coin(1, 5000);
     let mut setup = server_holding(&[x]);
@@ -665,7 +661,6 @@ fn type_4_request_uses_modern_framing_and_sha256() {
 
 #[test]
 fn unknown_coin_is_40_and_no_peer_is_contacted() {
-    let _serial = serial();
     let listeners: Vec<Untouchable> = (0..25).map(|_| Untouchable::new()).collect();
     let known = coin(1, 1);
     let mut setup = server_holding(&[known]);
@@ -704,7 +699,6 @@ fn unknown_coin_is_40_and_no_peer_is_contacted() {
 
 #[test]
 fn twelve_tickets_cannot_reach_fourteen_so_no_peer_is_asked() {
-    let _serial = serial();
     let x = coin(1, 1);
     let mut setup = server_holding(&[x]);
     let listeners: Vec<Untouchable> = (0..12).map(|_| Untouchable::new()).collect();
@@ -722,8 +716,8 @@ fn twelve_tickets_cannot_reach_fourteen_so_no_peer_is_asked() {
 
 #[test]
 fn one_peer_job_is_as_strict_and_hedged() {
-    let _serial = serial();
     let options = options();
+    let client = PeerClient::default();
     let claimer = Claimer {
         raida_no: ME,
         coin_id: COIN_ID,
@@ -735,18 +729,18 @@ fn one_peer_job_is_as_strict_and_hedged() {
         addr: p.addr,
         ticket: ticket_of(p.raida),
     };
-    let (report, listed) = ask_one(target(&honest), claimer, &options);
+    let (report, listed) = ask_one(&client, target(&honest), claimer, &options);
     assert_eq!(report.outcome, PeerOutcome::Voted { listed: 3 });
     assert_eq!(listed, Some(coins.clone()));
     assert_request_frame(&honest.requests()[0], 3, ME);
     // Asked again, a legacy peer says "already claimed".
-    let (report, listed) = ask_one(target(&honest), claimer, &options);
+    let (report, listed) = ask_one(&client, target(&honest), claimer, &options);
     assert_eq!((report.outcome, listed), (PeerOutcome::Declined(44), None));
 
     let slow = ScriptedPeer::spawn(4, Script::AcceptsOnSecond(coins.clone()));
-    let (report, listed) = ask_one(target(&slow), claimer, &options);
+    let (report, listed) = ask_one(&client, target(&slow), claimer, &options);
     assert_eq!(report.outcome, PeerOutcome::Voted { listed: 3 });
     assert!(report.hedged);
     assert_eq!(listed, Some(coins));
-    assert_no_peer_connections();
+    assert_no_peer_connections(&client);
 }

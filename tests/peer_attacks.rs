@@ -28,8 +28,8 @@ use kit::wire::{fix_payload, header, legacy_body, listing, reply};
 use raida_healing::commands::fix::FixReport;
 use raida_healing::hash::derive_an;
 use raida_healing::peers::{
-    ask_one, AnswerError, Claimer, Part, PeerOptions, PeerOutcome, Target, MAX_RESPONSE_BODY,
-    RESPONSE_HEADER_BYTES,
+    ask_one, AnswerError, Claimer, Part, PeerClient, PeerOptions, PeerOutcome, Target,
+    MAX_RESPONSE_BODY, RESPONSE_HEADER_BYTES,
 };
 use raida_healing::protocol::{challenge_crc, Coin, Status};
 use raida_healing::store::MemoryStore;
@@ -246,7 +246,12 @@ fn trickler(interval: Duration) -> Attacker {
 fn trickling_peer_is_cut_at_the_deadline() {
     let _serial = serial();
     let attacker = trickler(Duration::from_secs(1));
-    let (report, coins) = ask_one(target(9, &attacker), claimer(), &short(1500));
+    let (report, coins) = ask_one(
+        &PeerClient::default(),
+        target(9, &attacker),
+        claimer(),
+        &short(1500),
+    );
     assert_eq!(report.outcome, PeerOutcome::TimedOut);
     assert!(!report.hedged);
     assert_eq!(coins, None);
@@ -270,7 +275,12 @@ fn trickling_peer_and_its_hedge_are_both_cut_at_the_deadline() {
         hedge_start: Duration::from_millis(200),
         ..PeerOptions::default()
     };
-    let (report, coins) = ask_one(target(9, &attacker), claimer(), &options);
+    let (report, coins) = ask_one(
+        &PeerClient::default(),
+        target(9, &attacker),
+        claimer(),
+        &options,
+    );
     assert_eq!(report.outcome, PeerOutcome::TimedOut);
     assert!(report.hedged);
     assert_eq!(coins, None);
@@ -309,8 +319,14 @@ fn endless_body_after_an_honest_size_is_read_to_the_announced_size_only() {
             *slack.lock().unwrap() = endless(stream, &answer, record);
         }))
     };
-    let ((report, got), growth) =
-        peak_memory_growth(|| ask_one(target(4, &attacker), claimer(), &short(10_000)));
+    let ((report, got), growth) = peak_memory_growth(|| {
+        ask_one(
+            &PeerClient::default(),
+            target(4, &attacker),
+            claimer(),
+            &short(10_000),
+        )
+    });
     assert_eq!(report.outcome, PeerOutcome::Voted { listed: 4096 });
     assert_eq!(got.as_deref(), Some(&coins[..]));
     assert!(growth <= MEMORY_BOUND, "peak memory grew {growth} bytes");
@@ -341,8 +357,14 @@ fn endless_body_after_a_16_mb_size_is_refused_at_the_header() {
             *slack.lock().unwrap() = endless(stream, &first, record);
         }))
     };
-    let ((report, got), growth) =
-        peak_memory_growth(|| ask_one(target(4, &attacker), claimer(), &short(10_000)));
+    let ((report, got), growth) = peak_memory_growth(|| {
+        ask_one(
+            &PeerClient::default(),
+            target(4, &attacker),
+            claimer(),
+            &short(10_000),
+        )
+    });
     assert_eq!(
         report.outcome,
         PeerOutcome::Invalid(AnswerError::BadBodySize(0xff_ffff))
@@ -373,7 +395,12 @@ fn reset_mid_header_is_no_vote() {
             .set_linger(Some(Duration::ZERO))
             .unwrap();
     }));
-    let (report, got) = ask_one(target(4, &attacker), claimer(), &short(10_000));
+    let (report, got) = ask_one(
+        &PeerClient::default(),
+        target(4, &attacker),
+        claimer(),
+        &short(10_000),
+    );
     assert_eq!(got, None);
     match &report.outcome {
         PeerOutcome::Invalid(AnswerError::Io(ErrorKind::ConnectionReset)) => {}
@@ -396,7 +423,12 @@ fn answer_for_another_raida_is_no_vote() {
         answer.extend(listing(&[Coin { den: 1, sn: 9 }]));
         push(stream, &answer, record);
     }));
-    let (report, got) = ask_one(target(4, &attacker), claimer(), &short(10_000));
+    let (report, got) = ask_one(
+        &PeerClient::default(),
+        target(4, &attacker),
+        claimer(),
+        &short(10_000),
+    );
     assert_eq!(
         report.outcome,
         PeerOutcome::Invalid(AnswerError::WrongRaida {

@@ -3,8 +3,8 @@
 //! ejection, the hedge ceiling).
 //!
 //! Every test asserts outcomes (statuses, per-peer outcomes, counts of connections the
-//! fake peers saw), never a race. Peer health and the connection budget are process-wide,
-//! so the tests run one at a time (`serial`) and each uses its own fresh peer addresses.
+//! fake peers saw), never a race. Each test's server (or client) has its own connection
+//! budget and peer history, so the tests share nothing and run side by side.
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 use kit::node::Server;
 use kit::peers::{FakePeer, HonestPeer, Silence, SilentPeer};
 use kit::request::read_request;
-use kit::serial;
 use kit::wire::{fix_payload, legacy_body, listing, reply};
 use raida_healing::commands::fix::FixReport;
 use raida_healing::peers::ejection::EjectOptions;
 use raida_healing::peers::health::{self, hedge_ceiling};
-use raida_healing::peers::{ask_one, budget, Claimer, PeerOptions, PeerOutcome, Target};
+use raida_healing::peers::{ask_one, Claimer, PeerClient, PeerOptions, PeerOutcome, Target};
 use raida_healing::protocol::{Coin, Response, Status};
 use raida_healing::store::MemoryStore;
 use raida_healing::tickets::TicketPool;
@@ -139,11 +138,11 @@ fn storm(hostile: usize) -> Vec<(Response, FixReport)> {
     // The honest fixes start once the hostile fixes hold every silent peer's share (each
     // silent peer is wanted by every hostile fix): from here to the hostile fixes'
     // deadline those slots stay held.
-    let share = budget::peer_share();
+    let share = server.peers.budget.peer_share();
     let full = Instant::now();
     while SILENT
         .into_iter()
-        .any(|r| budget::in_use_for(r) < share.min(hostile))
+        .any(|r| server.peers.budget.in_use_for(r) < share.min(hostile))
     {
         assert!(
             full.elapsed() < STORM_DEADLINE,
@@ -171,7 +170,7 @@ fn storm(hostile: usize) -> Vec<(Response, FixReport)> {
             report.summary_line()
         );
     }
-    assert_eq!(budget::in_use(), 0);
+    assert_eq!(server.peers.budget.in_use(), 0);
     reports
 }
 
@@ -211,7 +210,6 @@ fn assert_honest_fixes_heal(hostile: usize, reports: &[(Response, FixReport)]) {
 
 #[test]
 fn honest_fixes_heal_beside_24_30_100_and_200_hostile_fixes() {
-    let _serial = serial();
     for hostile in [24, 30, 100, 200] {
         let reports = storm(hostile);
         assert_honest_fixes_heal(hostile, &reports);
@@ -228,8 +226,11 @@ const EJECT_DEADLINE: Duration = Duration::from_millis(3000);
 /// first fix at most this long after it came back.
 const COOLDOWN: Duration = Duration::from_secs(3);
 
-fn health_of(addr: std::net::SocketAddrV4) -> health::PeerHealth {
-    health::snapshot()
+fn health_of(server: &Server<MemoryStore>, addr: std::net::SocketAddrV4) -> health::PeerHealth {
+    server
+        .peers
+        .health
+        .snapshot()
         .into_iter()
         .find(|(_, a, _)| *a == addr)
         .map(|(_, _, h)| h)
@@ -238,7 +239,6 @@ fn health_of(addr: std::net::SocketAddrV4) -> health::PeerHealth {
 
 #[test]
 fn silent_peers_are_ejected_not_waited_for_then_restored_when_they_answer() {
-    let _serial = serial();
     let coin = Coin { den: 1, sn: 7 };
     let live: Vec<HonestPeer> = LIVE.map(|r| HonestPeer::spawn(r, vec![coin])).collect();
     let mut dead: Vec<SilentPeer> = DEAD
@@ -275,7 +275,7 @@ fn silent_peers_are_ejected_not_waited_for_then_restored_when_they_answer() {
         );
     }
     for peer in &dead {
-        let h = health_of(peer.addr);
+        let h = health_of(&server, peer.addr);
         assert!(h.breaker.is_ejected(), "{:?}", h);
         assert_eq!((h.timeouts, h.ejections, h.probes), (3, 1, 0));
     }
@@ -307,7 +307,7 @@ fn silent_peers_are_ejected_not_waited_for_then_restored_when_they_answer() {
         }
     }
     for peer in &dead {
-        let h = health_of(peer.addr);
+        let h = health_of(&server, peer.addr);
         let expected = 3 + h.probes as usize;
         // Every connection was made before its fix returned; the peer's accept thread may
         // still be counting the last one, so wait for the count to reach what is expected
@@ -340,7 +340,12 @@ fn silent_peers_are_ejected_not_waited_for_then_restored_when_they_answer() {
     let came_back = Instant::now();
     let probe_due = dead
         .iter()
-        .map(|p| health_of(p.addr).breaker.next_probe.expect("ejected"))
+        .map(|p| {
+            health_of(&server, p.addr)
+                .breaker
+                .next_probe
+                .expect("ejected")
+        })
         .max()
         .unwrap();
     assert!(probe_due <= came_back + COOLDOWN);
@@ -354,7 +359,7 @@ fn silent_peers_are_ejected_not_waited_for_then_restored_when_they_answer() {
     );
     assert_eq!(report.counts().voted, 13, "{}", report.summary_line());
     for peer in &dead {
-        let h = health_of(peer.addr);
+        let h = health_of(&server, peer.addr);
         assert!(!h.breaker.is_ejected(), "{:?}", h);
         assert_eq!(h.breaker.consecutive_failures, 0);
     }
@@ -407,7 +412,6 @@ fn poisoner(coin: Coin) -> FakePeer {
 /// back under a second.
 #[test]
 fn slow_answers_cannot_delay_the_rescue_of_a_stranded_connection() {
-    let _serial = serial();
     let coin = Coin { den: 2, sn: 5 };
     let peer = poisoner(coin);
     let target = Target {
@@ -426,12 +430,13 @@ fn slow_answers_cannot_delay_the_rescue_of_a_stranded_connection() {
         hedge_start: Duration::from_secs(10),
         ..PeerOptions::default()
     };
+    let client = PeerClient::default();
     for _ in 0..SLOW_ANSWERS {
-        let (report, coins) = ask_one(target, claimer, &patient);
+        let (report, coins) = ask_one(&client, target, claimer, &patient);
         assert_eq!(report.outcome, PeerOutcome::Voted { listed: 1 });
         assert_eq!(coins, Some(vec![coin]));
     }
-    let estimate = health::estimate_of(RAIDA, peer.addr);
+    let estimate = client.health.estimate_of(RAIDA, peer.addr);
     let uncapped = 2.0 * estimate.high_ms().min(4.0 * estimate.typical_ms);
     assert!(uncapped >= 1200.0, "{estimate:?}");
 
@@ -442,7 +447,7 @@ fn slow_answers_cannot_delay_the_rescue_of_a_stranded_connection() {
         ..PeerOptions::default()
     };
     assert_eq!(hedge_ceiling(hurried.deadline), Duration::from_millis(300));
-    let (report, coins) = ask_one(target, claimer, &hurried);
+    let (report, coins) = ask_one(&client, target, claimer, &hurried);
     assert_eq!(report.outcome, PeerOutcome::Voted { listed: 1 });
     assert!(report.hedged);
     assert_eq!(coins, Some(vec![coin]));
@@ -452,9 +457,12 @@ fn slow_answers_cannot_delay_the_rescue_of_a_stranded_connection() {
     // recovery is the estimate's unit test).
     let ceiling = hedge_ceiling(patient.deadline);
     for _ in 0..8 {
-        let (report, _) = ask_one(target, claimer, &hurried);
+        let (report, _) = ask_one(&client, target, claimer, &hurried);
         assert_eq!(report.outcome, PeerOutcome::Voted { listed: 1 });
     }
-    let limit = health::estimate_of(RAIDA, peer.addr).hedge_limit(floor, floor, ceiling);
+    let limit = client
+        .health
+        .estimate_of(RAIDA, peer.addr)
+        .hedge_limit(floor, floor, ceiling);
     assert!(limit < Duration::from_millis(1000), "{limit:?}");
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use kit::node::Server;
 use kit::wire::{fix_payload, legacy_body};
 use raida_healing::commands::fix::FixReport;
-use raida_healing::peers::{budget, PeerOptions, PeerOutcome};
+use raida_healing::peers::{PeerOptions, PeerOutcome};
 use raida_healing::protocol::{Coin, Response, Status};
 use raida_healing::store::MemoryStore;
 use raida_healing::tickets::TicketPool;
@@ -129,7 +129,7 @@ fn two_hundred_fixes_against_black_holed_peers_under_1024_descriptors() {
         );
         probes += 1;
         most_tasks = most_tasks.max(tasks());
-        most_held = most_held.max(budget::in_use());
+        most_held = most_held.max(server.peers.budget.in_use());
         most_fds = most_fds.max(descriptors());
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -140,11 +140,20 @@ fn two_hundred_fixes_against_black_holed_peers_under_1024_descriptors() {
         most_tasks <= with_workers,
         "{most_tasks} tasks, test's own {with_workers}"
     );
-    assert!(most_held <= budget::limit(), "{most_held} connections held");
-    assert_eq!((budget::limit(), budget::peer_share()), (256, 10));
+    assert!(
+        most_held <= server.peers.budget.limit(),
+        "{most_held} connections held"
+    );
+    assert_eq!(
+        (
+            server.peers.budget.limit(),
+            server.peers.budget.peer_share()
+        ),
+        (256, 10)
+    );
     // Each peer's share was full (4,800 connections wanted, 10 per peer allowed): the
     // 24 shares, 240 connections, fit in the budget of 256.
-    assert_eq!(most_held, 24 * budget::peer_share());
+    assert_eq!(most_held, 24 * server.peers.budget.peer_share());
     assert!(most_fds < 1024 - 64, "{most_fds} descriptors open");
 
     let mut without_slot = 0;
@@ -181,7 +190,7 @@ fn two_hundred_fixes_against_black_holed_peers_under_1024_descriptors() {
     // 200 x 24 connections wanted, 256 at a time allowed: peers went without a slot, and
     // their fixes said so.
     assert!(without_slot > 0);
-    assert_eq!(budget::in_use(), 0);
+    assert_eq!(server.peers.budget.in_use(), 0);
     assert_eq!(tasks(), baseline_tasks);
     drop(holes);
 }

@@ -28,9 +28,10 @@ use kit::peers::FakePeer;
 use kit::request::{check_request, read_request};
 use kit::wire::{coins_wire as wire, frame_response, legacy_body};
 
+use raida_healing::claims::ClaimGate;
 use raida_healing::commands::{Command, Node, NodeConfig, Request};
 use raida_healing::hash::derive_an;
-use raida_healing::peers::PeerOptions;
+use raida_healing::peers::{PeerClient, PeerOptions};
 use raida_healing::protocol::{Coin, Response, Status};
 use raida_healing::store::{CoinStore, MemoryStore, PageKey, PageRecords};
 use raida_healing::tickets::testing::{ManualClock, ScriptedIds};
@@ -187,12 +188,15 @@ impl Peer {
             let store = MemoryStore::new();
             let config = kit::node::config(raida);
             let options = PeerOptions::default();
+            let (gate, client) = (ClaimGate::default(), PeerClient::default());
             FakePeer::spawn(move |mut stream| {
                 let node = Node {
                     store: &store,
                     tickets: &pool,
+                    claims: &gate,
                     config: &config,
                     peer_options: &options,
+                    peers: &client,
                 };
                 let Some(request) = read_request(&mut stream, Duration::from_secs(10)) else {
                     // The client gave up (its answer was already decided).
@@ -267,6 +271,8 @@ struct World {
     pool: TicketPool,
     config: NodeConfig,
     options: PeerOptions,
+    gate: ClaimGate,
+    peers: PeerClient,
     coins: Vec<Coin>,
     issued: Mutex<Vec<Issued>>,
     claims: Mutex<Vec<ClaimRecord>>,
@@ -281,8 +287,10 @@ impl World {
         Node {
             store: &self.store,
             tickets: &self.pool,
+            claims: &self.gate,
             config: &self.config,
             peer_options: &self.options,
+            peers: &self.peers,
         }
     }
 
@@ -557,6 +565,8 @@ fn healing_commands_under_concurrency_and_expiry() {
             hedge_start: Duration::from_millis(300),
             ..PeerOptions::default()
         },
+        gate: ClaimGate::default(),
+        peers: PeerClient::default(),
         coins: all_coins.clone(),
         issued: Mutex::new(Vec::new()),
         claims: Mutex::new(Vec::new()),

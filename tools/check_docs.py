@@ -11,7 +11,12 @@ Over every file git tracks:
 - the status table of docs/wire-protocol.md matches the RAIDA_STATUS_* macros of
   include/raida_healing.h, the header cbindgen generates from src/protocol.rs;
 - the export table of docs/abi.md ("Every export") lists exactly the header's functions,
-  each with the header's parameter and return types.
+  each with the header's parameter and return types;
+- README.md's settings table holds exactly the rows of the settings table in
+  src/settings.rs, in its order and rendered as `Setting::readme_row` renders them
+  (variable, values, default, effect), then the ops tool's own settings (TOOL_SETTINGS:
+  documented in the same table, read only by the tool, so only their presence and the
+  tool's use of them are checked).
 
 Files: those git tracks, or in a source tree without git (a `git archive` tarball) every
 file below the top folder except build output.
@@ -184,6 +189,78 @@ def check_export_table(problems):
                             % (name, table[name], header[name]))
 
 
+# A settings_table! row of src/settings.rs:
+#     field: Type = "NAME",
+#         Values::Millis { min: 1, max: 3_600_000 }, default "32000",
+#         "what it does";
+SETTING_ROW = re.compile(
+    r'^\s*\w+:\s*[^=;]+?=\s*"(RAIDA_HEALING_\w+)",\s*'
+    r'Values::(Millis|Count|Names|Text)\s*(\{[^}]*\}|\(&\[[^\]]*\]\)|\("[^"]*"\)),\s*'
+    r'default\s*"([^"]*)",\s*"((?:[^"\\]|\\.)*)";', re.MULTILINE)
+README_SETTING = re.compile(r"^\|\s*`(RAIDA_HEALING_\w+)`\s*\|")
+
+# Settings of the ops tool, not of the library: documented in README's settings table,
+# read only by the named file (the library never sees them).
+TOOL_SETTINGS = {"RAIDA_HEALING_LIB": "tools/raida_healing.py"}
+
+
+def library_settings(source):
+    """The README rows the settings table of src/settings.rs's text `source` asks for."""
+    body = source[source.find("settings_table! {"):]
+    rows = []
+    for name, kind, values, default, doc in SETTING_ROW.findall(body):
+        if kind == "Names":
+            shown = ", ".join("`%s`" % n for n in re.findall(r'"([^"]*)"', values))
+        elif kind == "Text":
+            shown = re.search(r'"([^"]*)"', values).group(1)
+        else:
+            bounds = dict(re.findall(r"(min|max):\s*([\d_]+)", values))
+            shown = "%s - %s" % (bounds["min"].replace("_", ""), bounds["max"].replace("_", ""))
+            if kind == "Millis":
+                shown += " ms"
+        doc = doc.replace('\\"', '"').replace("\\\\", "\\")
+        rows.append((name, "| `%s` | %s | %s | %s |" % (name, shown, default or "unset", doc)))
+    return rows
+
+
+def check_settings_table(problems, readme=None, source=None, tool_sources=None):
+    """README.md's settings table against src/settings.rs (and the ops tool's rows)."""
+    if readme is None:
+        readme = read_text("README.md") or ""
+    if source is None:
+        source = read_text("src/settings.rs") or ""
+    expected = library_settings(source)
+    if not expected:
+        problems.append("src/settings.rs: no row found in settings_table!")
+    start = readme.find("\n## Settings")
+    end = readme.find("\n## ", start + 3)
+    section = readme[start:end if end > 0 else len(readme)] if start >= 0 else ""
+    rows = [line.strip() for line in section.splitlines() if README_SETTING.match(line)]
+    library_rows = [r for r in rows if README_SETTING.match(r).group(1) not in TOOL_SETTINGS]
+    got = {README_SETTING.match(r).group(1): r for r in library_rows}
+    for name, row in expected:
+        if name in got and got[name] != row:
+            problems.append("README.md: the settings row of %s differs from src/settings.rs; "
+                            "it should read\n  %s" % (name, row))
+    want = [name for name, _ in expected]
+    have = [README_SETTING.match(r).group(1) for r in library_rows]
+    for name in want:
+        if name not in have:
+            problems.append("README.md: the settings table lacks %s (src/settings.rs)" % name)
+    for name in have:
+        if name not in want:
+            problems.append("README.md: the settings table lists %s, which src/settings.rs "
+                            "does not" % name)
+    if sorted(want) == sorted(have) and want != have:
+        problems.append("README.md: the settings rows are not in src/settings.rs's order")
+    for name, path in TOOL_SETTINGS.items():
+        if not any(README_SETTING.match(r).group(1) == name for r in rows):
+            problems.append("README.md: the settings table lacks %s (read by %s)" % (name, path))
+        text = (tool_sources or {}).get(path, read_text(path) if tool_sources is None else "")
+        if name not in (text or ""):
+            problems.append("%s: does not read %s, which README.md documents" % (path, name))
+
+
 def main():
     problems = []
     files = tracked_files()
@@ -196,13 +273,15 @@ def main():
         check_mentions(path, text, problems)
     check_status_table(problems)
     check_export_table(problems)
+    check_settings_table(problems)
     for line in problems:
         print(line)
     if problems:
         print("check-docs: %d problem(s)" % len(problems))
         return 1
     print("check-docs: every link and document reference of %d files resolves; "
-          "the status and export tables match the header" % len(files))
+          "the status and export tables match the header; the settings table matches "
+          "src/settings.rs" % len(files))
     return 0
 
 

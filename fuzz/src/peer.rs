@@ -188,7 +188,7 @@ use std::time::Duration;
 
 use kit::request::{check_request, read_request, PeerRequest};
 use raida_healing::peers::ejection::EjectOptions;
-use raida_healing::peers::{ask_one, Claimer, Part, PeerOptions, PeerOutcome, Target};
+use raida_healing::peers::{ask_one, Claimer, Part, PeerClient, PeerOptions, PeerOutcome, Target};
 
 /// One scripted answer for the loopback peer: the bytes to send (after the optional
 /// patches), then close.
@@ -311,14 +311,14 @@ pub fn peer_wire(data: &[u8]) {
         deadline: Duration::from_secs(20),
         hedge_after: Duration::from_secs(20),
         hedge_start: Duration::from_secs(20),
-        // Every run scripts a new answer from the same kind of peer: never ejected, so
-        // each run's peer is asked.
+        // Every run scripts a new answer from the same kind of peer (and has a client of
+        // its own): never ejected, so each run's peer is asked.
         eject: EjectOptions {
             after: 0,
             ..EjectOptions::default()
         },
     };
-    let (report, coins) = ask_one(target, claimer, &options);
+    let (report, coins) = ask_one(&PeerClient::default(), target, claimer, &options);
     let request = seen_rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the peer saw a request");

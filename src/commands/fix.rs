@@ -122,7 +122,7 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
         raida_no,
         coin_id: request.coin_id,
     };
-    let asked = ask_peers(&targets, claimer, node.peer_options, &mut tally);
+    let asked = ask_peers(node.peers, &targets, claimer, node.peer_options, &mut tally);
 
     let written = write_confirmed(node, request, &coins, &pg, &tally);
     let passed: Vec<bool> = (0..coins.len())
@@ -184,7 +184,8 @@ fn write_confirmed<S: CoinStore + ?Sized>(
 mod tests {
     use super::*;
     use crate::commands::NodeConfig;
-    use crate::peers::PeerOptions;
+    use crate::claims::ClaimGate;
+    use crate::peers::{PeerClient, PeerOptions};
     use crate::store::{MemoryStore, PageKey};
     use crate::tickets::TicketPool;
 
@@ -208,11 +209,14 @@ mod tests {
             peers: [None; 25],
         };
         let options = PeerOptions::default();
+        let (claims, peers) = (ClaimGate::default(), PeerClient::default());
         let node = Node {
             store,
             tickets: &pool,
+            claims: &claims,
             config: &config,
             peer_options: &options,
+            peers: &peers,
         };
         fix_with_report(
             &node,

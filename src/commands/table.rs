@@ -1,7 +1,7 @@
 // The command table: each healing command once, as
-//     Variant = command byte => C export, |node, request| what runs it;
+//     Variant = command byte (its name in src/protocol.rs) => C export, |node, request| what runs it;
 // (one line a row), with the C export's documentation above. Every list of commands
-// derives from it: the `Command` enum and `Node::run` (src/commands/mod.rs), the `cmd_*`
+// derives from it: the `Command` enum and `Node::run` (src/commands.rs), the `cmd_*`
 // shims (src/ffi/exports.rs), their declarations and the `RAIDA_HEALING_COMMANDS` list in
 // the header (build.rs reads this file for cbindgen), and through the header the C tests'
 // lists. CONTRIBUTING.md says how to add a command.
@@ -16,7 +16,7 @@ command_table! {
     /// # Safety
     /// `ci` is NULL or a valid `conn_info_t` owned by the caller for the call; `ci->body`
     /// is NULL or holds `ci->body_size` bytes; `ci->output` is NULL on entry.
-    GetTicket = 40 => cmd_get_ticket, |node, request| get_ticket::get_ticket(node.store, node.tickets, request);
+    GetTicket = GET_TICKET => cmd_get_ticket, |node, request| get_ticket::get_ticket(node.store, node.tickets, request);
 
     /// Group 2, command 50: a peer RAIDA claims a ticket this server issued.
     ///
@@ -37,7 +37,7 @@ command_table! {
     ///
     /// # Safety
     /// As for `cmd_get_ticket`.
-    ValidateTicket = 50 => cmd_validate_ticket, |node, request| validate_ticket::validate_ticket(node.tickets, node.config, request);
+    ValidateTicket = VALIDATE_TICKET => cmd_validate_ticket, |node, request| validate_ticket::validate_ticket(node.tickets, node.claims, node.config, request);
 
     /// Group 2, command 60: does this server hold each coin's AN, its PAN, or neither?
     ///
@@ -47,7 +47,7 @@ command_table! {
     ///
     /// # Safety
     /// As for `cmd_get_ticket`.
-    Find = 60 => cmd_find, |node, request| find::find(node.store, request);
+    Find = FIND => cmd_find, |node, request| find::find(node.store, request);
 
     /// Group 2, command 80: rewrite the listed coins' ANs where enough peers confirm them.
     ///
@@ -70,5 +70,5 @@ command_table! {
     ///
     /// # Safety
     /// As for `cmd_get_ticket`.
-    Fix = 80 => cmd_fix, |node, request| fix::fix(node, request);
+    Fix = FIX => cmd_fix, |node, request| fix::fix(node, request);
 }

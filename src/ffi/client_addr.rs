@@ -21,7 +21,7 @@ use std::ffi::CStr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::layout::ConnInfo;
-use crate::tickets::{ClaimSource, Transport};
+use crate::claims::{ClaimSource, Transport};
 
 /// Who the client is as the server gives it in `ci`; `None` when it gives no address.
 pub(crate) fn client(ci: &ConnInfo) -> Option<ClaimSource> {

@@ -101,6 +101,8 @@ fn guarded<R>(export: &'static str, consequence: &str, body: impl FnOnce() -> R)
     // page lock or session is released by its guard's Drop during the unwind).
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         super::host::route_log_to_host();
+        // The settings are read (and the stderr log level set) at the first call.
+        super::state::process();
         let value = body();
         #[cfg(feature = "testing")]
         testing::panic_if_asked(export);

@@ -15,7 +15,7 @@ use super::error::set_last_error;
 use super::host::{Host, HostStore};
 use super::layout::ConnInfo;
 use super::standalone::with_opened;
-use super::state::{PEER_OPTIONS, TICKETS};
+use super::state::process;
 
 /// Runs `command` against whatever this process offers: the server's page cache and
 /// config when linked into a server, else the folder opened by `raida_healing_open`,
@@ -52,7 +52,7 @@ fn run(command: Command, request: &Request<'_>) -> Response {
     Response::status(Status::Internal)
 }
 
-/// Runs `command` on `store` with the process's tickets and peer options. A write the
+/// Runs `command` on `store` with the process's state (tickets, claim gate, peer client). A write the
 /// store could not keep is answered ERROR_INTERNAL, logged and made the thread's last
 /// error.
 fn run_on<S: CoinStore>(
@@ -61,11 +61,14 @@ fn run_on<S: CoinStore>(
     command: Command,
     request: &Request<'_>,
 ) -> Response {
+    let process = process();
     let node = Node {
         store,
-        tickets: &TICKETS,
+        tickets: &process.tickets,
+        claims: &process.claims,
         config,
-        peer_options: &PEER_OPTIONS,
+        peer_options: &process.peer_options,
+        peers: &process.peers,
     };
     node.run_reporting(command, request).unwrap_or_else(|line| {
         crate::log::error(&line);
@@ -158,7 +161,7 @@ unsafe fn handle(ci: *mut ConnInfo, command: Command) {
 macro_rules! command_table {
     ($(
         $(#[$doc:meta])*
-        $variant:ident = $code:literal => $export:ident, |$node:ident, $request:ident| $run:expr;
+        $variant:ident = $code:ident => $export:ident, |$node:ident, $request:ident| $run:expr;
     )*) => {
         /// The C export the server calls for `command`, e.g. `cmd_fix` for `Command::Fix`.
         pub fn handler(command: Command) -> unsafe extern "C" fn(*mut ConnInfo) {
@@ -171,7 +174,7 @@ macro_rules! command_table {
             $(#[$doc])*
             #[no_mangle]
             pub unsafe extern "C" fn $export(ci: *mut ConnInfo) {
-                const _: () = assert!(Command::$variant.code() == $code);
+                const _: () = assert!(Command::$variant.code() == crate::protocol::$code);
                 // SAFETY: forwarded caller contract (`handle` ignores a NULL `ci`).
                 unsafe { handle(ci, Command::$variant) }
             }

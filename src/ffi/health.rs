@@ -3,10 +3,9 @@
 
 use std::os::raw::c_int;
 
-use crate::peers::{budget, health};
-
 use super::entry::enter;
 use super::error::{int_result, RAIDA_HEALING_E_ARGUMENT};
+use super::state::process;
 
 /// One peer as `raida_healing_peer_health` reports it: what this process has seen of
 /// it since the library was loaded, and whether it is ejected (not asked until its next
@@ -114,7 +113,7 @@ pub unsafe extern "C" fn raida_healing_peer_health(
             let why = "count must not be NULL, nor out with a non-zero capacity".to_string();
             return int_result(NAME, Err((RAIDA_HEALING_E_ARGUMENT, why)));
         }
-        let peers = health::snapshot();
+        let peers = process().peers.health.snapshot();
         let now = std::time::Instant::now();
         for (i, (raida, addr, h)) in peers.iter().take(capacity).enumerate() {
             let breaker = h.breaker;
@@ -160,5 +159,7 @@ pub unsafe extern "C" fn raida_healing_peer_health(
 /// default 256). 0 whenever no fix or send_validate_ticket_job is running.
 #[no_mangle]
 pub extern "C" fn raida_healing_peer_connections() -> libc::size_t {
-    enter("raida_healing_peer_connections", budget::in_use)
+    enter("raida_healing_peer_connections", || {
+        process().peers.budget.in_use()
+    })
 }

@@ -16,7 +16,7 @@ use super::alloc::malloc_array;
 use super::entry::enter;
 use super::host::Host;
 use super::layout::{CoinT, ValidateTicketArg};
-use super::state::PEER_OPTIONS;
+use super::state::process;
 
 /// Asks peer RAIDA `arg->raida_idx` to validate `arg->ticket` on behalf of this server
 /// (`config.raida_no`), with the coin id of `arg->ci`. Runs on the calling thread (no
@@ -124,7 +124,8 @@ fn validate_with_peer(raida_idx: i8, ticket: u32, coin_id: Option<u8>) -> Vec<Co
         raida_no: config.raida_no,
         coin_id,
     };
-    let (report, coins) = ask_one(target, claimer, &PEER_OPTIONS);
+    let process = process();
+    let (report, coins) = ask_one(&process.peers, target, claimer, &process.peer_options);
     let mut line = format!(
         "send_validate_ticket_job: peer {peer} at {addr}: {}",
         report.outcome

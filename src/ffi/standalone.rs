@@ -24,18 +24,13 @@ use super::error::{
 };
 use super::host::Host;
 use super::layout::ConnInfo;
-use super::state::{Opened, OPENED, TICKETS};
-
-/// The environment variable that bounds the page cache, in pages.
-const CACHE_PAGES_VAR: &str = "RAIDA_HEALING_CACHE_PAGES";
-/// The bound when it is unset or not a positive number: 1024 pages, about 17 MiB.
-const DEFAULT_CACHE_PAGES: usize = 1024;
+use super::state::{process, Opened};
 
 /// Runs `command` with the opened folder's store (one command's session of its page
 /// files) and config; `None` when no folder is open. The folder stays open until `command`
 /// returns: `raida_healing_close` waits for it.
 pub(super) fn with_opened<R>(command: impl FnOnce(&Session<'_>, &NodeConfig) -> R) -> Option<R> {
-    let opened = OPENED.read();
+    let opened = process().opened.read();
     let opened = opened.as_ref()?;
     Some(command(&opened.store.session(), &opened.config))
 }
@@ -51,7 +46,7 @@ fn open_folder(dir: &Path) -> Result<(), Failure> {
                 .to_string(),
         ));
     }
-    let mut opened = OPENED.write();
+    let mut opened = process().opened.write();
     if let Some(current) = opened.as_ref() {
         return Err((
             RAIDA_HEALING_E_ALREADY_OPEN,
@@ -63,11 +58,7 @@ fn open_folder(dir: &Path) -> Result<(), Failure> {
     }
     let config = crate::config_file::load(&dir.join("config.toml"))
         .map_err(|e| (RAIDA_HEALING_E_CONFIG, e.to_string()))?;
-    let cache_pages = std::env::var(CACHE_PAGES_VAR)
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(DEFAULT_CACHE_PAGES);
+    let cache_pages = process().settings.cache_pages;
     let store = PageFileStore::open(dir, cache_pages).map_err(|e| {
         let code = match e {
             OpenError::Locked(_) => RAIDA_HEALING_E_LOCKED,
@@ -98,10 +89,10 @@ fn open_folder(dir: &Path) -> Result<(), Failure> {
 /// process no longer serves. Both happen under the write lock, so no command can issue a
 /// ticket from the old store in between.
 fn close_folder() {
-    let mut opened = OPENED.write();
+    let mut opened = process().opened.write();
     let closed = opened.take();
     if closed.is_some() {
-        TICKETS.clear();
+        process().tickets.clear();
     }
     drop(opened);
     if let Some(closed) = closed {
@@ -111,7 +102,7 @@ fn close_folder() {
 
 /// The record of `coin` in the opened folder.
 fn read_record(coin: Coin) -> Result<([u8; AN_BYTES], u8), Failure> {
-    let opened = OPENED.read();
+    let opened = process().opened.read();
     let opened = opened.as_ref().ok_or_else(|| {
         (
             RAIDA_HEALING_E_NOT_OPEN,

@@ -1,25 +1,69 @@
-//! The process-wide state of the C boundary, in one place: the ticket pool every handler
-//! shares, the peer client's settings, and the folder `raida_healing_open` opened.
+//! The process's state, in one owner: [`Process`]. The C interface has no handle (the
+//! server calls `cmd_*` with a `conn_info_t` only), so whatever outlives one call lives
+//! here, made once at the library's first call ([`process`]), and reaches the commands as
+//! values and borrows through `commands::Node`, as a connection pool is owned by the agent
+//! that uses it. No core module holds state of its own between calls (docs/process-state.md
+//! lists everything process-wide and how tests isolate it; `tests/process_state.rs` fails
+//! on a new `static` with mutable state outside this file).
 //!
-//! They are process-wide because the C API has no handle: the server calls `cmd_*` with a
-//! `conn_info_t` only, so whatever outlives one call lives here (docs/process-state.md
-//! lists every process-wide value of the library and how tests isolate it).
+//! A new component joins by becoming a field of [`Process`], built in
+//! [`Process::new`] from the settings it needs, and, when a command needs it, a field
+//! of `commands::Node` filled in `src/ffi/exports.rs`.
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use parking_lot::RwLock;
 
+use crate::claims::ClaimGate;
 use crate::commands::NodeConfig;
 use crate::pagefile::PageFileStore;
-use crate::peers::PeerOptions;
+use crate::peers::{PeerClient, PeerOptions};
+use crate::settings::Settings;
 use crate::tickets::TicketPool;
 
-/// The process-wide ticket pool: get_ticket issues into it, validate_ticket claims from it.
-pub(super) static TICKETS: LazyLock<TicketPool> = LazyLock::new(TicketPool::default);
+/// Everything the library keeps between calls.
+pub(super) struct Process {
+    /// Every setting, read once from the environment.
+    pub settings: Settings,
+    /// The peer client's options, from the settings.
+    pub peer_options: PeerOptions,
+    /// get_ticket issues into it, validate_ticket claims from it.
+    pub tickets: TicketPool,
+    /// Who may claim a ticket: the claim policy, the guess throttle, their counters.
+    pub claims: ClaimGate,
+    /// The peer connection budget and the peer health and ejection table.
+    pub peers: PeerClient,
+    /// The folder `raida_healing_open` opened. Commands hold the read side for their
+    /// whole run, so `raida_healing_close` (the write side) waits for commands in flight
+    /// and the store is never dropped under one.
+    pub opened: RwLock<Option<Opened>>,
+}
 
-/// Peer client settings, read once from the environment.
-pub(super) static PEER_OPTIONS: LazyLock<PeerOptions> = LazyLock::new(PeerOptions::from_env);
+impl Process {
+    /// The state for `settings`: an empty pool, gate, budget and peer history.
+    pub fn new(settings: Settings) -> Process {
+        Process {
+            peer_options: settings.peer_options(),
+            tickets: TicketPool::default(),
+            claims: ClaimGate::new(settings.claim_policy),
+            peers: PeerClient::new(settings.max_peer_connections),
+            opened: RwLock::new(None),
+            settings,
+        }
+    }
+
+    /// The state for the process's environment: the log level is set from it before the
+    /// settings that were not used are logged (once each, as error lines).
+    fn from_env() -> Process {
+        let (settings, problems) = Settings::read(|name| std::env::var(name).ok());
+        crate::log::set_stderr_level(settings.log_level);
+        for line in problems {
+            crate::log::error(&line);
+        }
+        Process::new(settings)
+    }
+}
 
 /// The folder this process opened with `raida_healing_open`.
 pub(super) struct Opened {
@@ -31,6 +75,11 @@ pub(super) struct Opened {
     pub config: NodeConfig,
 }
 
-/// Commands hold the read side for their whole run, so `raida_healing_close` (the write
-/// side) waits for commands in flight and the store is never dropped under one.
-pub(super) static OPENED: RwLock<Option<Opened>> = RwLock::new(None);
+/// The one [`Process`].
+static PROCESS: LazyLock<Process> = LazyLock::new(Process::from_env);
+
+/// The process's state, made at the first call (every export's boundary asks for it
+/// first, so the settings are read before any line is logged).
+pub(super) fn process() -> &'static Process {
+    &PROCESS
+}

@@ -1,16 +1,17 @@
-//! The process-wide peer connection budget, shared fairly.
+//! The peer connection budget, shared fairly.
 //!
 //! The module lives in a server it does not own, under that server's descriptor limit
-//! (often 1,024). Every peer socket any call opens holds one [`Permit`], so however many
-//! fixes and jobs run at once, the module never holds more than [`limit`] peer
-//! connections.
+//! (often 1,024). Every peer socket any call opens holds one [`Permit`] of the process's
+//! one [`Budget`] (held by the state owner, `src/ffi/state.rs`, and passed to every call
+//! through [`PeerClient`](super::PeerClient)), so however many fixes and jobs run at once,
+//! the module never holds more than [`Budget::limit`] peer connections.
 //!
 //! # Fairness
 //!
 //! Two rules keep any set of fixes from starving another of its connections:
 //!
 //! - **A per-peer share (a bulkhead).** Connections to one RAIDA index never take more
-//!   than [`peer_share`] = `max(1, limit / 25)` slots (10 of the default 256). With a
+//!   than [`Budget::peer_share`] = `max(1, limit / 25)` slots (10 of the default 256). With a
 //!   budget of at least 25 the shares of all 25 indices fit in it, so connections stuck
 //!   on silent peers can only fill those peers' shares: a live peer's share is always
 //!   there for the fixes that ask it, however many fixes wait on silent ones.
@@ -21,7 +22,7 @@
 //!
 //! First connections may use the whole budget and the whole share; a hedge (a second
 //! connection to a slow peer) takes neither the part of the budget kept by
-//! [`hedge_reserve`] nor a slot a first connection is queued for, so when slots run
+//! [`Budget::hedge_reserve`] nor a slot a first connection is queued for, so when slots run
 //! short hedges are the first thing not opened.
 //!
 //! A waiter is not woken when a slot comes back (there is no descriptor to wake it
@@ -29,63 +30,23 @@
 //! readiness loop in `peers/poll_loop.rs`). Its place in the queue is kept meanwhile.
 
 use std::collections::VecDeque;
-use std::sync::LazyLock;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use crate::protocol::TOTAL_RAIDA_SERVERS;
 
-/// Peer connections the process may hold at once unless the environment says otherwise.
+/// Peer connections the process may hold at once unless its settings say otherwise.
 pub const DEFAULT_MAX_PEER_CONNECTIONS: usize = 256;
-/// The range `RAIDA_HEALING_MAX_PEER_CONNECTIONS` is clamped to.
-const MIN_LIMIT: usize = 1;
-const MAX_LIMIT: usize = 65_536;
 /// Queues kept: one per possible RAIDA index byte.
 const INDICES: usize = 256;
-
-static LIMIT: LazyLock<usize> = LazyLock::new(|| {
-    limit_from(
-        std::env::var("RAIDA_HEALING_MAX_PEER_CONNECTIONS")
-            .ok()
-            .as_deref(),
-    )
-});
-
-/// The limit for a value of `RAIDA_HEALING_MAX_PEER_CONNECTIONS`: a number is clamped to
-/// 1 ..= 65 536, anything else (or nothing) gives the default.
-pub fn limit_from(value: Option<&str>) -> usize {
-    value
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|v| {
-            usize::try_from(v)
-                .unwrap_or(MAX_LIMIT)
-                .clamp(MIN_LIMIT, MAX_LIMIT)
-        })
-        .unwrap_or(DEFAULT_MAX_PEER_CONNECTIONS)
-}
-
-/// The most peer connections this process holds at once.
-pub fn limit() -> usize {
-    *LIMIT
-}
 
 /// The share of a budget of `limit` that one RAIDA index may hold: `max(1, limit / 25)`.
 pub fn share_of(limit: usize) -> usize {
     (limit / TOTAL_RAIDA_SERVERS).max(1)
 }
 
-/// The most connections this process holds at once to one RAIDA index.
-pub fn peer_share() -> usize {
-    share_of(limit())
-}
-
-/// Connections a hedge may not take: the last quarter of the budget (at least one slot) is
-/// kept for first connections, so with a budget of 1 to 3 hedges never take the last slot.
-pub fn hedge_reserve() -> usize {
-    limit().div_ceil(4)
-}
-
-/// Slots held and places queued, process-wide and per RAIDA index.
+/// Slots held and places queued, in all and per RAIDA index.
 struct Slots {
     held: usize,
     peers: [PeerSlots; INDICES],
@@ -98,63 +59,146 @@ struct PeerSlots {
     waiting: VecDeque<u64>,
 }
 
-static SLOTS: Mutex<Slots> = Mutex::new(Slots {
-    held: 0,
-    peers: [const {
-        PeerSlots {
-            held: 0,
-            waiting: VecDeque::new(),
+/// What a budget and every permit and place taken from it share.
+struct Shared {
+    limit: usize,
+    slots: Mutex<Slots>,
+}
+
+/// One connection budget: the state owner (`src/ffi/state.rs`) holds the process's one,
+/// a test may build its own. Clones share the same count.
+#[derive(Clone)]
+pub struct Budget {
+    shared: Arc<Shared>,
+}
+
+impl Default for Budget {
+    /// A budget of [`DEFAULT_MAX_PEER_CONNECTIONS`].
+    fn default() -> Self {
+        Budget::new(DEFAULT_MAX_PEER_CONNECTIONS)
+    }
+}
+
+impl Budget {
+    /// A budget of `limit` connections (at least one).
+    pub fn new(limit: usize) -> Budget {
+        Budget {
+            shared: Arc::new(Shared {
+                limit: limit.max(1),
+                slots: Mutex::new(Slots {
+                    held: 0,
+                    peers: [const {
+                        PeerSlots {
+                            held: 0,
+                            waiting: VecDeque::new(),
+                        }
+                    }; INDICES],
+                    next_ticket: 0,
+                }),
+            }),
         }
-    }; INDICES],
-    next_ticket: 0,
-});
+    }
 
-/// Peer connections held right now, by every call in the process.
-pub fn in_use() -> usize {
-    SLOTS.lock().held
-}
+    /// The most peer connections held at once.
+    pub fn limit(&self) -> usize {
+        self.shared.limit
+    }
 
-/// Peer connections held right now to RAIDA index `raida`.
-pub fn in_use_for(raida: u8) -> usize {
-    SLOTS.lock().peers[usize::from(raida)].held
-}
+    /// The most connections held at once to one RAIDA index.
+    pub fn peer_share(&self) -> usize {
+        share_of(self.limit())
+    }
 
-/// Calls queued right now for a slot of RAIDA index `raida`'s share.
-pub fn waiting_for(raida: u8) -> usize {
-    SLOTS.lock().peers[usize::from(raida)].waiting.len()
+    /// Connections a hedge may not take: the last quarter of the budget (at least one
+    /// slot) is kept for first connections, so with a budget of 1 to 3 hedges never take
+    /// the last slot.
+    pub fn hedge_reserve(&self) -> usize {
+        self.limit().div_ceil(4)
+    }
+
+    /// Peer connections held right now, by every call using this budget.
+    pub fn in_use(&self) -> usize {
+        self.shared.slots.lock().held
+    }
+
+    /// Peer connections held right now to RAIDA index `raida`.
+    pub fn in_use_for(&self, raida: u8) -> usize {
+        self.shared.slots.lock().peers[usize::from(raida)].held
+    }
+
+    /// Calls queued right now for a slot of RAIDA index `raida`'s share.
+    pub fn waiting_for(&self, raida: u8) -> usize {
+        self.shared.slots.lock().peers[usize::from(raida)]
+            .waiting
+            .len()
+    }
+
+    /// Joins the back of RAIDA index `raida`'s queue.
+    pub fn join(&self, raida: u8) -> Place {
+        let mut slots = self.shared.slots.lock();
+        let ticket = slots.next_ticket;
+        slots.next_ticket += 1;
+        slots.peers[usize::from(raida)].waiting.push_back(ticket);
+        Place {
+            shared: Arc::clone(&self.shared),
+            raida,
+            ticket,
+            queued: true,
+        }
+    }
+
+    /// A permit for a first connection to RAIDA index `raida` when nobody is queued for
+    /// its share, the share has a slot and the budget too; else `Err` with a place at the
+    /// back of the queue.
+    pub fn first(&self, raida: u8) -> Result<Permit, Place> {
+        self.join(raida).take()
+    }
+
+    /// A permit for a hedge to RAIDA index `raida`, or `None` when fewer than
+    /// [`hedge_reserve`](Self::hedge_reserve) + 1 budget slots are free, or the peer's
+    /// share has no slot that no first connection is queued for.
+    pub fn hedge(&self, raida: u8) -> Option<Permit> {
+        let ceiling = self.limit() - self.hedge_reserve();
+        let share = self.peer_share();
+        let mut slots = self.shared.slots.lock();
+        let held = slots.held;
+        let peer = &mut slots.peers[usize::from(raida)];
+        if held >= ceiling || peer.held + peer.waiting.len() >= share {
+            return None;
+        }
+        peer.held += 1;
+        slots.held += 1;
+        Some(Permit {
+            shared: Arc::clone(&self.shared),
+            raida,
+        })
+    }
 }
 
 /// The right to hold one connection to one peer; given back when dropped.
-#[derive(Debug)]
 pub struct Permit {
+    shared: Arc<Shared>,
     raida: u8,
 }
 
 /// A call's place in the queue for one peer's share: its first connection to that peer
 /// gets a slot in arrival order. Leaves the queue when granted or dropped.
-#[derive(Debug)]
 pub struct Place {
+    shared: Arc<Shared>,
     raida: u8,
     ticket: u64,
+    /// Still in the queue (false once granted).
+    queued: bool,
 }
 
 impl Place {
-    /// Joins the back of RAIDA index `raida`'s queue.
-    pub fn join(raida: u8) -> Place {
-        let mut slots = SLOTS.lock();
-        let ticket = slots.next_ticket;
-        slots.next_ticket += 1;
-        slots.peers[usize::from(raida)].waiting.push_back(ticket);
-        Place { raida, ticket }
-    }
-
     /// A permit for the first connection when this place is among the oldest waiters
     /// that the free slots of the peer's share can serve and the budget has a slot;
     /// otherwise the place is kept and `Err` gives it back to try again later.
     pub fn take(self) -> Result<Permit, Place> {
-        let limit = limit();
+        let limit = self.shared.limit;
         let share = share_of(limit);
-        let mut slots = SLOTS.lock();
+        let mut slots = self.shared.slots.lock();
         let held = slots.held;
         let peer = &mut slots.peers[usize::from(self.raida)];
         let ahead = peer
@@ -163,73 +207,62 @@ impl Place {
             .position(|&t| t == self.ticket)
             .unwrap_or(0);
         if held >= limit || peer.held + ahead >= share {
+            drop(slots);
             return Err(self);
         }
-        peer.waiting.retain(|&t| t != self.ticket);
+        let ticket = self.ticket;
+        peer.waiting.retain(|&t| t != ticket);
         peer.held += 1;
         slots.held += 1;
-        let raida = self.raida;
+        drop(slots);
         // Already out of the queue: nothing for Drop to do.
-        std::mem::forget(self);
-        Ok(Permit { raida })
+        let mut granted = self;
+        granted.queued = false;
+        Ok(Permit {
+            shared: Arc::clone(&granted.shared),
+            raida: granted.raida,
+        })
     }
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
+        if !self.queued {
+            return;
+        }
         let ticket = self.ticket;
-        SLOTS.lock().peers[usize::from(self.raida)]
+        self.shared.slots.lock().peers[usize::from(self.raida)]
             .waiting
             .retain(|&t| t != ticket);
     }
 }
 
-impl Permit {
-    /// A permit for a first connection to RAIDA index `raida` when nobody is queued for
-    /// its share, the share has a slot and the budget too; else `Err` with a place at the
-    /// back of the queue.
-    pub fn first(raida: u8) -> Result<Permit, Place> {
-        Place::join(raida).take()
-    }
-
-    /// A permit for a hedge to RAIDA index `raida`, or `None` when fewer than
-    /// [`hedge_reserve`] + 1 budget slots are free, or the peer's share has no slot that
-    /// no first connection is queued for.
-    pub fn hedge(raida: u8) -> Option<Permit> {
-        let ceiling = limit() - hedge_reserve();
-        let share = peer_share();
-        let mut slots = SLOTS.lock();
-        let held = slots.held;
-        let peer = &mut slots.peers[usize::from(raida)];
-        if held >= ceiling || peer.held + peer.waiting.len() >= share {
-            return None;
-        }
-        peer.held += 1;
-        slots.held += 1;
-        Some(Permit { raida })
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut slots = self.shared.slots.lock();
+        slots.held -= 1;
+        slots.peers[usize::from(self.raida)].held -= 1;
     }
 }
 
-impl Drop for Permit {
-    fn drop(&mut self) {
-        let mut slots = SLOTS.lock();
-        slots.held -= 1;
-        slots.peers[usize::from(self.raida)].held -= 1;
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Permit").field("raida", &self.raida).finish()
+    }
+}
+
+impl std::fmt::Debug for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Place")
+            .field("raida", &self.raida)
+            .field("ticket", &self.ticket)
+            .finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limit_from_the_environment() {
-        assert_eq!(limit_from(None), 256);
-        assert_eq!(limit_from(Some(" 64 ")), 64);
-        assert_eq!(limit_from(Some("0")), 1);
-        assert_eq!(limit_from(Some("99999999999")), 65_536);
-        assert_eq!(limit_from(Some("many")), 256);
-    }
 
     #[test]
     fn shares_of_all_25_indices_fit_in_a_budget_of_25_or_more() {
@@ -242,59 +275,72 @@ mod tests {
         }
     }
 
-    /// The only test in this binary that holds permits (no other unit test opens a peer
-    /// connection), so the counts are exact. The limit is the environment's (256 unset).
+    /// A budget of its own, so the counts are exact.
     #[test]
     fn shares_queues_hedges_and_the_budget() {
-        let (limit, reserve, share) = (limit(), hedge_reserve(), peer_share());
-        assert_eq!((reserve, in_use()), (limit.div_ceil(4), 0));
+        let budget = Budget::default();
+        let (limit, reserve, share) = (budget.limit(), budget.hedge_reserve(), budget.peer_share());
+        assert_eq!((limit, reserve, share, budget.in_use()), (256, 64, 10, 0));
 
         // One peer: its share and no more, then arrival order among waiters.
-        let mut held: Vec<Permit> = (0..share).map(|_| Permit::first(3).unwrap()).collect();
-        assert_eq!(in_use_for(3), share);
-        let older = Permit::first(3).unwrap_err();
-        let younger = Permit::first(3).unwrap_err();
-        assert_eq!(waiting_for(3), 2);
+        let mut held: Vec<Permit> = (0..share).map(|_| budget.first(3).unwrap()).collect();
+        assert_eq!(budget.in_use_for(3), share);
+        let older = budget.first(3).unwrap_err();
+        let younger = budget.first(3).unwrap_err();
+        assert_eq!(budget.waiting_for(3), 2);
         // No hedge takes a slot a first connection waits for.
         held.pop();
-        assert!(Permit::hedge(3).is_none());
+        assert!(budget.hedge(3).is_none());
         // One slot free: the younger waiter may not take it, the older may.
         let younger = younger.take().unwrap_err();
         held.push(older.take().unwrap());
-        assert_eq!(waiting_for(3), 1);
+        assert_eq!(budget.waiting_for(3), 1);
         // A waiter that gives up leaves the queue; a newcomer then finds it empty.
         drop(younger);
-        assert_eq!(waiting_for(3), 0);
+        assert_eq!(budget.waiting_for(3), 0);
         held.pop();
-        held.push(Permit::first(3).unwrap());
+        held.push(budget.first(3).unwrap());
         // Another peer's share is untouched by this one's.
-        held.push(Permit::first(4).unwrap());
+        held.push(budget.first(4).unwrap());
         drop(held);
-        assert_eq!((in_use(), in_use_for(3), in_use_for(4)), (0, 0, 0));
+        assert_eq!((budget.in_use(), budget.in_use_for(3), budget.in_use_for(4)), (0, 0, 0));
 
         // The whole budget: hedges stop a quarter before first connections.
         let mut held = Vec::new();
         let mut raida = 0u8;
         while held.len() < limit - reserve {
-            match Permit::hedge(raida) {
+            match budget.hedge(raida) {
                 Some(p) => held.push(p),
                 None => raida += 1,
             }
         }
         let hedges_to = raida;
-        assert!(Permit::hedge(hedges_to + 1).is_none());
+        assert!(budget.hedge(hedges_to + 1).is_none());
         while held.len() < limit {
-            match Permit::first(raida) {
+            match budget.first(raida) {
                 Ok(p) => held.push(p),
                 Err(_) => raida = raida.wrapping_add(1),
             }
         }
-        assert_eq!(in_use(), limit);
-        let waiter = Permit::first(raida.wrapping_add(1)).unwrap_err();
-        assert!(Permit::hedge(raida.wrapping_add(1)).is_none());
+        assert_eq!(budget.in_use(), limit);
+        let waiter = budget.first(raida.wrapping_add(1)).unwrap_err();
+        assert!(budget.hedge(raida.wrapping_add(1)).is_none());
         drop(held.pop());
         assert!(waiter.take().is_ok());
         drop(held);
-        assert_eq!(in_use(), 0);
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    /// Two budgets count apart: a test's own budget never sees another's connections.
+    #[test]
+    fn budgets_are_instances() {
+        let (a, b) = (Budget::new(2), Budget::new(2));
+        let held = [a.first(1).unwrap(), a.first(2).unwrap()];
+        assert_eq!((a.in_use(), b.in_use()), (2, 0));
+        assert!(a.first(3).is_err());
+        assert!(b.first(3).is_ok());
+        drop(held);
+        assert_eq!(a.in_use(), 0);
+        assert_eq!(Budget::new(0).limit(), 1);
     }
 }

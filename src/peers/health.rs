@@ -142,7 +142,7 @@ pub struct PeerHealth {
     pub breaker: Breaker,
 }
 
-/// What one call saw of one peer, added by [`record`].
+/// What one call saw of one peer, added by [`HealthTable::record`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Observation {
     /// Time to its first well-formed answer (vote or refusal such as 43), if any.
@@ -150,7 +150,7 @@ pub struct Observation {
     pub failed: bool,
     pub timed_out: bool,
     pub hedged: bool,
-    /// This call was the peer's half-open probe ([`admit`] said so).
+    /// This call was the peer's half-open probe ([`HealthTable::admit`] said so).
     pub probe: bool,
     /// A connection to it was opened.
     pub connected: bool,
@@ -165,41 +165,70 @@ struct Table {
     last_line: Option<Instant>,
 }
 
-static TABLE: Mutex<Table> = Mutex::new(Table::new());
-
-/// The estimate of peer `raida` at `addr` (empty when never answered).
-pub fn estimate_of(raida: u8, addr: SocketAddrV4) -> Estimate {
-    TABLE
-        .lock()
-        .peers
-        .get(&(raida, addr))
-        .map(|(h, _)| h.estimate)
-        .unwrap_or_default()
+/// What this process has seen of every peer: one per process, held by the state owner
+/// (`src/ffi/state.rs`) and passed to every call through [`PeerClient`](super::PeerClient);
+/// a test may build its own.
+pub struct HealthTable {
+    table: Mutex<Table>,
 }
 
-/// What a call starting now and ending at the latest at `call_deadline` may do with
-/// each of `peers` (in order): ask it, probe it, or count it as ejected. A call told
-/// [`Admission::Probe`] must report the peer to [`record`] (with `probe` set).
-pub fn admit(peers: &[(u8, SocketAddrV4)], call_deadline: Instant) -> Vec<Admission> {
-    let now = Instant::now();
-    let mut table = TABLE.lock();
-    peers
-        .iter()
-        .map(|key| match table.peers.get_mut(key) {
-            Some((health, _)) => health.breaker.admit(now, call_deadline),
-            None => Admission::Ask,
-        })
-        .collect()
+impl Default for HealthTable {
+    fn default() -> Self {
+        HealthTable {
+            table: Mutex::new(Table::new()),
+        }
+    }
 }
 
-/// Adds what one call saw of each peer, ejecting or restoring peers by `eject`; returns
-/// the health line when one is due (at most once per [`HEALTH_LOG_INTERVAL`], and only
-/// after traffic), for the caller to log.
-pub fn record(
-    observations: &[(u8, SocketAddrV4, Observation)],
-    eject: &EjectOptions,
-) -> Option<String> {
-    TABLE.lock().record(observations, eject, Instant::now())
+impl HealthTable {
+    /// The estimate of peer `raida` at `addr` (empty when never answered).
+    pub fn estimate_of(&self, raida: u8, addr: SocketAddrV4) -> Estimate {
+        self.table
+            .lock()
+            .peers
+            .get(&(raida, addr))
+            .map(|(h, _)| h.estimate)
+            .unwrap_or_default()
+    }
+
+    /// What a call starting now and ending at the latest at `call_deadline` may do with
+    /// each of `peers` (in order): ask it, probe it, or count it as ejected. A call told
+    /// [`Admission::Probe`] must report the peer to [`record`](Self::record) (with `probe`
+    /// set).
+    pub fn admit(&self, peers: &[(u8, SocketAddrV4)], call_deadline: Instant) -> Vec<Admission> {
+        let now = Instant::now();
+        let mut table = self.table.lock();
+        peers
+            .iter()
+            .map(|key| match table.peers.get_mut(key) {
+                Some((health, _)) => health.breaker.admit(now, call_deadline),
+                None => Admission::Ask,
+            })
+            .collect()
+    }
+
+    /// Adds what one call saw of each peer, ejecting or restoring peers by `eject`;
+    /// returns the health line when one is due (at most once per [`HEALTH_LOG_INTERVAL`],
+    /// and only after traffic), for the caller to log.
+    pub fn record(
+        &self,
+        observations: &[(u8, SocketAddrV4, Observation)],
+        eject: &EjectOptions,
+    ) -> Option<String> {
+        self.table
+            .lock()
+            .record(observations, eject, Instant::now())
+    }
+
+    /// Every remembered peer's figures, by RAIDA index then address.
+    pub fn snapshot(&self) -> Vec<(u8, SocketAddrV4, PeerHealth)> {
+        self.table
+            .lock()
+            .peers
+            .iter()
+            .map(|(&(raida, addr), &(health, _))| (raida, addr, health))
+            .collect()
+    }
 }
 
 impl Table {
@@ -293,16 +322,6 @@ fn health_line(peers: &BTreeMap<(u8, SocketAddrV4), (PeerHealth, u64)>, now: Ins
         line.pop();
     }
     line
-}
-
-/// Every remembered peer's figures, by RAIDA index then address.
-pub fn snapshot() -> Vec<(u8, SocketAddrV4, PeerHealth)> {
-    TABLE
-        .lock()
-        .peers
-        .iter()
-        .map(|(&(raida, addr), &(health, _))| (raida, addr, health))
-        .collect()
 }
 
 #[cfg(test)]

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
-use super::budget::{Permit, Place};
+use super::budget::{Budget, Place};
 use super::connection::{Challenges, Connection, Failure, Stage, Step};
 use super::ejection::Admission;
 use super::health;
+use super::PeerClient;
 use super::outcome::{Collector, PeerOutcome, PeerReport};
 use super::settings::{PeerOptions, MAX_SETTING_MS};
 use super::wire::{AnswerError, Claimer, Target};
@@ -58,12 +59,13 @@ pub(super) const SLOT_RETRY_LAST: Duration = Duration::from_millis(80);
 /// or the deadline passes. Returns one report per target, in `targets` order.
 ///
 /// Runs entirely on the calling thread: non-blocking sockets and one `poll(2)` over
-/// them. Every connection holds a slot of the process-wide budget ([`budget`]), granted
+/// them. Every connection holds a slot of `client`'s budget ([`budget`]), granted
 /// per peer in arrival order; a peer that cannot get one before the deadline is reported
 /// [`PeerOutcome::NoConnection`]. An ejected peer ([`ejection`]) is not asked and is no
 /// vote from the start ([`PeerOutcome::Ejected`]), unless this call is its probe.
 /// No socket it opened is open when it returns.
 pub fn ask_peers<C: Collector + ?Sized>(
+    client: &PeerClient,
     targets: &[Target],
     claimer: Claimer,
     options: &PeerOptions,
@@ -73,7 +75,7 @@ pub fn ask_peers<C: Collector + ?Sized>(
     let far = start + Duration::from_millis(MAX_SETTING_MS);
     let deadline = start.checked_add(options.deadline).unwrap_or(far);
     let keys: Vec<_> = targets.iter().map(|t| (t.raida, t.addr)).collect();
-    let mut states: Vec<PeerState> = health::admit(&keys, deadline)
+    let mut states: Vec<PeerState> = client.health.admit(&keys, deadline)
         .into_iter()
         .map(|admission| PeerState {
             ejected: admission == Admission::Ejected,
@@ -85,7 +87,7 @@ pub fn ask_peers<C: Collector + ?Sized>(
     let limits: Vec<Duration> = targets
         .iter()
         .map(|t| {
-            health::estimate_of(t.raida, t.addr).hedge_limit(
+            client.health.estimate_of(t.raida, t.addr).hedge_limit(
                 options.hedge_after,
                 options.hedge_start,
                 ceiling,
@@ -94,7 +96,15 @@ pub fn ask_peers<C: Collector + ?Sized>(
         .collect();
     let pending = states.iter().filter(|s| s.is_pending()).count();
     let deadline_passed = !collector.is_decided(pending)
-        && drive(targets, claimer, deadline, &limits, &mut states, collector);
+        && drive(
+            &client.budget,
+            targets,
+            claimer,
+            deadline,
+            &limits,
+            &mut states,
+            collector,
+        );
     // A peer never asked (decided without it, no connection slot, ejected) says nothing
     // of its health; a probe always reports back, asked or not.
     let observations: Vec<_> = targets
@@ -103,7 +113,7 @@ pub fn ask_peers<C: Collector + ?Sized>(
         .filter(|(_, s)| s.started || s.probe)
         .map(|(t, s)| (t.raida, t.addr, observation(s, deadline_passed)))
         .collect();
-    if let Some(line) = health::record(&observations, &options.eject) {
+    if let Some(line) = client.health.record(&observations, &options.eject) {
         crate::log::warning(&line);
     }
     targets
@@ -115,6 +125,7 @@ pub fn ask_peers<C: Collector + ?Sized>(
 
 /// The readiness loop of [`ask_peers`]; true when it ended at the deadline.
 pub(super) fn drive<C: Collector + ?Sized>(
+    budget: &Budget,
     targets: &[Target],
     claimer: Claimer,
     deadline: Instant,
@@ -143,12 +154,12 @@ pub(super) fn drive<C: Collector + ?Sized>(
         let mut open = |slot: usize, state: &mut PeerState, hedge: bool| {
             let raida = targets[slot].raida;
             let permit = if hedge {
-                Permit::hedge(raida)
+                budget.hedge(raida)
             } else {
                 // Keeps its place in the peer's queue until a slot is its turn.
                 let taken = match state.place.take() {
                     Some(place) => place.take(),
-                    None => Permit::first(raida),
+                    None => budget.first(raida),
                 };
                 taken.map_err(|place| state.place = Some(place)).ok()
             };
@@ -369,6 +380,7 @@ pub(super) fn report(target: Target, state: PeerState, deadline_passed: bool) ->
 /// Asks one peer to validate its ticket (hedged like [`ask_peers`]); the coins it
 /// listed, or why there are none.
 pub fn ask_one(
+    client: &PeerClient,
     target: Target,
     claimer: Claimer,
     options: &PeerOptions,
@@ -383,7 +395,7 @@ pub fn ask_one(
         }
     }
     let mut one = One(None);
-    let report = ask_peers(&[target], claimer, options, &mut one)
+    let report = ask_peers(client, &[target], claimer, options, &mut one)
         .pop()
         .expect("one report per target");
     (report, one.0)

@@ -1,14 +1,12 @@
-//! The peer client's settings: deadline, hedge and ejection thresholds, from the
-//! environment (read once per process by the C boundary) or given by a caller.
+//! The peer client's options: deadline, hedge and ejection thresholds, given by the
+//! caller (the process's come from its settings, `src/settings.rs`).
 
 use super::ejection::EjectOptions;
 
 use std::time::Duration;
 
-/// The longest deadline or hedge delay the environment may set (one hour).
+/// The longest deadline a call plans for (one hour, the most the settings allow).
 pub(super) const MAX_SETTING_MS: u64 = 3_600_000;
-/// The most failures in a row `RAIDA_HEALING_EJECT_AFTER` may ask for.
-pub(super) const MAX_EJECT_AFTER: u64 = 1000;
 
 /// How the client treats slow peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,42 +30,6 @@ impl Default for PeerOptions {
             hedge_after: Duration::from_millis(300),
             hedge_start: Duration::from_millis(1000),
             eject: EjectOptions::default(),
-        }
-    }
-}
-
-impl PeerOptions {
-    /// Defaults, overridden by `RAIDA_HEALING_PEER_DEADLINE_MS` (1 ..= 3 600 000),
-    /// `RAIDA_HEALING_HEDGE_MS` and `RAIDA_HEALING_HEDGE_START_MS` (0 ..= 3 600 000),
-    /// `RAIDA_HEALING_EJECT_COOLDOWN_MS` and `RAIDA_HEALING_EJECT_MAX_MS`
-    /// (1 ..= 3 600 000) where set to a number of milliseconds, and
-    /// `RAIDA_HEALING_EJECT_AFTER` (failures in a row, 0 ..= 1000; 0 never ejects);
-    /// values outside those ranges are clamped, anything else is ignored.
-    pub fn from_env() -> PeerOptions {
-        PeerOptions::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// [`PeerOptions::from_env`] over any variable lookup (for tests).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> PeerOptions {
-        let ms = |name: &str, min: u64| {
-            lookup(name)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|v| Duration::from_millis(v.clamp(min, MAX_SETTING_MS)))
-        };
-        let defaults = PeerOptions::default();
-        let eject = defaults.eject;
-        PeerOptions {
-            deadline: ms("RAIDA_HEALING_PEER_DEADLINE_MS", 1).unwrap_or(defaults.deadline),
-            hedge_after: ms("RAIDA_HEALING_HEDGE_MS", 0).unwrap_or(defaults.hedge_after),
-            hedge_start: ms("RAIDA_HEALING_HEDGE_START_MS", 0).unwrap_or(defaults.hedge_start),
-            eject: EjectOptions {
-                after: lookup("RAIDA_HEALING_EJECT_AFTER")
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(|v| v.min(MAX_EJECT_AFTER) as u32)
-                    .unwrap_or(eject.after),
-                cooldown: ms("RAIDA_HEALING_EJECT_COOLDOWN_MS", 1).unwrap_or(eject.cooldown),
-                max: ms("RAIDA_HEALING_EJECT_MAX_MS", 1).unwrap_or(eject.max),
-            },
         }
     }
 }

@@ -6,7 +6,9 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddrV4;
 
-use crate::protocol::{challenge_crc, Coin, Status, COIN_BYTES, TRAILER, TRAILER_BYTES};
+use crate::protocol::{
+    challenge_crc, Coin, Status, COIN_BYTES, HEALING_GROUP, TRAILER, TRAILER_BYTES, VALIDATE_TICKET,
+};
 
 /// Bytes of the request sent to a peer: a 32-byte header and a 23-byte body.
 pub const REQUEST_BYTES: usize = 55;
@@ -22,9 +24,6 @@ pub const MAX_RESPONSE_BODY: usize = TRAILER_BYTES + COIN_BYTES * MAX_LISTED_COI
 
 /// Body length of the request: challenge (16), claimer (1), ticket (4), trailer (2).
 pub(super) const REQUEST_BODY_BYTES: u16 = 23;
-/// Command group 2 (healing), command 50 (validate_ticket): from the command table.
-pub(super) const HEALING_GROUP: u8 = crate::commands::HEALING_GROUP;
-pub(super) const VALIDATE_TICKET: u8 = crate::commands::Command::ValidateTicket.code();
 /// One peer to ask: its RAIDA index, address, and the ticket it issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {

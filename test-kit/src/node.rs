@@ -1,13 +1,14 @@
-//! One RAIDA server in the safe core: a store, a ticket pool, a config and peer options
-//! owned together, with the four commands (and fix with its per-peer report) run over
+//! One RAIDA server in the safe core: a store, a ticket pool, a claim gate, a config, peer
+//! options and a peer client (budget and peer history) owned together, with the four commands (and fix with its per-peer report) run over
 //! them. Plain `std` and `raida_healing` only, so the fuzz crate can include this file on
 //! its own.
 
 use std::net::SocketAddrV4;
 
+use raida_healing::claims::ClaimGate;
 use raida_healing::commands::fix::{fix_with_report, FixReport};
 use raida_healing::commands::{Command, Node, NodeConfig, Request};
-use raida_healing::peers::PeerOptions;
+use raida_healing::peers::{PeerClient, PeerOptions};
 use raida_healing::protocol::{Response, Status};
 use raida_healing::store::CoinStore;
 use raida_healing::tickets::TicketPool;
@@ -16,8 +17,13 @@ use raida_healing::tickets::TicketPool;
 pub struct Server<S> {
     pub store: S,
     pub pool: TicketPool,
+    /// Who may claim its tickets (policy `any` unless a test sets another).
+    pub claims: ClaimGate,
     pub config: NodeConfig,
     pub options: PeerOptions,
+    /// Its own connection budget and peer history: no other test's connections or
+    /// peers count in them.
+    pub peers: PeerClient,
 }
 
 /// RAIDA `raida_no` knowing no peer address.
@@ -29,13 +35,16 @@ pub fn config(raida_no: u8) -> NodeConfig {
 }
 
 impl<S: CoinStore> Server<S> {
-    /// RAIDA `raida_no` over `store` and `pool`, no peer addresses, default peer options.
+    /// RAIDA `raida_no` over `store` and `pool`, no peer addresses, claim policy `any`,
+    /// default peer options, a budget of the default size.
     pub fn new(raida_no: u8, store: S, pool: TicketPool) -> Server<S> {
         Server {
             store,
             pool,
+            claims: ClaimGate::default(),
             config: config(raida_no),
             options: PeerOptions::default(),
+            peers: PeerClient::default(),
         }
     }
 
@@ -48,8 +57,10 @@ impl<S: CoinStore> Server<S> {
         Node {
             store: &self.store,
             tickets: &self.pool,
+            claims: &self.claims,
             config: &self.config,
             peer_options: &self.options,
+            peers: &self.peers,
         }
     }
 

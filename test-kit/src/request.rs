@@ -6,9 +6,10 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use raida_healing::commands::{Command, HEALING_GROUP};
+use raida_healing::commands::Command;
 pub use raida_healing::peers::REQUEST_BYTES;
 use raida_healing::protocol::challenge_crc;
+use raida_healing::protocol::HEALING_GROUP;
 
 /// One request as a peer receives it: exactly [`REQUEST_BYTES`] (55) bytes.
 pub type PeerRequest = [u8; REQUEST_BYTES];

@@ -40,8 +40,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::claim_policy::ipv4_of;
-use super::claim_source::{ClaimSource, Transport};
+use super::policy::ipv4_of;
+use super::source::{ClaimSource, Transport};
 
 /// Failed claims a source may make at once.
 pub const GUESS_BURST: u32 = 60;

@@ -7,28 +7,29 @@
 use std::net::SocketAddrV4;
 
 use crate::protocol::{Framing, Response, Status, TOTAL_RAIDA_SERVERS};
+// The command bytes the command table names.
+use crate::protocol::{FIND, FIX, GET_TICKET, VALIDATE_TICKET};
 use crate::store::CoinStore;
-use crate::tickets::{ClaimSource, TicketPool};
+use crate::claims::{ClaimGate, ClaimSource};
+use crate::peers::{PeerClient, PeerOptions};
+use crate::tickets::TicketPool;
 
 pub mod find;
 pub mod fix;
 pub mod get_ticket;
 pub mod validate_ticket;
 
-/// Healing commands are group 2 of the RAIDA protocol.
-pub const HEALING_GROUP: u8 = 2;
-
 /// Declares [`Command`] and [`Node::run`]'s dispatch from the command table (table.rs).
 macro_rules! command_table {
     ($(
         $(#[$doc:meta])*
-        $variant:ident = $code:literal => $export:ident, |$node:ident, $request:ident| $run:expr;
+        $variant:ident = $code:ident => $export:ident, |$node:ident, $request:ident| $run:expr;
     )*) => {
         /// One healing command.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Command {
             $(
-                #[doc = concat!("Group 2, command ", stringify!($code), " (`", stringify!($export), "`).")]
+                #[doc = concat!("Group 2, command `", stringify!($code), "` (`", stringify!($export), "`).")]
                 $variant,
             )*
         }
@@ -37,7 +38,8 @@ macro_rules! command_table {
             /// Every command, in the table's order.
             pub const ALL: &[Command] = &[$(Command::$variant),*];
 
-            /// The command byte in a request header (the group is [`HEALING_GROUP`]).
+            /// The command byte in a request header (the group is
+            /// [`HEALING_GROUP`](crate::protocol::HEALING_GROUP)).
             pub const fn code(self) -> u8 {
                 match self {
                     $(Command::$variant => $code,)*
@@ -69,7 +71,7 @@ macro_rules! command_table {
     };
 }
 
-include!("table.rs");
+include!("commands/table.rs");
 
 /// What a handler is given of a request.
 #[derive(Debug, Clone, Copy)]
@@ -104,12 +106,17 @@ pub struct NodeConfig {
     pub peers: [Option<SocketAddrV4>; TOTAL_RAIDA_SERVERS],
 }
 
-/// Everything a command may use.
+/// Everything a command may use. The C boundary fills it from the state owner
+/// (`src/ffi/state.rs`) and the store of the call; a test fills it with its own.
 pub struct Node<'a, S: CoinStore + ?Sized> {
     pub store: &'a S,
     pub tickets: &'a TicketPool,
+    /// Who may claim a ticket (validate_ticket).
+    pub claims: &'a ClaimGate,
     pub config: &'a NodeConfig,
-    pub peer_options: &'a crate::peers::PeerOptions,
+    pub peer_options: &'a PeerOptions,
+    /// The peer client's budget and peer history (fix).
+    pub peers: &'a PeerClient,
 }
 
 impl<S: CoinStore + ?Sized> Node<'_, S> {
@@ -137,7 +144,6 @@ impl<S: CoinStore + ?Sized> Node<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peers::PeerOptions;
     use crate::protocol::Coin;
     use crate::store::{MemoryStore, PageKey, PageRecords};
 
@@ -186,6 +192,7 @@ mod tests {
             peers: [None; TOTAL_RAIDA_SERVERS],
         };
         let options = PeerOptions::default();
+        let (claims, peers) = (ClaimGate::default(), PeerClient::default());
         for (broken, status) in [(false, Status::FindAllAn), (true, Status::Internal)] {
             let store = FailingWrites {
                 store: MemoryStore::new(),
@@ -195,8 +202,10 @@ mod tests {
             let node = Node {
                 store: &store,
                 tickets: &tickets,
+                claims: &claims,
                 config: &config,
                 peer_options: &options,
+                peers: &peers,
             };
             assert_eq!(node.run(Command::Find, &request).status, status);
             if broken {

@@ -6,10 +6,10 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::claim_source::{ClaimSource, Transport};
+use super::source::{ClaimSource, Transport};
 
-/// The environment variable that selects the policy: `any` (the default) or `listed`.
-pub const CLAIM_POLICY_VAR: &str = "RAIDA_HEALING_CLAIM_POLICY";
+/// The setting that selects the policy (its row in `src/settings.rs`), named in log lines.
+pub const CLAIM_POLICY_SETTING: &str = "RAIDA_HEALING_CLAIM_POLICY";
 
 /// Who may claim a ticket for RAIDA i.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,22 +37,6 @@ impl ClaimPolicy {
         }
     }
 
-    /// The policy from [`CLAIM_POLICY_VAR`]; unset or empty gives the default, an unknown
-    /// value gives the default and an error line saying so.
-    pub fn from_env() -> ClaimPolicy {
-        match std::env::var(CLAIM_POLICY_VAR) {
-            Ok(value) if !value.trim().is_empty() => {
-                ClaimPolicy::parse(&value).unwrap_or_else(|| {
-                    crate::log::error(&format!(
-                        "{CLAIM_POLICY_VAR}={value:?} is not `any` or `listed`; using `any`"
-                    ));
-                    ClaimPolicy::Any
-                })
-            }
-            _ => ClaimPolicy::default(),
-        }
-    }
-
     /// Whether a claim from `client` may speak for a RAIDA whose configured address is
     /// `configured` (`None`: no address configured for it).
     pub fn admits(self, client: ClaimSource, configured: Option<Ipv4Addr>) -> bool {
@@ -65,7 +49,7 @@ impl ClaimPolicy {
         }
     }
 
-    /// The name used in the environment variable and the logs.
+    /// The name used in the setting and the logs.
     pub fn name(self) -> &'static str {
         match self {
             ClaimPolicy::Any => "any",
