@@ -276,10 +276,25 @@ impl ClaimAuth {
     /// What `challenge` proves about a claim with `fields` received now; a request with
     /// no challenge (the modern framings, types 4 and 5) is untagged.
     pub fn check(&self, challenge: Option<&[u8; TAGGED_BYTES]>, fields: ClaimFields) -> TagCheck {
+        self.check_at(challenge, fields, self.unix_seconds())
+    }
+
+    /// [`check`](Self::check) at `unix_seconds` (a caller that reads the clock once).
+    pub fn check_at(
+        &self,
+        challenge: Option<&[u8; TAGGED_BYTES]>,
+        fields: ClaimFields,
+        unix_seconds: u64,
+    ) -> TagCheck {
         match challenge {
-            Some(challenge) => self.keys.check(challenge, fields, self.clock.unix_seconds()),
+            Some(challenge) => self.keys.check(challenge, fields, unix_seconds),
             None => TagCheck::Untagged,
         }
+    }
+
+    /// The clock's reading.
+    pub fn unix_seconds(&self) -> u64 {
+        self.clock.unix_seconds()
     }
 }
 

@@ -26,6 +26,10 @@ mod poll_loop;
 mod settings;
 mod wire;
 
+use std::sync::Arc;
+
+use crate::claim_auth::ClaimAuth;
+
 pub use budget::Budget;
 pub use health::HealthTable;
 pub use outcome::{Collector, PeerOutcome, PeerReport};
@@ -46,15 +50,24 @@ pub use wire::{
 pub struct PeerClient {
     pub budget: Budget,
     pub health: HealthTable,
+    /// The claim key: with one, every claim's challenge is its tag.
+    pub auth: Option<Arc<ClaimAuth>>,
 }
 
 impl PeerClient {
-    /// A client with a budget of `max_connections` and no peer history.
+    /// A client with a budget of `max_connections`, no peer history and no claim key.
     pub fn new(max_connections: usize) -> PeerClient {
         PeerClient {
             budget: Budget::new(max_connections),
             health: HealthTable::default(),
+            auth: None,
         }
+    }
+
+    /// The client tagging its claims with `auth` (`None`: random challenges).
+    pub fn with_auth(mut self, auth: Option<Arc<ClaimAuth>>) -> PeerClient {
+        self.auth = auth;
+        self
     }
 }
 
@@ -96,6 +109,38 @@ mod tests {
     fn challenge_carries_its_crc() {
         let c = challenge();
         assert_eq!(&c[12..], &[0x92, 0x70, 0xc9, 0x65]);
+    }
+
+    /// With a claim key every challenge is its claim's tag (and its CRC); without one,
+    /// fresh random bytes per connection.
+    #[test]
+    fn challenges_are_tags_with_a_key_and_random_without() {
+        use crate::claim_auth::{ClaimAuth, ClaimFields, ClaimKeys, ManualWallClock};
+        let target = |raida, ticket| Target {
+            raida,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            ticket,
+        };
+        let clock = ManualWallClock::default();
+        clock.0.store(1_800_000_000, std::sync::atomic::Ordering::SeqCst);
+        let keys = ClaimKeys::new(&[0x42; 32], None);
+        let auth = ClaimAuth::with_clock(keys.clone(), Box::new(clock));
+        let mut tagged = Challenges::new(4, Some(&auth));
+        for (raida, ticket) in [(4, 0x0102_0304), (9, 77)] {
+            let fields = ClaimFields {
+                claimer: CLAIMER.raida_no,
+                peer: raida,
+                coin_id: CLAIMER.coin_id,
+                ticket,
+            };
+            let made = tagged.next(target(raida, ticket), CLAIMER).ok().unwrap();
+            assert_eq!(made, challenge_for(&keys.challenge(fields, 1_800_000_000)));
+        }
+        let mut random = Challenges::new(4, None);
+        let a = random.next(target(4, 1), CLAIMER).ok().unwrap();
+        let b = random.next(target(4, 1), CLAIMER).ok().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(&a[12..], &crate::protocol::challenge_crc(&a[..12]).to_be_bytes());
     }
 
     #[test]

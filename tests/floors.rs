@@ -11,6 +11,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("log", 0),
     ("testing", 0),
     ("hash", 1),
+    ("claim_auth", 1),
     ("random", 1),
     ("consensus", 1),
     ("store", 2),

@@ -519,6 +519,9 @@ int main(int argc, char **argv)
 
     if (find_folder(argc, argv) != 0)
         return EXIT_CONFIG;
+    /* Echo the library's lines from its first call on: reading the config below is that
+     * call, and the library reads its settings (and logs any it refuses) then. */
+    host_log_echo(1);
     char path[PATH_MAX + 16], why[512];
     snprintf(path, sizeof path, "%s/config.toml", node.folder);
     if (node_config_load(path, &node.cfg, why, sizeof why) != 0) {
@@ -529,7 +532,6 @@ int main(int argc, char **argv)
     node.io_timeout_ms = env_ms("RAIDA_NODE_READ_TIMEOUT_MS", DEFAULT_READ_TIMEOUT_MS);
 
     host_init(node.cfg.raida_id, (uint8_t)node.cfg.coin_id);
-    host_log_echo(1);
     config.port = node.cfg.port;
     config.cwd = node.folder;
     config.flush_freq = node.cfg.flush_freq;

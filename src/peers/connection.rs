@@ -14,6 +14,7 @@ use super::wire::{
     challenge_for, check_response_header, parse_response_body, request_frame, AnswerError,
     Claimer, Part, Target, CHALLENGE_BYTES, REQUEST_BYTES, RESPONSE_HEADER_BYTES,
 };
+use crate::claim_auth::{ClaimAuth, ClaimFields};
 use crate::protocol::Coin;
 
 /// How one connection attempt ended.
@@ -35,25 +36,44 @@ impl Failure {
     }
 }
 
-/// Fresh challenges for one call's connections: one read of the OS's randomness for a
-/// batch (every first connection and hedge of a call), instead of one per connection.
-/// The one place peer challenges get their randomness.
-pub(super) struct Challenges {
+/// The challenges of one call's connections. With a claim key, each is the tag of its
+/// claim (`src/claim_auth.rs`: this server, the peer, the ticket, the coin id, the time
+/// window), so a keyed peer knows the claim is this RAIDA's whatever address it comes
+/// from. Without one, fresh random bytes: one read of the OS's randomness for a batch
+/// (every first connection and hedge of a call), instead of one per connection. The one
+/// place peer challenges are made.
+pub(super) struct Challenges<'a> {
+    pub(super) auth: Option<&'a ClaimAuth>,
     pub(super) random: Vec<u8>,
     pub(super) used: usize,
 }
 
-impl Challenges {
-    /// Room for `count` challenges per batch; nothing is read until the first is needed.
-    pub(super) fn new(count: usize) -> Challenges {
+impl<'a> Challenges<'a> {
+    /// Room for `count` random challenges per batch (none is read with `auth`, nor until
+    /// the first is needed).
+    pub(super) fn new(count: usize, auth: Option<&'a ClaimAuth>) -> Challenges<'a> {
         let bytes = 12 * count.max(1);
         Challenges {
+            auth,
             random: vec![0; bytes],
             used: bytes,
         }
     }
 
-    pub(super) fn next(&mut self) -> Result<[u8; CHALLENGE_BYTES], Failure> {
+    /// The challenge of `claimer`'s claim of `target`'s ticket.
+    pub(super) fn next(
+        &mut self,
+        target: Target,
+        claimer: Claimer,
+    ) -> Result<[u8; CHALLENGE_BYTES], Failure> {
+        if let Some(auth) = self.auth {
+            return Ok(challenge_for(&auth.challenge(ClaimFields {
+                claimer: claimer.raida_no,
+                peer: target.raida,
+                coin_id: claimer.coin_id,
+                ticket: target.ticket,
+            })));
+        }
         if self.used == self.random.len() {
             // No challenge from a predictable source: when the OS cannot give random
             // bytes, the peer is not asked at all (and the next call tries again).

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
-use super::budget::{Budget, Place};
+use super::budget::Place;
 use super::connection::{Challenges, Connection, Failure, Stage, Step};
 use super::ejection::Admission;
 use super::health;
@@ -97,7 +97,7 @@ pub fn ask_peers<C: Collector + ?Sized>(
     let pending = states.iter().filter(|s| s.is_pending()).count();
     let deadline_passed = !collector.is_decided(pending)
         && drive(
-            &client.budget,
+            client,
             targets,
             claimer,
             deadline,
@@ -125,7 +125,7 @@ pub fn ask_peers<C: Collector + ?Sized>(
 
 /// The readiness loop of [`ask_peers`]; true when it ended at the deadline.
 pub(super) fn drive<C: Collector + ?Sized>(
-    budget: &Budget,
+    client: &PeerClient,
     targets: &[Target],
     claimer: Claimer,
     deadline: Instant,
@@ -134,7 +134,8 @@ pub(super) fn drive<C: Collector + ?Sized>(
     collector: &mut C,
 ) -> bool {
     let mut connections: Vec<Connection> = Vec::with_capacity(targets.len());
-    let mut challenges = Challenges::new(2 * targets.len());
+    let budget = &client.budget;
+    let mut challenges = Challenges::new(2 * targets.len(), client.auth.as_deref());
     let mut slot_retry = SLOT_RETRY_FIRST;
     let mut ready: Vec<PollFlags> = Vec::with_capacity(targets.len());
     loop {
@@ -172,7 +173,7 @@ pub(super) fn drive<C: Collector + ?Sized>(
             } else {
                 state.started = true;
             }
-            let opened = challenges.next().and_then(|challenge| {
+            let opened = challenges.next(targets[slot], claimer).and_then(|challenge| {
                 Connection::open(targets[slot], claimer, slot, hedge, permit, challenge)
             });
             match opened {
