@@ -148,6 +148,11 @@ def a_keyed_raida_behind_nat_is_never_cut_off():
         heal = wallet.heal_coins([coin], ans, [0], bytes(range(50, 66)), net.addr, COIN_ID)
         heal.check_healed("the honest heal at RAIDA 0 after 600 made-up fixes")
         check_eq(cut_off_lines(net, range(25)), [], "cut-off lines in the peers' logs")
+        # Each peer's tag counts line, logged at its first claim: RAIDA 0's, verified.
+        first = ("claim tags since start (verified/unverified/bad tag): TCP 1/0/0, UDP 0/0/0, "
+                 "no address 0/0/0")
+        for r in range(1, 25):
+            check(first in net.log_text(r), "RAIDA %d logged %r" % (r, first))
     with nat_network(None) as net:
         ans = [net.plant_fracked(*coin, [0])]
         net.start_all()
