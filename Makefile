@@ -7,17 +7,18 @@
 #
 # `make help` prints the lines starting with "##" in this file and in mk/*.mk.
 #
-## make                    the release library (target/release/libraida_healing.{so,a}); the header is committed
+## make                    the release library (target/release/libraida_healing.{so,a}) and the man page (build/raida-healing.1); the header is committed
 ## make test               every test suite below that says "(make test)": one line per suite ([i/N] NAME ... passed in T s), logs in build/logs/, a tally line; on a failure the first error line (TEST_STOP=1 stops there)
 ## make help               this list
-## make install            builds nothing (make && sudo make install): stripped libs + debug file, header, .pc, the ops tool (module + command); runs ldconfig or says how the library is found; PREFIX LIBDIR INCLUDEDIR BINDIR PKGCONFIGDIR DEBUGDIR PYTHONDIR DESTDIR
-## make uninstall          removes what `make install` put there
+## make install            builds nothing (make && sudo make install): stripped libs + debug file (STRIP=0: unstripped, no debug file), header, .pc, the ops tool (module, command, man page), licences and docs; runs ldconfig or says how the library is found; PREFIX LIBDIR INCLUDEDIR BINDIR PKGCONFIGDIR DEBUGDIR PYTHONDIR DOCDIR MANDIR DESTDIR STRIP
+## make uninstall          removes what `make install` put there and the directories it created; runs ldconfig where install did
+## make dist               build/dist/raida-healing-VERSION.tar.gz (git archive of HEAD, Cargo.lock, nothing vendored) and its .sha256
 ## make clean              cargo clean and build/
 ## make fmt-check          cargo fmt --check
 ## make clippy             clippy over every target, warnings are errors
 ## make header             regenerates include/raida_healing.h (cbindgen, only built here: the header feature)
 ## make check-header       the committed header is what cbindgen generates, compared file to file (no git needed) (make test)
-## make check-abi          exported symbols, header functions and struct layouts against abi/ (the SOVERSION rule of docs/abi.md) (make test)
+## make check-abi          exported symbols and their versions (raida_healing.map), header functions and struct layouts against abi/ (the SOVERSION rule of docs/abi.md) (make test)
 ## make abi-baseline       rewrites abi/ from the current build (after a deliberate ABI change; see docs/abi.md)
 ## make check-docs         every docs reference resolves; the status, export and settings tables match the header and src/settings.rs (make test)
 ## make cargo-test         the Rust unit and integration tests, the benches once in test mode (make test)
@@ -56,6 +57,14 @@ ifeq ($(findstring $(REMAP_FLAGS),$(RUSTFLAGS)),)
 export RUSTFLAGS := $(strip $(REMAP_FLAGS) $(RUSTFLAGS))
 endif
 
+# The ops tool's documentation and the licences (GNU names).
+DATAROOTDIR ?= $(PREFIX)/share
+DOCDIR      ?= $(DATAROOTDIR)/doc/raida-healing
+MANDIR      ?= $(DATAROOTDIR)/man
+# STRIP=0 installs the libraries as built (debug info in them) and no debug file, for a
+# packager whose tools strip and split debug info themselves (dh_strip, find-debuginfo).
+STRIP       ?= 1
+
 # Where cargo puts the release build (it honours CARGO_TARGET_DIR; so do we).
 LIB_DIR := $(or $(CARGO_TARGET_DIR),target)/release
 SO      := $(LIB_DIR)/libraida_healing.so
@@ -63,8 +72,13 @@ STATIC  := $(LIB_DIR)/libraida_healing.a
 # The system libraries rustc says a program linking $(STATIC) needs (for Libs.private).
 NATIVE_LIBS  = $(BUILD)/native-static-libs
 HEADER  := include/raida_healing.h
+# The symbol versions of the .so (docs/abi.md, "Symbol versions"): read by build.rs and
+# by the ABI guard.
+VERSION_SCRIPT := raida_healing.map
 TOOL    := tools/raida_healing.py
 BUILD   := build
+# raida-healing(1), generated from the ops tool's own help (help2man, tools/man_sections.py).
+MAN_PAGE := $(BUILD)/raida-healing.1
 
 # Strict flags for every C file of the project.
 CWARN   := -std=gnu11 -Wall -Wextra -Werror
@@ -121,9 +135,24 @@ $(call asan_bin,$(1)): $(2) $(C_HEADERS) $(if $(3),,$(SO) $(SONAME_LINK))
 	$$(CC) $$(CWARN) $$(SAN_CFLAGS) $$(CPPFLAGS) -o $$@ $(2) $(or $(3),$$(LINK_SO))
 endef
 
-.PHONY: all lib header test help cargo-test check-header check-abi abi-baseline check-docs fmt-check clippy clean install uninstall FORCE
+.PHONY: all lib man header test help cargo-test check-header check-abi abi-baseline check-docs fmt-check clippy clean install uninstall dist FORCE
 
-all: lib
+all: lib man
+
+man: $(MAN_PAGE)
+
+# The page's date: SOURCE_DATE_EPOCH when set, else the last commit's in a checkout, else
+# Cargo.toml's time (a `make dist` tarball holds the commit's time), so two builds of one
+# source write the same page. COLUMNS fixes argparse's wrapping.
+MAN_EPOCH = $(or $(SOURCE_DATE_EPOCH),$(if $(wildcard .git),$(shell git log -1 --format=%ct 2>/dev/null)),$(shell stat -c %Y Cargo.toml))
+
+$(MAN_PAGE): $(TOOL) tools/man_sections.py
+	@mkdir -p $(@D)
+	@command -v help2man >/dev/null || { echo "make: help2man is needed for the man page (Debian: apt-get install help2man)"; exit 1; }
+	COLUMNS=80 python3 tools/man_sections.py > $(BUILD)/raida-healing.h2m
+	COLUMNS=80 SOURCE_DATE_EPOCH=$(MAN_EPOCH) help2man --no-info --no-discard-stderr --section 1 \
+		--name "check a libraida_healing build and look into a stopped RAIDA server's folder" \
+		--include $(BUILD)/raida-healing.h2m --output $@ "python3 $(TOOL)"
 
 lib: $(SO) $(NATIVE_LIBS)
 
@@ -181,16 +210,17 @@ check-header:
 	@echo "header: the committed copy is byte for byte what cbindgen generates"
 
 # The ABI guard (tools/check_abi.py, the rule in docs/abi.md): the .so's defined dynamic
-# symbols, the header's functions and the committed baseline abi/ (exports, declarations
-# with their struct layouts, SOVERSION) agree; an incompatible change with an unchanged
-# SOVERSION fails. tools/tests/test_check_abi.py shows it failing for a removed symbol, a
-# changed struct and a leaked symbol.
+# symbols, the header's functions, the version script's nodes and the committed baseline
+# abi/ (exports with their versions, declarations with their struct layouts, SOVERSION)
+# agree; an incompatible change with an unchanged SOVERSION fails.
+# tools/tests/test_check_abi.py shows it failing for a removed symbol, a changed struct,
+# a leaked symbol, an unversioned and a wrongly versioned symbol.
 check-abi: $(SO)
-	python3 tools/check_abi.py --so $(SO) --header $(HEADER) --soversion $(SOVERSION) --baseline abi
+	python3 tools/check_abi.py --so $(SO) --header $(HEADER) --soversion $(SOVERSION) --baseline abi --version-script $(VERSION_SCRIPT)
 	PYTHONDONTWRITEBYTECODE=1 python3 tools/tests/test_check_abi.py --cc "$(CC)"
 
 abi-baseline: $(SO)
-	python3 tools/check_abi.py --so $(SO) --header $(HEADER) --soversion $(SOVERSION) --baseline abi --write
+	python3 tools/check_abi.py --so $(SO) --header $(HEADER) --soversion $(SOVERSION) --baseline abi --version-script $(VERSION_SCRIPT) --write
 
 # Every markdown link and docs/*.md reference resolves inside the repository, and the
 # status table of docs/wire-protocol.md matches the header.
@@ -222,26 +252,40 @@ clean:
 
 # Installs what `make` built and builds nothing (`make && sudo make install`): the .so
 # stripped, its debug info (compressed) in DEBUGDIR joined to it by a debuglink; the .a
-# without debug info; the header; the .pc file; the ops tool's module in PYTHONDIR and its
-# launcher BINDIR/raida-healing. Then says how programs will find the library at run time
-# (mk/install_note.sh), running ldconfig where that is the way.
+# without debug info (STRIP=0: both as built, no debug file); the header; the .pc file; the
+# ops tool's module in PYTHONDIR, its launcher BINDIR/raida-healing and its man page; the
+# licences, README, CHANGELOG and the operator's docs in DOCDIR. The directories it creates
+# are recorded (mk/install_dirs.sh) so that uninstall removes them again. Then says how
+# programs will find the library at run time (mk/install_note.sh), running ldconfig where
+# that is the way.
 SO_FILE := libraida_healing.so.$(VERSION)
+DOC_FILES := README.md CHANGELOG.md LICENSE-MIT LICENSE-APACHE
+# What an operator or a packager reads (README links to them under docs/).
+DOC_PAGES := docs/abi.md docs/fix.md docs/legacy-host.md docs/standalone.md docs/tickets.md docs/wire-protocol.md
+# Directories only this project puts files in: uninstall always removes them.
+OWN_DIRS := $(PYTHONDIR) $(LIBDIR)/raida-healing $(DOCDIR)/docs $(DOCDIR)
+INSTALL_DIRS := $(LIBDIR) $(if $(filter 0,$(STRIP)),,$(DEBUGDIR)) $(INCLUDEDIR) $(PKGCONFIGDIR) \
+	$(BINDIR) $(PYTHONDIR) $(DOCDIR)/docs $(MANDIR)/man1
 
 install:
-	@for f in $(SO) $(STATIC) $(NATIVE_LIBS); do \
+	@for f in $(SO) $(STATIC) $(NATIVE_LIBS) $(MAN_PAGE); do \
 		[ -f "$$f" ] || { echo "make install: $$f is missing; build first: make && sudo make install"; exit 1; }; done
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DEBUGDIR) $(DESTDIR)$(INCLUDEDIR) \
-		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PYTHONDIR)
+	@sh mk/install_dirs.sh "$(DESTDIR)" "$(LIBDIR)/raida-healing/installed-directories" $(INSTALL_DIRS)
+ifeq ($(STRIP),0)
+	install -m 0755 $(SO) $(DESTDIR)$(LIBDIR)/$(SO_FILE)
+	install -m 0644 $(STATIC) $(DESTDIR)$(LIBDIR)/libraida_healing.a
+else
 	$(OBJCOPY) --only-keep-debug --compress-debug-sections=zlib $(SO) $(DESTDIR)$(DEBUGDIR)/$(SO_FILE).debug
 	chmod 0644 $(DESTDIR)$(DEBUGDIR)/$(SO_FILE).debug
 	$(OBJCOPY) --strip-unneeded --remove-section=.comment \
 		--add-gnu-debuglink=$(DESTDIR)$(DEBUGDIR)/$(SO_FILE).debug $(SO) $(DESTDIR)$(LIBDIR)/$(SO_FILE)
 	chmod 0755 $(DESTDIR)$(LIBDIR)/$(SO_FILE)
-	ln -sfn $(SO_FILE) $(DESTDIR)$(LIBDIR)/libraida_healing.so.$(SOVERSION)
-	ln -sfn libraida_healing.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libraida_healing.so
 	$(OBJCOPY) --strip-debug --remove-section=.comment --enable-deterministic-archives \
 		$(STATIC) $(DESTDIR)$(LIBDIR)/libraida_healing.a
 	chmod 0644 $(DESTDIR)$(LIBDIR)/libraida_healing.a
+endif
+	ln -sfn $(SO_FILE) $(DESTDIR)$(LIBDIR)/libraida_healing.so.$(SOVERSION)
+	ln -sfn libraida_healing.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libraida_healing.so
 	install -m 0644 $(HEADER) $(DESTDIR)$(INCLUDEDIR)/raida_healing.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
 		-e 's|@VERSION@|$(VERSION)|g' -e "s|@NATIVE_LIBS@|$$(sed 's/-lgcc_s *//' $(NATIVE_LIBS))|g" \
@@ -252,11 +296,38 @@ install:
 	chmod 0644 $(DESTDIR)$(PYTHONDIR)/raida_healing.py
 	sed -e 's|@PYTHONDIR@|$(PYTHONDIR)|g' tools/raida-healing.in > $(DESTDIR)$(BINDIR)/raida-healing
 	chmod 0755 $(DESTDIR)$(BINDIR)/raida-healing
+	install -m 0644 $(MAN_PAGE) $(DESTDIR)$(MANDIR)/man1/raida-healing.1
+	install -m 0644 $(DOC_FILES) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 $(DOC_PAGES) $(DESTDIR)$(DOCDIR)/docs/
 	@LDCONFIG="$(LDCONFIG)" sh mk/install_note.sh "$(DESTDIR)" "$(LIBDIR)" "$(SOVERSION)" "$(PYTHONDIR)"
 
+# Every file install may have written (either STRIP), then this project's own directories,
+# then the directories install created (deepest first, each only when empty), then
+# ldconfig where install ran it (mk/install_note.sh uninstall).
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libraida_healing.so* $(DESTDIR)$(LIBDIR)/libraida_healing.a \
 		$(DESTDIR)$(DEBUGDIR)/$(SO_FILE).debug $(DESTDIR)$(INCLUDEDIR)/raida_healing.h \
 		$(DESTDIR)$(PKGCONFIGDIR)/raida_healing.pc $(DESTDIR)$(BINDIR)/raida-healing \
-		$(DESTDIR)$(PYTHONDIR)/raida_healing.py
-	-rmdir $(DESTDIR)$(PYTHONDIR) $(DESTDIR)$(LIBDIR)/raida-healing 2>/dev/null
+		$(DESTDIR)$(PYTHONDIR)/raida_healing.py $(DESTDIR)$(MANDIR)/man1/raida-healing.1 \
+		$(addprefix $(DESTDIR)$(DOCDIR)/,$(DOC_FILES)) $(addprefix $(DESTDIR)$(DOCDIR)/,$(DOC_PAGES))
+	@created=$(DESTDIR)$(LIBDIR)/raida-healing/installed-directories; \
+	dirs=$$(cat "$$created" 2>/dev/null | sort -r); rm -f "$$created"; \
+	for d in $(addprefix $(DESTDIR),$(OWN_DIRS)); do rmdir "$$d" 2>/dev/null || true; done; \
+	for d in $$dirs; do rmdir "$(DESTDIR)$$d" 2>/dev/null || true; done
+	@LDCONFIG="$(LDCONFIG)" sh mk/install_note.sh "$(DESTDIR)" "$(LIBDIR)" "$(SOVERSION)" "$(PYTHONDIR)" uninstall
+
+# The source tarball of a release: the committed tree at HEAD (git archive: every file's
+# time is the commit's, so the tarball is the same wherever it is made), Cargo.lock in it,
+# no dependency vendored (cargo fetches them from crates.io, or its cache), and its
+# SHA-256 beside it in sha256sum's format. `make dist-test` builds it with no git.
+DIST_NAME := raida-healing-$(VERSION)
+DIST      := $(BUILD)/dist/$(DIST_NAME).tar.gz
+
+dist:
+	@command -v git >/dev/null && git rev-parse --git-dir >/dev/null 2>&1 \
+		|| { echo "make dist: needs a git checkout (it archives the committed tree)"; exit 1; }
+	@git diff --quiet HEAD -- || echo "make dist: note: uncommitted changes are not in the tarball (it is HEAD)"
+	@mkdir -p $(BUILD)/dist
+	git archive --format=tar --prefix=$(DIST_NAME)/ HEAD | gzip -n -9 > $(DIST)
+	cd $(BUILD)/dist && sha256sum $(DIST_NAME).tar.gz > $(DIST_NAME).tar.gz.sha256
+	@echo "make dist: $(DIST) and $(DIST).sha256"

@@ -1,7 +1,8 @@
-//! Sets the shared library's SONAME and, with `--features header` (`make header`),
-//! regenerates include/raida_healing.h with cbindgen. An ordinary build leaves the committed
-//! header alone, so it never compiles cbindgen; `make check-header` (part of `make test`)
-//! regenerates it and fails when the committed copy differs.
+//! Sets the shared library's SONAME and symbol versions (raida_healing.map) and, with
+//! `--features header` (`make header`), regenerates include/raida_healing.h with cbindgen.
+//! An ordinary build leaves the committed header alone, so it never compiles cbindgen;
+//! `make check-header` (part of `make test`) regenerates it and fails when the committed
+//! copy differs.
 
 /// The ABI version of the shared library: its SONAME is `libraida_healing.so.<SOVERSION>`.
 /// This is the one place it is written: the Makefile reads it from here. The rule for
@@ -11,11 +12,101 @@ const SOVERSION: &str = "0";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+    println!("cargo:rerun-if-changed=raida_healing.map");
+    let linux = std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
+    if linux {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libraida_healing.so.{SOVERSION}");
     }
+    symbol_versions(linux);
     #[cfg(feature = "header")]
     generate_header();
+}
+
+/// Symbol versions from raida_healing.map (docs/abi.md, "Symbol versions"). rustc gives
+/// the linker an anonymous version script of its own for a cdylib (its export list), and
+/// a second script naming the same symbols loses to it (lld) or is refused (GNU ld). So
+/// each export is renamed `name@@NODE` in the object itself (`.symver ..., remove`,
+/// OUT_DIR/symbol_versions.rs, included by src/ffi/symbol_versions.rs), and the linker is
+/// given only the nodes (OUT_DIR/symbol_versions.map, empty bodies). GNU ld refuses any
+/// node next to rustc's anonymous script, so the cdylib links with lld: rustup's own
+/// (rustc's default linker on x86_64 Linux since 1.90) or the system's ld.lld.
+fn symbol_versions(linux: bool) {
+    let dir = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
+    let map = std::fs::read_to_string(dir.join("raida_healing.map"))
+        .expect("raida_healing.map is readable");
+    let nodes = version_nodes(&map);
+    let mut script = String::new();
+    let mut directives = Vec::new();
+    for (node, symbols, parent) in &nodes {
+        script.push_str(&format!("{node} {{ }} {parent};\n"));
+        for symbol in symbols {
+            directives.push(format!("\".symver {symbol}, {symbol}@@{node}, remove\""));
+        }
+    }
+    let rust = if linux {
+        format!(
+            "core::arch::global_asm!(\n    {}\n);\n",
+            directives.join(",\n    ")
+        )
+    } else {
+        String::new()
+    };
+    std::fs::write(out_dir.join("symbol_versions.rs"), rust).expect("OUT_DIR is writable");
+    let script_path = out_dir.join("symbol_versions.map");
+    std::fs::write(&script_path, script).expect("OUT_DIR is writable");
+    if linux {
+        println!("cargo:rustc-cdylib-link-arg=-fuse-ld=lld");
+        println!(
+            "cargo:rustc-cdylib-link-arg=-Wl,--version-script={}",
+            script_path.display()
+        );
+    }
+}
+
+/// `(node, global symbols, parent)` of each `NODE { global: a; b; local: *; } [PARENT];`
+/// of a version script, in order; `/* */` comments skipped.
+fn version_nodes(map: &str) -> Vec<(String, Vec<String>, String)> {
+    let mut text = String::new();
+    let mut rest = map;
+    while let Some(start) = rest.find("/*") {
+        text.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("*/")
+            .expect("raida_healing.map: unclosed comment");
+        rest = &rest[start + end + 2..];
+    }
+    text.push_str(rest);
+    let mut nodes = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(open) = rest.find('{') {
+        let node = rest[..open].trim().to_string();
+        let close = rest[open..]
+            .find('}')
+            .expect("raida_healing.map: unclosed node")
+            + open;
+        let body = &rest[open + 1..close];
+        let after = &rest[close + 1..];
+        let semicolon = after
+            .find(';')
+            .expect("raida_healing.map: a node ends with ';'");
+        let parent = after[..semicolon].trim().to_string();
+        let global = body.split("local:").next().unwrap_or_default();
+        let symbols = global
+            .replace("global:", "")
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        nodes.push((node, symbols, parent));
+        rest = &after[semicolon + 1..];
+    }
+    assert!(
+        !nodes.is_empty(),
+        "raida_healing.map defines no version node"
+    );
+    nodes
 }
 
 #[cfg(feature = "header")]

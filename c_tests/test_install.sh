@@ -16,10 +16,18 @@
 #      outside): the system install runs ldconfig and its program finds the library
 #      through the cache; the prefix install's program through its rpath; the static ones
 #      need no .so (the whole-program one no loader at all);
+#   V. every export of the installed .so carries the symbol version raida_healing.map gives
+#      it (name@@RAIDA_HEALING_0), and no defined dynamic symbol is unversioned;
 #   4. the ops tool: BINDIR/raida-healing launches the module PYTHONDIR/raida_healing.py,
-#      which an ops script imports with PYTHONPATH; both find the installed library;
+#      which an ops script imports with PYTHONPATH; both find the installed library; its
+#      man page (MANDIR/man1/raida-healing.1) renders with `man -l`, without a warning,
+#      with a section per subcommand; the licences, README, CHANGELOG and docs are in
+#      DOCDIR;
 #   5. LIBDIR, INCLUDEDIR, BINDIR and DESTDIR move each part (the .pc names the final paths);
-#   6. uninstall removes everything; install without a build says so and fails.
+#   S. STRIP=0: the libraries as built (debug info in the .so), no debug file;
+#   6. uninstall removes every file and every directory install created, and nothing that
+#      was there before; after the system recipe it runs ldconfig, and the loader's cache
+#      no longer names the library; install without a build says so and fails.
 set -euo pipefail
 MAKE_CMD=$1 CC=$2 CWARN=$3 SOVERSION=$4 VERSION=$5
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,7 +44,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
 
-# 1. builds nothing: a cargo call would run `false` and fail the install
+# 1. builds nothing: a cargo call would run `false` and fail the install. The prefix holds
+# a directory and a file of someone else's before: uninstall (6.) must leave them.
+mkdir -p "$prefix/include" "$prefix/share"
+echo "not ours" > "$prefix/include/other.h"
 $MAKE_CMD --no-print-directory install PREFIX="$prefix" CARGO=false >/dev/null
 lib=$prefix/lib
 so=$lib/libraida_healing.so.$VERSION
@@ -66,6 +77,17 @@ echo "installed sizes: libraida_healing.so.$VERSION $so_size, libraida_healing.a
      ".debug/$debuglink $debug_size bytes"
 [ "$(stat -c %a "$so")" = 755 ] && [ "$(stat -c %a "$lib/libraida_healing.a")" = 644 ] \
     || fail "modes of the installed libraries"
+
+# V. symbol versions: each defined dynamic symbol is name@@NODE as raida_healing.map says
+versions=$(nm -D --defined-only "$so" | awk '{print $3}')
+[ -n "$versions" ] || fail "nm shows no export of $so"
+while read -r sym; do
+    name=${sym%%@*}
+    node=$(awk -v s="$name;" '/^[A-Za-z_][A-Za-z0-9_.]* *\{/ {node=$1} $1 == s {print node}' "$ROOT/raida_healing.map")
+    [ -n "$node" ] || fail "$so exports $sym, which raida_healing.map does not list"
+    [ "$sym" = "$name@@$node" ] || fail "$so exports $sym, raida_healing.map says $name@@$node"
+done <<< "$versions"
+echo "symbol versions: $(echo "$versions" | wc -l) exports, each name@@NODE as raida_healing.map says"
 
 # 3. SONAME, symlinks, pkg-config (shared and static)
 readelf -d "$so" | grep -q "Library soname: \[libraida_healing.so.$SOVERSION\]" \
@@ -143,7 +165,12 @@ shared-system)
     grep -q "ran ldconfig: programs find /usr/local/lib/libraida_healing.so.$SOVERSION" "$work/out.txt" || { cat "$work/out.txt"; exit 1; }
     readelf -d server | grep -q "Shared library: \[libraida_healing.so.$SOVERSION\]"
     if readelf -d server | grep -q "RUNPATH\|RPATH"; then echo "the system recipe set an rpath"; exit 1; fi
-    ldconfig -p | grep -q "libraida_healing.so.$SOVERSION .*/usr/local/lib/" ;;
+    ldconfig -p | grep -q "libraida_healing.so.$SOVERSION .*/usr/local/lib/"
+    make uninstall > "$work/uninstall.txt" 2>&1 || { cat "$work/uninstall.txt"; exit 1; }
+    grep -q "ran ldconfig: the loader's cache no longer names /usr/local/lib/libraida_healing.so.$SOVERSION" \
+        "$work/uninstall.txt" || { cat "$work/uninstall.txt"; exit 1; }
+    if ldconfig -p | grep -q libraida_healing; then echo "uninstall left the library in the loader's cache"; exit 1; fi
+    if [ -n "\$(find /usr/local -name '*raida*')" ]; then echo "uninstall left: \$(find /usr/local -name '*raida*')"; exit 1; fi ;;
 shared-prefix)
     readelf -d server | grep -q "Shared library: \[libraida_healing.so.$SOVERSION\]"
     readelf -d server | grep -q "R.*PATH.*\[/opt/raida-healing/lib\]" ;;
@@ -174,6 +201,28 @@ echo "$out" | grep -qx "check: ok" || fail "tool check: $out"
 out=$(cd "$tmp" && env -u RAIDA_HEALING_LIB PYTHONPATH="$pydir" python3 -c \
     'import raida_healing; lib = raida_healing.Library(raida_healing.library_path(None)); print(lib.path, lib.conn_info_size())')
 [ "$out" = "$lib/libraida_healing.so.$SOVERSION 336" ] || fail "import raida_healing: $out"
+man_page=$prefix/share/man/man1/raida-healing.1
+[ "$(stat -c %a "$man_page")" = 644 ] || fail "no man page $man_page (or not mode 644)"
+rendered=$(MANWIDTH=100 man --warnings -l "$man_page" 2>"$tmp/man.err") || fail "man -l: $(cat "$tmp/man.err")"
+[ ! -s "$tmp/man.err" ] || fail "man -l warns: $(cat "$tmp/man.err")"
+for section in NAME DESCRIPTION COMMANDS "JSON OUTPUT"; do
+    echo "$rendered" | grep -qx "$section" || fail "the man page has no section $section"
+done
+subcommands=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import raida_healing, argparse
+p = raida_healing.build_parser()
+print(" ".join(next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices))' "$pydir")
+for sub in $subcommands; do
+    echo "$rendered" | grep -qx "   raida-healing $sub" || fail "the man page has no section for $sub"
+    echo "$rendered" | grep -q "usage: raida-healing $sub" || fail "the man page lacks $sub's usage"
+done
+docdir=$prefix/share/doc/raida-healing
+for f in LICENSE-MIT LICENSE-APACHE README.md CHANGELOG.md docs/legacy-host.md docs/standalone.md docs/abi.md; do
+    cmp -s "$ROOT/$f" "$docdir/$f" || fail "$docdir/$f is not $f"
+done
+grep -q "Apache License" "$docdir/LICENSE-APACHE" && grep -q "^MIT License" "$docdir/LICENSE-MIT" \
+    || fail "the licence texts"
+echo "man page: renders without a warning, a section per subcommand ($subcommands);" \
+     "licences and docs in share/doc/raida-healing"
 
 # 5. every directory variable, staged under DESTDIR
 stage=$tmp/stage
@@ -184,7 +233,8 @@ echo "$out" | grep -q "staged under DESTDIR=$stage: the package's installation r
 for f in lib64/libraida_healing.so.$VERSION lib64/libraida_healing.so.$SOVERSION \
          lib64/libraida_healing.so lib64/libraida_healing.a lib64/.debug/$debuglink \
          lib64/pkgconfig/raida_healing.pc inc/raida_healing.h sbin/raida-healing \
-         lib64/raida-healing/python/raida_healing.py; do
+         lib64/raida-healing/python/raida_healing.py share/man/man1/raida-healing.1 \
+         share/doc/raida-healing/LICENSE-MIT share/doc/raida-healing/LICENSE-APACHE; do
     [ -e "$stage/opt/rh/$f" ] || fail "DESTDIR install lacks /opt/rh/$f"
 done
 [ -z "$(find "$stage" -path "$stage/opt/rh" -prune -o -type f -print)" ] || fail "files outside /opt/rh"
@@ -197,10 +247,25 @@ grep -qx 'INSTALLED_LIBRARY = "/opt/rh/lib64/libraida_healing.so.'"$SOVERSION"'"
 grep -qx 'sys.path.insert(0, "/opt/rh/lib64/raida-healing/python")' "$stage/opt/rh/sbin/raida-healing" \
     || fail "the staged launcher does not name the final module path"
 
+# S. STRIP=0: as built, for a packager's own strip and debug-info split
+raw=$tmp/unstripped
+$MAKE_CMD --no-print-directory install PREFIX="$raw" CARGO=false STRIP=0 >/dev/null
+sections "$raw/lib/libraida_healing.so.$VERSION" | grep -q '\.debug_info' || fail "STRIP=0: the .so has no .debug_info"
+sections "$raw/lib/libraida_healing.so.$VERSION" | grep -q ' \.symtab ' || fail "STRIP=0: the .so has no symbol table"
+readelf --string-dump=.gnu_debuglink "$raw/lib/libraida_healing.so.$VERSION" 2>&1 | grep -q "\[ *0\]" \
+    && fail "STRIP=0: the .so has a debuglink"
+[ ! -e "$raw/lib/.debug" ] || fail "STRIP=0 installed a debug file: $(ls "$raw/lib/.debug")"
+cmp -s "$ROOT/target/release/libraida_healing.a" "$raw/lib/libraida_healing.a" 2>/dev/null \
+    || [ -n "${CARGO_TARGET_DIR:-}" ] || fail "STRIP=0: the .a is not the one built"
+$MAKE_CMD --no-print-directory uninstall PREFIX="$raw" STRIP=0 >/dev/null
+[ ! -e "$raw" ] || fail "uninstall after STRIP=0 left: $(find "$raw")"
+echo "STRIP=0: .so with debug info and symbol table, no debuglink, no debug file"
+
 # 6. uninstall, and install without a build
 $MAKE_CMD --no-print-directory uninstall PREFIX="$prefix" >/dev/null
-left=$(find "$prefix" -type f -o -type l)
-[ -z "$left" ] || fail "uninstall left: $left"
+left=$(cd "$prefix" && find . | sort | tr '\n' ' ')
+[ "$left" = ". ./include ./include/other.h ./share " ] \
+    || fail "uninstall left more (or less) than was there before: $left"
 if out=$(CARGO_TARGET_DIR="$tmp/nothing-built" $MAKE_CMD --no-print-directory install \
         PREFIX="$tmp/p2" CARGO=false 2>&1); then
     fail "install without a build succeeded"
@@ -210,4 +275,5 @@ echo "$out" | grep -q "is missing; build first: make && sudo make install" || fa
 echo "install-test: builds nothing; stripped .so with debuglink + build-id matched debug file" \
      "(gdb: arguments, locals, remapped paths); .a without debug info; sizes bounded; SONAME" \
      ".so.$SOVERSION; native_libs from rustc; run-time lookup said and shown; the README's" \
-     "4 recipes as written; tool launcher + importable module; LIBDIR/INCLUDEDIR/BINDIR/DESTDIR; uninstall ok"
+     "4 recipes as written (system: uninstall runs ldconfig); tool launcher + importable module; man page;" \
+     "licences; symbol versions; STRIP=0; LIBDIR/INCLUDEDIR/BINDIR/DESTDIR; uninstall leaves what was there before"

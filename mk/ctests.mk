@@ -7,7 +7,7 @@
 ## make c-test-asan        the same C tests built with ASan+UBSan (make test)
 ## make c-test-valgrind    the plain C tests under valgrind memcheck (make test)
 ## make static-link-test   test_commands linked against libraida_healing.a (make test)
-## make install-test       make install into temporary prefixes: stripped libs, debug files, sizes, dirs, pkg-config, tool (make test)
+## make install-test       make install into temporary prefixes: stripped libs (and STRIP=0), debug files, symbol versions, sizes, dirs, pkg-config, tool, man page, licences, uninstall (make test)
 
 CT_SRC     := c_tests
 CT_HARNESS := $(CT_SRC)/host.c $(CT_SRC)/request.c
@@ -62,7 +62,7 @@ static-link-test: $(CT_STATIC_BIN)
 
 # Installs into throw-away prefixes the ways a packager and an operator do and checks every
 # installed file: c_tests/test_install.sh (builds nothing itself: it installs with CARGO=false).
-install-test: $(SO) $(STATIC)
+install-test: $(SO) $(STATIC) $(MAN_PAGE)
 	c_tests/test_install.sh "$(MAKE)" "$(CC)" "$(CWARN)" "$(SOVERSION)" "$(VERSION)"
 
 TEST_TARGETS += c-header-test c-test c-test-asan c-test-valgrind static-link-test install-test

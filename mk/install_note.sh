@@ -1,15 +1,18 @@
 #!/bin/sh
 # The end of `make install`: how programs will find libraida_healing.so.SOVERSION at run
-# time. Usage: install_note.sh DESTDIR LIBDIR SOVERSION PYTHONDIR ($LDCONFIG: the ldconfig
-# to run). Into the system (no DESTDIR, LIBDIR a directory the dynamic loader searches) as
-# root: runs ldconfig. Anywhere else: says which of rpath, LD_LIBRARY_PATH or
-# /etc/ld.so.conf.d makes the library found.
-destdir=$1 libdir=$2 soversion=$3 pythondir=$4
+# time. Usage: install_note.sh DESTDIR LIBDIR SOVERSION PYTHONDIR [uninstall] ($LDCONFIG:
+# the ldconfig to run). Into the system (no DESTDIR, LIBDIR a directory the dynamic loader
+# searches) as root: runs ldconfig. Anywhere else: says which of rpath, LD_LIBRARY_PATH or
+# /etc/ld.so.conf.d makes the library found. With `uninstall` (the end of `make
+# uninstall`): runs ldconfig where install did, so the loader's cache names no deleted
+# file, and says nothing else.
+destdir=$1 libdir=$2 soversion=$3 pythondir=$4 mode=${5:-install}
 # ldconfig lives in /sbin, which is not on a non-root user's PATH on Debian.
 ldconfig=${LDCONFIG:-$(command -v ldconfig || echo /sbin/ldconfig)}
 so=libraida_healing.so.$soversion
 
 if [ -n "$destdir" ]; then
+    [ "$mode" = uninstall ] && exit 0
     echo "staged under DESTDIR=$destdir: the package's installation runs ldconfig" \
          "(Debian: a triggers/postinst ldconfig) so the loader finds $libdir/$so"
     exit 0
@@ -22,6 +25,14 @@ searched=no
 for d in $($ldconfig -v -N 2>/dev/null | sed -n 's/^\(\/[^:]*\):.*/\1/p') /lib /usr/lib /lib64 /usr/lib64; do
     if [ "$(readlink -f "$d" 2>/dev/null)" = "$real_libdir" ]; then searched=yes; break; fi
 done
+
+if [ "$mode" = uninstall ]; then
+    if [ "$searched" = yes ] && [ "$(id -u)" -eq 0 ]; then
+        $ldconfig || { echo "make uninstall: ldconfig failed"; exit 1; }
+        echo "ran ldconfig: the loader's cache no longer names $libdir/$so"
+    fi
+    exit 0
+fi
 
 if [ "$searched" = yes ]; then
     if [ "$(id -u)" -eq 0 ]; then

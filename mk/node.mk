@@ -21,9 +21,10 @@ $(eval $(call c_program,node_unit_test,$(NODE_UNIT_SRCS)))
 node: $(call bin,raida_node)
 
 # The build's output is shown only when it fails (build/demo-build.log), so the report is
-# all a person reads.
+# all a person reads; one line says what happens meanwhile, from the first second.
 demo:
 	@mkdir -p $(BUILD)
+	@echo "make demo: building the library and the test node (about a minute on a fresh clone; log: $(BUILD)/demo-build.log) ..."
 	@$(MAKE) --no-print-directory node >$(BUILD)/demo-build.log 2>&1 \
 		|| { cat $(BUILD)/demo-build.log; echo "make demo: the build failed (log: $(BUILD)/demo-build.log)"; exit 1; }
 	@python3 $(NODE_DIR)/demo.py --node $(call bin,raida_node)

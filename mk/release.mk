@@ -21,3 +21,14 @@ check-release-symbols: $(SO) $(STATIC)
 	@echo "release library: no test double in $(SO) or $(STATIC)"
 
 TEST_TARGETS += check-release-symbols
+
+# The release tarball (`make dist`, in the Makefile) from a reader's side: mk/dist_test.sh.
+#
+## make dist-test          make dist; the tarball (sha256 ok, Cargo.lock, nothing vendored) unpacked passes make check-abi with no git and cargo offline, its .so byte for byte this one (make test)
+
+.PHONY: dist-test
+
+dist-test: $(SO)
+	bash mk/dist_test.sh "$(MAKE)" "$(DIST_NAME)"
+
+TEST_TARGETS += dist-test

@@ -15,7 +15,8 @@
 //!   [`job`] (`send_validate_ticket_job`), [`audit`] (`raida_healing_check_page`),
 //!   [`config`] (`raida_healing_config_parse`), [`health`]
 //!   (`raida_healing_peer_health`), [`standalone`] (open a server folder's page files
-//!   where no server runs, for ops scripts).
+//!   where no server runs, for ops scripts);
+//! - `symbol_versions`: each export's version node (raida_healing.map, via build.rs).
 
 pub mod alloc;
 pub mod audit;
@@ -31,6 +32,7 @@ pub mod job;
 pub mod layout;
 pub mod standalone;
 mod state;
+mod symbol_versions;
 
 #[cfg(feature = "testing")]
 pub use entry::testing;

@@ -29,7 +29,7 @@
 //! MFS bytes when it loads the pages.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, TryLockError};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -158,10 +158,12 @@ impl PageFileStore {
         let lock = data_dir
             .open_plain_file(LOCK_FILE_NAME)
             .map_err(|e| OpenError::Io(lock_path.clone(), e))?;
-        match lock.try_lock() {
+        // rustix's flock rather than std's File::try_lock (Rust 1.89): the same flock(2),
+        // and the toolchain floor stays where README says.
+        match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(OpenError::Locked(data_path)),
-            Err(TryLockError::Error(e)) => return Err(OpenError::Io(lock_path, e)),
+            Err(rustix::io::Errno::WOULDBLOCK) => return Err(OpenError::Locked(data_path)),
+            Err(e) => return Err(OpenError::Io(lock_path, e.into())),
         }
         Ok(PageFileStore {
             data_dir,

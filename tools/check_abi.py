@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
 """The ABI guard of `make test` (`make check-abi`), standard library only.
 
-    check_abi.py --so LIB.so --header raida_healing.h --soversion N --baseline abi/ [--write]
+    check_abi.py --so LIB.so --header raida_healing.h --soversion N --baseline abi/
+                 --version-script raida_healing.map [--write]
 
-Three views of the C ABI must agree:
+Four views of the C ABI must agree:
 1. what the shared library exports: `nm -D --defined-only` of the built .so (every
    defined dynamic symbol, so a dependency's `#[no_mangle]` function that leaks into the
-   server's namespace is seen);
+   server's namespace is seen), each with its symbol version;
 2. the functions the header declares;
-3. the committed baseline: abi/exports.txt (one symbol a line) and abi/declarations.txt
-   (every function prototype, struct, typedef and #define of the header, one a line,
-   comments and spacing removed), recorded with the SOVERSION in abi/soversion.
+3. the version script raida_healing.map: the node each export belongs to;
+4. the committed baseline: abi/exports.txt (one `symbol@@NODE` a line) and
+   abi/declarations.txt (every function prototype, struct, typedef and #define of the
+   header, one a line, comments and spacing removed), recorded with the SOVERSION in
+   abi/soversion.
 
-1 and 2 must be the same set. Against the baseline (the rule of docs/abi.md, "When the
+1 and 2 must be the same set. Every export must carry, as its default version (`@@`), the
+node the version script lists it under: an unversioned export, one of another node, a
+symbol the script lists twice or that the library does not export, all fail. A symbol
+that moves to another node is, against the baseline, one removed and one added. Against the baseline (the rule of docs/abi.md, "When the
 SOVERSION changes"):
 - a symbol or declaration removed, or a declaration changed (a struct's fields, a
   prototype, a constant's value), is an incompatible change: it fails while the SOVERSION
@@ -37,15 +43,43 @@ STRUCT_TAG = re.compile(r"^(?:typedef\s+)?(struct|union|enum)\s+([A-Za-z_]\w*)")
 
 
 def exported_symbols(so_path):
-    """Defined dynamic symbols of the library (names only, no version suffix)."""
+    """{name: version} of the library's defined dynamic symbols: `@@NODE` for a default
+    version, `@NODE` for a hidden one, "" for an unversioned symbol. The version
+    definitions themselves (absolute symbols named like their node) are left out."""
     out = subprocess.run(["nm", "-D", "--defined-only", so_path], check=True,
                          capture_output=True, text=True).stdout
-    names = set()
+    symbols = {}
     for line in out.splitlines():
         fields = line.split()
-        if len(fields) >= 3:
-            names.add(fields[2].split("@")[0])
-    return names
+        if len(fields) < 3:
+            continue
+        name, at, version = fields[2].partition("@")
+        version = at + version
+        # GNU ld defines each version node as an absolute symbol of its own name.
+        if fields[1] == "A" and version in ("", "@@" + name, "@" + name):
+            continue
+        symbols[name] = version
+    return symbols
+
+
+def version_nodes(script_text):
+    """{symbol: node} of a GNU version script (`NODE { global: a; b; local: *; } PARENT;`),
+    and the problems of the script itself (a symbol listed twice, no node)."""
+    text = re.sub(r"/\*.*?\*/", " ", script_text, flags=re.DOTALL)
+    text = re.sub(r"#[^\n]*", " ", text)
+    nodes, problems = {}, []
+    for node, body in re.findall(r"([A-Za-z_][\w.]*)\s*\{(.*?)\}", text, flags=re.DOTALL):
+        body = body.split("local:")[0].replace("global:", " ")
+        for symbol in (s.strip() for s in body.split(";")):
+            if not symbol:
+                continue
+            if symbol in nodes:
+                problems.append("the version script lists %s twice (%s and %s)"
+                                % (symbol, nodes[symbol], node))
+            nodes[symbol] = node
+    if not nodes:
+        problems.append("the version script lists no symbol under a node")
+    return nodes, problems
 
 
 def declarations(header_text):
@@ -115,10 +149,12 @@ def main():
     parser.add_argument("--header", required=True)
     parser.add_argument("--soversion", required=True)
     parser.add_argument("--baseline", required=True)
+    parser.add_argument("--version-script", required=True)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
 
-    exports = exported_symbols(args.so)
+    versions = exported_symbols(args.so)
+    exports = set(versions)
     with open(args.header) as f:
         decls = declarations(f.read())
     header_functions = {k.split(" ", 1)[1] for k in decls if k.startswith("function ")}
@@ -128,6 +164,26 @@ def main():
                         "#[no_mangle] symbol, or a missing declaration)" % (args.so, name))
     for name in sorted(header_functions - exports):
         problems.append("the header declares %s, which %s does not export" % (name, args.so))
+    with open(args.version_script) as f:
+        nodes, script_problems = version_nodes(f.read())
+    problems += ["%s: %s" % (args.version_script, p) for p in script_problems]
+    for name in sorted(exports):
+        want, got = nodes.get(name), versions[name]
+        if want is None:
+            problems.append("%s exports %s, which %s does not list under a version node"
+                            % (args.so, name, args.version_script))
+        elif got == "":
+            problems.append("%s exports %s without a symbol version (%s lists it under %s)"
+                            % (args.so, name, args.version_script, want))
+        elif got != "@@" + want:
+            problems.append("%s exports %s%s, but %s lists it under %s (wanted %s@@%s)"
+                            % (args.so, name, got, args.version_script, want, name, want))
+    for name in sorted(set(nodes) - exports):
+        problems.append("%s lists %s under %s, which %s does not export"
+                        % (args.version_script, name, nodes[name], args.so))
+    # The baseline records each export with its version: a symbol that changes node is
+    # an old name@@NODE removed.
+    exports = {name + versions[name] for name in exports}
 
     paths = {n: os.path.join(args.baseline, n)
              for n in ("exports.txt", "declarations.txt", "soversion")}
@@ -192,9 +248,10 @@ def main():
         print("\n".join(problems))
         print("check-abi: FAILED")
         return 1
-    print("check-abi: %d exports = the header's %d functions = abi/exports.txt; %d "
-          "declarations = abi/declarations.txt; SOVERSION %s"
-          % (len(exports), len(header_functions), len(decls), args.soversion))
+    print("check-abi: %d exports = the header's %d functions = abi/exports.txt, each "
+          "versioned as %s says (%s); %d declarations = abi/declarations.txt; SOVERSION %s"
+          % (len(exports), len(header_functions), args.version_script,
+             ", ".join(sorted(set(nodes.values()))), len(decls), args.soversion))
     return 0
 
 

@@ -47,6 +47,9 @@ import zlib
 
 # The tool's version: the crate's (tools/tests checks they are equal).
 TOOL_VERSION = "0.1.0"
+# Every --json object carries this as "schema_version". Raised when a field is removed or
+# changes meaning; a new field keeps it (docs/standalone.md, "JSON output").
+JSON_SCHEMA_VERSION = 1
 # The installed library's path; `make install` replaces this line in the installed copy.
 INSTALLED_LIBRARY = None
 # Where `make` puts the library when the tool runs from the source tree.
@@ -580,7 +583,7 @@ def cmd_find(args, out):
 # temporary file it writes a page through before renaming it.
 LOCK_FILE = ".raida_healing.lock"
 TEMPORARY_SUFFIX = ".tmp"
-# Text output lists at most this many problems of one kind (--json lists all).
+# Audit details list at most this many problems of one kind (--details lists all).
 TEXT_LIMIT = 20
 
 
@@ -678,6 +681,34 @@ def denomination_line(d):
     return "%s %s" % (head, "; ".join(parts))
 
 
+def collapse_folder_problems(problems, linked_folders):
+    """One problem for a page folder that is a symbolic link or cannot be read, in place of
+    one per page below it (a linked Data/03 is one line, not 1,000): the folder's entry
+    says how many pages it takes with it."""
+    folders = {p["path"]: p for p in problems if p["kind"] == "unreadable" and p["path"]}
+    for rel in linked_folders:
+        folders[rel] = {"kind": "symlink", "path": rel,
+                        "detail": "a symbolic link where a page folder belongs; links below "
+                                  "Data/ are never followed"}
+    if not folders:
+        return problems
+    taken = {rel: 0 for rel in folders}
+    kept = []
+    for p in problems:
+        parent = next((rel for rel in folders if p["path"].startswith(rel + "/")), None)
+        if parent is not None and p["kind"] in ("symlink", "unreadable"):
+            taken[parent] += 1
+            continue
+        if p is not folders.get(p["path"]):
+            kept.append(p)
+    for rel in sorted(folders):
+        entry = folders[rel]
+        if taken[rel]:
+            entry["detail"] += " (%d pages below it unusable)" % taken[rel]
+        kept.append(entry)
+    return kept
+
+
 def cmd_audit(args, out):
     lib = load_library(args)
     data = os.path.join(args.dir, "Data")
@@ -728,6 +759,7 @@ def cmd_audit(args, out):
     # while the walk runs is reported, not followed. Data itself may be a link (operators
     # put data on other disks): resolved once.
     real_data = os.path.realpath(data)
+    linked_folders = []  # links where a page folder belongs
     pending = [("", (data_st.st_dev, data_st.st_ino))]
     while pending:
         folder_rel, identity = pending.pop()
@@ -767,6 +799,8 @@ def cmd_audit(args, out):
                     if rel not in page_paths and rel not in page_dirs:
                         problems.append({"kind": "unexpected", "path": rel,
                                          "detail": "a symbolic link that is no page"})
+                    elif rel in page_dirs:
+                        linked_folders.append(rel)
                     continue  # a link where a page or its folder belongs: the page check says so
                 is_dir = stat.S_ISDIR(st.st_mode)
                 if is_dir:
@@ -790,6 +824,7 @@ def cmd_audit(args, out):
         finally:
             os.close(fd)
     os.close(data_fd)
+    problems = collapse_folder_problems(problems, linked_folders)
     counts = {}
     for p in problems:
         counts[p["kind"]] = counts.get(p["kind"], 0) + 1
@@ -798,17 +833,27 @@ def cmd_audit(args, out):
     out.text("pages by denomination (a page holds 1024 serial numbers; ranges are page numbers):")
     for d in summary:
         out.text("  %s" % denomination_line(d))
-    # Missing pages are in the summary's ranges; the details list everything else.
-    details = [p for p in problems if p["kind"] != "missing"]
+    # By default the details leave out missing pages (they are in the summary's ranges) and
+    # list at most TEXT_LIMIT problems of a kind, in text and JSON alike; --details lists all.
+    if args.details:
+        details, omitted = problems, 0
+    else:
+        details, shown = [], {}
+        for p in problems:
+            if p["kind"] == "missing":
+                continue
+            shown[p["kind"]] = shown.get(p["kind"], 0) + 1
+            if shown[p["kind"]] <= TEXT_LIMIT:
+                details.append(p)
+        omitted = len(problems) - len(details)
     if details:
         out.text("details:")
-    shown = {}
+    listed = {}
     for p in details:
-        shown[p["kind"]] = shown.get(p["kind"], 0) + 1
-        if shown[p["kind"]] <= TEXT_LIMIT:
-            out.text("  %-12s %s: %s" % (p["kind"], escaped(p["path"]), escaped(p["detail"])))
-        elif shown[p["kind"]] == TEXT_LIMIT + 1:
-            out.text("  %-12s ... and %d more (--json lists all)"
+        listed[p["kind"]] = listed.get(p["kind"], 0) + 1
+        out.text("  %-12s %s: %s" % (p["kind"], escaped(p["path"]), escaped(p["detail"])))
+        if not args.details and listed[p["kind"]] == TEXT_LIMIT and counts[p["kind"]] > TEXT_LIMIT:
+            out.text("  %-12s ... and %d more (--details lists all)"
                      % (p["kind"], counts[p["kind"]] - TEXT_LIMIT))
     if problems:
         out.text("audit: %d problems (%s)" % (len(problems), ", ".join(
@@ -816,8 +861,8 @@ def cmd_audit(args, out):
     else:
         out.text("audit: ok")
     out.json({"folder": args.dir, "data": data, "pages": total, "valid_pages": valid,
-              "denominations": summary, "counts": counts, "problems": problems,
-              "ok": not problems})
+              "denominations": summary, "counts": counts, "problems": details,
+              "problems_omitted": omitted, "details": args.details, "ok": not problems})
     return EXIT_NEGATIVE if problems else EXIT_OK
 
 
@@ -947,7 +992,8 @@ class Output:
 
     def json(self, value):
         if self.as_json:
-            print(json.dumps(value, indent=2, sort_keys=True))
+            print(json.dumps(dict(value, schema_version=JSON_SCHEMA_VERSION), indent=2,
+                             sort_keys=True))
 
 
 def build_parser():
@@ -1012,7 +1058,7 @@ def build_parser():
         "the library). Exit 0 when every coin's page "
         "exists and every given AN matches, 1 otherwise, 3 when the library or DIR cannot "
         "be opened.", coin_epilog, store_folder, (parse_coin, "DEN:SN or DEN:SN:AN"))
-    command(
+    audit = command(
         "audit", cmd_audit, "check a stopped server's whole Data/ tree",
         "Check every page of DIR/Data (15000 for a full server) with the library's own page "
         "rule (missing, truncated, oversized, not a regular file, a symbolic link on its "
@@ -1024,7 +1070,13 @@ def build_parser():
         "nothing. Prints per denomination the page ranges valid, missing and bad, then the "
         "details, names escaped (--json: one object); progress on stderr when it is a "
         "terminal. Exit 0 when nothing is wrong, 1 when a problem is found, 3 when the "
-        "library or DIR/Data cannot be opened.", folder="server folder (holds Data/)")
+        "library or DIR/Data cannot be opened. A page folder that is a symbolic link or "
+        "cannot be read is one problem, not one per page below it. The details leave out "
+        "missing pages and list at most %d problems of a kind, in text and JSON alike; "
+        "--details lists every problem." % TEXT_LIMIT, folder="server folder (holds Data/)")
+    audit.add_argument("--details", action="store_true",
+                       help="list every problem, missing pages included (default: at most "
+                            "%d of a kind, missing pages only in the summary)" % TEXT_LIMIT)
     keygen = sub.add_parser(
         "keygen", help="write a new claim key file (never overwrites)",
         description="Write FILE, a new claim key file (RAIDA_HEALING_CLAIM_KEY_FILE): a "

@@ -553,10 +553,104 @@ class Tool(unittest.TestCase):
         return subprocess.run([sys.executable, tool] + list(args), text=True, timeout=120,
                               env=env, **kw)
 
-    def run_json(self, *args, code):
+    def run_json(self, *args, code, keep_schema_version=False):
+        """The --json object of a run that exits `code`; its schema_version is checked and
+        taken out (unless keep_schema_version) so the tests compare the fields alone."""
         run = self.run_tool(*args, "--json")
         self.assertEqual(run.returncode, code, run.stdout + run.stderr)
-        return json.loads(run.stdout)
+        report = json.loads(run.stdout)
+        if not keep_schema_version:
+            self.assertEqual(report.pop("schema_version"), rh.JSON_SCHEMA_VERSION)
+        return report
+
+    # ---- the --json schema of docs/standalone.md ("JSON output of the ops tool") ----
+
+    def documented_json_fields(self):
+        """{section: {field: (set of types, always)}} from the tables of docs/standalone.md:
+        section is the subcommand, or "error" for the object of exit 3."""
+        with open(os.path.join(ROOT, "docs", "standalone.md")) as f:
+            text = f.read()
+        part = text.split("## JSON output of the ops tool", 1)[1].split("\n## ", 1)[0]
+        sections = {}
+        for heading, body in re.findall(r"^### (.*)\n((?:.*\n)*?)(?=^### |\Z)", part, re.M):
+            m = re.match(r"`raida-healing (\w+) --json`$", heading)
+            name = m.group(1) if m else ("error" if "exit 3" in heading else heading)
+            fields = {}
+            for row in re.findall(r"^\| `([^`]+)` \| ([^|]+) \| ([^|]+) \|", body, re.M):
+                fields[row[0]] = (set(row[1].strip().split(" or ")), row[2].strip() == "always")
+            self.assertTrue(fields, "docs/standalone.md: section %r has no field table" % heading)
+            sections[name] = fields
+        return sections
+
+    def json_fields(self, value, prefix=""):
+        """[(field, JSON type)] of an object, nested objects of arrays as `a[].b`."""
+        names = {bool: "boolean", int: "integer", str: "string", list: "array",
+                 dict: "object", type(None): "null"}
+        out = []
+        for key, item in value.items():
+            out.append((prefix + key, names[type(item)]))
+            if isinstance(item, list):
+                for element in item:
+                    if isinstance(element, dict):
+                        out += self.json_fields(element, prefix + key + "[].")
+        return out
+
+    def json_examples(self):
+        """{section: [--json objects]}: every subcommand run so that each documented field
+        shows (a new subcommand adds its runs here)."""
+        folder = new_folder(self)
+        plant_page(folder, 1, 4, free={5003})
+        an = stored_an(1, 5001).hex()
+        os.symlink(os.path.join(folder, "Data", "01"), os.path.join(folder, "Data", "02"))
+        lib = ("--lib", ARGS.lib)
+        run = lambda *args, code: self.run_json(*args, code=code, keep_schema_version=True)  # noqa: E731
+        keys = tempfile.mkdtemp(prefix="raida-keygen-json-")
+        self.addCleanup(shutil.rmtree, keys)
+        first, second = os.path.join(keys, "first.key"), os.path.join(keys, "second.key")
+        return {
+            "keygen": [run("keygen", first, code=0),
+                       run("keygen", "--rotate", first, second, code=0)],
+            "check": [run("check", *lib, code=0), run("check", ARGS.fake_abi, code=1)],
+            "read": [run("read", folder, *lib, "1:5000", "1:5003", "2:1", code=1),
+                     run("read", folder, "--lock", *lib, "1:5000", code=0)],
+            "find": [run("find", folder, *lib, "1:5001:" + an, "1:5002:" + "00" * 16, "1:7",
+                         "2:1:" + an, code=1)],
+            "audit": [run("audit", folder, *lib, code=1),
+                      run("audit", folder, "--details", *lib, code=1)],
+            "error": [run("read", folder + "/missing", *lib, "1:1", code=3),
+                      run("audit", folder + "/missing", *lib, code=3)],
+        }
+
+    def test_json_output_matches_its_documented_schema(self):
+        documented = self.documented_json_fields()
+        parser = rh.build_parser()
+        commands = next(a for a in parser._actions
+                        if isinstance(a, argparse._SubParsersAction)).choices
+        self.assertEqual(set(documented), set(commands) | {"error"},
+                         "docs/standalone.md documents the JSON of exactly these sections")
+        examples = self.json_examples()
+        self.assertEqual(set(examples), set(documented), "an example run per section")
+        for section, reports in examples.items():
+            fields = documented[section]
+            seen = set()
+            for report in reports:
+                self.assertEqual(report["schema_version"], rh.JSON_SCHEMA_VERSION)
+                printed = self.json_fields(report)
+                for field, kind in printed:
+                    self.assertIn(field, fields, "%s --json prints %s, which docs/standalone.md "
+                                  "does not document" % (section, field))
+                    self.assertIn(kind, fields[field][0], "%s --json: %s is %s, documented %s"
+                                  % (section, field, kind, fields[field][0]))
+                    seen.add(field)
+                names = {field for field, _ in printed}
+                for field, (_, always) in fields.items():
+                    # an "always" field of an array's objects shows wherever the array has one
+                    owner = field.rsplit("[].", 1)[0] if "[]." in field else None
+                    if always and (owner is None or report.get(owner.split("[].")[0])):
+                        self.assertIn(field, names, "%s --json lacks %s, documented as always "
+                                      "present" % (section, field))
+            self.assertEqual(seen, set(fields), "%s: documented fields no example printed"
+                             % section)
 
     def test_help_version_and_usage_errors(self):
         run = self.run_tool("--help")
@@ -797,6 +891,7 @@ class Tool(unittest.TestCase):
         report = self.run_json("audit", folder, "--lib", ARGS.lib, code=0)
         self.assertEqual(report, {"folder": folder, "data": data, "pages": 15000,
                                   "valid_pages": 15000, "counts": {}, "problems": [], "ok": True,
+                                  "problems_omitted": 0, "details": False,
                                   "denominations": [{"den": d, "valid": [[0, 999]], "missing": [],
                                                      "bad": []} for d in range(-8, 7)]})
         # audit changed nothing and took no lock
@@ -867,8 +962,13 @@ class Tool(unittest.TestCase):
         if os.geteuid() == 0:  # only root can give a file to another owner
             replace(2, 1, page)
             os.chown(rw.page_path(folder, 2, 1), 12345, 12345)
-        report = self.run_json("audit", folder, "--lib", ARGS.lib, code=1)
+        report = self.run_json("audit", folder, "--details", "--lib", ARGS.lib, code=1)
         self.assertEqual(report["problems"][:5], expected)
+        self.assertEqual(report["problems_omitted"], 0)
+        # without --details the missing page is only in the ranges
+        brief = self.run_json("audit", folder, "--lib", ARGS.lib, code=1)
+        self.assertEqual(brief["problems"], report["problems"][1:])
+        self.assertEqual((brief["problems_omitted"], brief["counts"]), (1, report["counts"]))
         owner = os.stat(data)
         walked = sorted((p["kind"], p["path"], p["detail"]) for p in report["problems"][5:])
         want = [
@@ -919,13 +1019,52 @@ class Tool(unittest.TestCase):
             holder.wait(30)
         self.assertIn({"kind": "lock_held", "path": ".raida_healing.lock", "detail": "a running "
                        "process holds the folder lock: the folder is in use"}, report["problems"])
-        # many problems of one kind: the text lists 20, JSON all
+        # many problems of one kind: the text and JSON list 20, --details all
         for p in range(100, 130):
             os.unlink(rw.page_path(folder, 3, p))
+            with open(rw.page_path(folder, 3, p) + ".tmp", "wb") as f:
+                f.write(b"x")
         run = self.run_tool("audit", folder, "--lib", ARGS.lib)
         self.assertIn("  den  3 (03/): valid 970 (0-99, 130-999); missing 30 (100-129); bad 0",
                       run.stdout.splitlines())
-        self.assertEqual(self.run_json("audit", folder, "--lib", ARGS.lib, code=1)["counts"]["missing"], 31)
+        self.assertIn("  temporary    ... and 11 more (--details lists all)", run.stdout.splitlines())
+        self.assertEqual(sum(1 for line in run.stdout.splitlines()
+                             if line.startswith("  temporary    ")), 21)
+        brief = self.run_json("audit", folder, "--lib", ARGS.lib, code=1)
+        self.assertEqual((brief["counts"]["missing"], brief["counts"]["temporary"]), (31, 31))
+        self.assertEqual(sum(1 for p in brief["problems"] if p["kind"] == "temporary"), 20)
+        full = self.run_json("audit", folder, "--details", "--lib", ARGS.lib, code=1)
+        self.assertEqual(len(full["problems"]), sum(full["counts"].values()))
+        self.assertEqual(brief["problems_omitted"], 31 + 11)
+        run = self.run_tool("audit", folder, "--details", "--lib", ARGS.lib)
+        self.assertEqual(sum(1 for line in run.stdout.splitlines()
+                             if line.startswith("  temporary    ")), 31)
+
+    def test_audit_says_a_linked_page_folder_in_one_line(self):
+        """A page folder that is a symbolic link (Data/03 on another disk) is one problem,
+        not one per page below it; so is one inside it (03/01)."""
+        folder, _ = full_folder(self)
+        data = os.path.join(folder, "Data")
+        os.rename(os.path.join(data, "03"), os.path.join(folder, "elsewhere03"))
+        os.symlink(os.path.join(folder, "elsewhere03"), os.path.join(data, "03"))
+        os.rename(os.path.join(data, "04", "01"), os.path.join(folder, "elsewhere0401"))
+        os.symlink(os.path.join(folder, "elsewhere0401"), os.path.join(data, "04", "01"))
+        run = self.run_tool("audit", folder, "--details", "--lib", ARGS.lib)
+        self.assertEqual(run.returncode, 1, run.stderr)
+        lines = run.stdout.splitlines()
+        link = "a symbolic link where a page folder belongs; links below Data/ are never followed"
+        self.assertEqual(lines[lines.index("details:") + 1:], [
+            "  symlink      03: %s (1000 pages below it unusable)" % link,
+            "  symlink      04/01: %s (256 pages below it unusable)" % link,
+            "audit: 2 problems (symlink 2)"])
+        self.assertIn("  den  3 (03/): valid 0; missing 0; bad 1000 (0-999)", lines)
+        self.assertIn("  den  4 (04/): valid 744 (0-255, 512-999); missing 0; bad 256 (256-511)", lines)
+        report = self.run_json("audit", folder, "--lib", ARGS.lib, code=1)
+        self.assertEqual(report["problems"], [
+            {"kind": "symlink", "path": "03", "detail": link + " (1000 pages below it unusable)"},
+            {"kind": "symlink", "path": os.path.join("04", "01"),
+             "detail": link + " (256 pages below it unusable)"}])
+        self.assertEqual((report["valid_pages"], report["problems_omitted"]), (15000 - 1256, 0))
 
     def test_read_and_find_work_on_a_read_only_copy_and_create_nothing(self):
         """read and find are read-only by default: on a folder mounted read-only (a private
@@ -1014,7 +1153,7 @@ class Tool(unittest.TestCase):
                       "neither a page file nor a page folder", run.stdout.splitlines())
         self.assertIn("  unexpected   bad-\\xff: neither a page file nor a page folder",
                       run.stdout.splitlines())
-        report = self.run_json("audit", folder, "--lib", ARGS.lib, code=1)
+        report = self.run_json("audit", folder, "--details", "--lib", ARGS.lib, code=1)
         paths = {p["path"] for p in report["problems"]}
         self.assertIn(os.path.join("01", forged), paths)  # JSON carries the name itself
         self.assertIn("/".join(["d"] * 1000), paths)
