@@ -215,44 +215,113 @@ impl DataDir {
 
     /// Opens (creating it if missing, mode 0644) the file `name` directly in `Data/` for
     /// reading and writing: refused if it is a symbolic link or not a regular file. For
-    /// the store's lock file.
+    /// the store's lock file. A file this call creates as root in a `Data/` that another
+    /// account owns is given to that account, so root never leaves a file of its own there.
     pub fn open_plain_file(&self, name: &str) -> io::Result<File> {
-        let fd = rfs::openat(
-            &self.fd,
-            name,
-            OFlags::RDWR | OFlags::CREATE | below_data_flags(),
-            Mode::from_raw_mode(0o644),
-        )
-        .map_err(|e| match problem_of(&self.fd, Path::new(name), e) {
+        let refused = |e: Errno| match problem_of(&self.fd, Path::new(name), e) {
             // Not a page: say what the file is for rather than "unreadable page file".
             PageProblem::Unreadable(why) => io::Error::new(
                 io::Error::from(e).kind(),
                 format!("cannot create or open the folder lock file: {why}"),
             ),
             problem => problem_to_io(problem),
-        })?;
-        regular_file(fd).map_err(|e| match e {
+        };
+        // Open it as it is; only when it is missing, create it (exclusively, so this call
+        // knows the file is its own), and look again if someone else created it meanwhile.
+        let mut created = false;
+        let mut opened = rfs::openat(&self.fd, name, OFlags::RDWR | below_data_flags(), Mode::empty());
+        for _ in 0..3 {
+            if !matches!(opened, Err(Errno::NOENT)) {
+                break;
+            }
+            opened = rfs::openat(
+                &self.fd,
+                name,
+                OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | below_data_flags(),
+                Mode::from_raw_mode(0o644),
+            );
+            created = opened.is_ok();
+            if matches!(opened, Err(Errno::EXIST)) {
+                opened = rfs::openat(&self.fd, name, OFlags::RDWR | below_data_flags(), Mode::empty());
+            }
+        }
+        let fd = opened.map_err(refused)?;
+        let file = regular_file(fd).map_err(|e| match e {
             RegularError::Kind(kind) => problem_to_io(PageProblem::NotRegular { kind }),
             RegularError::Io(e) => e,
-        })
+        })?;
+        if created {
+            if let Err(e) = self.give_to_folder_owner(&file) {
+                let _ = rfs::unlinkat(&self.fd, name, AtFlags::empty());
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot give the new folder lock file to Data/'s owner: {e}"),
+                ));
+            }
+        }
+        Ok(file)
+    }
+
+    /// Gives `file` (just created by this process in `Data/`) to `Data/`'s owner when this
+    /// process runs as root and `Data/` belongs to another account.
+    fn give_to_folder_owner(&self, file: &File) -> io::Result<()> {
+        if !rustix::process::geteuid().is_root() {
+            return Ok(());
+        }
+        let folder = rfs::fstat(&self.fd)?;
+        if folder.st_uid == 0 {
+            return Ok(());
+        }
+        std::os::unix::fs::fchown(file, Some(folder.st_uid), Some(folder.st_gid))
     }
 
     /// Replaces page `key` (which exists as a regular file) with `data` so that a crash at
     /// any moment leaves either the old file or the new one: the data goes to
     /// `<page>.bin.tmp` in the same folder, created exclusively (a stale or planted entry
     /// of that name is removed first, and the create fails rather than reuse one that
-    /// reappears), fsynced, renamed over the page, and the folder fsynced. The new file
-    /// gets the old page's owner (where permitted) and permission bits, taken only from a
-    /// regular file.
+    /// reappears), fsynced, renamed over the page, and the folder fsynced.
+    ///
+    /// **The page keeps its owner.** The new file gets the old page's owner and permission
+    /// bits (taken only from a regular file) before any data goes into it. When that
+    /// cannot hold, nothing is written and the error says why: the page is no longer in
+    /// the folder reached now (a folder on its path was renamed or replaced meanwhile, so
+    /// there is no owner to keep), the owner cannot be given to the new file, or the page
+    /// belongs to root in a folder another account controls (owned by it, or writable by
+    /// group or others). So a process running as root never leaves a file of root's in a
+    /// folder another account controls, whatever is renamed while it runs.
     pub(crate) fn replace_page(&self, key: PageKey, data: &[u8]) -> io::Result<()> {
         let relative = page_relative_path(key);
+        #[cfg(feature = "testing")]
+        crate::testing::hooks::before_page_replace(&relative);
         let (folder, name) = self.open_parent(&relative).map_err(problem_to_io)?;
         let mut tmp_name = name.as_os_str().to_os_string();
         tmp_name.push(".tmp");
         let tmp_name = Path::new(&tmp_name);
         let old = rfs::statat(&folder, name, AtFlags::SYMLINK_NOFOLLOW)
             .ok()
-            .filter(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile);
+            .filter(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "the page file is no longer in its folder (a folder on its path was \
+                     renamed or replaced meanwhile); nothing written, so no file without \
+                     the page's owner is left there",
+                )
+            })?;
+        if old.st_uid == 0 && rustix::process::geteuid().is_root() {
+            let dir = rfs::fstat(&folder)?;
+            if dir.st_uid != 0 || dir.st_mode & 0o022 != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "the page file belongs to root in a folder another account controls \
+                         (owner uid {}, mode {:o}); not rewritten as root",
+                        dir.st_uid,
+                        dir.st_mode & 0o7777
+                    ),
+                ));
+            }
+        }
         match rfs::unlinkat(&folder, tmp_name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => {}
             Err(e) => {
@@ -270,9 +339,7 @@ impl DataDir {
         )?;
         let result = (|| {
             let mut file = File::from(fd);
-            if let Some(old) = old {
-                keep_owner_and_mode(&relative, &file, old.st_uid, old.st_gid, old.st_mode);
-            }
+            keep_owner_and_mode(&relative, &file, old.st_uid, old.st_gid, old.st_mode)?;
             file.write_all(data)?;
             file.sync_all()?;
             drop(file);
@@ -411,22 +478,23 @@ fn read_exact_page(file: File) -> Result<Box<[u8; PAGE_DATA_BYTES]>, PageProblem
     }
 }
 
-/// Gives the replacement file the old page's permission bits and (where permitted)
-/// owner, so a server running as another user can still read and write its page after
-/// an ops script run as root fixed it. Owner first: a chown clears set-id bits, and only
-/// the 0o777 bits are copied anyway.
-fn keep_owner_and_mode(page: &Path, new: &File, uid: u32, gid: u32, mode: u32) {
+/// Gives the replacement file the old page's owner and permission bits, so a server
+/// running as another user can still read and write its page after an ops script run as
+/// root fixed it. Owner first: a chown clears set-id bits, and only the 0o777 bits are
+/// copied anyway. An owner that cannot be kept is an error (the page is not replaced); a
+/// mode that cannot be kept is logged.
+fn keep_owner_and_mode(page: &Path, new: &File, uid: u32, gid: u32, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let same_owner = new
         .metadata()
         .is_ok_and(|m| m.uid() == uid && m.gid() == gid);
     if !same_owner {
-        if let Err(e) = std::os::unix::fs::fchown(new, Some(uid), Some(gid)) {
-            crate::log::warning(&format!(
-                "Data/{}: could not keep its owner {uid}:{gid}: {e}",
-                page.display()
-            ));
-        }
+        std::os::unix::fs::fchown(new, Some(uid), Some(gid)).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot keep the page's owner {uid}:{gid} ({e}); nothing written"),
+            )
+        })?;
     }
     if let Err(e) = new.set_permissions(std::fs::Permissions::from_mode(mode & 0o777)) {
         crate::log::warning(&format!(
@@ -434,4 +502,5 @@ fn keep_owner_and_mode(page: &Path, new: &File, uid: u32, gid: u32, mode: u32) {
             page.display()
         ));
     }
+    Ok(())
 }

@@ -24,6 +24,7 @@ pub mod health;
 mod outcome;
 mod poll_loop;
 mod settings;
+pub mod source;
 mod wire;
 
 use std::sync::Arc;
@@ -32,9 +33,10 @@ use crate::claim_auth::ClaimAuth;
 
 pub use budget::Budget;
 pub use health::HealthTable;
-pub use outcome::{Collector, PeerOutcome, PeerReport};
+pub use outcome::{Collector, LocalCause, PeerOutcome, PeerReport};
 pub use poll_loop::{ask_one, ask_peers};
-pub use settings::PeerOptions;
+pub use settings::{PeerOptions, SourceChoice};
+pub use source::SourceCheck;
 pub use wire::{
     challenge_for, check_response_header, parse_response_body, request_frame, AnswerError,
     Claimer, Part, Target, CHALLENGE_BYTES, MAX_LISTED_COINS, MAX_RESPONSE_BODY,
@@ -42,7 +44,8 @@ pub use wire::{
 };
 
 /// What the peer client keeps between calls: the connection budget every socket holds a
-/// slot of, and what it has seen of each peer (answer times, ejections). The process has
+/// slot of, what it has seen of each peer (answer times, ejections), and whether this
+/// server's listed address is the host's (where its claims leave from). The process has
 /// one, held by the state owner (`src/ffi/state.rs`) and reaching the commands through
 /// `commands::Node`, as a connection pool is owned by the agent that uses it; a test
 /// builds its own.
@@ -50,6 +53,7 @@ pub use wire::{
 pub struct PeerClient {
     pub budget: Budget,
     pub health: HealthTable,
+    pub source: SourceCheck,
     /// The claim key: with one, every claim's challenge is its tag.
     pub auth: Option<Arc<ClaimAuth>>,
 }
@@ -60,6 +64,7 @@ impl PeerClient {
         PeerClient {
             budget: Budget::new(max_connections),
             health: HealthTable::default(),
+            source: SourceCheck::new(),
             auth: None,
         }
     }
@@ -84,6 +89,7 @@ mod tests {
     const CLAIMER: Claimer = Claimer {
         raida_no: 7,
         coin_id: 6,
+        source: None,
     };
 
     fn challenge() -> [u8; 16] {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::claims::ClaimPolicy;
 use crate::log::Level;
 use crate::peers::ejection::EjectOptions;
-use crate::peers::PeerOptions;
+use crate::peers::{PeerOptions, SourceChoice};
 
 /// The values a setting accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +136,16 @@ impl SettingType for ClaimPolicy {
     }
 }
 
+/// Where peer connections leave from: `listed` or `kernel`.
+impl SettingType for SourceChoice {
+    fn parse(text: &str, values: &Values) -> Result<Self, String> {
+        name(text, values).map(|n| match n.as_str() {
+            "kernel" => SourceChoice::Kernel,
+            _ => SourceChoice::Listed,
+        })
+    }
+}
+
 /// A path (`None` when unset: the default "").
 impl SettingType for Option<std::path::PathBuf> {
     fn parse(text: &str, _values: &Values) -> Result<Self, String> {
@@ -219,10 +229,13 @@ settings_table! {
         "failed attempts in a row (timeouts, refusals, bad answers) that eject a peer: not asked, no vote, until a single probe answers; 0 never ejects";
     eject_cooldown: Duration = "RAIDA_HEALING_EJECT_COOLDOWN_MS",
         Values::Millis { min: 1, max: 3_600_000 }, default "10000",
-        "an ejected peer's first cooldown before its probe; doubles with each failed probe";
+        "an ejected peer's first cooldown before its probe; doubles with each further ejection until the peer has stayed healthy for its last cooldown";
     eject_max: Duration = "RAIDA_HEALING_EJECT_MAX_MS",
         Values::Millis { min: 1, max: 3_600_000 }, default "300000",
         "the longest cooldown";
+    peer_source: SourceChoice = "RAIDA_HEALING_PEER_SOURCE",
+        Values::Names(&["listed", "kernel"]), default "listed",
+        "where claims to peers leave from: `listed`, this server's own `config.raida_addrs[raida_no]` when it is one of the host's addresses (else the log says once that `listed` peers will refuse its claims), or `kernel`, the route's choice ([docs/fix.md](docs/fix.md))";
     claim_policy: ClaimPolicy = "RAIDA_HEALING_CLAIM_POLICY",
         Values::Names(&["any", "listed", "authenticated"]), default "any",
         "who may claim a ticket for RAIDA i: `any` address, or only the `listed` one (`config.raida_addrs[i]`), over TCP only (a UDP source can be forged), or only a claim whose tag the claim key verifies (`authenticated`); a verified claim is admitted under every policy ([docs/tickets.md](docs/tickets.md#claims-who-may-claim-and-what-a-guesser-gets))";
@@ -288,6 +301,7 @@ impl Settings {
                 cooldown: self.eject_cooldown,
                 max: self.eject_max,
             },
+            source: self.peer_source,
         }
     }
 }
@@ -373,6 +387,18 @@ mod tests {
                 "RAIDA_HEALING_CLAIM_POLICY=\"strict\" is not one of `any`, `listed`, `authenticated`; using the default, any",
                 "RAIDA_HEALING_LOG=\"loud\" is not one of `off`, `error`, `warning`, `debug`; using the default, off",
             ]
+        );
+    }
+
+    #[test]
+    fn the_peer_source_is_listed_or_kernel() {
+        let kernel = Settings::from_lookup(lookup(&[("RAIDA_HEALING_PEER_SOURCE", " Kernel ")]));
+        assert_eq!(kernel.peer_options().source, SourceChoice::Kernel);
+        let (odd, problems) = Settings::read(lookup(&[("RAIDA_HEALING_PEER_SOURCE", "any")]));
+        assert_eq!(odd.peer_options().source, SourceChoice::Listed);
+        assert_eq!(
+            problems,
+            ["RAIDA_HEALING_PEER_SOURCE=\"any\" is not one of `listed`, `kernel`; using the default, listed"]
         );
     }
 

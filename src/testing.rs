@@ -2,3 +2,4 @@
 //! re-exports them): only with the `testing` feature, never in the release library.
 
 pub mod blocking;
+pub mod hooks;

@@ -721,6 +721,7 @@ fn one_peer_job_is_as_strict_and_hedged() {
     let claimer = Claimer {
         raida_no: ME,
         coin_id: COIN_ID,
+        source: None,
     };
     let coins = vec![coin(1, 1), coin(1, 1), coin(2, 9)];
     let honest = ScriptedPeer::spawn(3, Script::Honest(coins.clone()));

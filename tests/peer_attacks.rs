@@ -76,6 +76,7 @@ fn claimer() -> Claimer {
     Claimer {
         raida_no: ME,
         coin_id: COIN_ID,
+        source: None,
     }
 }
 

@@ -110,6 +110,7 @@ fn storm(hostile: usize) -> Vec<(Response, FixReport)> {
             after: 0,
             ..EjectOptions::default()
         },
+        ..PeerOptions::default()
     };
     let server = Arc::new(server);
 
@@ -258,6 +259,7 @@ fn silent_peers_are_ejected_not_waited_for_then_restored_when_they_answer() {
         hedge_after: EJECT_DEADLINE,
         hedge_start: EJECT_DEADLINE,
         eject,
+        ..PeerOptions::default()
     };
     let body = fix_body(coin, LIVE.chain(DEAD));
 
@@ -422,6 +424,7 @@ fn slow_answers_cannot_delay_the_rescue_of_a_stranded_connection() {
     let claimer = Claimer {
         raida_no: ME,
         coin_id: COIN_ID,
+        source: None,
     };
     let floor = Duration::from_millis(100);
     let patient = PeerOptions {

@@ -48,6 +48,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "FAIL_FOR_TESTS",
         "testing feature: the failing random source",
     ),
+    (
+        "src/testing/hooks.rs",
+        "BEFORE_PAGE_REPLACE",
+        "testing feature: the hook the page-file store calls before it replaces a page",
+    ),
     // The server's symbols, bound weakly (extern, read-only from Rust).
     (
         "src/ffi/host.rs",

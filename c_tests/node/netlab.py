@@ -73,8 +73,8 @@ class Network:
     """25 RAIDA slots on 127.0.0.1: real nodes, fakes, or dead ports."""
 
     def __init__(self, node_bin, *, coin_id=6, base_port=None, fakes=None, dead=(),
-                 flush_freq=None, root=None, env=None, peer_ports=None, node_env=None,
-                 listed_hosts=None):
+                 flush_freq=None, root=None, env=None, peer_ports=None, hosts=None,
+                 listen_hosts=None):
         self.node_bin = os.path.abspath(node_bin)
         self.coin_id = coin_id
         self.base_port = base_port
@@ -84,11 +84,6 @@ class Network:
         self.own_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="raida_net_")
         self.env = dict(os.environ, **(env or {}))
-        # Per node: environment on top of env (e.g. one RAIDA's claim key file).
-        self.node_env = {i: dict(e) for i, e in (node_env or {}).items()}
-        # The address every config lists for a RAIDA, where it is not the 127.0.0.1 it
-        # listens and connects from (a RAIDA behind NAT).
-        self.listed_hosts = dict(listed_hosts or {})
         self.procs = {}
         self.started = []  # (raida, Popen) of every node ever started
         self.killed = set()  # Popen objects stopped with SIGKILL on purpose
@@ -98,6 +93,13 @@ class Network:
         self.logs = {}
         # The ports the configs name for each RAIDA (e.g. delay proxies); default: its own.
         self.peer_ports = peer_ports
+        # Each RAIDA's address (a multi-homed host: RAIDA i listens and is listed at
+        # hosts(i)); default: every RAIDA on 127.0.0.1.
+        self.hosts = hosts or (lambda i: "127.0.0.1")
+        # Where RAIDA i really listens, when not where it is listed (behind NAT).
+        self.listen_hosts = listen_hosts or self.hosts
+        # Extra environment of one node (raida -> dict), on top of env.
+        self.node_env = {}
         self._choose_ports()
 
     # ---- layout ----
@@ -106,7 +108,7 @@ class Network:
         return os.path.join(self.root, "raida_%02d" % i)
 
     def addr(self, i):
-        return ("127.0.0.1", self.ports[i])
+        return (self.listen_hosts(i), self.ports[i])
 
     def real(self):
         return [i for i in range(rw.TOTAL_RAIDA) if i not in self.fakes and i not in self.dead]
@@ -129,7 +131,7 @@ class Network:
         self.ports = ports
 
     def write_configs(self):
-        servers = ",\n".join('  "%s:%d"' % (self.listed_hosts.get(i, "127.0.0.1"), p)
+        servers = ",\n".join('  "%s:%d"' % (self.hosts(i), p)
                               for i, p in enumerate(self.peer_ports or self.ports))
         for i in self.real():
             folder = self.folder(i)
@@ -177,7 +179,7 @@ class Network:
         if folder_arg:
             argv = [self.node_bin, self.folder(i)]
         try:
-            env = dict(self.env, **self.node_env.get(i, {}))
+            env = dict(self.env, RAIDA_NODE_LISTEN_ADDR=self.listen_hosts(i), **self.node_env.get(i, {}))
             proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                     env=env, cwd="/", preexec_fn=_die_with_parent)
         finally:
@@ -316,6 +318,5 @@ class Network:
 
     # ---- talking to it ----
 
-    def call(self, i, command, payload, timeout=20.0, **kw):
-        """rw.call to RAIDA i (kw: challenge, source)."""
-        return rw.call(self.addr(i), i, command, payload, self.coin_id, timeout=timeout, **kw)
+    def call(self, i, command, payload, timeout=20.0):
+        return rw.call(self.addr(i), i, command, payload, self.coin_id, timeout=timeout)

@@ -114,13 +114,22 @@ def made_up_fixes(net, raida, coin, count):
         return list(pool.map(one, range(count)))
 
 
+def network(listed_behind_nat, node_env, **kw):
+    """A netlab network whose configs list RAIDA `listed_behind_nat` at NAT_LISTED while it
+    listens and connects on 127.0.0.1; node_env: each node's own environment."""
+    net = netlab.Network(NODE_BIN, coin_id=COIN_ID,
+                         hosts=lambda i: NAT_LISTED if i == listed_behind_nat else "127.0.0.1",
+                         listen_hosts=lambda i: "127.0.0.1", **kw)
+    net.node_env = node_env
+    return net
+
+
 def nat_network(keys):
     """25 nodes under `listed`, every config listing RAIDA 0 at NAT_LISTED (it connects
     from 127.0.0.1); with `keys`, every node holds the key file."""
     node_env = {i: keyed_env(keys.key_file("nat-%02d.key" % i, KEY)) for i in range(25)} \
         if keys else {}
-    return netlab.Network(NODE_BIN, coin_id=COIN_ID, env={POLICY_SETTING: "listed"},
-                          node_env=node_env, listed_hosts={0: NAT_LISTED})
+    return network(0, node_env, env={POLICY_SETTING: "listed"})
 
 
 @test
@@ -297,8 +306,7 @@ def a_mixed_network_heals():
     fakes = {i: rw.LegacyPeer(i, {coin: ans[i]}) for i in legacy}
     with KeyFolder() as keys:
         node_env = {i: keyed_env(keys.key_file("mixed-%02d.key" % i, KEY)) for i in keyed}
-        with netlab.Network(NODE_BIN, coin_id=COIN_ID, fakes=fakes, node_env=node_env,
-                            env={POLICY_SETTING: "listed"}, listed_hosts={2: NAT_LISTED}) as net:
+        with network(2, node_env, fakes=fakes, env={POLICY_SETTING: "listed"}) as net:
             on_disk = list(ans)
             for f in fracked:
                 on_disk[f] = bytes([0xF0 ^ f]) * 16

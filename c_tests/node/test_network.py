@@ -393,6 +393,102 @@ def heal_a_coin_fracked_on_two_raidas():
                          " RAIDA %d" % (r, f))
 
 
+def fix_summary(net, raida):
+    """The last fix summary line in RAIDA raida's log, as a dict of its peer counts."""
+    lines = re.findall(r"fix: \d+ coins asked.*", net.log_text(raida))
+    check(lines, "RAIDA %d logged a fix summary" % raida)
+    return {name: int(n) for n, name in
+            re.findall(r"(\d+) (voted|declined|refused|unneeded)", lines[-1])}
+
+
+def check_all_declined(net, raida, peers, what):
+    """RAIDA raida's last fix: no vote, no refused connection; each of `peers` declined
+    its claim or was left unasked once the fix was decided (at least 10 declined)."""
+    counts = fix_summary(net, raida)
+    check_eq((counts["voted"], counts["refused"]), (0, 0), what + ": voted, refused")
+    check_eq(counts["declined"] + counts["unneeded"], peers, what + ": declined + unneeded")
+    check(counts["declined"] >= 10, "%s: %d declined" % (what, counts["declined"]))
+
+
+@test
+def multi_homed_nodes_heal_under_listed_claims():
+    """A multi-homed network: each RAIDA listens and is listed at an address of its own,
+    127.0.1.(i+1), while the kernel's source address for loopback is 127.0.0.1, and every
+    node accepts a claim only from the address listed for the claimer
+    (RAIDA_HEALING_CLAIM_POLICY=listed). The fixing RAIDAs bind their claims to their own
+    listed address, so the heal succeeds. RAIDA 17 runs with the binding turned off
+    (RAIDA_HEALING_PEER_SOURCE=kernel, the behaviour before): its claims leave from
+    127.0.0.1, every peer declines them, and its coin stays fracked."""
+    env = {"RAIDA_HEALING_CLAIM_POLICY": "listed", "RAIDA_HEALING_LOG": "debug"}
+    with netlab.Network(NODE_BIN, coin_id=COIN_ID, env=env,
+                        hosts=lambda i: "127.0.1.%d" % (i + 1)) as net:
+        coin = (1, 7000)
+        fracked = [3, 17]
+        ans = [net.plant_fracked(*coin, fracked)]
+        net.node_env[17] = {"RAIDA_HEALING_PEER_SOURCE": "kernel"}
+        net.start_all()
+        heal = wallet.heal_coins([coin], ans, fracked, bytes(range(50, 66)), net.addr, COIN_ID)
+        check_eq(heal.fix[3].status, rw.ALL_PASS, "fix on RAIDA 3 (bound to its listed address)")
+        check_eq(heal.find[3].status, rw.FIND_ALL_AN, "find on RAIDA 3 after the heal")
+        check_eq(fix_summary(net, 3)["declined"], 0, "peers declining RAIDA 3's claims")
+        check_eq(heal.fix[17].status, rw.ALL_FAIL, "fix on RAIDA 17 (the kernel's source)")
+        check_all_declined(net, 17, 23, "RAIDA 17's claims from 127.0.0.1")
+        check("not an address of this host" not in net.log_text(3) + net.log_text(17),
+              "a listed address that is the host's is not called NAT")
+
+
+NAT_CASE = "RAIDA_TEST_NETNS_CASE"
+
+
+def run_in_own_network_namespace(name):
+    """Runs the test `name` again in a network namespace of its own (unshare -n), where
+    it gives loopback the addresses it needs; True when this is that run."""
+    if os.environ.get(NAT_CASE) == name:
+        return True
+    inner = subprocess.run(["unshare", "-n", sys.executable, os.path.abspath(__file__),
+                            "--node", NODE_BIN, "-k", name],
+                           env=dict(os.environ, **{NAT_CASE: name}),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=300)
+    check_eq(inner.returncode, 0, "%s in its own network namespace (unshare -n needs "
+             "CAP_SYS_ADMIN):\n%s" % (name, inner.stdout))
+    return False
+
+
+@test
+def a_raida_behind_nat_says_once_that_listed_peers_refuse_its_claims():
+    """Behind NAT: in a network namespace of its own, loopback holds only
+    127.0.0.1/32 and 127.0.0.2/32. RAIDA 0 listens at 127.0.0.2 but every config lists it
+    at 127.0.0.100, an address nobody has (what its peers see behind NAT); the others
+    listen and are listed at 127.0.0.1. Under RAIDA_HEALING_CLAIM_POLICY=listed its claims
+    are refused whatever it does (binding cannot help), and its log says so once, in one
+    line, over two fixes."""
+    if not run_in_own_network_namespace(
+            "a_raida_behind_nat_says_once_that_listed_peers_refuse_its_claims"):
+        return
+    for cmd in (["ip", "link", "set", "lo", "up"],
+                ["ip", "addr", "del", "127.0.0.1/8", "dev", "lo"],
+                ["ip", "addr", "add", "127.0.0.1/32", "dev", "lo"],
+                ["ip", "addr", "add", "127.0.0.2/32", "dev", "lo"]):
+        subprocess.run(cmd, check=True)
+    env = {"RAIDA_HEALING_CLAIM_POLICY": "listed", "RAIDA_HEALING_LOG": "debug"}
+    with netlab.Network(NODE_BIN, coin_id=COIN_ID, env=env,
+                        hosts=lambda i: "127.0.0.100" if i == 0 else "127.0.0.1",
+                        listen_hosts=lambda i: "127.0.0.2" if i == 0 else "127.0.0.1") as net:
+        coins = [(1, 8000), (1, 8001)]
+        ans = [net.plant_fracked(d, s, [0]) for d, s in coins]
+        net.start_all()
+        for k, coin in enumerate(coins):
+            heal = wallet.heal_coins([coin], [ans[k]], [0], bytes(range(16)), net.addr, COIN_ID)
+            check_eq(heal.fix[0].status, rw.ALL_FAIL, "fix %d on RAIDA 0 behind NAT" % k)
+            check_all_declined(net, 0, 24, "fix %d on RAIDA 0 behind NAT" % k)
+        line = ("peer client: this server's listed address 127.0.0.100 (its own entry in "
+                "raida_servers) is not an address of this host (behind NAT?): its claims leave "
+                "from another address, and peers under RAIDA_HEALING_CLAIM_POLICY=listed will "
+                "refuse them")
+        check_eq(net.log_text(0).count(line), 1, "the NAT line, once over two fixes")
+
+
 @test
 def heal_with_dead_and_stalled_peers():
     """23 good RAIDAs hand out tickets; then 9 of them break before the fix: a fake that

@@ -299,6 +299,7 @@ pub fn peer_wire(data: &[u8]) {
     let claimer = Claimer {
         raida_no: 7,
         coin_id: 6,
+        source: None,
     };
     let target = Target {
         raida,
@@ -317,6 +318,7 @@ pub fn peer_wire(data: &[u8]) {
             after: 0,
             ..EjectOptions::default()
         },
+        ..PeerOptions::default()
     };
     let (report, coins) = ask_one(&PeerClient::default(), target, claimer, &options);
     let request = seen_rx

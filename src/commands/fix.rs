@@ -118,9 +118,11 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
     }
 
     let mut tally = Tally::new(&coins);
+    let listed = node.config.peers[usize::from(raida_no)].map(|a| *a.ip());
     let claimer = Claimer {
         raida_no,
         coin_id: request.coin_id,
+        source: node.peers.source.source_for(listed, node.peer_options),
     };
     let asked = ask_peers(node.peers, &targets, claimer, node.peer_options, &mut tally);
 

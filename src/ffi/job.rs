@@ -120,11 +120,16 @@ fn validate_with_peer(raida_idx: i8, ticket: u32, coin_id: Option<u8>) -> Vec<Co
         addr,
         ticket,
     };
+    let process = process();
+    let listed = config.peers[usize::from(config.raida_no)].map(|a| *a.ip());
     let claimer = Claimer {
         raida_no: config.raida_no,
         coin_id,
+        source: process
+            .peers
+            .source
+            .source_for(listed, &process.peer_options),
     };
-    let process = process();
     let (report, coins) = ask_one(&process.peers, target, claimer, &process.peer_options);
     let mut line = format!(
         "send_validate_ticket_job: peer {peer} at {addr}: {}",

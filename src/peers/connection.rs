@@ -2,14 +2,14 @@
 //! and the strictly read answer, and how an attempt failed.
 
 use std::io::{self, Read};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Instant;
 
 use rustix::event::PollFlags;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::budget::Permit;
-use super::outcome::PeerOutcome;
+use super::outcome::{LocalCause, PeerOutcome};
 use super::wire::{
     challenge_for, check_response_header, parse_response_body, request_frame, AnswerError,
     Claimer, Part, Target, CHALLENGE_BYTES, REQUEST_BYTES, RESPONSE_HEADER_BYTES,
@@ -22,7 +22,7 @@ use crate::protocol::Coin;
 pub(super) enum Failure {
     Connect(io::ErrorKind),
     Answer(AnswerError),
-    Local(io::ErrorKind),
+    Local(LocalCause),
 }
 
 impl Failure {
@@ -31,7 +31,7 @@ impl Failure {
             Failure::Connect(kind) => PeerOutcome::Refused(kind),
             Failure::Answer(AnswerError::Status(status)) => PeerOutcome::Declined(status),
             Failure::Answer(why) => PeerOutcome::Invalid(why),
-            Failure::Local(kind) => PeerOutcome::LocalError(kind),
+            Failure::Local(cause) => PeerOutcome::LocalError(cause),
         }
     }
 }
@@ -78,7 +78,7 @@ impl<'a> Challenges<'a> {
             // No challenge from a predictable source: when the OS cannot give random
             // bytes, the peer is not asked at all (and the next call tries again).
             crate::random::fill(&mut self.random)
-                .map_err(|_| Failure::Local(io::ErrorKind::Other))?;
+                .map_err(|_| Failure::Local(LocalCause::NoRandomness))?;
             self.used = 0;
         }
         let mut random = [0u8; 12];
@@ -117,7 +117,8 @@ pub(super) struct Connection {
     // Declared before `_permit`: the socket is closed before its budget slot is returned.
     pub(super) socket: Socket,
     pub(super) _permit: Permit,
-    pub(super) slot: usize,
+    /// The peer it asks: its index in the call's targets.
+    pub(super) peer: usize,
     pub(super) hedge: bool,
     pub(super) opened: Instant,
     pub(super) challenge: [u8; CHALLENGE_BYTES],
@@ -131,7 +132,7 @@ impl Connection {
     pub(super) fn open(
         target: Target,
         claimer: Claimer,
-        slot: usize,
+        peer: usize,
         hedge: bool,
         permit: Permit,
         challenge: [u8; CHALLENGE_BYTES],
@@ -142,7 +143,19 @@ impl Connection {
             Type::STREAM.nonblocking(),
             Some(Protocol::TCP),
         )
-        .map_err(|e| Failure::Local(e.kind()))?;
+        .map_err(|e| Failure::Local(LocalCause::of(&e)))?;
+        // Leave from the address the peers list for this server (peers/source.rs), unless
+        // that is a loopback address and the peer's is not (a loopback source cannot reach
+        // another host). A bind that fails (no free port there) is this host's trouble.
+        let source = claimer
+            .source
+            .filter(|source| !source.is_loopback() || target.addr.ip().is_loopback());
+        if let Some(source) = source {
+            socket
+                .set_reuse_address(true)
+                .and_then(|()| socket.bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into()))
+                .map_err(|e| Failure::Local(LocalCause::of(&e)))?;
+        }
         let stage = match socket.connect(&SocketAddr::V4(target.addr).into()) {
             Ok(()) => Stage::Sending { sent: 0 },
             // EINTR on a non-blocking connect: the handshake goes on, as for EINPROGRESS.
@@ -152,22 +165,29 @@ impl Connection {
             {
                 Stage::Connecting
             }
-            // Out of local ports or kernel memory: this host's trouble, not the peer's,
-            // so it must not count towards ejecting the peer.
+            // Out of local ports or kernel memory, or no route from here: this host's
+            // trouble, not the peer's, so it must not count towards ejecting the peer.
             Err(e)
                 if matches!(
                     e.raw_os_error(),
-                    Some(libc::EADDRNOTAVAIL | libc::ENOBUFS | libc::EAGAIN | libc::ENOMEM)
+                    Some(
+                        libc::EADDRNOTAVAIL
+                            | libc::EADDRINUSE
+                            | libc::ENOBUFS
+                            | libc::EAGAIN
+                            | libc::ENOMEM
+                            | libc::ENETUNREACH
+                    )
                 ) =>
             {
-                return Err(Failure::Local(e.kind()))
+                return Err(Failure::Local(LocalCause::of(&e)))
             }
             Err(e) => return Err(Failure::Connect(e.kind())),
         };
         Ok(Connection {
             socket,
             _permit: permit,
-            slot,
+            peer,
             hedge,
             opened: Instant::now(),
             challenge,
@@ -187,7 +207,7 @@ impl Connection {
                         match self.socket.take_error() {
                             Ok(Some(e)) => return Step::Done(Err(Failure::Connect(e.kind()))),
                             Ok(None) => {}
-                            Err(e) => return Step::Done(Err(Failure::Local(e.kind()))),
+                            Err(e) => return Step::Done(Err(Failure::Local(LocalCause::of(&e)))),
                         }
                     } else if !ready.contains(PollFlags::OUT) {
                         return Step::Wait(PollFlags::OUT);

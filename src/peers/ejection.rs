@@ -11,6 +11,15 @@
 //! probe that ends without a verdict (the fix was decided first, or no slot was free)
 //! leaves the peer half-open for the next call.
 //!
+//! **The breaker remembers.** A restored peer keeps its count of ejections in a row until
+//! it has **stayed healthy for as long as its last cooldown** (`min(max, cooldown x
+//! 2^(n-1))` after its n-th ejection in a row): valid answers only, from its first answer
+//! after its last failure until at least that long after. A peer that answers the probe
+//! and fails again before then goes back out for twice its last cooldown, as if it had
+//! never come back, so a peer that answers only probes (and stalls everything else) is
+//! asked less and less often (10 s, 20 s, ... 5 minutes at the defaults), instead of
+//! costing the fixes a deadline every 10 s forever. Any failure restarts the healthy time.
+//!
 //! This is the pattern of Envoy's outlier detection (consecutive failures, an ejection
 //! time that grows with each ejection) and of a circuit breaker's single half-open
 //! trial.
@@ -71,8 +80,12 @@ pub enum Admission {
 pub struct Breaker {
     /// Failed attempts since its last valid answer.
     pub consecutive_failures: u32,
-    /// Ejections since its last valid answer (the cooldown doubles with each).
+    /// Ejections not yet forgiven (the cooldown doubles with each): forgotten once the
+    /// peer has stayed healthy for its last cooldown.
     pub ejections_in_a_row: u32,
+    /// Since when it has answered validly without a failure, while it has ejections to
+    /// live down.
+    pub healthy_since: Option<Instant>,
     /// While ejected: when its next probe may start.
     pub next_probe: Option<Instant>,
     /// While a probe runs: when that probe is over at the latest (its call's deadline);
@@ -100,9 +113,22 @@ impl Breaker {
         Admission::Probe
     }
 
-    /// A valid answer: the peer is restored.
-    pub fn answered(&mut self) {
-        *self = Breaker::default();
+    /// A valid answer at `now`: the peer is restored (no longer ejected, its failures in a
+    /// row forgotten); its ejections in a row are forgiven once it has stayed healthy for
+    /// its last cooldown.
+    pub fn answered(&mut self, now: Instant, options: &EjectOptions) {
+        self.consecutive_failures = 0;
+        self.next_probe = None;
+        self.probing_until = None;
+        if self.ejections_in_a_row == 0 {
+            self.healthy_since = None;
+            return;
+        }
+        let since = *self.healthy_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= options.cooldown_of(self.ejections_in_a_row) {
+            self.ejections_in_a_row = 0;
+            self.healthy_since = None;
+        }
     }
 
     /// A failed attempt at `now` (timed out, refused, invalid); ejects the peer when it
@@ -110,6 +136,7 @@ impl Breaker {
     /// failure ejected it.
     pub fn failed(&mut self, now: Instant, probe: bool, options: &EjectOptions) -> bool {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.healthy_since = None;
         let eject = if probe {
             true
         } else {
@@ -167,7 +194,7 @@ mod tests {
             b.failed(t0, false, &o);
         }
         // An answer in between starts the count again.
-        b.answered();
+        b.answered(t0, &o);
         for _ in 0..3 {
             assert_eq!(b.admit(t0, end), Admission::Ask);
             b.failed(t0, false, &o);
@@ -192,9 +219,56 @@ mod tests {
         assert_eq!(b.admit(t2, t2 + s(8)), Admission::Probe);
         // A probe that never reports back stops blocking others at its deadline.
         assert_eq!(b.admit(t2 + s(8), t2 + s(16)), Admission::Probe);
-        b.answered();
+        let t3 = t2 + s(8);
+        b.answered(t3, &o);
+        assert_eq!(b.admit(t3, end), Admission::Ask);
+        assert!(!b.is_ejected());
+        // Restored, but it has not yet lived its two ejections down (20 s of health).
+        assert_eq!((b.consecutive_failures, b.ejections_in_a_row), (0, 2));
+        b.answered(t3 + s(19), &o);
+        assert_eq!(b.ejections_in_a_row, 2);
+        b.answered(t3 + s(20), &o);
         assert_eq!(b, Breaker::default());
-        assert_eq!(b.admit(t2, end), Admission::Ask);
+    }
+
+    /// A peer that answers only its probe and fails everything else: each ejection's
+    /// cooldown doubles as if it had never come back; once it stays healthy for its
+    /// last cooldown, the next ejection starts again from the first.
+    #[test]
+    fn a_flapping_peer_stays_out_longer_each_time_until_it_stays_healthy() {
+        let o = EjectOptions::default();
+        let mut now = Instant::now();
+        let mut b = Breaker::default();
+        let mut cooldowns = Vec::new();
+        for _ in 0..7 {
+            // Three fixes wait their deadline for it (2 s each) and eject it.
+            for _ in 0..3 {
+                now += s(2);
+                b.failed(now, false, &o);
+            }
+            let next_probe = b.next_probe.expect("ejected");
+            cooldowns.push((next_probe - now).as_secs());
+            // Its probe, at the end of the cooldown, answers: restored.
+            now = next_probe;
+            assert_eq!(b.admit(now, now + s(2)), Admission::Probe);
+            b.answered(now, &o);
+            assert!(!b.is_ejected());
+        }
+        assert_eq!(cooldowns, [10, 20, 40, 80, 160, 300, 300]);
+        // Healthy answers for 299 s: not yet forgiven; one failure restarts the clock.
+        b.answered(now + s(299), &o);
+        assert_eq!(b.ejections_in_a_row, 7);
+        b.failed(now + s(299), false, &o);
+        b.answered(now + s(300), &o);
+        b.answered(now + s(599), &o);
+        assert_eq!(b.ejections_in_a_row, 7);
+        // 300 s of answers with no failure (its last cooldown): forgiven.
+        b.answered(now + s(600), &o);
+        assert_eq!(b, Breaker::default());
+        for _ in 0..3 {
+            b.failed(now + s(601), false, &o);
+        }
+        assert_eq!(b.next_probe, Some(now + s(601) + s(10)));
     }
 
     #[test]

@@ -272,7 +272,7 @@ impl Table {
             health.probes += u64::from(seen.probe && seen.connected);
             let breaker = &mut health.breaker;
             if seen.answered_in.is_some() {
-                breaker.answered();
+                breaker.answered(now, eject);
             } else if seen.failed || seen.timed_out {
                 health.ejections += u64::from(breaker.failed(now, seen.probe, eject));
             } else if seen.probe {
@@ -521,8 +521,18 @@ mod tests {
             ..Observation::default()
         };
         table.record(&[(1, a, answered)], &eject, t2);
+        // Restored, with its two ejections remembered until it stays healthy for 20 s.
+        assert_eq!(
+            health(&table).breaker,
+            Breaker {
+                ejections_in_a_row: 2,
+                healthy_since: Some(t2),
+                ..Breaker::default()
+            }
+        );
+        table.record(&[(1, a, answered)], &eject, t2 + ms(20_000));
         assert_eq!(health(&table).breaker, Breaker::default());
-        assert_eq!((health(&table).ejections, health(&table).probes), (2, 2));
+        assert_eq!((health(&table).ejections, health(&table).probes), (2, 3));
         assert_eq!(admission(&mut table, t2), Admission::Ask);
     }
 }

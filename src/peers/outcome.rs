@@ -28,8 +28,8 @@ pub enum PeerOutcome {
     Invalid(AnswerError),
     /// Every coin was decided before it answered (or before it had to be asked).
     Unneeded,
-    /// This server could not ask it (no socket available, poll failed).
-    LocalError(io::ErrorKind),
+    /// This server could not ask it (no descriptor, no port, no route, poll failed).
+    LocalError(LocalCause),
     /// The process-wide connection budget (`RAIDA_HEALING_MAX_PEER_CONNECTIONS`) had no
     /// free slot for it before the deadline: never asked, no vote.
     NoConnection,
@@ -50,11 +50,44 @@ impl fmt::Display for PeerOutcome {
             PeerOutcome::TimedOut => write!(f, "timed out"),
             PeerOutcome::Invalid(why) => write!(f, "invalid answer: {why}"),
             PeerOutcome::Unneeded => write!(f, "unneeded (decided without it)"),
-            PeerOutcome::LocalError(kind) => write!(f, "local error: {kind}"),
+            PeerOutcome::LocalError(cause) => write!(f, "local error: {cause}"),
             PeerOutcome::NoConnection => {
                 write!(f, "no connection slot free before the deadline")
             }
             PeerOutcome::Ejected => write!(f, "ejected (not asked until its next probe)"),
+        }
+    }
+}
+
+/// Why this host could not ask a peer: the trouble is here, not at the peer (it never
+/// counts towards ejecting the peer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalCause {
+    /// A system call (socket, bind, connect, poll) failed with this `errno`: EMFILE or
+    /// ENFILE (no descriptor), EADDRNOTAVAIL or EADDRINUSE (no port), ENETUNREACH (no
+    /// route), ENOBUFS or ENOMEM.
+    Os(i32),
+    /// A failure the system gave no `errno` for.
+    Other(io::ErrorKind),
+    /// The OS gave no random bytes for a challenge.
+    NoRandomness,
+}
+
+impl LocalCause {
+    /// The cause of `error`, by its `errno` when it has one.
+    pub fn of(error: &io::Error) -> LocalCause {
+        error
+            .raw_os_error()
+            .map_or(LocalCause::Other(error.kind()), LocalCause::Os)
+    }
+}
+
+impl fmt::Display for LocalCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LocalCause::Os(errno) => write!(f, "{}", io::Error::from_raw_os_error(*errno)),
+            LocalCause::Other(kind) => write!(f, "{kind}"),
+            LocalCause::NoRandomness => write!(f, "no random bytes for a challenge"),
         }
     }
 }
@@ -66,8 +99,9 @@ pub struct PeerReport {
     pub outcome: PeerOutcome,
     /// A second connection was opened because the first stayed silent.
     pub hedged: bool,
-    /// How the second connection ended when it did not vote (`None`: no hedge, it voted,
-    /// or it was still open at the end).
+    /// How the second connection ended when it did not vote: `Unneeded` when it was
+    /// closed because the peer had answered on its first (`None`: no hedge, it voted, or
+    /// it was still open at the end).
     pub hedge_outcome: Option<PeerOutcome>,
 }
 

@@ -21,6 +21,20 @@ pub struct PeerOptions {
     pub hedge_start: Duration,
     /// When a peer is ejected and for how long ([`ejection`]).
     pub eject: EjectOptions,
+    /// Where peer connections leave from ([`source`](super::source)).
+    pub source: SourceChoice,
+}
+
+/// Where this server's peer connections leave from (`RAIDA_HEALING_PEER_SOURCE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceChoice {
+    /// Bound to this server's listed address (`config.raida_addrs[raida_no]`) when that is
+    /// one of the host's addresses, so peers under the `listed` claim policy see the
+    /// address they list for it (`listed`, the default).
+    #[default]
+    Listed,
+    /// Left to the kernel's route (`kernel`).
+    Kernel,
 }
 
 impl Default for PeerOptions {
@@ -30,6 +44,7 @@ impl Default for PeerOptions {
             hedge_after: Duration::from_millis(300),
             hedge_start: Duration::from_millis(1000),
             eject: EjectOptions::default(),
+            source: SourceChoice::Listed,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::protocol::{
     challenge_crc, Coin, Status, COIN_BYTES, HEALING_GROUP, TRAILER, TRAILER_BYTES, VALIDATE_TICKET,
@@ -32,11 +32,14 @@ pub struct Target {
     pub ticket: u32,
 }
 
-/// Who is asking: this server's RAIDA index and the coin id of the fix request.
+/// Who is asking: this server's RAIDA index, the coin id of the fix request, and the
+/// address its connections leave from (`None`: the kernel's choice; see
+/// [`SourceCheck`](super::source::SourceCheck)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claimer {
     pub raida_no: u8,
     pub coin_id: u8,
+    pub source: Option<Ipv4Addr>,
 }
 
 /// The 16-byte challenge for 12 random bytes: those bytes, then their CRC-32 big-endian.

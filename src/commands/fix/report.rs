@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::log;
-use crate::peers::{PeerOutcome, PeerReport};
+use crate::peers::{LocalCause, PeerOutcome, PeerReport};
 
 /// Everything one fix did, for its log lines and for tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +69,9 @@ impl FixReport {
     /// The one summary line every fix logs, e.g. `fix: 3 coins asked, 2 fixed, 1 not
     /// fixed; peers: 14 voted, 1 no ticket, 0 no address, 1 refused, 0 declined,
     /// 1 timed out, 2 invalid answer, 4 unneeded, 0 local error, 0 no connection slot;
-    /// 1 hedged; 12.3 ms; failed: 5 9; hedged: 9; ejected: 20 21`. "no connection slot"
+    /// 1 hedged; 12.3 ms; failed: 5 9; hedged: 9; ejected: 20 21`; when no peer could be
+    /// asked because every attempt failed on this host, it ends `; local failure: no peer
+    /// could be asked from this host (<why>), so the fix answered at once`. "no connection slot"
     /// counts peers never asked because the process-wide connection budget stayed full
     /// until the deadline (no vote). The lists (RAIDA indices) appear only when not
     /// empty, so the line alone names the peers to look at; "ejected" lists the peers not
@@ -124,7 +126,35 @@ impl FixReport {
                 }
             }
         }
+        if let Some(cause) = self.local_failure() {
+            let _ = write!(
+                line,
+                "; local failure: no peer could be asked from this host ({cause}), so the \
+                 fix answered at once"
+            );
+        }
         line
+    }
+
+    /// Why no peer could be asked at all, when every peer this fix tried to ask failed on
+    /// this host (no descriptor, no port, no route): the first peer's cause.
+    pub fn local_failure(&self) -> Option<LocalCause> {
+        let mut tried = self
+            .asked
+            .iter()
+            .filter(|r| r.outcome != PeerOutcome::Ejected)
+            .peekable();
+        tried.peek()?;
+        let mut first = None;
+        for report in tried {
+            match report.outcome {
+                PeerOutcome::LocalError(cause) => {
+                    first.get_or_insert(cause);
+                }
+                _ => return None,
+            }
+        }
+        first
     }
 
     /// True when some peer failed, or could not be asked for want of a connection slot:
