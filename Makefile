@@ -10,7 +10,7 @@
 ## make                    the release library (target/release/libraida_healing.{so,a}) and the man page (build/raida-healing.1); the header is committed
 ## make test               every test suite below that says "(make test)": one line per suite ([i/N] NAME ... passed in T s), logs in build/logs/, a tally line; on a failure the first error line (TEST_STOP=1 stops there)
 ## make help               this list
-## make install            builds nothing (make && sudo make install): stripped libs + debug file (STRIP=0: unstripped, no debug file), header, .pc, the ops tool (module, command, man page), licences and docs; runs ldconfig or says how the library is found; PREFIX LIBDIR INCLUDEDIR BINDIR PKGCONFIGDIR DEBUGDIR PYTHONDIR DOCDIR MANDIR DESTDIR STRIP
+## make install            builds nothing (make && sudo make install): stripped libs + debug file (STRIP=0: unstripped, no debug file), header, .pc, the ops tool (module, command, man page), licences and docs; runs ldconfig or says how the library is found; PREFIX LIBDIR INCLUDEDIR BINDIR PKGCONFIGDIR DEBUGDIR PYTHONDIR DOCDIR MANDIR DATADIR DESTDIR STRIP
 ## make uninstall          removes what `make install` put there and the directories it created; runs ldconfig where install did
 ## make dist               build/dist/raida-healing-VERSION.tar.gz (git archive of HEAD, Cargo.lock, nothing vendored) and its .sha256
 ## make clean              cargo clean and build/
@@ -61,6 +61,8 @@ endif
 DATAROOTDIR ?= $(PREFIX)/share
 DOCDIR      ?= $(DATAROOTDIR)/doc/raida-healing
 MANDIR      ?= $(DATAROOTDIR)/man
+# The Prometheus alerting rules and the Grafana dashboard (docs/metrics.md).
+DATADIR     ?= $(DATAROOTDIR)/raida-healing
 # STRIP=0 installs the libraries as built (debug info in them) and no debug file, for a
 # packager whose tools strip and split debug info themselves (dh_strip, find-debuginfo).
 STRIP       ?= 1
@@ -266,6 +268,8 @@ DOC_PAGES := docs/abi.md docs/fix.md docs/legacy-host.md docs/standalone.md docs
 OWN_DIRS := $(PYTHONDIR) $(LIBDIR)/raida-healing $(DOCDIR)/docs $(DOCDIR)
 INSTALL_DIRS := $(LIBDIR) $(if $(filter 0,$(STRIP)),,$(DEBUGDIR)) $(INCLUDEDIR) $(PKGCONFIGDIR) \
 	$(BINDIR) $(PYTHONDIR) $(DOCDIR)/docs $(MANDIR)/man1
+OWN_DIRS += $(DATADIR)/prometheus $(DATADIR)/grafana $(DATADIR)
+INSTALL_DIRS += $(DATADIR)/prometheus $(DATADIR)/grafana
 
 install:
 	@for f in $(SO) $(STATIC) $(NATIVE_LIBS) $(MAN_PAGE); do \
@@ -299,6 +303,8 @@ endif
 	install -m 0644 $(MAN_PAGE) $(DESTDIR)$(MANDIR)/man1/raida-healing.1
 	install -m 0644 $(DOC_FILES) $(DESTDIR)$(DOCDIR)/
 	install -m 0644 $(DOC_PAGES) $(DESTDIR)$(DOCDIR)/docs/
+	install -m 0644 monitoring/raida_healing_alerts.yml monitoring/raida_healing_alerts_test.yml $(DESTDIR)$(DATADIR)/prometheus/
+	install -m 0644 monitoring/raida_healing_dashboard.json $(DESTDIR)$(DATADIR)/grafana/
 	@LDCONFIG="$(LDCONFIG)" sh mk/install_note.sh "$(DESTDIR)" "$(LIBDIR)" "$(SOVERSION)" "$(PYTHONDIR)"
 
 # Every file install may have written (either STRIP), then this project's own directories,
@@ -310,6 +316,7 @@ uninstall:
 		$(DESTDIR)$(PKGCONFIGDIR)/raida_healing.pc $(DESTDIR)$(BINDIR)/raida-healing \
 		$(DESTDIR)$(PYTHONDIR)/raida_healing.py $(DESTDIR)$(MANDIR)/man1/raida-healing.1 \
 		$(addprefix $(DESTDIR)$(DOCDIR)/,$(DOC_FILES)) $(addprefix $(DESTDIR)$(DOCDIR)/,$(DOC_PAGES))
+	rm -f $(DESTDIR)$(DATADIR)/prometheus/raida_healing_alerts.yml $(DESTDIR)$(DATADIR)/prometheus/raida_healing_alerts_test.yml $(DESTDIR)$(DATADIR)/grafana/raida_healing_dashboard.json
 	@created=$(DESTDIR)$(LIBDIR)/raida-healing/installed-directories; \
 	dirs=$$(cat "$$created" 2>/dev/null | sort -r); rm -f "$$created"; \
 	for d in $(addprefix $(DESTDIR),$(OWN_DIRS)); do rmdir "$$d" 2>/dev/null || true; done; \

@@ -10,6 +10,9 @@
  *  - validate_ticket: claims per second through cmd_validate_ticket, 1 and 2 threads.
  *  - fix: wall time of cmd_fix against 24 loopback peers (c_tests/fake_peer.c).
  *  - memory: resident size and heap of the ticket pool, idle and full.
+ *  - metrics: get_ticket x1 and fix x1 with RAIDA_HEALING_METRICS_FILE set (its writer
+ *    thread rewriting the file every 100 ms) against without, and one write of the file.
+ *    BENCH_ONLY=metrics runs only these rows; BENCH_METRICS_INTERVAL_MS sets the interval.
  *  - the pool under attack: memory and slowest get_ticket while a pool of one-coin and
  *    one of 3119-coin tickets fills, a coin taken from a 4096-coin ticket, claims/s of
  *    honest peers, of a guessing peer and of an unlisted source (policy `listed`).
@@ -983,6 +986,137 @@ static void fix_cost(const struct coin *coins, int n, const uint32_t ticket[25],
     unlink(out);
 }
 
+/* ---- the metrics' cost ---- */
+
+/* The metrics file the "with" samples write (RAIDA_HEALING_METRICS_FILE), in a folder of
+ * the run's own. */
+static char metrics_dir[64];
+
+struct metrics_job {
+    int with_file;                 /* set RAIDA_HEALING_METRICS_FILE in the sample's child */
+    const struct lookup_job *lookup; /* get_ticket x1, or NULL: fix x1 */
+    const struct coin *fix_coins;
+};
+
+/* In the sample's child, before its first call into the library: the variable set (the
+ * writer thread then rewrites the file every 100 ms, the shortest interval) or not. */
+static void metrics_env(int with_file)
+{
+    if (!with_file)
+        return;
+    char path[128];
+    snprintf(path, sizeof path, "%s/raida_healing.prom", metrics_dir);
+    setenv("RAIDA_HEALING_METRICS_FILE", path, 1);
+    const char *interval = getenv("BENCH_METRICS_INTERVAL_MS");
+    setenv("RAIDA_HEALING_METRICS_INTERVAL_MS", interval ? interval : "100", 1);
+}
+
+static uint32_t *all_peers_list(uint32_t ticket[25], int n)
+{
+    for (int i = 0; i < 25; i++)
+        ticket[i] = i == SELF ? 0 : FAKE_PEER_TICKET(FAKE_PEER_LISTS, (uint32_t)n);
+    return ticket;
+}
+
+/* out[0]: get_ticket x1 ns per request, or fix x1 ms (the median of 15). */
+static void metrics_sample(void *ctx, double *out, int nout)
+{
+    const struct metrics_job *job = ctx;
+    (void)nout;
+    metrics_env(job->with_file);
+    if (job->lookup) {
+        for (int r = 0; r < job->lookup->warm; r++)
+            module_once(job->lookup);
+        double t0 = now_ns();
+        for (int r = 0; r < job->lookup->reps; r++)
+            module_once(job->lookup);
+        out[0] = (now_ns() - t0) / job->lookup->reps;
+        return;
+    }
+    uint32_t ticket[25];
+    all_peers_list(ticket, 1);
+    double ms[15];
+    fix_once(job->fix_coins, 1, ticket);
+    for (int k = 0; k < 15; k++)
+        ms[k] = fix_once(job->fix_coins, 1, ticket);
+    out[0] = median(ms, 15);
+}
+
+/* out[0]: µs to write the metrics file once (raida_healing_close writes it) with the 24
+ * peers of a fix in the peer table; out[1]: its size in bytes. */
+static void metrics_write_sample(void *ctx, double *out, int nout)
+{
+    const struct metrics_job *job = ctx;
+    (void)nout;
+    metrics_env(1);
+    uint32_t ticket[25];
+    fix_once(job->fix_coins, 1, all_peers_list(ticket, 1));
+    double us[101];
+    for (int k = 0; k < 101; k++) {
+        double t0 = now_ns();
+        raida_healing_close();
+        us[k] = (now_ns() - t0) / 1e3;
+    }
+    out[0] = median(us, 101);
+    out[1] = (double)raida_healing_metrics_text(NULL, 0);
+}
+
+/* The cost of RAIDA_HEALING_METRICS_FILE: get_ticket x1 and fix x1 with and without it,
+ * samples alternated in one run, and the time of one write of the file. Must run before
+ * this process calls into the library (each child reads the variable at its first call). */
+static void metrics_rows(const struct coin *ticket_coins, const struct coin *fix_coins)
+{
+    snprintf(metrics_dir, sizeof metrics_dir, "/tmp/raida_bench_metrics_XXXXXX");
+    if (!mkdtemp(metrics_dir))
+        die("mkdtemp: %s", strerror(errno));
+    struct lookup_job lookup;
+    make_lookup_job(&lookup, GET_TICKET, ticket_coins, 1);
+    struct fake_peers peers;
+    start_fix_peers(&peers, fix_coins);
+    for (int kind = 0; kind < 2; kind++) {
+        double with[LOOKUP_SAMPLES], without[LOOKUP_SAMPLES];
+        for (int s = 0; s < 2 * LOOKUP_SAMPLES; s++) {
+            struct metrics_job job = { .with_file = s % 2, .lookup = kind == 0 ? &lookup : NULL,
+                                       .fix_coins = fix_coins };
+            double out[1];
+            in_child(metrics_sample, &job, out, 1);
+            (job.with_file ? with : without)[s / 2] = out[0];
+        }
+        double w = median(with, LOOKUP_SAMPLES), wo = median(without, LOOKUP_SAMPLES);
+        const char *unit = kind == 0 ? "ns" : "ms";
+        const char *interval = getenv("BENCH_METRICS_INTERVAL_MS");
+        char what[96];
+        snprintf(what, sizeof what, "%s, metrics file every %s ms",
+                 kind == 0 ? "get_ticket x1" : "fix x1", interval ? interval : "100");
+        printf("| %-46s | %12.1f %-4s | %12.1f %-4s | %6.3fx | %-16s |\n", what, w, unit, wo,
+               unit, w / wo, w / wo <= 1.05 ? "<= 1.05x: met" : "<= 1.05x: MISSED");
+        fflush(stdout);
+    }
+    struct metrics_job job = { .fix_coins = fix_coins };
+    double out[2], us[LOOKUP_SAMPLES];
+    double bytes = 0;
+    for (int s = 0; s < LOOKUP_SAMPLES; s++) {
+        in_child(metrics_write_sample, &job, out, 2);
+        us[s] = out[0];
+        bytes = out[1];
+    }
+    char what[64];
+    snprintf(what, sizeof what, "metrics file write, 24 peers (%.0f bytes)", bytes);
+    printf("| %-46s | %12.1f us   | %17s | %7s | %-16s |\n", what, median(us, LOOKUP_SAMPLES),
+           "", "", "");
+    fflush(stdout);
+    fake_peers_stop(&peers);
+    for (int i = 0; i < 25; i++)
+        if (i != SELF)
+            host_set_peer(i, NULL, 0);
+    char path[128];
+    snprintf(path, sizeof path, "%s/raida_healing.prom", metrics_dir);
+    unlink(path);
+    rmdir(metrics_dir);
+    free_lookup_job(&lookup);
+}
+
+
 static void cost_rows(const char *what, const struct coin *coins, int n)
 {
     uint32_t ticket[25] = { 0 };
@@ -1475,8 +1609,10 @@ int main(int argc, char **argv)
 
     /* first, while the library has not run in this process (its pool and claim policy
      * come into being in each sample's child): the pool's memory, then under attack */
-    memory_rows();
-    attack_rows();
+    if (!getenv("BENCH_ONLY")) {
+        memory_rows();
+        attack_rows();
+    }
 
     struct coin *layout_coins[LAYOUTS];
     for (int l = 0; l < LAYOUTS; l++) {
@@ -1487,6 +1623,11 @@ int main(int argc, char **argv)
     struct coin *fix_coins = xmalloc(sizeof(struct coin) * FIX_MAX);
     random_coins(fix_coins, FIX_MAX, 2);
     put_coins(fix_coins, FIX_MAX);
+    /* before the parent's first call into the library (each sample's child reads
+     * RAIDA_HEALING_METRICS_FILE at its own first call); BENCH_ONLY=metrics stops here */
+    metrics_rows(layout_coins[DENSE], fix_coins);
+    if (getenv("BENCH_ONLY") && strcmp(getenv("BENCH_ONLY"), "metrics") == 0)
+        return failures ? 1 : 0;
 
     for (int op = GET_TICKET; op <= FIND; op++) {
         int largest = op == GET_TICKET ? GET_TICKET_MAX : FIND_MAX;

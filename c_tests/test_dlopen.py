@@ -10,7 +10,7 @@ RAIDA_HEALING_LOG allows it).
 
 Usage: test_dlopen.py path/to/libraida_healing.so   (ends with "N passed, M failed")
 The checks run in a child process (a fresh one, with no server symbol); the test (unittest,
-through the Python test kit's run_tests) checks what the child reports.
+through the one test runner, tools/tests/tally.py) checks what the child reports.
 """
 import ctypes
 import os
@@ -18,7 +18,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "node"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "tests"))
 import raida_wire as rw  # noqa: E402  (the Python test kit)
+import tally  # noqa: E402  (the one test runner)
 
 CONN_INFO_SIZE = 336
 OFF_BODY_SIZE, OFF_BODY, OFF_ENCRYPTION_TYPE = 16, 24, 48
@@ -85,7 +87,8 @@ def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--child":
         return child(sys.argv[2])
     LIB_PATH = os.path.abspath(sys.argv[1])
-    return rw.run_tests([loads_without_a_server_and_every_handler_answers_252], "dlopen test")
+    return tally.run_functions([loads_without_a_server_and_every_handler_answers_252],
+                               "dlopen test")
 
 
 if __name__ == "__main__":

@@ -467,6 +467,25 @@ size_t raida_healing_peer_connections(void);
 // for the call; its `ci` is NULL or a valid `conn_info_t` (only `coin_id` is read).
 void *send_validate_ticket_job(void *arg);
 
+// Writes the current metrics, in the Prometheus text format (the same text as the file
+// `RAIDA_HEALING_METRICS_FILE` names, docs/metrics.md), into `buf`, NUL-terminated, when
+// it fits whole (`capacity` greater than its length); otherwise writes an empty string
+// there (when `capacity` is not 0), never a part. Works whether or not the variable is
+// set, without a thread.
+//
+// Call it with `buf` NULL and `capacity` 0 to learn the length, then with a buffer of at
+// least length + 1 bytes; the text may grow between two calls, so call again while the
+// result is not below `capacity`.
+//
+// # Returns
+// The text's length in bytes, without the NUL (always more than 0); 0 if the library
+// failed (a bug; `raida_healing_last_error()` says where).
+//
+// # Safety
+// `buf` is NULL or points to `capacity` writable bytes.
+size_t raida_healing_metrics_text(char *buf,
+                                  size_t capacity);
+
 // The library's version, e.g. "0.1.0": a static string, never NULL, never freed (empty
 // if the library failed, a bug).
 const char *raida_healing_version(void);
@@ -516,7 +535,8 @@ const char *raida_healing_last_error(void);
 // handlers still running on it. Every change is already on disk (each command writes
 // before it answers), so nothing is lost by exiting without calling it. Does nothing when
 // no folder is open (nor after a failure inside the library, a bug: the folder may then
-// still be open).
+// still be open). When `RAIDA_HEALING_METRICS_FILE` is set, the metrics file is written
+// once more before it returns.
 void raida_healing_close(void);
 
 // Reads one coin's record from the opened folder, without a request and without

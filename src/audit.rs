@@ -9,12 +9,12 @@ use crate::data_dir::{page_relative_path, DataDir, PageProblem};
 use crate::store::{PageKey, DENOMINATIONS, TOTAL_PAGES};
 
 /// Pages of a full server: 15 denominations x 1000 pages.
-pub const PAGE_COUNT: usize = (*DENOMINATIONS.end() as i32 - *DENOMINATIONS.start() as i32 + 1)
+pub(crate) const PAGE_COUNT: usize = (*DENOMINATIONS.end() as i32 - *DENOMINATIONS.start() as i32 + 1)
     as usize
     * TOTAL_PAGES as usize;
 
 /// Page number `index` (0..[`PAGE_COUNT`]) in (denomination, page) order.
-pub fn page_at(index: usize) -> Option<PageKey> {
+pub(crate) fn page_at(index: usize) -> Option<PageKey> {
     (index < PAGE_COUNT).then(|| PageKey {
         den: (i32::from(*DENOMINATIONS.start()) + (index / TOTAL_PAGES as usize) as i32) as i8,
         page: (index % TOTAL_PAGES as usize) as u32,
@@ -22,13 +22,13 @@ pub fn page_at(index: usize) -> Option<PageKey> {
 }
 
 /// Checks page `index` in `data`: its path relative to `Data/` and what is wrong with it.
-pub fn check_page(data: &DataDir, index: usize) -> Option<(PathBuf, Result<(), PageProblem>)> {
+pub(crate) fn check_page(data: &DataDir, index: usize) -> Option<(PathBuf, Result<(), PageProblem>)> {
     let key = page_at(index)?;
     Some((page_relative_path(key), data.check_page(key)))
 }
 
 /// A stable number per problem kind (1..=6), for C callers and scripts.
-pub fn problem_number(problem: &PageProblem) -> u8 {
+pub(crate) fn problem_number(problem: &PageProblem) -> u8 {
     match problem {
         PageProblem::Missing => 1,
         PageProblem::Truncated { .. } => 2,

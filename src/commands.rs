@@ -11,6 +11,7 @@ use crate::protocol::{Framing, Response, Status, TOTAL_RAIDA_SERVERS};
 use crate::protocol::{FIND, FIX, GET_TICKET, VALIDATE_TICKET};
 use crate::store::CoinStore;
 use crate::claims::{ClaimGate, ClaimSource};
+use crate::metrics::FixStats;
 use crate::peers::{PeerClient, PeerOptions};
 use crate::tickets::TicketPool;
 
@@ -43,6 +44,15 @@ macro_rules! command_table {
             pub const fn code(self) -> u8 {
                 match self {
                     $(Command::$variant => $code,)*
+                }
+            }
+
+            /// Its name, e.g. `"fix"` (the metrics' `command` label).
+            pub fn name(self) -> &'static str {
+                let export = self.export();
+                match export.strip_prefix("cmd_") {
+                    Some(name) => name,
+                    None => export,
                 }
             }
 
@@ -122,6 +132,8 @@ pub struct Node<'a, S: CoinStore + ?Sized> {
     pub peer_options: &'a PeerOptions,
     /// The peer client's budget and peer history (fix).
     pub peers: &'a PeerClient,
+    /// Where fix records what it did, for the metrics.
+    pub fix_stats: &'a FixStats,
 }
 
 impl<S: CoinStore + ?Sized> Node<'_, S> {
@@ -211,6 +223,7 @@ mod tests {
                 config: &config,
                 peer_options: &options,
                 peers: &peers,
+                fix_stats: &Default::default(),
             };
             assert_eq!(node.run(Command::Find, &request).status, status);
             if broken {

@@ -65,7 +65,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The largest `config.toml` read (a real one is a few KiB).
-pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Reads and checks the config file at `path`; errors name the file. The file must be a
 /// regular file of at most [`MAX_CONFIG_BYTES`], not a symbolic link: a FIFO or a link to

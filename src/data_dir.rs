@@ -398,7 +398,7 @@ impl DataDir {
 /// bytes: refused, without blocking and without being read, when `path` is a symbolic
 /// link, a FIFO, a device or anything but a regular file, or is longer than `limit`.
 /// Folders on the way to it may be links (the operator's folder); the file itself not.
-pub fn read_small_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_small_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     let refuse = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
     let st = rfs::lstat(path)?;
     match FileType::from_raw_mode(st.st_mode) {

@@ -14,7 +14,8 @@
 //! - the exports: [`exports`] (the `cmd_*` handlers, one per row of the command table),
 //!   [`job`] (`send_validate_ticket_job`), [`audit`] (`raida_healing_check_page`),
 //!   [`config`] (`raida_healing_config_parse`), [`health`]
-//!   (`raida_healing_peer_health`), [`standalone`] (open a server folder's page files
+//!   (`raida_healing_peer_health`), [`metrics`] (`raida_healing_metrics_text` and the
+//!   metrics file's writer thread), [`standalone`] (open a server folder's page files
 //!   where no server runs, for ops scripts);
 //! - `symbol_versions`: each export's version node (raida_healing.map, via build.rs).
 
@@ -30,6 +31,7 @@ pub mod health;
 pub mod host;
 pub mod job;
 pub mod layout;
+pub mod metrics;
 pub mod standalone;
 mod state;
 mod symbol_versions;

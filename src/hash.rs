@@ -30,14 +30,14 @@ pub fn derive_an(
 /// The server's "months from start" stamp for `unix_seconds` (UTC):
 /// `(tm_year - 123) * 12 + (tm_mon - 1)`, truncated to 8 bits, exactly as the server's
 /// `get_mfs` computes it.
-pub fn mfs_at(unix_seconds: i64) -> u8 {
+pub(crate) fn mfs_at(unix_seconds: i64) -> u8 {
     let (year, month0) = civil_year_month(unix_seconds.div_euclid(86_400));
     let tm_year = year - 1900;
     ((tm_year - 123) * 12 + (month0 - 1)) as u8
 }
 
 /// The MFS stamp for now, used where the server's `get_mfs` is absent.
-pub fn mfs_now() -> u8 {
+pub(crate) fn mfs_now() -> u8 {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -26,6 +26,7 @@
 //! - [`hash`]: the AN a fix derives and the MFS stamp.
 //! - [`peers`]: the validate-ticket client that asks peer RAIDAs.
 //! - [`log`]: log lines to the server's log or stderr.
+//! - [`metrics`]: the figures for Prometheus, as plain snapshots, and their text.
 //! - `ffi`: the C boundary, and the only place with `unsafe`.
 //! - `testing` (the `testing` feature only): test tools shared with the test kit.
 //!
@@ -65,6 +66,7 @@ safe_modules!(
     data_dir,
     hash,
     log,
+    metrics,
     pagefile,
     peers,
     protocol,

@@ -1,8 +1,12 @@
 //! Logging without knowing where lines go.
 //!
-//! Inside the server, lines go to its own `debug`/`warning`/`error` log (the FFI layer
-//! installs that sink). Elsewhere (standalone use by ops scripts) they go to stderr as
-//! `raida_healing LEVEL: text`, quiet by default: the setting `RAIDA_HEALING_LOG`
+//! Every line starts with the UTC time it was written, ISO 8601 with milliseconds
+//! ([`utc_timestamp`], e.g. `2026-12-06T07:01:02.345Z`), so an operator can line it up
+//! with the metrics (the server's own lines carry no time).
+//!
+//! Inside the server, lines go to its own `debug`/`warning`/`error` log as
+//! `TIME raida_healing: text` (the FFI layer installs that sink). Elsewhere (standalone
+//! use by ops scripts) they go to stderr as `TIME raida_healing LEVEL: text`, quiet by default: the setting `RAIDA_HEALING_LOG`
 //! (`error`, `warning`, `debug`, also `1`..`3`; `off`) sets the most detailed level shown.
 //! The state owner (`src/ffi/state.rs`) sets it from the settings at the library's first
 //! call ([`set_stderr_level`]); this module never reads the environment.
@@ -12,6 +16,7 @@
 //! and only the C boundary writes them.
 
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
 
@@ -24,7 +29,7 @@ pub enum Level {
 }
 
 /// Where lines go: a function that writes one line at a level.
-pub type Sink = fn(Level, &str);
+pub(crate) type Sink = fn(Level, &str);
 
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 
@@ -37,7 +42,7 @@ pub fn set_sink(sink: Option<Sink>) {
 static STDERR_LEVEL: AtomicU8 = AtomicU8::new(0);
 
 /// Sets the most detailed level written to stderr (`None`: nothing).
-pub fn set_stderr_level(level: Option<Level>) {
+pub(crate) fn set_stderr_level(level: Option<Level>) {
     STDERR_LEVEL.store(level.map_or(0, |l| l as u8), Ordering::Relaxed);
 }
 
@@ -52,7 +57,7 @@ fn stderr_level() -> Option<Level> {
 }
 
 /// Parses a level name; unknown names and `off` mean no logging.
-pub fn parse_level(name: &str) -> Option<Level> {
+pub(crate) fn parse_level(name: &str) -> Option<Level> {
     match name.trim().to_ascii_lowercase().as_str() {
         "error" | "1" => Some(Level::Error),
         "warning" | "warn" | "2" => Some(Level::Warning),
@@ -71,7 +76,7 @@ pub fn write(level: Level, line: &str) {
 }
 
 /// Writes one line to stderr if the stderr level lets `level` through.
-pub fn to_stderr(level: Level, line: &str) {
+pub(crate) fn to_stderr(level: Level, line: &str) {
     if stderr_level().is_some_and(|max| level <= max) {
         let tag = match level {
             Level::Error => "ERROR",
@@ -82,9 +87,34 @@ pub fn to_stderr(level: Level, line: &str) {
         // turn an answer into ERROR_INTERNAL. One write per line keeps lines whole.
         let _ = std::io::Write::write_all(
             &mut std::io::stderr(),
-            format!("raida_healing {tag}: {line}\n").as_bytes(),
+            format!("{} raida_healing {tag}: {line}\n", utc_timestamp(SystemTime::now())).as_bytes(),
         );
     }
+}
+
+/// `at` in UTC, ISO 8601 with milliseconds: `2026-12-06T07:01:02.345Z` (a time before
+/// 1970 shows as 1970-01-01T00:00:00.000Z).
+pub fn utc_timestamp(at: SystemTime) -> String {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, of_day) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's days_from_civil, inverted).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60,
+        since.subsec_millis()
+    )
 }
 
 /// An error line.
@@ -105,6 +135,15 @@ pub fn debug(line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_utc_iso_8601_with_milliseconds() {
+        let at = |ms: u64| utc_timestamp(UNIX_EPOCH + std::time::Duration::from_millis(ms));
+        assert_eq!(at(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(at(1_796_540_462_345), "2026-12-06T07:01:02.345Z");
+        assert_eq!(at(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+    }
 
     #[test]
     fn level_names() {

@@ -38,7 +38,7 @@ use parking_lot::Mutex;
 
 pub use crate::data_dir::{page_relative_path, DataDir, PageProblem};
 use crate::protocol::{Coin, AN_BYTES};
-use crate::store::{slot_of, CoinStore, PageKey, PageRecords};
+use crate::store::{record_index, CoinStore, PageKey, PageRecords};
 
 /// Name of the lock file inside `Data/`.
 pub const LOCK_FILE_NAME: &str = ".raida_healing.lock";
@@ -77,42 +77,42 @@ impl std::fmt::Display for OpenError {
 impl std::error::Error for OpenError {}
 
 /// One cached page; `None` until read from disk (or after a failed write dropped it).
-type Slot = Mutex<Option<Box<[u8]>>>;
+type CachedPage = Mutex<Option<Box<[u8]>>>;
 
 /// The cache index: which pages are cached and in what order they were last used.
 #[derive(Default)]
 struct Cache {
-    /// Each cached page's slot and its last-use stamp.
-    pages: HashMap<PageKey, (Arc<Slot>, u64)>,
+    /// Each cached page and its last-use stamp.
+    pages: HashMap<PageKey, (Arc<CachedPage>, u64)>,
     /// Last-use stamp -> page, oldest first.
     by_use: BTreeMap<u64, PageKey>,
     next_stamp: u64,
 }
 
 impl Cache {
-    /// The slot of `key`, marked most recently used; creates an empty slot if needed and
+    /// The cached page of `key`, marked most recently used; creates an empty one if needed and
     /// then evicts least recently used pages no command holds, down to `capacity`.
-    fn slot(&mut self, key: PageKey, capacity: usize) -> Arc<Slot> {
+    fn cached(&mut self, key: PageKey, capacity: usize) -> Arc<CachedPage> {
         let stamp = self.next_stamp;
         self.next_stamp += 1;
-        if let Some((slot, used)) = self.pages.get_mut(&key) {
+        if let Some((cached, used)) = self.pages.get_mut(&key) {
             self.by_use.remove(used);
             *used = stamp;
             self.by_use.insert(stamp, key);
-            return slot.clone();
+            return cached.clone();
         }
-        let slot = Arc::new(Slot::new(None));
-        self.pages.insert(key, (slot.clone(), stamp));
+        let cached = Arc::new(CachedPage::new(None));
+        self.pages.insert(key, (cached.clone(), stamp));
         self.by_use.insert(stamp, key);
         self.evict_idle(capacity);
-        slot
+        cached
     }
 
     /// Drops least recently used pages that no command holds until at most `capacity`
     /// remain (or every remaining page is in use).
     fn evict_idle(&mut self, capacity: usize) {
         while self.pages.len() > capacity {
-            // A slot whose only owner is the index is not in use by any command.
+            // A cached page whose only owner is the index is not in use by any command.
             let idle = self
                 .by_use
                 .iter()
@@ -213,10 +213,10 @@ impl PageFileStore {
     /// ([`PageProblem::Missing`] also when no server could hold the coin). Read-only.
     pub fn record(&self, coin: Coin) -> Result<([u8; AN_BYTES], u8), PageProblem> {
         let key = PageKey::of(coin).ok_or(PageProblem::Missing)?;
-        let slot = slot_of(coin.sn);
-        let cache_slot = self.cache.lock().slot(key, self.capacity);
-        let outcome = self.with_loaded(key, &cache_slot, |page| (*page.an(slot), page.mfs(slot)));
-        drop(cache_slot);
+        let record = record_index(coin.sn);
+        let cached = self.cache.lock().cached(key, self.capacity);
+        let outcome = self.with_loaded(key, &cached, |page| (*page.an(record), page.mfs(record)));
+        drop(cached);
         self.evict_after_use();
         outcome.map(|(record, _)| record)
     }
@@ -229,9 +229,9 @@ impl PageFileStore {
         key: PageKey,
         f: impl FnOnce(&mut PageRecords<'_>) -> R,
     ) -> Option<(R, Result<(), io::Error>)> {
-        let slot = self.cache.lock().slot(key, self.capacity);
-        let outcome = self.with_loaded(key, &slot, f);
-        drop(slot);
+        let cached = self.cache.lock().cached(key, self.capacity);
+        let outcome = self.with_loaded(key, &cached, f);
+        drop(cached);
         self.evict_after_use();
         outcome.ok()
     }
@@ -249,23 +249,23 @@ impl PageFileStore {
     fn with_loaded<R>(
         &self,
         key: PageKey,
-        slot: &Slot,
+        cached: &CachedPage,
         f: impl FnOnce(&mut PageRecords<'_>) -> R,
     ) -> Result<(R, Result<(), io::Error>), PageProblem> {
-        let mut loaded = slot.lock();
+        let mut loaded = cached.lock();
         if loaded.is_none() {
             *loaded = Some(self.load(key)?);
         }
         // Until the page is on disk (or known unchanged), a panic in `f` or a failed write
         // must not leave a changed copy in memory: the guard forgets it unless it was saved.
         let mut guard = ForgetUnlessSaved {
-            slot: &mut loaded,
+            cached: &mut loaded,
             armed: true,
         };
-        let data = guard.slot.as_deref_mut().expect("loaded above");
+        let data = guard.cached.as_deref_mut().expect("loaded above");
         let mut records = PageRecords::new(data);
         let result = f(&mut records);
-        let written = !records.written_slots().is_empty();
+        let written = !records.written_records().is_empty();
         let saved = if written {
             self.data_dir
                 .replace_page(key, records.data())
@@ -306,14 +306,14 @@ impl PageFileStore {
 /// Forgets a page's cached copy when dropped while armed (after a panic in the command or a
 /// failed write), so the next access reads the disk again.
 struct ForgetUnlessSaved<'a, 'b> {
-    slot: &'a mut parking_lot::MutexGuard<'b, Option<Box<[u8]>>>,
+    cached: &'a mut parking_lot::MutexGuard<'b, Option<Box<[u8]>>>,
     armed: bool,
 }
 
 impl Drop for ForgetUnlessSaved<'_, '_> {
     fn drop(&mut self) {
         if self.armed {
-            **self.slot = None;
+            **self.cached = None;
         }
     }
 }
@@ -364,7 +364,7 @@ impl CoinStore for Session<'_> {
 #[cfg(feature = "testing")]
 pub fn record_range(sn: u32) -> std::ops::Range<usize> {
     use crate::store::RECORD_BYTES;
-    let at = slot_of(sn) * RECORD_BYTES;
+    let at = record_index(sn) * RECORD_BYTES;
     at..at + RECORD_BYTES
 }
 
@@ -511,7 +511,7 @@ mod tests {
         let session = store.session();
         let mfs = session.mfs();
         session
-            .with_page(key(-1, 2), |page| page.write(slot_of(sn), &[0xab; 16], mfs))
+            .with_page(key(-1, 2), |page| page.write(record_index(sn), &[0xab; 16], mfs))
             .unwrap();
         assert_eq!(session.finish(), Ok(()));
         expected[record_range(sn)].copy_from_slice(&[
@@ -704,10 +704,10 @@ mod tests {
                 let store = &store;
                 scope.spawn(move || {
                     for i in 0..8u8 {
-                        let slot = usize::from(t * 8 + i);
+                        let record = usize::from(t * 8 + i);
                         let session = store.session();
                         session
-                            .with_page(key(5, 0), |page| page.write(slot, &[t + 100; 16], 9))
+                            .with_page(key(5, 0), |page| page.write(record, &[t + 100; 16], 9))
                             .unwrap();
                         assert_eq!(session.finish(), Ok(()));
                         // other pages keep the cache busy meanwhile
@@ -722,9 +722,9 @@ mod tests {
         let data = fs::read(store.page_path(key(5, 0))).unwrap();
         for t in 0..4u8 {
             for i in 0..8u8 {
-                let slot = usize::from(t * 8 + i);
-                assert_eq!(data[slot * 17..slot * 17 + 16], [t + 100; 16]);
-                assert_eq!(data[slot * 17 + 16], 9);
+                let record = usize::from(t * 8 + i);
+                assert_eq!(data[record * 17..record * 17 + 16], [t + 100; 16]);
+                assert_eq!(data[record * 17 + 16], 9);
             }
         }
         assert_eq!(data[32 * 17..33 * 17], [&[32u8; 16][..], &[1]].concat());

@@ -210,15 +210,15 @@ impl From<Status> for Response {
 }
 
 /// Bytes of the challenge that opens a legacy (types 0, 1, 2) body.
-pub const LEGACY_CHALLENGE_BYTES: usize = 16;
+pub(crate) const LEGACY_CHALLENGE_BYTES: usize = 16;
 /// Bytes of the `3E 3E` trailer that closes every body.
-pub const TRAILER_BYTES: usize = 2;
+pub(crate) const TRAILER_BYTES: usize = 2;
 /// The trailer itself.
 pub const TRAILER: [u8; 2] = [0x3E, 0x3E];
 /// Bytes of the HMAC that follows the payload of a modern (types 4, 5) body.
-pub const MODERN_HMAC_BYTES: usize = 32;
+pub(crate) const MODERN_HMAC_BYTES: usize = 32;
 /// Number of RAIDA servers in a network.
-pub const TOTAL_RAIDA_SERVERS: usize = 25;
+pub(crate) const TOTAL_RAIDA_SERVERS: usize = 25;
 /// The command group of every healing command, in a request header's group byte.
 pub const HEALING_GROUP: u8 = 2;
 /// Healing command bytes (group [`HEALING_GROUP`]), as the command table names them.
@@ -236,7 +236,7 @@ pub const COIN_BYTES: usize = 5;
 
 /// How a request body wraps the command's payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// Encryption types 0, 1, 2: a 16-byte challenge, the payload, `3E 3E`.
     Legacy,
     /// Encryption types 4, 5: the payload, a 32-byte HMAC, `3E 3E`.
@@ -283,7 +283,7 @@ impl Framing {
 /// Splits a payload of fixed-size records after the legacy size rules: fewer than
 /// `min_len` bytes is [`Status::InvalidPacketLength`], a length that is not
 /// `fixed + k * record` is [`Status::CoinsNotDiv`].
-pub fn check_record_payload(
+pub(crate) fn check_record_payload(
     payload: Option<&[u8]>,
     min_len: usize,
     fixed: usize,
@@ -301,7 +301,7 @@ pub fn check_record_payload(
 
 /// A coin as one integer: its 5 wire bytes (den, then sn big-endian) read as a number.
 /// Equal coins have equal keys; the order means nothing beyond searching.
-pub type CoinKey = u64;
+pub(crate) type CoinKey = u64;
 
 /// One coin: a denomination and a serial number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -343,7 +343,7 @@ impl Coin {
 
 /// Reads a 16-byte value at `at`. The caller guarantees the bytes exist.
 #[inline]
-pub fn an_at(bytes: &[u8], at: usize) -> [u8; AN_BYTES] {
+pub(crate) fn an_at(bytes: &[u8], at: usize) -> [u8; AN_BYTES] {
     let mut an = [0u8; AN_BYTES];
     an.copy_from_slice(&bytes[at..at + AN_BYTES]);
     an
@@ -361,7 +361,7 @@ pub fn bitfield(passed: &[bool]) -> Vec<u8> {
 
 /// The answer shape shared by get_ticket and fix: all (241), none (242, no body) or some
 /// (243, bitfield), with `suffix` (a ticket id, or nothing) after the bitfield or alone.
-pub fn pass_fail_response(passed: &[bool], suffix: &[u8]) -> Response {
+pub(crate) fn pass_fail_response(passed: &[bool], suffix: &[u8]) -> Response {
     let count = passed.iter().filter(|&&p| p).count();
     if count == 0 {
         Response::status(Status::AllFail)
@@ -374,7 +374,51 @@ pub fn pass_fail_response(passed: &[bool], suffix: &[u8]) -> Response {
     }
 }
 
-/// The CRC-32 (IEEE, as zlib) that seals a 12-byte challenge.
+/// The bytes of a legacy challenge before its CRC-32: random in a peer request today; the
+/// place an authenticated claim carries its MAC.
+pub(crate) const CHALLENGE_CORE_BYTES: usize = 12;
+/// Those bytes.
+pub type ChallengeCore = [u8; CHALLENGE_CORE_BYTES];
+
+/// Where the fields of a legacy (type 0) request header are (docs/wire-protocol.md).
+pub(crate) mod request_header {
+    use std::ops::Range;
+
+    /// Bytes in the header.
+    pub const BYTES: usize = 32;
+    /// The cloud id, 1.
+    pub const CLOUD_ID: usize = 0;
+    /// The RAIDA index the request is addressed to.
+    pub const RAIDA: usize = 2;
+    /// The command group ([`HEALING_GROUP`](super::HEALING_GROUP)).
+    pub const GROUP: usize = 4;
+    /// The command byte.
+    pub const COMMAND: usize = 5;
+    /// The coin id, big-endian.
+    pub const COIN_ID: Range<usize> = 6..8;
+    /// Always 1.
+    pub const ONE: usize = 8;
+    /// The body length, big-endian.
+    pub const BODY_LENGTH: Range<usize> = 22..24;
+}
+
+/// Where the fields of a legacy (type 0) response header are (docs/wire-protocol.md).
+pub(crate) mod response_header {
+    use std::ops::Range;
+
+    /// Bytes in the header.
+    pub const BYTES: usize = 32;
+    /// The answering RAIDA's index.
+    pub const RAIDA: usize = 0;
+    /// The status.
+    pub const STATUS: usize = 2;
+    /// The body size, 24 bits big-endian.
+    pub const BODY_SIZE: Range<usize> = 9..12;
+    /// The request's 16-byte challenge, echoed.
+    pub const CHALLENGE: Range<usize> = 16..32;
+}
+
+/// The CRC-32 (IEEE, as zlib) that seals a challenge's 12-byte core.
 pub fn challenge_crc(challenge12: &[u8]) -> u32 {
     crc32fast::hash(challenge12)
 }

@@ -2,8 +2,9 @@
 //!
 //! There is no fallback: a guessable ticket id lets anyone claim a ticket, and a guessable
 //! challenge lets a forged answer pass, so when the OS cannot give random bytes the caller
-//! fails (the command answers ERROR_INTERNAL and logs why) rather than make either from a
-//! predictable source.
+//! fails rather than make either from a predictable source (logged here): get_ticket
+//! answers ERROR_INTERNAL, and the peer client asks no peer (a local error each, so a fix
+//! fixes nothing).
 
 use std::fmt;
 

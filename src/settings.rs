@@ -83,7 +83,7 @@ impl Setting {
 }
 
 /// A type a setting can have: how a text becomes a value of it under `values`.
-pub trait SettingType: Sized {
+pub(crate) trait SettingType: Sized {
     /// The value `text` (already trimmed, not empty) gives, or why it gives none.
     fn parse(text: &str, values: &Values) -> Result<Self, String>;
 }
@@ -245,6 +245,12 @@ settings_table! {
     log_level: Option<Level> = "RAIDA_HEALING_LOG",
         Values::Names(&["off", "error", "warning", "debug"]), default "off",
         "stderr log level where there is no server log";
+    metrics_file: Option<std::path::PathBuf> = "RAIDA_HEALING_METRICS_FILE",
+        Values::Text("a path"), default "",
+        "write the metrics, in the Prometheus text format, to this file (node_exporter's textfile directory), replaced atomically every interval, idle or not; unset: no file and no thread ([docs/metrics.md](docs/metrics.md))";
+    metrics_interval: Duration = "RAIDA_HEALING_METRICS_INTERVAL_MS",
+        Values::Millis { min: 100, max: 3_600_000 }, default "15000",
+        "how often the metrics file is rewritten";
     cache_pages: usize = "RAIDA_HEALING_CACHE_PAGES",
         Values::Count { min: 1, max: 1_048_576 }, default "1024",
         "standalone store: pages kept in memory (17 KiB each)";

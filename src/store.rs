@@ -15,13 +15,13 @@ pub use memory::{MemoryPage, MemoryStore};
 /// Records in one page.
 pub const RECORDS_PER_PAGE: u32 = 1024;
 /// Pages per denomination.
-pub const TOTAL_PAGES: u32 = 1000;
+pub(crate) const TOTAL_PAGES: u32 = 1000;
 /// Bytes of one record: AN (16) then MFS (1).
 pub const RECORD_BYTES: usize = 17;
 /// Bytes of a page's record data (and of a page file on disk).
 pub const PAGE_DATA_BYTES: usize = RECORD_BYTES * RECORDS_PER_PAGE as usize;
 /// The denominations a server holds.
-pub const DENOMINATIONS: std::ops::RangeInclusive<i8> = -8..=6;
+pub(crate) const DENOMINATIONS: std::ops::RangeInclusive<i8> = -8..=6;
 
 /// Names one page: a denomination and a page number (`sn / 1024`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,9 +66,9 @@ impl PageKey {
     }
 }
 
-/// The record slot of `sn` inside its page.
+/// The index of `sn`'s record inside its page (0..1024).
 #[inline]
-pub fn slot_of(sn: u32) -> usize {
+pub fn record_index(sn: u32) -> usize {
     (sn % RECORDS_PER_PAGE) as usize
 }
 
@@ -97,31 +97,31 @@ impl<'a> PageRecords<'a> {
         }
     }
 
-    /// The AN stored in `slot`.
+    /// The AN stored in `record`.
     #[inline]
-    pub fn an(&self, slot: usize) -> &[u8; AN_BYTES] {
-        let at = slot * RECORD_BYTES;
+    pub fn an(&self, record: usize) -> &[u8; AN_BYTES] {
+        let at = record * RECORD_BYTES;
         self.data[at..at + AN_BYTES]
             .try_into()
             .expect("slice of AN_BYTES")
     }
 
-    /// The MFS byte of `slot` (0: a free serial number).
-    pub fn mfs(&self, slot: usize) -> u8 {
-        self.data[slot * RECORD_BYTES + AN_BYTES]
+    /// The MFS byte of `record` (0: a free serial number).
+    pub fn mfs(&self, record: usize) -> u8 {
+        self.data[record * RECORD_BYTES + AN_BYTES]
     }
 
     /// Rewrites a whole record.
-    pub fn write(&mut self, slot: usize, an: &[u8; AN_BYTES], mfs: u8) {
-        let at = slot * RECORD_BYTES;
+    pub fn write(&mut self, record: usize, an: &[u8; AN_BYTES], mfs: u8) {
+        let at = record * RECORD_BYTES;
         self.data[at..at + AN_BYTES].copy_from_slice(an);
         self.data[at + AN_BYTES] = mfs;
-        self.written.push(slot);
+        self.written.push(record);
     }
 
-    /// The slots written through this view, in write order.
+    /// The records written through this view, in write order.
     #[inline]
-    pub fn written_slots(&self) -> &[usize] {
+    pub fn written_records(&self) -> &[usize] {
         &self.written
     }
 
@@ -160,7 +160,7 @@ pub trait CoinStore: Sync {
 /// a page). Coins that no server could hold, and pages the store does not have, give
 /// [`Status::InvalidSnOrDenomination`]; denominations and ranges are checked for every
 /// coin before any page is locked.
-pub fn visit_by_page<S: CoinStore + ?Sized>(
+pub(crate) fn visit_by_page<S: CoinStore + ?Sized>(
     store: &S,
     coins: &[Coin],
     visit: impl FnMut(&mut PageRecords<'_>, usize),
@@ -181,7 +181,7 @@ pub fn visit_by_page<S: CoinStore + ?Sized>(
 ///   chain heads indexed by rank, and the table is walked in order;
 /// - otherwise (few coins spread widely): a radix sort in two passes of 7 bits, then a
 ///   scan for each page's run.
-pub fn visit_coins_by_page<S: CoinStore + ?Sized, T>(
+pub(crate) fn visit_coins_by_page<S: CoinStore + ?Sized, T>(
     store: &S,
     items: &[T],
     coin_of: impl Fn(&T) -> Coin,
@@ -389,7 +389,7 @@ mod tests {
         }
         let mut seen = Vec::new();
         visit_by_page(&store, &coins, |page, i| {
-            assert_eq!(page.an(slot_of(coins[i].sn))[0], coins[i].sn as u8);
+            assert_eq!(page.an(record_index(coins[i].sn))[0], coins[i].sn as u8);
             seen.push(i);
         })
         .unwrap();

@@ -68,7 +68,7 @@ pub trait Clock: Send + Sync {
 }
 
 /// The real monotonic clock.
-pub struct MonotonicClock {
+pub(crate) struct MonotonicClock {
     origin: Instant,
 }
 
@@ -201,6 +201,17 @@ struct State {
     holders: CoinIndex,
     /// Coins held by live tickets.
     coins_held: usize,
+    /// What the pool did since it was made (kept by [`TicketPool::clear`]).
+    counts: PoolCounts,
+}
+
+/// Tickets the pool issued, let expire and refused for want of room, since it was made
+/// (the metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolCounts {
+    pub issued: u64,
+    pub expired: u64,
+    pub refused_full: u64,
 }
 
 /// A ticket's coins listed but taken by newer tickets are dropped from its list when
@@ -270,6 +281,7 @@ impl State {
         if now.saturating_sub(created) < lifetime {
             return None;
         }
+        self.counts.expired += 1;
         Some(self.remove(self.oldest).max(1))
     }
 
@@ -450,6 +462,7 @@ impl TicketPool {
             if state.charged(self.ticket_charge) - freed + distinct + self.ticket_charge
                 > self.capacity
             {
+                state.counts.refused_full += 1;
                 return Err(CreateError::PoolFull);
             }
         }
@@ -503,6 +516,7 @@ impl TicketPool {
             None => Arc::from(wire),
         };
         state.coins_held += n;
+        state.counts.issued += 1;
         state.push_newest(
             id,
             Ticket {
@@ -554,7 +568,7 @@ impl TicketPool {
 
     /// Capacity units a new ticket could use now (the capacity less the live tickets'
     /// coins and charges); as [`live`](Self::live), not for a request's path.
-    pub fn free_slots(&self) -> usize {
+    pub fn free_capacity(&self) -> usize {
         let mut state = self.state.lock();
         state.expire(self.clock.now(), self.lifetime, usize::MAX);
         self.capacity
@@ -571,8 +585,24 @@ impl TicketPool {
     /// Drops every ticket (tests, and closing a standalone store). The old tables are
     /// freed after the lock is released.
     pub fn clear(&self) {
-        let old = std::mem::take(&mut *self.state.lock());
+        let old = {
+            let mut state = self.state.lock();
+            let counts = state.counts;
+            std::mem::replace(
+                &mut *state,
+                State {
+                    counts,
+                    ..State::default()
+                },
+            )
+        };
         drop(old);
+    }
+
+    /// Tickets issued, expired and refused for a full pool since the pool was made
+    /// (expiry is counted as it happens: on requests, or in [`live`](Self::live)).
+    pub fn counts(&self) -> PoolCounts {
+        self.state.lock().counts
     }
 }
 
@@ -687,7 +717,7 @@ mod tests {
         assert!(pool.claim(1, 0).is_ok(), "299 s old: still live");
         clock.advance(Duration::from_secs(1));
         assert_eq!(pool.claim(1, 1), Err(ClaimError::NotFound), "300 s: gone");
-        assert_eq!(pool.free_slots(), 3);
+        assert_eq!(pool.free_capacity(), 3);
         assert_eq!(pool.create(&coins(1)), Ok(3));
         assert_eq!(pool.live(), 2);
     }
@@ -699,6 +729,25 @@ mod tests {
         clock.advance(TICKET_LIFETIME);
         assert_eq!(pool.create(&coins(2)), Ok(4));
         assert_eq!(pool.claim(4, 0).unwrap().len(), 10);
+    }
+
+    /// Issued, expired and refused-full tickets are counted, and clearing the pool keeps
+    /// the counts.
+    #[test]
+    fn the_pool_counts_what_it_did() {
+        let (pool, clock) = pool(&[4, 5, 6], 2);
+        pool.create(&coins(2)).unwrap();
+        assert_eq!(pool.create(&coins(1)), Err(CreateError::PoolFull));
+        clock.advance(TICKET_LIFETIME);
+        pool.create(&coins(1)).unwrap();
+        let want = PoolCounts {
+            issued: 2,
+            expired: 1,
+            refused_full: 1,
+        };
+        assert_eq!(pool.counts(), want);
+        pool.clear();
+        assert_eq!(pool.counts(), want);
     }
 
     #[test]
@@ -754,7 +803,7 @@ mod tests {
             MAX_COINS_PER_TICKET * COIN_BYTES
         );
         assert_eq!(
-            pool.free_slots(),
+            pool.free_capacity(),
             POOL_CAPACITY
                 - (MAX_COINS_PER_TICKET + TICKET_CHARGE)
                 - MAX_TICKETS_PER_COIN * (1 + TICKET_CHARGE)

@@ -18,6 +18,7 @@ use raida_healing::ffi::health::{
 };
 use raida_healing::ffi::job::send_validate_ticket_job;
 use raida_healing::ffi::layout::ConnInfo;
+use raida_healing::ffi::metrics::raida_healing_metrics_text;
 use raida_healing::ffi::standalone::{
     raida_healing_close, raida_healing_conn_info_size, raida_healing_last_error,
     raida_healing_open, raida_healing_read_record, raida_healing_version,
@@ -46,6 +47,24 @@ fn panicking<R>(export: &'static str, call: impl FnOnce() -> R) -> R {
         "{export}"
     );
     value
+}
+
+/// The whole metrics text, as a C caller gets it: the length first, then the text.
+fn metrics_text() -> String {
+    // SAFETY: NULL with capacity 0 asks for the length only.
+    let length = unsafe { raida_healing_metrics_text(std::ptr::null_mut(), 0) };
+    assert!(length > 0);
+    let mut buffer = vec![1 as c_char; length + 64];
+    // SAFETY: `buffer.len()` writable bytes.
+    let again = unsafe { raida_healing_metrics_text(buffer.as_mut_ptr(), buffer.len()) };
+    assert!(again < buffer.len());
+    // SAFETY: NUL-terminated by the export, within the buffer.
+    let text = unsafe { CStr::from_ptr(buffer.as_ptr()) }
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(text.len(), again);
+    text
 }
 
 /// The functions the committed header declares.
@@ -195,10 +214,32 @@ fn every_export_returns_its_fallback_after_a_panic() {
     });
     assert!(job.is_null());
 
+    called.push("raida_healing_metrics_text");
+    let mut small = [1 as c_char; 8];
+    // SAFETY: `small.len()` writable bytes.
+    let length = panicking("raida_healing_metrics_text", || unsafe {
+        raida_healing_metrics_text(small.as_mut_ptr(), small.len())
+    });
+    assert_eq!(length, 0);
+    assert_eq!(
+        small[0], 0,
+        "the body ran: a text too long for the buffer leaves \"\""
+    );
+
     // Without a forced panic, the same calls succeed: the panics above were the test's.
     // SAFETY: a NUL-terminated path.
     let reopened = unsafe { raida_healing_open(dir.as_ptr()) };
     assert_eq!(reopened, RAIDA_HEALING_OK);
+    // Every panic above is counted once, by export, in the metrics (RAIDA 3's folder).
+    let text = metrics_text();
+    for export in &called {
+        let line = format!("raida_healing_panics_total{{raida=\"3\",export=\"{export}\"}} 1\n");
+        assert!(text.contains(&line), "{line} in\n{text}");
+    }
+    assert_eq!(
+        text.matches("raida_healing_panics_total{").count(),
+        called.len()
+    );
     raida_healing_close();
     assert_eq!(last_error(), "");
 

@@ -9,6 +9,7 @@ use std::path::Path;
 const FLOORS: &[(&str, u8)] = &[
     ("protocol", 0),
     ("log", 0),
+    ("metrics", 0),
     ("testing", 0),
     ("hash", 1),
     ("claim_auth", 1),

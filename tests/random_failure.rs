@@ -1,5 +1,7 @@
-//! Randomness fails closed: when the OS random source fails, get_ticket makes no
-//! ticket and fix asks no peer; both answer ERROR_INTERNAL (252) and log why.
+//! Randomness fails closed: when the OS random source fails, get_ticket makes no ticket
+//! (ERROR_INTERNAL, 252, logged), and fix asks no peer (the peer client makes no
+//! challenge from a failed source: each peer is a local error, no vote), so no coin is
+//! fixed (242) and the record is unchanged.
 //!
 //! The failing source is process-wide (`random::testing::OsSourceFailure`), so this binary
 //! holds one test only, and nothing else here needs random bytes meanwhile.
@@ -10,6 +12,7 @@ use kit::wire::{fix_payload, legacy_body};
 use parking_lot::Mutex;
 use raida_healing::commands::Command;
 use raida_healing::log::{self, Level};
+use raida_healing::peers::{LocalCause, PeerOutcome};
 use raida_healing::protocol::{Coin, Response, Status};
 use raida_healing::random::testing::OsSourceFailure;
 use raida_healing::store::MemoryStore;
@@ -22,23 +25,26 @@ fn capture(level: Level, line: &str) {
 }
 
 #[test]
-fn a_failing_random_source_answers_252_and_logs_why() {
+fn a_failing_random_source_makes_no_ticket_and_asks_no_peer() {
     log::set_sink(Some(capture));
     let coin = Coin { den: 1, sn: 77 };
     let an = [0x42u8; 16];
     let mut server = Server::new(0, MemoryStore::with_mfs(45), TicketPool::default());
     server.store.put(coin, an, 1);
-    // RAIDA 1 is a listener that must never see a connection
+    // RAIDAs 1 to 24 are one listener that must never see a connection (24 peers with
+    // tickets: enough votes to be worth asking, so the fix does try them).
     let (peer, peer_addr) = listen();
     peer.set_nonblocking(true).unwrap();
-    server.peer(1, peer_addr);
+    for raida in 1..25 {
+        server.peer(raida, peer_addr);
+    }
     let run = |command, payload: &[u8]| server.run(command, Some(&legacy_body(payload)), 0, 1);
     let get_ticket = [&coin.to_wire()[..], &an].concat();
-    let mut tickets = [0u32; 25];
-    tickets[1] = 0x1234_5678;
+    let mut tickets = [0x1234_5678u32; 25];
+    tickets[0] = 0;
     let fix = fix_payload(&[coin], &[7u8; 16], &tickets); // PG [7; 16]
 
-    // With the source working: a ticket (241 + id), and fix asks RAIDA 1.
+    // With the source working: a ticket (241 + id).
     let answer = run(Command::GetTicket, &get_ticket);
     assert_eq!(answer.status, Status::AllPass);
     assert_eq!(server.pool.live(), 1);
@@ -71,16 +77,37 @@ fn a_failing_random_source_answers_252_and_logs_why() {
         ]
     );
 
-    assert_eq!(run(Command::Fix, &fix), Response::status(Status::Internal));
-    let lines = std::mem::take(&mut *LINES.lock());
-    assert!(
-        lines.contains(&(
-            Level::Error,
-            "fix: no peer challenge (the OS random source failed: getrandom: made to fail by a \
-             test); answering ERROR_INTERNAL"
-                .to_string()
-        )),
-        "{lines:?}"
+    let (answer, report) = server
+        .fix(Some(&legacy_body(&fix)), 0, 1)
+        .expect("a fix answer");
+    assert_eq!(answer, Response::status(Status::AllFail));
+    assert_eq!(report.asked.len(), 24);
+    for asked in &report.asked {
+        let why = PeerOutcome::LocalError(LocalCause::NoRandomness);
+        assert_eq!(asked.outcome, why, "RAIDA {}", asked.target.raida);
+    }
+    // One line per challenge the client could not make (one per peer), then the first
+    // health line: no peer is blamed for this host's failure.
+    let mut lines = std::mem::take(&mut *LINES.lock());
+    let health = lines.pop().expect("the health line");
+    let line = (
+        Level::Error,
+        "the OS random source failed: getrandom: made to fail by a test".to_string(),
+    );
+    assert_eq!(lines, vec![line; 24]);
+    let peers: String = (1..25)
+        .map(|raida| format!("{raida}@{peer_addr} 0/0/0/0 0"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert_eq!(
+        health,
+        (
+            Level::Warning,
+            format!(
+                "peer health since start (answers/failures/timeouts/hedges, typical ms): \
+                 {peers}"
+            )
+        )
     );
     assert!(
         peer.accept()

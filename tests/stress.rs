@@ -197,6 +197,7 @@ impl Peer {
                     config: &config,
                     peer_options: &options,
                     peers: &client,
+                    fix_stats: &Default::default(),
                 };
                 let Some(request) = read_request(&mut stream, Duration::from_secs(10)) else {
                     // The client gave up (its answer was already decided).
@@ -273,6 +274,7 @@ struct World {
     options: PeerOptions,
     gate: ClaimGate,
     peers: PeerClient,
+    fix_stats: raida_healing::metrics::FixStats,
     coins: Vec<Coin>,
     issued: Mutex<Vec<Issued>>,
     claims: Mutex<Vec<ClaimRecord>>,
@@ -291,6 +293,7 @@ impl World {
             config: &self.config,
             peer_options: &self.options,
             peers: &self.peers,
+            fix_stats: &self.fix_stats,
         }
     }
 
@@ -567,6 +570,7 @@ fn healing_commands_under_concurrency_and_expiry() {
         },
         gate: ClaimGate::default(),
         peers: PeerClient::default(),
+        fix_stats: Default::default(),
         coins: all_coins.clone(),
         issued: Mutex::new(Vec::new()),
         claims: Mutex::new(Vec::new()),
@@ -780,10 +784,10 @@ fn healing_commands_under_concurrency_and_expiry() {
     }
     assert_eq!(world.pool.live(), live, "live count");
     assert_eq!(world.pool.coins_held(), held, "coins held");
-    assert_eq!(world.pool.free_slots(), CAPACITY - held, "free count");
+    assert_eq!(world.pool.free_capacity(), CAPACITY - held, "free count");
     world.clock.advance(LIFETIME);
     assert_eq!(world.pool.live(), 0);
-    assert_eq!(world.pool.free_slots(), CAPACITY);
+    assert_eq!(world.pool.free_capacity(), CAPACITY);
 
     // --- records: old or new, AN and MFS together; nothing else on the pages changed
     let mut now_new = 0;

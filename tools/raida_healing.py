@@ -16,6 +16,7 @@ server folder where no server runs, and the page check an audit uses). As a comm
     raida-healing find DIR DEN:SN[:AN]...     the same, and whether the store holds AN
     raida-healing audit DIR                   check a stopped server's whole Data/ tree
     raida-healing keygen FILE                 write a new claim key file (never overwrites)
+    raida-healing metrics FILE                a per-peer table from the library's metrics file
 
 Every subcommand takes --json (one JSON object on stdout), --lib LIB and --version.
 The library is found by --lib, else $RAIDA_HEALING_LIB, else the installed library (the
@@ -43,6 +44,7 @@ import secrets
 import stat
 import struct
 import sys
+import time
 import zlib
 
 # The tool's version: the crate's (tools/tests checks they are equal).
@@ -866,6 +868,152 @@ def cmd_audit(args, out):
     return EXIT_NEGATIVE if problems else EXIT_OK
 
 
+# ---- metrics: a per-peer table from the metrics file (docs/metrics.md) ----
+
+METRIC_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+METRIC_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+# Per-peer series: the column's JSON key, the metric, and its heading in the text table.
+PEER_COLUMNS = [
+    ("ejected", "raida_healing_peer_ejected", "STATE"),
+    ("answers", "raida_healing_peer_answers_total", "ANSWERS"),
+    ("failures", "raida_healing_peer_failures_total", "FAILS"),
+    ("timeouts", "raida_healing_peer_timeouts_total", "TIMEOUTS"),
+    ("hedges", "raida_healing_peer_hedges_total", "HEDGES"),
+    ("ejections", "raida_healing_peer_ejections_total", "EJECTS"),
+    ("probes", "raida_healing_peer_probes_total", "PROBES"),
+    ("consecutive_failures", "raida_healing_peer_consecutive_failures", "IN-ROW"),
+    ("typical_answer_seconds", "raida_healing_peer_typical_answer_seconds", "TYPICAL"),
+    ("high_answer_seconds", "raida_healing_peer_high_answer_seconds", "HIGH"),
+    ("next_probe_seconds", "raida_healing_peer_next_probe_seconds", "NEXT-PROBE"),
+]
+
+
+def unescape_label(value):
+    return re.sub(r'\\(.)', lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
+
+
+def parse_metrics(text):
+    """Prometheus text -> [(name, {label: value}, float)]; comments skipped. Raises
+    ValueError naming the first line that is not a sample."""
+    samples = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = METRIC_LINE.match(line)
+        if not m:
+            raise ValueError("line %d is not a Prometheus sample: %s" % (number, escaped(line[:80])))
+        labels = {k: unescape_label(v) for k, v in METRIC_LABEL.findall(m.group(2) or "")}
+        samples.append((m.group(1), labels, float(m.group(3))))
+    return samples
+
+
+def metrics_report(samples):
+    """What `metrics` shows, as one JSON-ready dict, from the library's samples."""
+    def one(name, default=None):
+        found = [v for n, _, v in samples if n == name]
+        return found[0] if found else default
+
+    def count(value):
+        return int(value) if value is not None else None
+
+    raidas = sorted({l.get("raida") for n, l, _ in samples if n.startswith("raida_healing_")})
+    peers = {}
+    for key, name, _ in PEER_COLUMNS:
+        for n, labels, v in samples:
+            if n == name and "peer" in labels:
+                peer = peers.setdefault(int(labels["peer"]), {"peer": int(labels["peer"])})
+                peer[key] = (v == 1) if key == "ejected" else (
+                    v if key.endswith("seconds") else int(v))
+    version = [l.get("version") for n, l, _ in samples if n == "raida_healing_build_info"]
+    return {
+        "raida": raidas[0] if len(raidas) == 1 else raidas,
+        "version": version[0] if version else None,
+        "start_time_seconds": one("raida_healing_start_time_seconds"),
+        "commands": sorted(({"command": l["command"], "status": int(l["status"]), "count": int(v)}
+                            for n, l, v in samples if n == "raida_healing_commands_total"),
+                           key=lambda c: (c["command"], c["status"])),
+        "coins_fixed": count(one("raida_healing_fix_coins_fixed_total")),
+        "coins_not_fixed": count(one("raida_healing_fix_coins_not_fixed_total")),
+        "panics": {l["export"]: int(v) for n, l, v in samples if n == "raida_healing_panics_total"},
+        "connections": count(one("raida_healing_peer_connections")),
+        "connections_limit": count(one("raida_healing_peer_connections_limit")),
+        "connection_waits": count(one("raida_healing_peer_connection_waits_total")),
+        "tickets": count(one("raida_healing_tickets")),
+        "ticket_coins": count(one("raida_healing_ticket_coins")),
+        "pool_units": count(one("raida_healing_ticket_pool_units")),
+        "pool_units_limit": count(one("raida_healing_ticket_pool_units_limit")),
+        "file_write_failures": count(one("raida_healing_metrics_file_write_failures_total")),
+        "peers": [peers[p] for p in sorted(peers)],
+    }
+
+
+def seconds_text(value):
+    if not value:
+        return "-"
+    return "%.1f ms" % (value * 1000) if value < 1 else "%.1f s" % value
+
+
+def utc_text(seconds):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def cmd_metrics(args, out):
+    try:
+        if args.file == "-":
+            text, age = sys.stdin.read(), None
+        else:
+            with open(args.file, "rb") as f:
+                age = max(0.0, time.time() - os.fstat(f.fileno()).st_mtime)
+                text = f.read().decode("utf-8", errors="replace")
+    except OSError as e:
+        raise CannotOpen("raida-healing metrics: cannot read %s: %s"
+                         % (escaped(args.file), e.strerror))
+    try:
+        samples = parse_metrics(text)
+    except ValueError as e:
+        out.warn("raida-healing metrics: %s: %s" % (escaped(args.file), e))
+        out.json({"ok": False, "file": args.file, "error": str(e)})
+        return EXIT_NEGATIVE
+    report = metrics_report(samples)
+    if report["version"] is None:
+        why = "no raida_healing_build_info: not a libraida_healing metrics file"
+        out.warn("raida-healing metrics: %s: %s" % (escaped(args.file), why))
+        out.json({"ok": False, "file": args.file, "error": why})
+        return EXIT_NEGATIVE
+    report.update(ok=True, file=args.file, file_age_seconds=age)
+    out.json(report)
+    started = report["start_time_seconds"]
+    out.text("RAIDA %s, libraida_healing %s, running since %s%s"
+             % (report["raida"], report["version"], utc_text(started) if started else "?",
+                "" if age is None else "; file written %.0f s ago" % age))
+    commands = ", ".join("%s %d x%d" % (c["command"], c["status"], c["count"])
+                         for c in report["commands"]) or "none"
+    out.text("answers (command status xN): %s" % commands)
+    out.text("fixes: %s coins fixed, %s not fixed; peer connections %s of %s (%s waits); "
+             "tickets %s holding %s coins, pool %s of %s units"
+             % (report["coins_fixed"], report["coins_not_fixed"], report["connections"],
+                report["connections_limit"], report["connection_waits"], report["tickets"],
+                report["ticket_coins"], report["pool_units"], report["pool_units_limit"]))
+    if report["panics"]:
+        out.text("PANICS (bugs; see the server's log): %s" % ", ".join(
+            "%s x%d" % kv for kv in sorted(report["panics"].items())))
+    if report["file_write_failures"]:
+        out.text("metrics file writes failed: %d" % report["file_write_failures"])
+    out.text("")
+    out.text("%4s %-8s %8s %6s %8s %6s %6s %6s %6s %9s %9s %10s"
+             % ("PEER", *(h for _, _, h in PEER_COLUMNS)))
+    for p in report["peers"]:
+        out.text("%4d %-8s %8s %6s %8s %6s %6s %6s %6s %9s %9s %10s" % (
+            p["peer"], "EJECTED" if p.get("ejected") else "ok",
+            *(p.get(k, "-") for k, _, _ in PEER_COLUMNS[1:8]),
+            seconds_text(p.get("typical_answer_seconds")),
+            seconds_text(p.get("high_answer_seconds")),
+            seconds_text(p.get("next_probe_seconds")) if p.get("ejected") else "-"))
+    if not report["peers"]:
+        out.text("(no peer asked yet)")
+    return EXIT_OK
+
+
 # ---- The claim key file (docs/tickets.md, "Authenticated claims") ----
 
 CLAIM_KEY_BYTES = 32
@@ -976,7 +1124,6 @@ def cmd_keygen(args, out):
     return EXIT_OK
 
 
-
 class Output:
     """Text lines on stdout, or (--json) one JSON object on stdout; warnings on stderr."""
 
@@ -1077,6 +1224,16 @@ def build_parser():
     audit.add_argument("--details", action="store_true",
                        help="list every problem, missing pages included (default: at most "
                             "%d of a kind, missing pages only in the summary)" % TEXT_LIMIT)
+    metrics = command(
+        "metrics", cmd_metrics, "a per-peer table from a metrics file",
+        "Read the Prometheus text file the library writes (RAIDA_HEALING_METRICS_FILE; - "
+        "reads stdin) and print its figures: the RAIDA, version and start time, answers "
+        "by command and status, fix and pool totals, then one line per peer (as `chronyc "
+        "sources` does): ejected or ok, answers, failures, timeouts, hedges, ejections, "
+        "probes, failures in a row, typical and high answer time, time to the next probe. "
+        "Needs no library. Exit 0 when the file is a libraida_healing metrics file, 1 when "
+        "it is not, 3 when it cannot be read.")
+    metrics.add_argument("file", metavar="FILE", help="the metrics file, or - for stdin")
     keygen = sub.add_parser(
         "keygen", help="write a new claim key file (never overwrites)",
         description="Write FILE, a new claim key file (RAIDA_HEALING_CLAIM_KEY_FILE): a "

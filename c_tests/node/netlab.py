@@ -74,7 +74,7 @@ class Network:
 
     def __init__(self, node_bin, *, coin_id=6, base_port=None, fakes=None, dead=(),
                  flush_freq=None, root=None, env=None, peer_ports=None, hosts=None,
-                 listen_hosts=None):
+                 listen_hosts=None, node_env=None):
         self.node_bin = os.path.abspath(node_bin)
         self.coin_id = coin_id
         self.base_port = base_port
@@ -84,6 +84,7 @@ class Network:
         self.own_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="raida_net_")
         self.env = dict(os.environ, **(env or {}))
+        self.node_env = dict(node_env or {})  # raida -> extra environment of that node only
         self.procs = {}
         self.started = []  # (raida, Popen) of every node ever started
         self.killed = set()  # Popen objects stopped with SIGKILL on purpose
@@ -98,8 +99,6 @@ class Network:
         self.hosts = hosts or (lambda i: "127.0.0.1")
         # Where RAIDA i really listens, when not where it is listed (behind NAT).
         self.listen_hosts = listen_hosts or self.hosts
-        # Extra environment of one node (raida -> dict), on top of env.
-        self.node_env = {}
         self._choose_ports()
 
     # ---- layout ----

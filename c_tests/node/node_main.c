@@ -516,6 +516,9 @@ int main(int argc, char **argv)
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    /* From the first call into the library on (the config reader below), so a line its
+       metrics thread logs at once is in the node's log too. */
+    host_log_echo(1);
 
     if (find_folder(argc, argv) != 0)
         return EXIT_CONFIG;

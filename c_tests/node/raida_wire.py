@@ -27,7 +27,6 @@ import socket
 import sys
 import threading
 import time
-import unittest
 import zlib
 from dataclasses import dataclass
 
@@ -578,7 +577,7 @@ class ListingLiar(FakePeer):
             self.answer(conn, head, body, INVALID_COMMAND)
 
 
-# ---- the script-style tests' checks and runner ----
+# ---- the script-style tests' checks (tools/tests/tally.py runs them) ----
 
 def check(cond, what):
     if not cond:
@@ -588,43 +587,3 @@ def check(cond, what):
 def check_eq(got, want, what):
     if got != want:
         raise AssertionError("%s: got %r, want %r" % (what, got, want))
-
-
-class _StopOnExit(unittest.TextTestResult):
-    """A result that stops the run when a test raises SystemExit (a SIGTERM handler's
-    `sys.exit(143)`): unittest would record it as one more error and go on."""
-
-    exit = None
-
-    def addError(self, test, err):
-        if issubclass(err[0], SystemExit):
-            self.exit = err[1]
-            self.stop()
-        super().addError(test, err)
-
-
-class _FunctionTest(unittest.FunctionTestCase):
-    """A test function as a unittest case, named by the function."""
-
-    def __str__(self):
-        return self._testFunc.__name__
-
-    def shortDescription(self):
-        return None
-
-
-def run_tests(tests, label, name_filter=""):
-    """Runs each test function whose name contains name_filter as a unittest test case (the
-    one Python test style: tools/tests/ uses unittest too); a failing one is reported and the
-    others still run. Prints "N passed, M failed"; returns the exit status (1 when anything
-    failed or nothing ran). A test that exits (SIGTERM) stops the run and exits alike."""
-    suite = unittest.TestSuite(_FunctionTest(fn) for fn in tests if name_filter in fn.__name__)
-    started = time.monotonic()
-    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=_StopOnExit)
-    result = runner.run(suite)
-    if result.exit is not None:
-        raise result.exit
-    failed = len(result.failures) + len(result.errors)
-    print("%s: %.1f s" % (label, time.monotonic() - started))
-    print("%d passed, %d failed" % (result.testsRun - failed, failed))
-    return 1 if failed or not result.testsRun else 0

@@ -22,9 +22,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "tests"))
 
 import netlab  # noqa: E402
 import raida_wire as rw  # noqa: E402
+import tally  # noqa: E402  (the one test runner)
 import wallet  # noqa: E402
 
 NODE_BIN = None
@@ -640,7 +642,7 @@ def main():
     # SIGTERM (a CI timeout, make stopped) unwinds like Ctrl-C: the running test's network
     # stops its nodes (resuming paused ones) and removes its folder.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    return rw.run_tests(TESTS, "network tests", args.k)  # a -k that matches nothing fails
+    return tally.run_functions(TESTS, "network tests", args.k)  # a -k that matches nothing fails
 
 
 if __name__ == "__main__":

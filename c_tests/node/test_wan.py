@@ -31,10 +31,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "tests"))
 
 import delayproxy  # noqa: E402
 import netlab  # noqa: E402
 import raida_wire as rw  # noqa: E402
+import tally  # noqa: E402  (the one test runner)
 import wallet  # noqa: E402
 
 COIN_ID = 6
@@ -181,7 +183,8 @@ def main():
             for (sn, fracked), heal in zip(storm, heals):
                 heal.check_healed("storm: coin %d on RAIDA %d" % (sn, fracked), tickets=False)
 
-        return rw.run_tests((wan_fixes, lazy_accept_peer_is_rescued, heal_storm), "WAN tests")
+        return tally.run_functions((wan_fixes, lazy_accept_peer_is_rescued, heal_storm),
+                                       "WAN tests")
     finally:
         wan.close()
 

@@ -36,10 +36,10 @@ pub fn stored_an(coin: Coin) -> [u8; AN_BYTES] {
 /// The record bytes of page `key` as the server would load them.
 pub fn page_data(key: PageKey) -> Vec<u8> {
     let mut data = vec![0u8; PAGE_DATA_BYTES];
-    for (slot, record) in data.chunks_exact_mut(RECORD_BYTES).enumerate() {
+    for (index, record) in data.chunks_exact_mut(RECORD_BYTES).enumerate() {
         let coin = Coin {
             den: key.den,
-            sn: key.first_sn() + slot as u32,
+            sn: key.first_sn() + index as u32,
         };
         record[..AN_BYTES].copy_from_slice(&stored_an(coin));
         record[AN_BYTES] = MFS;
@@ -66,7 +66,7 @@ impl ModelStore {
         let key = PageKey::of(coin).expect("coin in range");
         let mut pages = self.pages.lock().expect("pages lock");
         let data = pages.entry(key).or_insert_with(|| page_data(key));
-        let at = raida_healing::store::slot_of(coin.sn) * RECORD_BYTES;
+        let at = raida_healing::store::record_index(coin.sn) * RECORD_BYTES;
         data[at..at + AN_BYTES].try_into().expect("16 bytes")
     }
 }
@@ -83,10 +83,10 @@ impl CoinStore for ModelStore {
         let mut records = PageRecords::new(data);
         let result = f(&mut records);
         let mut writes = self.writes.lock().expect("writes lock");
-        for &slot in records.written_slots() {
+        for &record in records.written_records() {
             writes.push(Coin {
                 den: key.den,
-                sn: key.first_sn() + slot as u32,
+                sn: key.first_sn() + record as u32,
             });
         }
         Some(result)

@@ -165,11 +165,11 @@ impl GetTicket {
             {
                 sn += 1;
             }
-            assert_eq!(pool.free_slots(), 0, "core: filled pool has room");
-        } else if pool.free_slots() == 0 {
+            assert_eq!(pool.free_capacity(), 0, "core: filled pool has room");
+        } else if pool.free_capacity() == 0 {
             self.core.clock.advance(TICKET_LIFETIME);
         }
-        let free = pool.free_slots();
+        let free = pool.free_capacity();
         let live = pool.live();
         let r = self.core.run(Command::GetTicket, &input);
         let (status, body) = (r.status.code(), r.body.into_vec());
@@ -398,7 +398,7 @@ impl ValidateTicket {
                 Ok(id) => id,
                 Err(_) => {
                     assert!(
-                        self.core.server.pool.free_slots() < coins.len(),
+                        self.core.server.pool.free_capacity() < coins.len(),
                         "core: create failed, pool not full"
                     );
                     self.core.clock.advance(TICKET_LIFETIME);

@@ -57,7 +57,7 @@ const LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Where failed claims are counted: an IPv4 address, or an IPv6 /64 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SourceKey {
+pub(crate) enum SourceKey {
     V4(u32),
     V6Prefix(u64),
 }
@@ -158,7 +158,7 @@ pub enum SourceVerdict {
 }
 
 #[derive(Default)]
-struct Table {
+struct SourceTable {
     sources: HashMap<SourceKey, Allowance>,
     /// The allowance shared by failing sources that found the table full of cut-off ones.
     untracked: Allowance,
@@ -167,7 +167,7 @@ struct Table {
     no_room_until: Duration,
 }
 
-impl Table {
+impl SourceTable {
     /// The allowance of `key`, making room for it when it is new; the shared untracked
     /// one when every tracked source is cut off.
     fn allowance_for_failure(&mut self, key: SourceKey, now: Duration) -> (&mut Allowance, bool) {
@@ -224,13 +224,13 @@ fn claims_refused(transport: Transport) -> &'static str {
 #[derive(Default)]
 pub struct GuessThrottle {
     /// Sources whose claims came over TCP (or with no sign of UDP).
-    stream: Mutex<Table>,
+    stream: Mutex<SourceTable>,
     /// Sources as written in UDP datagrams: forgeable, so kept apart.
-    datagram: Mutex<Table>,
+    datagram: Mutex<SourceTable>,
 }
 
 impl GuessThrottle {
-    fn table(&self, transport: Transport) -> &Mutex<Table> {
+    fn table(&self, transport: Transport) -> &Mutex<SourceTable> {
         match transport {
             Transport::Stream => &self.stream,
             Transport::Datagram => &self.datagram,

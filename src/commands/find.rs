@@ -2,7 +2,7 @@
 //! neither?
 
 use crate::protocol::{check_record_payload, Coin, Response, Status, AN_BYTES, COIN_BYTES};
-use crate::store::{slot_of, visit_coins_by_page, CoinStore};
+use crate::store::{record_index, visit_coins_by_page, CoinStore};
 
 use super::Request;
 
@@ -22,7 +22,7 @@ pub fn find<S: CoinStore + ?Sized>(store: &S, request: &Request<'_>) -> Result<R
     let mut results = vec![NEITHER; records.len()];
     visit_coins_by_page(store, records, coin_of, |page, i| {
         let record = &records[i];
-        let stored = &page.an(slot_of(coin_of(record).sn))[..];
+        let stored = &page.an(record_index(coin_of(record).sn))[..];
         results[i] = if *stored == record[COIN_BYTES..COIN_BYTES + AN_BYTES] {
             MATCHES_AN
         } else if *stored == record[COIN_BYTES + AN_BYTES..] {

@@ -19,7 +19,7 @@ use crate::protocol::{
     an_at, check_record_payload, pass_fail_response, Coin, Response, Status, AN_BYTES, COIN_BYTES,
     TOTAL_RAIDA_SERVERS,
 };
-use crate::store::{slot_of, visit_by_page, CoinStore};
+use crate::store::{record_index, visit_by_page, CoinStore};
 
 use super::{Node, Request};
 
@@ -52,6 +52,19 @@ pub fn fix<S: CoinStore + ?Sized>(
     match fix_with_report(node, request) {
         Ok((response, report)) => {
             log_report(&report);
+            let outcomes = report
+                .asked
+                .iter()
+                .map(|r| (r.target.raida, &r.outcome))
+                .chain(report.not_asked.iter().map(|(raida, o)| (*raida, o)))
+                .filter(|(_, outcome)| **outcome != PeerOutcome::ThisServer)
+                .map(|(raida, outcome)| (raida, outcome.label()));
+            node.fix_stats.record(
+                report.coins_fixed,
+                report.coins_asked - report.coins_fixed,
+                &report.coin_votes,
+                outcomes,
+            );
             Ok(response)
         }
         Err(status) => {
@@ -106,17 +119,8 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
         not_asked.push((raida, why));
     }
 
-    // Each peer gets a challenge from the OS random source; when it fails, no peer is
-    // asked with a guessable one (the peer client refuses too) and the client hears 252.
-    if !targets.is_empty() {
-        crate::random::fill(&mut [0u8; 12]).map_err(|why| {
-            log::error(&format!(
-                "fix: no peer challenge ({why}); answering ERROR_INTERNAL"
-            ));
-            Status::Internal
-        })?;
-    }
-
+    // Each peer gets a challenge from the OS random source; when it fails, the peer client
+    // asks no peer (each is a local error, and the fix ends at once) and no coin is fixed.
     let mut tally = Tally::new(&coins);
     let listed = node.config.peers[usize::from(raida_no)].map(|a| *a.ip());
     let claimer = Claimer {
@@ -133,6 +137,7 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
     let report = FixReport {
         coins_asked: coins.len(),
         coins_fixed: passed.iter().filter(|&&p| p).count(),
+        coin_votes: coins.iter().map(|&coin| tally.votes(coin)).collect(),
         asked,
         not_asked,
         elapsed: started.elapsed(),
@@ -166,7 +171,7 @@ fn write_confirmed<S: CoinStore + ?Sized>(
         let (coin, id) = (confirmed[i], confirmed_ids[i]);
         if !written[id] {
             let an = derive_an(raida_no, coin, pg, request.encryption_type);
-            page.write(slot_of(coin.sn), &an, mfs);
+            page.write(record_index(coin.sn), &an, mfs);
             written[id] = true;
         }
     });
@@ -219,6 +224,7 @@ mod tests {
             config: &config,
             peer_options: &options,
             peers: &peers,
+            fix_stats: &Default::default(),
         };
         fix_with_report(
             &node,

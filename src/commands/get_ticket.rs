@@ -4,7 +4,7 @@
 use crate::protocol::{
     check_record_payload, pass_fail_response, Coin, Response, Status, AN_BYTES, COIN_BYTES,
 };
-use crate::store::{slot_of, visit_coins_by_page, CoinStore};
+use crate::store::{record_index, visit_coins_by_page, CoinStore};
 use crate::tickets::{CreateError, TicketPool, MAX_COINS_PER_TICKET};
 
 use super::Request;
@@ -29,7 +29,7 @@ pub fn get_ticket<S: CoinStore + ?Sized>(
     let mut passed = vec![false; n];
     visit_coins_by_page(store, records, coin_of, |page, i| {
         let record = &records[i];
-        passed[i] = page.an(slot_of(coin_of(record).sn))[..] == record[COIN_BYTES..];
+        passed[i] = page.an(record_index(coin_of(record).sn))[..] == record[COIN_BYTES..];
     })?;
     // The ticket lists the passing coins in request order, in their wire form: each
     // coin's 5 bytes are copied to the next place, which only a passing coin takes.

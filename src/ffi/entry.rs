@@ -111,6 +111,9 @@ fn guarded<R>(export: &'static str, consequence: &str, body: impl FnOnce() -> R)
     match outcome {
         Ok(value) => Some(value),
         Err(_) => {
+            // Counted for the metrics; the state itself may be what panicked (its first
+            // making), so the count is caught too.
+            let _ = catch_unwind(|| super::state::process().command_stats.panicked(export));
             crate::log::error(&format!("{export} panicked; {consequence}"));
             set_last_error(&panicked_message(export));
             None

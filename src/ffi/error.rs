@@ -29,7 +29,7 @@ pub const RAIDA_HEALING_E_NO_PAGE: c_int = -8;
 pub const RAIDA_HEALING_E_INTERNAL: c_int = -9;
 
 /// A failed export's code and the reason, for [`int_result`].
-pub(super) type Failure = (c_int, String);
+pub(super) type CodedError = (c_int, String);
 
 thread_local! {
     /// Why this thread's last failing call failed (empty: no failure recorded).
@@ -57,7 +57,7 @@ pub(super) fn last_error_ptr() -> *const c_char {
 
 /// The return code of an int-returning export: its error becomes the code and this
 /// thread's last error; success empties the last error.
-pub(super) fn int_result(name: &str, result: Result<(), Failure>) -> c_int {
+pub(super) fn int_result(name: &str, result: Result<(), CodedError>) -> c_int {
     match result {
         Ok(()) => {
             clear_last_error();

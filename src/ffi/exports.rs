@@ -4,6 +4,7 @@
 //! run the command, write the answer back.
 
 use std::ptr::NonNull;
+use std::time::Instant;
 
 use crate::commands::{Command, Node, NodeConfig, Request};
 use crate::protocol::{Response, Status};
@@ -69,8 +70,10 @@ fn run_on<S: CoinStore>(
         config,
         peer_options: &process.peer_options,
         peers: &process.peers,
+        fix_stats: &process.fix_stats,
     };
     node.run_reporting(command, request).unwrap_or_else(|line| {
+        process.command_stats.store_write_failed();
         crate::log::error(&line);
         set_last_error(&line);
         Response::status(Status::Internal)
@@ -147,7 +150,14 @@ unsafe fn handle(ci: *mut ConnInfo, command: Command) {
                     .then(|| super::client_addr::client(ci))
                     .flatten(),
             };
-            run(command, &request)
+            let started = Instant::now();
+            let response = run(command, &request);
+            process().command_stats.answered(
+                command.name(),
+                response.status.code(),
+                started.elapsed(),
+            );
+            response
         };
         // SAFETY: `handle`'s contract; the shared borrow above has ended.
         unsafe { answer(ci, response) };

@@ -205,9 +205,17 @@ fn host_log(level: Level, line: &str) {
         return;
     };
     let line = CString::new(line.replace('\0', " ")).unwrap_or_default();
-    // SAFETY: the server's log functions are printf-like; "%s" with one NUL-terminated
-    // string is a valid call, and no `%` in `line` is interpreted.
-    unsafe { f(c"raida_healing: %s".as_ptr(), line.as_ptr()) };
+    let time =
+        CString::new(crate::log::utc_timestamp(std::time::SystemTime::now())).unwrap_or_default();
+    // SAFETY: the server's log functions are printf-like; "%s" with two NUL-terminated
+    // strings is a valid call, and no `%` in either is interpreted.
+    unsafe {
+        f(
+            c"%s raida_healing: %s".as_ptr(),
+            time.as_ptr(),
+            line.as_ptr(),
+        )
+    };
 }
 
 /// The server's page cache as a [`CoinStore`].
@@ -278,11 +286,11 @@ impl CoinStore for HostStore {
         let data = unsafe { &mut (*page).data };
         let mut records = PageRecords::of_page(data);
         let result = f(&mut records);
-        if !records.written_slots().is_empty() {
+        if !records.written_records().is_empty() {
             // SAFETY: still under the page lock, which the flusher takes to read
             // `is_dirty`; a field apart from `data`.
             let is_dirty = unsafe { &mut (*page).is_dirty };
-            self.finish_writes(is_dirty, key, records.written_slots());
+            self.finish_writes(is_dirty, key, records.written_records());
         }
         drop(lock);
         Some(result)

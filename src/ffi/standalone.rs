@@ -18,7 +18,7 @@ use crate::store::PageKey;
 
 use super::entry::enter;
 use super::error::{
-    clear_last_error, int_result, last_error_ptr, Failure, RAIDA_HEALING_E_ALREADY_OPEN,
+    clear_last_error, int_result, last_error_ptr, CodedError, RAIDA_HEALING_E_ALREADY_OPEN,
     RAIDA_HEALING_E_ARGUMENT, RAIDA_HEALING_E_CONFIG, RAIDA_HEALING_E_DATA, RAIDA_HEALING_E_LOCKED,
     RAIDA_HEALING_E_NOT_OPEN, RAIDA_HEALING_E_NO_PAGE, RAIDA_HEALING_E_SERVER_PRESENT,
 };
@@ -36,7 +36,7 @@ pub(super) fn with_opened<R>(command: impl FnOnce(&Session<'_>, &NodeConfig) -> 
 }
 
 /// Opens `dir` as this process's store: the safe core of `raida_healing_open`.
-fn open_folder(dir: &Path) -> Result<(), Failure> {
+fn open_folder(dir: &Path) -> Result<(), CodedError> {
     if Host::get().is_some() || Host::partially_present() {
         return Err((
             RAIDA_HEALING_E_SERVER_PRESENT,
@@ -101,7 +101,7 @@ fn close_folder() {
 }
 
 /// The record of `coin` in the opened folder.
-fn read_record(coin: Coin) -> Result<([u8; AN_BYTES], u8), Failure> {
+fn read_record(coin: Coin) -> Result<([u8; AN_BYTES], u8), CodedError> {
     let opened = process().opened.read();
     let opened = opened.as_ref().ok_or_else(|| {
         (
@@ -221,11 +221,13 @@ pub extern "C" fn raida_healing_last_error() -> *const c_char {
 /// handlers still running on it. Every change is already on disk (each command writes
 /// before it answers), so nothing is lost by exiting without calling it. Does nothing when
 /// no folder is open (nor after a failure inside the library, a bug: the folder may then
-/// still be open).
+/// still be open). When `RAIDA_HEALING_METRICS_FILE` is set, the metrics file is written
+/// once more before it returns.
 #[no_mangle]
 pub extern "C" fn raida_healing_close() {
     enter("raida_healing_close", || {
         close_folder();
+        super::metrics::write_now();
         clear_last_error();
     })
 }

@@ -12,12 +12,16 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
+use std::time::SystemTime;
+
+use super::metrics::MetricsWriter;
 
 use parking_lot::RwLock;
 
 use crate::claim_auth::ClaimAuth;
 use crate::claims::{ClaimGate, ClaimPolicy, CLAIM_POLICY_SETTING};
 use crate::commands::NodeConfig;
+use crate::metrics::{CommandStats, FixStats};
 use crate::pagefile::PageFileStore;
 use crate::peers::{PeerClient, PeerOptions};
 use crate::settings::Settings;
@@ -36,6 +40,16 @@ pub(super) struct Process {
     pub claims: ClaimGate,
     /// The peer connection budget and the peer health and ejection table.
     pub peers: PeerClient,
+    /// What the boundary saw: commands by command and status, their durations, panics
+    /// per export, failed page writes (the metrics, docs/metrics.md).
+    pub command_stats: CommandStats,
+    /// What fixes did (the metrics); fix records into it through `commands::Node`.
+    pub fix_stats: FixStats,
+    /// When the state was made: the library's first call (`raida_healing_start_time_seconds`).
+    pub started: SystemTime,
+    /// The metrics file's writer, when `RAIDA_HEALING_METRICS_FILE` is set (its thread is
+    /// started by [`process`], once the state exists).
+    pub metrics_writer: Option<MetricsWriter>,
     /// The folder `raida_healing_open` opened. Commands hold the read side for their
     /// whole run, so `raida_healing_close` (the write side) waits for commands in flight
     /// and the store is never dropped under one.
@@ -53,6 +67,13 @@ impl Process {
             claims: ClaimGate::new(settings.claim_policy).with_auth(auth.clone()),
             peers: PeerClient::new(settings.max_peer_connections).with_auth(auth),
             opened: RwLock::new(None),
+            command_stats: CommandStats::default(),
+            fix_stats: FixStats::default(),
+            started: SystemTime::now(),
+            metrics_writer: settings
+                .metrics_file
+                .as_deref()
+                .and_then(|path| MetricsWriter::new(path, settings.metrics_interval)),
             settings,
         }
     }
@@ -101,5 +122,10 @@ static PROCESS: LazyLock<Process> = LazyLock::new(Process::from_env);
 /// The process's state, made at the first call (every export's boundary asks for it
 /// first, so the settings are read before any line is logged).
 pub(super) fn process() -> &'static Process {
-    &PROCESS
+    let process: &'static Process = &PROCESS;
+    if let Some(writer) = &process.metrics_writer {
+        // Once per process: the metrics file's thread, which needs the state made.
+        writer.start_once(process);
+    }
+    process
 }

@@ -37,12 +37,12 @@ use parking_lot::Mutex;
 use crate::protocol::TOTAL_RAIDA_SERVERS;
 
 /// Peer connections the process may hold at once unless its settings say otherwise.
-pub const DEFAULT_MAX_PEER_CONNECTIONS: usize = 256;
+pub(crate) const DEFAULT_MAX_PEER_CONNECTIONS: usize = 256;
 /// Queues kept: one per possible RAIDA index byte.
 const INDICES: usize = 256;
 
 /// The share of a budget of `limit` that one RAIDA index may hold: `max(1, limit / 25)`.
-pub fn share_of(limit: usize) -> usize {
+pub(crate) fn share_of(limit: usize) -> usize {
     (limit / TOTAL_RAIDA_SERVERS).max(1)
 }
 
@@ -51,6 +51,8 @@ struct Slots {
     held: usize,
     peers: [PeerSlots; INDICES],
     next_ticket: u64,
+    /// First connections that found no slot and queued (for the metrics).
+    waits: u64,
 }
 
 struct PeerSlots {
@@ -94,6 +96,7 @@ impl Budget {
                         }
                     }; INDICES],
                     next_ticket: 0,
+                    waits: 0,
                 }),
             }),
         }
@@ -151,7 +154,15 @@ impl Budget {
     /// its share, the share has a slot and the budget too; else `Err` with a place at the
     /// back of the queue.
     pub fn first(&self, raida: u8) -> Result<Permit, Place> {
-        self.join(raida).take()
+        self.join(raida)
+            .take()
+            .inspect_err(|_| self.shared.slots.lock().waits += 1)
+    }
+
+    /// First connections that found their peer's share or the budget full and waited for
+    /// a slot, since the budget was made.
+    pub fn waits(&self) -> u64 {
+        self.shared.slots.lock().waits
     }
 
     /// A permit for a hedge to RAIDA index `raida`, or `None` when fewer than

@@ -15,7 +15,7 @@ use super::wire::{
     Claimer, Part, Target, CHALLENGE_BYTES, REQUEST_BYTES, RESPONSE_HEADER_BYTES,
 };
 use crate::claim_auth::{ClaimAuth, ClaimFields};
-use crate::protocol::Coin;
+use crate::protocol::{ChallengeCore, Coin, CHALLENGE_CORE_BYTES};
 
 /// How one connection attempt ended.
 #[derive(Debug)]
@@ -43,16 +43,16 @@ impl Failure {
 /// (every first connection and hedge of a call), instead of one per connection. The one
 /// place peer challenges are made.
 pub(super) struct Challenges<'a> {
-    pub(super) auth: Option<&'a ClaimAuth>,
-    pub(super) random: Vec<u8>,
-    pub(super) used: usize,
+    auth: Option<&'a ClaimAuth>,
+    random: Vec<u8>,
+    used: usize,
 }
 
 impl<'a> Challenges<'a> {
     /// Room for `count` random challenges per batch (none is read with `auth`, nor until
     /// the first is needed).
     pub(super) fn new(count: usize, auth: Option<&'a ClaimAuth>) -> Challenges<'a> {
-        let bytes = 12 * count.max(1);
+        let bytes = CHALLENGE_CORE_BYTES * count.max(1);
         Challenges {
             auth,
             random: vec![0; bytes],
@@ -81,16 +81,16 @@ impl<'a> Challenges<'a> {
                 .map_err(|_| Failure::Local(LocalCause::NoRandomness))?;
             self.used = 0;
         }
-        let mut random = [0u8; 12];
-        random.copy_from_slice(&self.random[self.used..self.used + 12]);
-        self.used += 12;
-        Ok(challenge_for(&random))
+        let mut core: ChallengeCore = [0u8; CHALLENGE_CORE_BYTES];
+        core.copy_from_slice(&self.random[self.used..self.used + CHALLENGE_CORE_BYTES]);
+        self.used += CHALLENGE_CORE_BYTES;
+        Ok(challenge_for(&core))
     }
 }
 
 /// Bytes one read of an answer asks for: a whole small answer (header and up to about
 /// 800 coins) arrives in one system call.
-pub(super) const READ_CHUNK: usize = 4096;
+const READ_CHUNK: usize = 4096;
 
 /// How far one connection has got.
 pub(super) enum Stage {
@@ -116,13 +116,13 @@ pub(super) enum Step {
 pub(super) struct Connection {
     // Declared before `_permit`: the socket is closed before its budget slot is returned.
     pub(super) socket: Socket,
-    pub(super) _permit: Permit,
+    _permit: Permit,
     /// The peer it asks: its index in the call's targets.
     pub(super) peer: usize,
     pub(super) hedge: bool,
     pub(super) opened: Instant,
-    pub(super) challenge: [u8; CHALLENGE_BYTES],
-    pub(super) frame: [u8; REQUEST_BYTES],
+    challenge: [u8; CHALLENGE_BYTES],
+    frame: [u8; REQUEST_BYTES],
     pub(super) stage: Stage,
     pub(super) waits_for: PollFlags,
 }
@@ -307,6 +307,49 @@ impl Connection {
     }
 }
 
-pub(super) fn io_failure(kind: io::ErrorKind) -> Failure {
+fn io_failure(kind: io::ErrorKind) -> Failure {
     Failure::Answer(AnswerError::Io(kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claim_auth::{ClaimKeys, ManualWallClock};
+
+    const CLAIMER: Claimer = Claimer {
+        raida_no: 7,
+        coin_id: 6,
+        source: None,
+    };
+
+    /// With a claim key every challenge is its claim's tag (and its CRC); without one,
+    /// fresh random bytes per connection.
+    #[test]
+    fn challenges_are_tags_with_a_key_and_random_without() {
+        let target = |raida, ticket| Target {
+            raida,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            ticket,
+        };
+        let clock = ManualWallClock::default();
+        clock.0.store(1_800_000_000, std::sync::atomic::Ordering::SeqCst);
+        let keys = ClaimKeys::new(&[0x42; 32], None);
+        let auth = ClaimAuth::with_clock(keys.clone(), Box::new(clock));
+        let mut tagged = Challenges::new(4, Some(&auth));
+        for (raida, ticket) in [(4, 0x0102_0304), (9, 77)] {
+            let fields = ClaimFields {
+                claimer: CLAIMER.raida_no,
+                peer: raida,
+                coin_id: CLAIMER.coin_id,
+                ticket,
+            };
+            let made = tagged.next(target(raida, ticket), CLAIMER).ok().unwrap();
+            assert_eq!(made, challenge_for(&keys.challenge(fields, 1_800_000_000)));
+        }
+        let mut random = Challenges::new(4, None);
+        let a = random.next(target(4, 1), CLAIMER).ok().unwrap();
+        let b = random.next(target(4, 1), CLAIMER).ok().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(&a[12..], &crate::protocol::challenge_crc(&a[..12]).to_be_bytes());
+    }
 }

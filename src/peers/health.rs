@@ -47,7 +47,7 @@ use parking_lot::Mutex;
 use super::ejection::{Admission, Breaker, EjectOptions};
 
 /// How often, at most, the peer health line is logged (and only after traffic).
-pub const HEALTH_LOG_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const HEALTH_LOG_INTERVAL: Duration = Duration::from_secs(60);
 /// Peers remembered; beyond this (many addresses over a long life, e.g. tests) the
 /// least recently used is forgotten.
 const MAX_PEERS: usize = 512;
@@ -65,7 +65,7 @@ const TYPICAL_CAP: f64 = 8.0;
 const RECOVERY_WEIGHT: f64 = 1.0 / 2.0;
 /// Whatever the history, a peer with history is hedged after at most this much silence
 /// (or a quarter of the deadline, when that is shorter) ...
-pub const MAX_HEDGE_DELAY: Duration = Duration::from_secs(2);
+pub(crate) const MAX_HEDGE_DELAY: Duration = Duration::from_secs(2);
 /// ... the quarter.
 const DEADLINE_FRACTION: u32 = 4;
 
@@ -156,7 +156,7 @@ pub struct Observation {
     pub connected: bool,
 }
 
-struct Table {
+struct PeerTable {
     peers: BTreeMap<(u8, SocketAddrV4), (PeerHealth, u64)>,
     /// Bumped on every use, to find the least recently used peer.
     clock: u64,
@@ -169,13 +169,13 @@ struct Table {
 /// (`src/ffi/state.rs`) and passed to every call through [`PeerClient`](super::PeerClient);
 /// a test may build its own.
 pub struct HealthTable {
-    table: Mutex<Table>,
+    table: Mutex<PeerTable>,
 }
 
 impl Default for HealthTable {
     fn default() -> Self {
         HealthTable {
-            table: Mutex::new(Table::new()),
+            table: Mutex::new(PeerTable::new()),
         }
     }
 }
@@ -231,9 +231,9 @@ impl HealthTable {
     }
 }
 
-impl Table {
-    const fn new() -> Table {
-        Table {
+impl PeerTable {
+    const fn new() -> PeerTable {
+        PeerTable {
             peers: BTreeMap::new(),
             clock: 0,
             traffic: false,
@@ -333,8 +333,8 @@ mod tests {
     const CEILING: Duration = MAX_HEDGE_DELAY;
 
     /// An empty table, the default ejection rule and the time it starts at.
-    fn fresh_table() -> (Table, EjectOptions, Instant) {
-        (Table::new(), EjectOptions::default(), Instant::now())
+    fn fresh_table() -> (PeerTable, EjectOptions, Instant) {
+        (PeerTable::new(), EjectOptions::default(), Instant::now())
     }
 
     fn ms(n: u64) -> Duration {
@@ -498,11 +498,11 @@ mod tests {
         for _ in 0..3 {
             table.record(&[(1, a, refused)], &eject, t0);
         }
-        let health = |t: &Table| t.peers[&(1, a)].0;
+        let health = |t: &PeerTable| t.peers[&(1, a)].0;
         assert_eq!(health(&table).ejections, 1);
         assert_eq!(health(&table).breaker.next_probe, Some(t0 + ms(10_000)));
         let t1 = t0 + ms(10_000);
-        let admission = |t: &mut Table, now| t.peers.get_mut(&(1, a)).unwrap().0.breaker.admit(now, now + ms(8000));
+        let admission = |t: &mut PeerTable, now| t.peers.get_mut(&(1, a)).unwrap().0.breaker.admit(now, now + ms(8000));
         assert_eq!(admission(&mut table, t1), Admission::Probe);
         assert_eq!(admission(&mut table, t1), Admission::Ejected);
         let probe = Observation {

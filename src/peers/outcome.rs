@@ -38,6 +38,26 @@ pub enum PeerOutcome {
     Ejected,
 }
 
+impl PeerOutcome {
+    /// Its name as a metric label, one per column of the fix summary (docs/metrics.md).
+    pub fn label(&self) -> &'static str {
+        match self {
+            PeerOutcome::Voted { .. } => "voted",
+            PeerOutcome::ThisServer => "this_server",
+            PeerOutcome::NoTicket => "no_ticket",
+            PeerOutcome::NoAddress => "no_address",
+            PeerOutcome::Refused(_) => "refused",
+            PeerOutcome::Declined(_) => "declined",
+            PeerOutcome::TimedOut => "timed_out",
+            PeerOutcome::Invalid(_) => "invalid",
+            PeerOutcome::Unneeded => "unneeded",
+            PeerOutcome::LocalError(_) => "local_error",
+            PeerOutcome::NoConnection => "no_connection",
+            PeerOutcome::Ejected => "ejected",
+        }
+    }
+}
+
 impl fmt::Display for PeerOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

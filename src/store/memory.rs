@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 
 use crate::protocol::{Coin, AN_BYTES};
 
-use super::{slot_of, CoinStore, PageKey, PageRecords, PAGE_DATA_BYTES, RECORD_BYTES};
+use super::{record_index, CoinStore, PageKey, PageRecords, PAGE_DATA_BYTES, RECORD_BYTES};
 
 /// An in-memory store for tests and benchmarks: a page exists once it is created.
 #[derive(Default)]
@@ -64,7 +64,7 @@ impl MemoryStore {
         self.create_page(key);
         let page = self.page(key).expect("just created");
         let mut page = page.lock();
-        let at = slot_of(coin.sn) * RECORD_BYTES;
+        let at = record_index(coin.sn) * RECORD_BYTES;
         page.data[at..at + AN_BYTES].copy_from_slice(&an);
         page.data[at + AN_BYTES] = mfs;
     }
@@ -73,7 +73,7 @@ impl MemoryStore {
     pub fn get(&self, coin: Coin) -> Option<([u8; AN_BYTES], u8)> {
         let page = self.page(PageKey::of(coin)?)?;
         let page = page.lock();
-        let at = slot_of(coin.sn) * RECORD_BYTES;
+        let at = record_index(coin.sn) * RECORD_BYTES;
         Some((
             page.data[at..at + AN_BYTES].try_into().expect("16 bytes"),
             page.data[at + AN_BYTES],
@@ -94,12 +94,12 @@ impl CoinStore for MemoryStore {
         let (result, written) = {
             let mut records = PageRecords::new(&mut page.data);
             let result = f(&mut records);
-            (result, records.written_slots().to_vec())
+            (result, records.written_records().to_vec())
         };
         if !written.is_empty() {
             page.dirty = true;
-            for slot in written {
-                page.marked_used.push(key.first_sn() + slot as u32);
+            for record in written {
+                page.marked_used.push(key.first_sn() + record as u32);
             }
         }
         Some(result)

@@ -41,7 +41,7 @@ const USED: u64 = 1 << 63;
 const MIN_SLOTS: usize = 64;
 
 #[derive(Clone, Copy, Default)]
-struct Slot {
+struct Entry {
     /// `USED | key`, or 0 when free.
     tagged_key: u64,
     holders: Holders,
@@ -50,7 +50,7 @@ struct Slot {
 /// One segment: a linear-probing table of its own.
 #[derive(Default)]
 struct Segment {
-    slots: Vec<Slot>,
+    slots: Vec<Entry>,
     len: usize,
     /// From this many entries (9/16 of the slots) the segment grows when the request
     /// still has a growth to spend ([`CoinIndex::allow_growths`]).
@@ -79,9 +79,9 @@ impl Default for CoinIndex {
     }
 }
 
-/// A key's place: its segment and its hash (whose low bits give the home slot).
+/// A key's position: its segment and its hash (whose low bits give the home slot).
 #[derive(Clone, Copy)]
-struct Place {
+struct Position {
     segment: usize,
     hash: u64,
 }
@@ -124,14 +124,14 @@ impl CoinIndex {
     pub(super) fn slot_bytes(&self) -> usize {
         self.segments
             .iter()
-            .map(|s| s.slots.capacity() * std::mem::size_of::<Slot>())
+            .map(|s| s.slots.capacity() * std::mem::size_of::<Entry>())
             .sum()
     }
 
     #[inline(always)]
-    fn place(&self, tagged_key: u64) -> Place {
+    fn position(&self, tagged_key: u64) -> Position {
         let hash = self.hashing.hash_key(tagged_key);
-        Place {
+        Position {
             segment: (hash >> 56) as usize % SEGMENTS,
             hash,
         }
@@ -140,7 +140,7 @@ impl CoinIndex {
     /// The holders of `key`, if any ticket holds it.
     pub(super) fn get(&self, key: CoinKey) -> Option<&Holders> {
         let tagged_key = key | USED;
-        let place = self.place(tagged_key);
+        let place = self.position(tagged_key);
         let segment = &self.segments[place.segment];
         if segment.len == 0 {
             return None;
@@ -152,7 +152,7 @@ impl CoinIndex {
     /// The holders of `key` to change, if any ticket holds it.
     pub(super) fn get_mut(&mut self, key: CoinKey) -> Option<&mut Holders> {
         let tagged_key = key | USED;
-        let place = self.place(tagged_key);
+        let place = self.position(tagged_key);
         let segment = &mut self.segments[place.segment];
         if segment.len == 0 {
             return None;
@@ -175,7 +175,7 @@ impl CoinIndex {
     #[inline(always)]
     pub(super) fn get_or_insert(&mut self, key: CoinKey) -> &mut Holders {
         let tagged_key = key | USED;
-        let place = self.place(tagged_key);
+        let place = self.position(tagged_key);
         let segment = &self.segments[place.segment];
         if segment.len >= segment.soft_max_len
             && (self.spare_growths > 0 || segment.len >= segment.hard_max_len)
@@ -187,7 +187,7 @@ impl CoinIndex {
         let at = segment.probe(tagged_key, place.hash);
         let slot = &mut segment.slots[at];
         if slot.tagged_key == 0 {
-            *slot = Slot {
+            *slot = Entry {
                 tagged_key,
                 holders: Holders::default(),
             };
@@ -201,7 +201,7 @@ impl CoinIndex {
     /// probe would find them, so no free slot ever interrupts a run.
     pub(super) fn remove(&mut self, key: CoinKey) {
         let tagged_key = key | USED;
-        let place = self.place(tagged_key);
+        let place = self.position(tagged_key);
         let hashing = &self.hashing;
         let segment = &mut self.segments[place.segment];
         if segment.len == 0 {
@@ -229,7 +229,7 @@ impl CoinIndex {
                 hole = next;
             }
         }
-        segment.slots[hole] = Slot::default();
+        segment.slots[hole] = Entry::default();
     }
 
     /// Doubles one segment: rehashes only its entries (a 256th of the index).
@@ -238,7 +238,7 @@ impl CoinIndex {
         let hashing = &self.hashing;
         let segment = &mut self.segments[at];
         let count = (segment.slots.len() * 2).max(MIN_SLOTS);
-        let old = std::mem::replace(&mut segment.slots, vec![Slot::default(); count]);
+        let old = std::mem::replace(&mut segment.slots, vec![Entry::default(); count]);
         segment.soft_max_len = count / 16 * 9;
         segment.hard_max_len = count / 8 * 7;
         for slot in old.into_iter().filter(|slot| slot.tagged_key != 0) {
@@ -309,7 +309,7 @@ mod tests {
         }
         assert!(index.segments.iter().all(|s| s.slots.len() == 8192));
         assert_eq!(index.slot_bytes(), 48 << 20);
-        assert_eq!(std::mem::size_of::<Slot>(), 24);
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
     }
 
     /// A segment's growth moves only that segment's entries.

@@ -8,6 +8,7 @@ use std::net::SocketAddrV4;
 use raida_healing::claims::ClaimGate;
 use raida_healing::commands::fix::{fix_with_report, FixReport};
 use raida_healing::commands::{Command, Node, NodeConfig, Request};
+use raida_healing::metrics::FixStats;
 use raida_healing::peers::{PeerClient, PeerOptions};
 use raida_healing::protocol::{Response, Status};
 use raida_healing::store::CoinStore;
@@ -24,6 +25,8 @@ pub struct Server<S> {
     /// Its own connection budget and peer history: no other test's connections or
     /// peers count in them.
     pub peers: PeerClient,
+    /// What its fixes did, for the metrics.
+    pub fix_stats: FixStats,
 }
 
 /// RAIDA `raida_no` knowing no peer address.
@@ -45,6 +48,7 @@ impl<S: CoinStore> Server<S> {
             config: config(raida_no),
             options: PeerOptions::default(),
             peers: PeerClient::default(),
+            fix_stats: FixStats::default(),
         }
     }
 
@@ -61,6 +65,7 @@ impl<S: CoinStore> Server<S> {
             config: &self.config,
             peer_options: &self.options,
             peers: &self.peers,
+            fix_stats: &self.fix_stats,
         }
     }
 

@@ -9,8 +9,8 @@ pub const TRAILER: [u8; 2] = [0x3e, 0x3e];
 /// Size of a peer's response header.
 pub const HEADER_BYTES: usize = 32;
 
-/// The fixed 12 challenge bytes every test body uses: 0, 1, ..., 11.
-pub fn challenge() -> [u8; 12] {
+/// The fixed 12-byte challenge core every test body uses: 0, 1, ..., 11.
+pub fn challenge() -> raida_healing::protocol::ChallengeCore {
     core::array::from_fn(|i| i as u8)
 }
 

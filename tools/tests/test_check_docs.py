@@ -27,9 +27,9 @@ with open(os.path.join(ROOT, "src", "settings.rs"), encoding="utf-8") as f:
     SETTINGS = f.read()
 TOOL = {"tools/raida_healing.py": "os.environ.get('RAIDA_HEALING_LIB')"}
 
-NEW_ROW = '''    metrics_interval: Duration = "RAIDA_HEALING_METRICS_INTERVAL_MS",
+NEW_ROW = '''    report_interval: Duration = "RAIDA_HEALING_REPORT_INTERVAL_MS",
         Values::Millis { min: 1000, max: 3_600_000 }, default "15000",
-        "how often the metrics file is written";
+        "how often a report is written";
 }'''
 
 
@@ -65,7 +65,7 @@ class SettingsTable(unittest.TestCase):
                                   "\n" + NEW_ROW + "\n\n/// The value of `setting`", 1)
         self.assertNotEqual(source, SETTINGS)
         self.assertEqual(problems(source=source), [
-            "README.md: the settings table lacks RAIDA_HEALING_METRICS_INTERVAL_MS "
+            "README.md: the settings table lacks RAIDA_HEALING_REPORT_INTERVAL_MS "
             "(src/settings.rs)"])
 
     def test_a_path_row_renders_unset_and_its_description(self):

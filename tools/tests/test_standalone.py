@@ -541,6 +541,51 @@ def full_folder(test):
     return folder, first
 
 
+# A metrics file as the library writes it (docs/metrics.md), for `metrics --json`'s
+# schema: one peer ejected, one healthy, a panic, every total.
+METRICS_SAMPLE = """\
+# HELP raida_healing_build_info The library's version; always 1.
+# TYPE raida_healing_build_info gauge
+raida_healing_build_info{raida="3",version="0.1.0"} 1
+raida_healing_start_time_seconds{raida="3"} 1796540462.345
+raida_healing_commands_total{raida="3",command="fix",status="241"} 11
+raida_healing_commands_total{raida="3",command="find",status="209"} 12
+raida_healing_panics_total{raida="3",export="cmd_fix"} 1
+raida_healing_fix_coins_fixed_total{raida="3"} 11
+raida_healing_fix_coins_not_fixed_total{raida="3"} 1
+raida_healing_peer_answers_total{raida="3",peer="0"} 12
+raida_healing_peer_answers_total{raida="3",peer="7"} 0
+raida_healing_peer_failures_total{raida="3",peer="0"} 0
+raida_healing_peer_failures_total{raida="3",peer="7"} 3
+raida_healing_peer_timeouts_total{raida="3",peer="0"} 0
+raida_healing_peer_timeouts_total{raida="3",peer="7"} 0
+raida_healing_peer_hedges_total{raida="3",peer="0"} 0
+raida_healing_peer_hedges_total{raida="3",peer="7"} 0
+raida_healing_peer_ejections_total{raida="3",peer="0"} 0
+raida_healing_peer_ejections_total{raida="3",peer="7"} 1
+raida_healing_peer_probes_total{raida="3",peer="0"} 0
+raida_healing_peer_probes_total{raida="3",peer="7"} 0
+raida_healing_peer_ejected{raida="3",peer="0"} 0
+raida_healing_peer_ejected{raida="3",peer="7"} 1
+raida_healing_peer_consecutive_failures{raida="3",peer="0"} 0
+raida_healing_peer_consecutive_failures{raida="3",peer="7"} 3
+raida_healing_peer_next_probe_seconds{raida="3",peer="0"} 0
+raida_healing_peer_next_probe_seconds{raida="3",peer="7"} 7.25
+raida_healing_peer_typical_answer_seconds{raida="3",peer="0"} 0.0021
+raida_healing_peer_typical_answer_seconds{raida="3",peer="7"} 0
+raida_healing_peer_high_answer_seconds{raida="3",peer="0"} 0.0083
+raida_healing_peer_high_answer_seconds{raida="3",peer="7"} 0
+raida_healing_peer_connections{raida="3"} 0
+raida_healing_peer_connections_limit{raida="3"} 256
+raida_healing_peer_connection_waits_total{raida="3"} 0
+raida_healing_tickets{raida="3"} 2
+raida_healing_ticket_coins{raida="3"} 2
+raida_healing_ticket_pool_units{raida="3"} 16
+raida_healing_ticket_pool_units_limit{raida="3"} 1050368
+raida_healing_metrics_file_write_failures_total{raida="3"} 0
+"""
+
+
 class Tool(unittest.TestCase):
     """tools/raida_healing.py (installed as raida-healing) as an operator runs it."""
 
@@ -584,8 +629,8 @@ class Tool(unittest.TestCase):
 
     def json_fields(self, value, prefix=""):
         """[(field, JSON type)] of an object, nested objects of arrays as `a[].b`."""
-        names = {bool: "boolean", int: "integer", str: "string", list: "array",
-                 dict: "object", type(None): "null"}
+        names = {bool: "boolean", int: "integer", float: "number", str: "string",
+                 list: "array", dict: "object", type(None): "null"}
         out = []
         for key, item in value.items():
             out.append((prefix + key, names[type(item)]))
@@ -607,7 +652,14 @@ class Tool(unittest.TestCase):
         keys = tempfile.mkdtemp(prefix="raida-keygen-json-")
         self.addCleanup(shutil.rmtree, keys)
         first, second = os.path.join(keys, "first.key"), os.path.join(keys, "second.key")
+        prom = os.path.join(folder, "raida_healing.prom")
+        with open(prom, "w") as f:
+            f.write(METRICS_SAMPLE)
+        junk = os.path.join(folder, "junk.prom")
+        with open(junk, "w") as f:
+            f.write("not a sample line\n")
         return {
+            "metrics": [run("metrics", prom, code=0), run("metrics", junk, code=1)],
             "keygen": [run("keygen", first, code=0),
                        run("keygen", "--rotate", first, second, code=0)],
             "check": [run("check", *lib, code=0), run("check", ARGS.fake_abi, code=1)],

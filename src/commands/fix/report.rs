@@ -14,6 +14,8 @@ pub struct FixReport {
     pub coins_asked: usize,
     /// Coins answered as fixed (repeats included).
     pub coins_fixed: usize,
+    /// Votes each coin got, this server's own included, in request order.
+    pub coin_votes: Vec<usize>,
     /// The peers that were asked (or would have been, had the vote not been decided
     /// without them), in RAIDA order.
     pub asked: Vec<PeerReport>,
@@ -249,6 +251,7 @@ mod tests {
         let report = FixReport {
             coins_asked: 3,
             coins_fixed: 2,
+            coin_votes: vec![15, 15, 3],
             asked: vec![PeerReport {
                 target: Target {
                     raida: 4,
