@@ -23,9 +23,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "tests"))
 
 import netlab  # noqa: E402
 import raida_wire as rw  # noqa: E402
+import tally  # noqa: E402  (the one test runner)
 import wallet  # noqa: E402
 
 NODE_BIN = None
@@ -355,7 +357,7 @@ def main():
     NODE_BIN = os.path.abspath(args.node)
     enter_network_namespace()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    return rw.run_tests(TESTS, "claim authentication tests", args.k)
+    return tally.run_functions(TESTS, "claim authentication tests", args.k)
 
 
 if __name__ == "__main__":
