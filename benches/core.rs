@@ -1,5 +1,6 @@
 //! Criterion benches of the safe core, no C involved: get_ticket and find over a
-//! `MemoryStore`, the ticket pool's create and claim, and `derive_an`. They show where
+//! `MemoryStore`, the ticket pool's create and claim, `derive_an`, and the claim tag
+//! (making one, checking a valid, a bad and an untagged challenge). They show where
 //! time goes inside the crate; `make bench` measures the same commands through the C ABI
 //! against the host's page cache (see BENCHMARKS.md).
 //!
@@ -11,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kit::wire::legacy_body;
-use raida_healing::commands::{find::find, get_ticket::get_ticket, Request};
+use raida_healing::claim_auth::{BadTag, ClaimAuth, ClaimFields, ClaimKeys, TagCheck, WhichKey};
+use raida_healing::claims::{ClaimGate, ClaimPolicy, ClaimSource};
+use raida_healing::commands::validate_ticket::validate_ticket;
+use raida_healing::commands::{find::find, get_ticket::get_ticket, NodeConfig, Request};
 use raida_healing::hash::derive_an;
 use raida_healing::protocol::{Coin, Status};
 use raida_healing::store::MemoryStore;
@@ -228,6 +232,116 @@ fn bench_derive_an(c: &mut Criterion) {
     group.finish();
 }
 
+/// The claim tag: what a keyed claimer pays per request, and a keyed peer per claim
+/// (verified, a bad tag, no key id of ours: no MAC at all).
+fn bench_claim_tag(c: &mut Criterion) {
+    let mut group = c.benchmark_group("claim_tag");
+    let keys = ClaimKeys::new(&[7; 32], Some(&[9; 32]));
+    let fields = ClaimFields {
+        claimer: 3,
+        peer: 12,
+        coin_id: 6,
+        ticket: 0x0102_0304,
+    };
+    let now = 1_800_000_000;
+    let tagged = keys.challenge(fields, now);
+    let mut tampered = tagged;
+    tampered[11] ^= 1;
+    let random: [u8; 12] = core::array::from_fn(|i| 0xa0 + i as u8);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("make", |b| {
+        b.iter(|| keys.challenge(black_box(fields), black_box(now)))
+    });
+    let cases = [
+        ("verify", tagged, TagCheck::Verified(WhichKey::Current)),
+        ("bad_tag", tampered, TagCheck::Bad(BadTag::Mismatch)),
+        ("untagged", random, TagCheck::Untagged),
+    ];
+    for (name, challenge, expected) in cases {
+        assert_eq!(keys.check(&challenge, fields, now), expected);
+        group.bench_function(name, |b| {
+            b.iter(|| keys.check(black_box(&challenge), black_box(fields), black_box(now)))
+        });
+    }
+    group.finish();
+}
+
+/// validate_ticket through the claim gate, a claim of a live one-coin ticket from a TCP
+/// client that is not the named RAIDA's listed address: with no claim key (`no_key`), with
+/// a key and a random challenge (`unverified`), with a key and a valid tag (`verified`).
+/// The difference between the last two is what checking a tag costs a claim.
+fn bench_claims_with_tags(c: &mut Criterion) {
+    let mut group = c.benchmark_group("claim_with_tag");
+    let me = 3u8;
+    let config = NodeConfig {
+        raida_no: me,
+        peers: [None; 25],
+    };
+    let keys = ClaimKeys::new(&[7; 32], None);
+    let source = Some(ClaimSource::stream("192.0.2.7".parse().unwrap()));
+    let coins = Layout::Dense.coins(1);
+    let cases: [(&str, bool, bool); 3] = [
+        ("no_key", false, false),
+        ("unverified", true, false),
+        ("verified", true, true),
+    ];
+    group.throughput(Throughput::Elements(1));
+    for (name, keyed, tagged) in cases {
+        let auth = keyed.then(|| std::sync::Arc::new(ClaimAuth::new(keys.clone())));
+        let gate = ClaimGate::new(ClaimPolicy::Any).with_auth(auth.clone());
+        let pool = bench_pool();
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    // Untimed: tickets and the claim bodies (25 claimers each), tagged now.
+                    let bodies: Vec<Vec<u8>> = (0..MAX_TICKETS_PER_COIN)
+                        .map(|_| pool.create(&coins).unwrap())
+                        .flat_map(|ticket| (0..25u8).map(move |claimer| (ticket, claimer)))
+                        .take(left.min(25 * MAX_TICKETS_PER_COIN as u64) as usize)
+                        .map(|(ticket, claimer)| {
+                            let mut payload = vec![claimer];
+                            payload.extend(ticket.to_be_bytes());
+                            let mut body = legacy_body(&payload);
+                            if let (true, Some(auth)) = (tagged, &auth) {
+                                let fields = ClaimFields {
+                                    claimer,
+                                    peer: me,
+                                    coin_id: 6,
+                                    ticket,
+                                };
+                                let twelve = auth.challenge(fields);
+                                body[..12].copy_from_slice(&twelve);
+                                body[12..16].copy_from_slice(
+                                    &raida_healing::protocol::challenge_crc(&twelve).to_be_bytes(),
+                                );
+                            }
+                            body
+                        })
+                        .collect();
+                    let start = Instant::now();
+                    for body in &bodies {
+                        let request = Request {
+                            body: Some(body),
+                            encryption_type: 0,
+                            coin_id: 6,
+                            client: source,
+                        };
+                        let answer = validate_ticket(&pool, &gate, &config, &request);
+                        assert_eq!(black_box(answer).map(|r| r.status), Ok(Status::Success));
+                    }
+                    spent += start.elapsed();
+                    pool.clear();
+                    left -= bodies.len() as u64;
+                }
+                spent
+            });
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     // Short runs: two shared cores, and the whole suite should take about a minute.
@@ -235,6 +349,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(30);
-    targets = bench_get_ticket, bench_find, bench_pool_ops, bench_derive_an
+    targets = bench_get_ticket, bench_find, bench_pool_ops, bench_derive_an, bench_claim_tag, bench_claims_with_tags
 }
 criterion_main!(benches);

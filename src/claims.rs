@@ -18,11 +18,23 @@
 //! A claim whose source the server did not say (`None`) is neither refused nor throttled,
 //! as before the gate; it is counted under "no address".
 //!
+//! With a claim key ([`ClaimAuth`]), the gate first checks the claim's tag
+//! ([`crate::claim_auth`]): a verified claim comes from a RAIDA of the network whatever its
+//! address or transport, so it is never refused by the policy and never throttled; a claim
+//! without a valid tag (none, or a bad one) is an unauthenticated claim, judged by address
+//! as above, except under `authenticated`, which refuses every one of them (one log line
+//! a minute for all of them together, not per source).
+//!
 //! The process has one gate, held by the state owner (`src/ffi/state.rs`) and reaching
 //! validate_ticket through `commands::Node`; a test builds its own.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::claim_auth::{ClaimAuth, ClaimFields, TagCheck, TAGGED_BYTES};
 
 use crate::log::Level;
 use crate::log_limit::{LineKind, LogLimits};
@@ -39,7 +51,7 @@ pub use throttle::{
     MAX_GUESSES_PER_SECOND, MAX_STANDING_SOURCES, MAX_TRACKED_SOURCES,
 };
 
-use throttle::OncePerMinute;
+use throttle::{LogGate, OncePerMinute};
 
 /// Why the gate refused a claim (every refusal answers 43).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +63,16 @@ pub enum Refusal {
     Unverified,
     /// The source is cut off for guessing.
     Throttled,
+    /// The claim policy is `authenticated` and the claim has no valid tag.
+    NotAuthenticated,
+}
+
+/// A claim's tag as validate_ticket hands it to the gate: the request's 12 challenge bytes
+/// (`None` for a framing without a challenge, types 4 and 5) and what the tag must cover.
+#[derive(Debug, Clone, Copy)]
+pub struct Tag<'a> {
+    pub challenge: Option<&'a [u8; TAGGED_BYTES]>,
+    pub fields: ClaimFields,
 }
 
 /// A claim the gate let through to the pool; give it back to [`ClaimGate::record`] with
@@ -76,6 +98,13 @@ pub struct ClaimCounts {
     pub refused_by_policy: u64,
     /// Claims refused because their source is cut off for guessing (43).
     pub throttled: u64,
+    /// With a claim key: claims whose tag it verified (whatever the pool answered).
+    pub verified: u64,
+    /// With a claim key: claims with no tag of a loaded key (random challenge bytes).
+    pub unverified: u64,
+    /// With a claim key: claims naming a loaded key's id with a tag that is not valid
+    /// (tampered, for another peer or claimer, an old window, a skewed clock).
+    pub bad_tag: u64,
 }
 
 /// [`ClaimCounts`] per transport.
@@ -97,6 +126,9 @@ struct Counters {
     no_such_ticket: AtomicU64,
     refused_by_policy: AtomicU64,
     throttled: AtomicU64,
+    verified: AtomicU64,
+    unverified: AtomicU64,
+    bad_tag: AtomicU64,
 }
 
 impl Counters {
@@ -111,6 +143,9 @@ impl Counters {
             no_such_ticket: self.no_such_ticket.load(Ordering::Relaxed),
             refused_by_policy: self.refused_by_policy.load(Ordering::Relaxed),
             throttled: self.throttled.load(Ordering::Relaxed),
+            verified: self.verified.load(Ordering::Relaxed),
+            unverified: self.unverified.load(Ordering::Relaxed),
+            bad_tag: self.bad_tag.load(Ordering::Relaxed),
         }
     }
 }
@@ -123,6 +158,12 @@ pub struct ClaimGate {
     /// Every line above is also limited per kind for the whole gate, so no number of
     /// sources floods the log.
     log_limits: LogLimits,
+    /// The claim key, when the process holds one.
+    auth: Option<Arc<ClaimAuth>>,
+    /// Under `authenticated`: one line a minute for every refusal together.
+    unauthenticated_log: Mutex<LogGate>,
+    /// With a claim key: when (Unix seconds) the tag counts' line may be logged again.
+    tag_counts_due: AtomicU64,
     clock: Box<dyn Clock>,
     tcp: Counters,
     udp: Counters,
@@ -149,6 +190,9 @@ impl ClaimGate {
             throttle: GuessThrottle::default(),
             policy_log: OncePerMinute::default(),
             log_limits: LogLimits::default(),
+            auth: None,
+            unauthenticated_log: Mutex::new(LogGate::default()),
+            tag_counts_due: AtomicU64::new(0),
             clock,
             tcp: Counters::default(),
             udp: Counters::default(),
@@ -156,9 +200,73 @@ impl ClaimGate {
         }
     }
 
+    /// The gate verifying tags with `auth` (`None`: no claim key; every claim is then
+    /// judged by address, and `authenticated` refuses them all).
+    pub fn with_auth(mut self, auth: Option<Arc<ClaimAuth>>) -> ClaimGate {
+        self.auth = auth;
+        self
+    }
+
     /// The claim policy in force.
     pub fn policy(&self) -> ClaimPolicy {
         self.policy
+    }
+
+    /// What the claim's tag proves, counted (only with a claim key: without one nothing
+    /// is checked and `None` is answered).
+    fn check_tag(&self, source: Option<ClaimSource>, tag: Option<Tag<'_>>) -> Option<TagCheck> {
+        let auth = self.auth.as_ref()?;
+        // One clock reading for the tag's window and the line's minute; no lock.
+        let now = auth.unix_seconds();
+        let check = match tag {
+            Some(tag) => auth.check_at(tag.challenge, tag.fields, now),
+            None => TagCheck::Untagged,
+        };
+        let counters = self.counters(source);
+        Counters::add(match check {
+            TagCheck::Verified(_) => &counters.verified,
+            TagCheck::Untagged => &counters.unverified,
+            TagCheck::Bad(_) => &counters.bad_tag,
+        });
+        let due = self.tag_counts_due.load(Ordering::Relaxed);
+        let next = now.saturating_add(TAG_COUNTS_INTERVAL_SECONDS);
+        if now >= due
+            && self
+                .tag_counts_due
+                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            crate::log::warning(&tag_counts_line(&self.counts()));
+        }
+        Some(check)
+    }
+
+    /// [`admit`](Self::admit) for a claim that carries `tag`: a verified claim is admitted
+    /// and never throttled whatever its source; any other is judged as `admit` judges it,
+    /// except that under `authenticated` it is refused.
+    pub fn admit_tagged(
+        &self,
+        source: Option<ClaimSource>,
+        claimer: u8,
+        configured: Option<Ipv4Addr>,
+        tag: Option<Tag<'_>>,
+    ) -> Result<Admitted, Refusal> {
+        let check = self.check_tag(source, tag);
+        if let Some(TagCheck::Verified(_)) = check {
+            return Ok(Admitted {
+                source,
+                throttled: false,
+            });
+        }
+        if self.policy == ClaimPolicy::Authenticated {
+            Counters::add(&self.counters(source).refused_by_policy);
+            let now = self.clock.now();
+            if let Some(skipped) = self.unauthenticated_log.lock().may_log(now) {
+                crate::log::warning(&unauthenticated_line(source, claimer, check, skipped));
+            }
+            return Err(Refusal::NotAuthenticated);
+        }
+        self.admit_by_address(source, claimer, configured)
     }
 
     fn counters(&self, source: Option<ClaimSource>) -> &Counters {
@@ -174,6 +282,16 @@ impl ClaimGate {
     /// the policy first, then the throttle. Refusals are logged at most once a minute per
     /// source and transport, and counted.
     pub fn admit(
+        &self,
+        source: Option<ClaimSource>,
+        claimer: u8,
+        configured: Option<Ipv4Addr>,
+    ) -> Result<Admitted, Refusal> {
+        self.admit_tagged(source, claimer, configured, None)
+    }
+
+    /// The address rules of [`admit`](Self::admit).
+    fn admit_by_address(
         &self,
         source: Option<ClaimSource>,
         claimer: u8,
@@ -273,6 +391,52 @@ impl ClaimGate {
     }
 }
 
+/// Seconds between two tag counts lines.
+const TAG_COUNTS_INTERVAL_SECONDS: u64 = 60;
+
+/// The claim health line (with a claim key, at most once a minute while claims arrive):
+/// verified, unverified and bad-tag claims since start, per transport.
+pub fn tag_counts_line(counts: &ClaimCountsByTransport) -> String {
+    let part = |name: &str, c: &ClaimCounts| {
+        format!(
+            "{name} {}/{}/{}",
+            c.verified, c.unverified, c.bad_tag
+        )
+    };
+    format!(
+        "claim tags since start (verified/unverified/bad tag): {}, {}, {}",
+        part("TCP", &counts.tcp),
+        part("UDP", &counts.udp),
+        part("no address", &counts.no_address)
+    )
+}
+
+/// The line logged, at most once a minute for all of them, when `authenticated` refuses
+/// claims.
+fn unauthenticated_line(
+    source: Option<ClaimSource>,
+    claimer: u8,
+    check: Option<TagCheck>,
+    skipped: u32,
+) -> String {
+    let from = source.map_or("an unknown address".to_string(), |s| {
+        format!("{} by {}", s.ip, s.transport.name())
+    });
+    let why = match check {
+        None => "this server holds no claim key (RAIDA_HEALING_CLAIM_KEY_FILE)",
+        Some(TagCheck::Bad(crate::claim_auth::BadTag::Window)) => {
+            "its tag is from another time window (a replay, or clocks more than a minute apart)"
+        }
+        Some(TagCheck::Bad(_)) => "its tag is not valid",
+        _ => "it carries no tag of this server's claim key",
+    };
+    format!(
+        "validate_ticket: claim for RAIDA {claimer} from {from} refused (43) by \
+         {CLAIM_POLICY_SETTING}=authenticated: {why} ({skipped} more claims refused so since \
+         the last line)"
+    )
+}
+
 /// The line logged when the policy refuses a claim.
 fn policy_refusal_line(
     client: ClaimSource,
@@ -340,7 +504,8 @@ mod tests {
                 already_claimed: 1,
                 no_such_ticket: 1,
                 refused_by_policy: 1,
-                throttled: 0
+                throttled: 0,
+                ..ClaimCounts::default()
             }
         );
         assert_eq!(

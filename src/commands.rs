@@ -105,6 +105,11 @@ impl<'a> Request<'a> {
         let body = self.body.ok_or(Status::EmptyRequest)?;
         Ok(Framing::for_encryption_type(self.encryption_type).payload(body))
     }
+
+    /// The first 12 challenge bytes of a legacy body (`None` for types 4 and 5, or no body).
+    pub fn challenge(&self) -> Option<&'a [u8; 12]> {
+        Framing::for_encryption_type(self.encryption_type).challenge(self.body?)
+    }
 }
 
 /// This server as fix sees it: its index and where its peers are.

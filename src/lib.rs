@@ -11,6 +11,7 @@
 //! - [`tickets`]: the ticket pool (bounded, expiring, atomic claims).
 //! - [`claims`]: the claim gate validate_ticket asks around the pool's claim: the claim
 //!   policy, the guess throttle, their log lines and counters.
+//! - [`claim_auth`]: the tag a keyed RAIDA puts in a claim's challenge, and the key file.
 //! - [`settings`]: every setting in one table, read once by the C boundary; core modules
 //!   are given values.
 //! - [`fix_gate`]: what wallets' fixes may spend of this RAIDA's standing at its peers.
@@ -59,6 +60,7 @@ macro_rules! safe_modules {
 
 safe_modules!(
     audit,
+    claim_auth,
     claims,
     commands,
     config_file,

@@ -37,6 +37,9 @@ pub struct Snapshot {
     pub pool: PoolFigures,
     /// Claims (validate_ticket) by result and transport.
     pub claims: Vec<ClaimCount>,
+    /// With a claim key: claims by what their tag proved (`result`: `verified`,
+    /// `unverified`, `bad_tag`) and transport.
+    pub claim_tags: Vec<ClaimCount>,
     /// Sources the guess throttle tracks, by transport, and its bound per transport
     /// (`None`: not collected, no samples).
     pub throttle: Option<ThrottleFigures>,

@@ -29,6 +29,8 @@ mod wire;
 
 use std::sync::Arc;
 
+use crate::claim_auth::ClaimAuth;
+
 pub use budget::Budget;
 pub use health::HealthTable;
 pub use outcome::{Collector, LocalCause, PeerOutcome, PeerReport};
@@ -52,26 +54,36 @@ pub struct PeerClient {
     pub budget: Budget,
     pub health: Arc<HealthTable>,
     pub source: Arc<SourceCheck>,
+    /// The claim key: with one, every claim's challenge is its tag.
+    pub auth: Option<Arc<ClaimAuth>>,
 }
 
 impl PeerClient {
-    /// A client with a budget of `max_connections` and no peer history.
+    /// A client with a budget of `max_connections`, no peer history and no claim key.
     pub fn new(max_connections: usize) -> PeerClient {
         PeerClient {
             budget: Budget::new(max_connections),
             health: Arc::default(),
             source: Arc::default(),
+            auth: None,
         }
     }
 
-    /// The same budget, history and source, for a call serving `client`'s fix: its places
-    /// in the budget's queues take that client's turns ([`budget`]).
+    /// The same budget, history, source and key, for a call serving `client`'s fix: its
+    /// places in the budget's queues take that client's turns ([`budget`]).
     pub fn serving(&self, client: budget::Waiter) -> PeerClient {
         PeerClient {
             budget: self.budget.serving(client),
             health: Arc::clone(&self.health),
             source: Arc::clone(&self.source),
+            auth: self.auth.clone(),
         }
+    }
+
+    /// The client tagging its claims with `auth` (`None`: random challenges).
+    pub fn with_auth(mut self, auth: Option<Arc<ClaimAuth>>) -> PeerClient {
+        self.auth = auth;
+        self
     }
 }
 

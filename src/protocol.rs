@@ -273,6 +273,17 @@ impl Framing {
     }
 }
 
+impl Framing {
+    /// The 12 bytes that open a legacy body's challenge (what a claim's tag fills), or
+    /// `None` for the modern framing, which has no challenge, and for a body too short.
+    pub fn challenge(self, body: &[u8]) -> Option<&[u8; 12]> {
+        match self {
+            Framing::Legacy => body.first_chunk::<12>(),
+            Framing::Modern => None,
+        }
+    }
+}
+
 /// Splits a payload of fixed-size records after the legacy size rules: fewer than
 /// `min_len` bytes is [`Status::InvalidPacketLength`], a length that is not
 /// `fixed + k * record` is [`Status::CoinsNotDiv`].

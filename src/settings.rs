@@ -166,6 +166,9 @@ impl SettingType for Option<Level> {
     }
 }
 
+/// The claim key file's setting, named in the lines about it.
+pub const CLAIM_KEY_FILE_SETTING: &str = "RAIDA_HEALING_CLAIM_KEY_FILE";
+
 /// Declares [`Settings`] (one field per row) and [`TABLE`] (the rows), from one list.
 /// Each row keeps this shape, with literal numbers (tools/check_docs.py reads the rows to
 /// check README's table; a deadline, hedge delay or cooldown is at most an hour).
@@ -234,8 +237,11 @@ settings_table! {
         Values::Names(&["listed", "kernel"]), default "listed",
         "where claims to peers leave from: `listed`, this server's own `config.raida_addrs[raida_no]` when it is one of the host's addresses (else the log says once that `listed` peers will refuse its claims), or `kernel`, the route's choice ([docs/fix.md](docs/fix.md))";
     claim_policy: ClaimPolicy = "RAIDA_HEALING_CLAIM_POLICY",
-        Values::Names(&["any", "listed"]), default "any",
-        "who may claim a ticket for RAIDA i: `any` address, or only the `listed` one (`config.raida_addrs[i]`), over TCP only (a UDP source can be forged) ([docs/tickets.md](docs/tickets.md#claims-who-may-claim-and-what-a-guesser-gets))";
+        Values::Names(&["any", "listed", "authenticated"]), default "any",
+        "who may claim a ticket for RAIDA i: `any` address, or only the `listed` one (`config.raida_addrs[i]`), over TCP only (a UDP source can be forged), or only a claim whose tag the claim key verifies (`authenticated`); a verified claim is admitted under every policy ([docs/tickets.md](docs/tickets.md#claims-who-may-claim-and-what-a-guesser-gets))";
+    claim_key_file: Option<std::path::PathBuf> = "RAIDA_HEALING_CLAIM_KEY_FILE",
+        Values::Text("a path"), default "",
+        "the network's claim key: claims to peers are tagged with it and claims tagged with it are verified; the file must be this process's account's own, mode 0600 or stricter, not a link, else it is refused with one log line ([docs/tickets.md](docs/tickets.md#authenticated-claims); `raida-healing keygen` makes one)";
     log_level: Option<Level> = "RAIDA_HEALING_LOG",
         Values::Names(&["off", "error", "warning", "debug"]), default "off",
         "stderr log level where there is no server log";
@@ -384,7 +390,7 @@ mod tests {
                 "RAIDA_HEALING_HEDGE_MS=\"soon\" is not a whole number; using the default, 300",
                 "RAIDA_HEALING_MAX_PEER_CONNECTIONS=\"99999999999\" is outside 1 - 65536; using the default, 256",
                 "RAIDA_HEALING_EJECT_AFTER=\"-1\" is not a whole number; using the default, 3",
-                "RAIDA_HEALING_CLAIM_POLICY=\"strict\" is not one of `any`, `listed`; using the default, any",
+                "RAIDA_HEALING_CLAIM_POLICY=\"strict\" is not one of `any`, `listed`, `authenticated`; using the default, any",
                 "RAIDA_HEALING_LOG=\"loud\" is not one of `off`, `error`, `warning`, `debug`; using the default, off",
             ]
         );
@@ -446,6 +452,7 @@ mod tests {
         assert!(TABLE
             .iter()
             .any(|s| s.name == crate::claims::CLAIM_POLICY_SETTING));
+        assert!(TABLE.iter().any(|s| s.name == CLAIM_KEY_FILE_SETTING));
         // README shows each row as rendered here (tools/check_docs.py renders them too).
         let readme = include_str!("../README.md");
         for setting in TABLE {

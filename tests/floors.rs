@@ -13,6 +13,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("testing", 0),
     ("log_limit", 1),
     ("hash", 1),
+    ("claim_auth", 1),
     ("random", 1),
     ("consensus", 1),
     ("store", 2),

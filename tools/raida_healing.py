@@ -15,6 +15,7 @@ server folder where no server runs, and the page check an audit uses). As a comm
     raida-healing read DIR DEN:SN...          each coin's stored AN and MFS byte
     raida-healing find DIR DEN:SN[:AN]...     the same, and whether the store holds AN
     raida-healing audit DIR                   check a stopped server's whole Data/ tree
+    raida-healing keygen FILE                 write a new claim key file (never overwrites)
     raida-healing metrics FILE                a per-peer table from the library's metrics file
 
 Every subcommand takes --json (one JSON object on stdout), --lib LIB and --version.
@@ -31,10 +32,15 @@ lines go to stderr when RAIDA_HEALING_LOG is set (error, warning or debug).
 
 import argparse
 import ctypes
+import errno
 import fcntl
+import hashlib
+import hmac
 import json
 import os
+import pwd
 import re
+import secrets
 import stat
 import struct
 import sys
@@ -1008,6 +1014,116 @@ def cmd_metrics(args, out):
     return EXIT_OK
 
 
+# ---- The claim key file (docs/tickets.md, "Authenticated claims") ----
+
+CLAIM_KEY_BYTES = 32
+CLAIM_KEY_FILE_LIMIT = 4096
+KEY_ID_LABEL = b"raida-healing claim key id v1"
+KEY_LINE = re.compile(r"^\s*(\w+)\s*=\s*([0-9A-Fa-f]{64})\s*$")
+
+
+def claim_key_id(key):
+    """The public id of a claim key: the first 2 bytes of HMAC-SHA-256(key, label), hex."""
+    return hmac.new(key, KEY_ID_LABEL, hashlib.sha256).digest()[:2].hex()
+
+
+def parse_claim_key_file(text):
+    """{'current': bytes, 'previous': bytes (optional)} from a key file's text, by the
+    library's rules (src/claim_auth/key_file.rs); ValueError says which line and why."""
+    keys = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.strip().startswith("#"):
+            continue
+        match = KEY_LINE.match(line)
+        if not match or match.group(1) not in ("current", "previous"):
+            raise ValueError("line %d: expected `current = <64 hex digits>` or "
+                             "`previous = <64 hex digits>`" % number)
+        if match.group(1) in keys:
+            raise ValueError("line %d: `%s` given twice" % (number, match.group(1)))
+        keys[match.group(1)] = bytes.fromhex(match.group(2))
+    if "current" not in keys:
+        raise ValueError("no `current = <64 hex digits>` line")
+    return keys
+
+
+def read_claim_key_file(path):
+    """A key file's keys, read as the library reads one: not through a link, only a regular
+    file that no group or other account may read. CannotOpen says why not."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise CannotOpen("keygen: %s: %s" % (escaped(path), e.strerror))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise CannotOpen("keygen: %s: not a regular file" % escaped(path))
+        if st.st_mode & 0o7177:
+            raise CannotOpen("keygen: %s: mode %04o lets others in; a key file is 0600 or "
+                             "stricter" % (escaped(path), st.st_mode & 0o7777))
+        data = f.read(CLAIM_KEY_FILE_LIMIT + 1)
+    try:
+        if len(data) > CLAIM_KEY_FILE_LIMIT:
+            raise ValueError("larger than %d bytes" % CLAIM_KEY_FILE_LIMIT)
+        return parse_claim_key_file(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CannotOpen("keygen: %s: %s" % (escaped(path), e))
+
+
+def claim_key_text(current, previous=None):
+    lines = ["# raida-healing claim key (raida-healing keygen). Keep it mode 0600, owned by the",
+             "# server's account; every RAIDA of the network holds the same file.",
+             "current = %s" % current.hex()]
+    if previous is not None:
+        lines.append("previous = %s" % previous.hex())
+    return "\n".join(lines) + "\n"
+
+
+def cmd_keygen(args, out):
+    owner = None
+    if args.owner is not None:
+        try:
+            entry = pwd.getpwnam(args.owner)
+        except KeyError:
+            raise argparse.ArgumentTypeError("no account named %r" % args.owner)
+        owner = (entry.pw_uid, entry.pw_gid)
+    previous = None
+    if args.rotate is not None:
+        previous = read_claim_key_file(args.rotate)["current"]
+    current = secrets.token_bytes(CLAIM_KEY_BYTES)
+    # O_EXCL: never overwrites (nor writes through a link put in its place).
+    try:
+        fd = os.open(args.file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+                     os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        why = ("exists; a key file is never overwritten (write a new one and rename it)"
+               if e.errno == errno.EEXIST else e.strerror)
+        raise CannotOpen("keygen: %s: %s" % (escaped(args.file), why))
+    try:
+        os.fchmod(fd, 0o600)
+        if owner is not None:
+            os.fchown(fd, owner[0], owner[1])
+        data = claim_key_text(current, previous).encode()
+        written = 0
+        while written < len(data):
+            written += os.write(fd, data[written:])
+        os.fsync(fd)
+    except OSError as e:
+        os.close(fd)
+        os.unlink(args.file)
+        raise CannotOpen("keygen: %s: %s (nothing left behind)" % (escaped(args.file),
+                                                                       e.strerror))
+    os.close(fd)
+    report = {"file": args.file, "key_id": claim_key_id(current),
+              "previous_key_id": None if previous is None else claim_key_id(previous),
+              "ok": True}
+    line = "keygen: wrote %s (mode 0600), key id %s" % (escaped(args.file), report["key_id"])
+    if previous is not None:
+        line += ", previous key id %s" % report["previous_key_id"]
+    out.text(line)
+    out.json(report)
+    return EXIT_OK
+
+
 class Output:
     """Text lines on stdout, or (--json) one JSON object on stdout; warnings on stderr."""
 
@@ -1118,6 +1234,24 @@ def build_parser():
         "Needs no library. Exit 0 when the file is a libraida_healing metrics file, 1 when "
         "it is not, 3 when it cannot be read.")
     metrics.add_argument("file", metavar="FILE", help="the metrics file, or - for stdin")
+    keygen = sub.add_parser(
+        "keygen", help="write a new claim key file (never overwrites)",
+        description="Write FILE, a new claim key file (RAIDA_HEALING_CLAIM_KEY_FILE): a "
+        "fresh 32-byte key from the OS random source as `current`, mode 0600, created with "
+        "O_EXCL (an existing FILE, or a link in its place, is never written: exit 3). "
+        "--rotate OLD also writes OLD's current key as `previous`, which servers accept "
+        "while the new key is rolled out. Prints the key ids (public; the keys are never "
+        "printed). No library is loaded.",
+        epilog="Every RAIDA of the network holds the same file; how to distribute and rotate "
+               "it: README.md, \"Authenticated claims\".")
+    keygen.add_argument("--version", action="version", version=version)
+    keygen.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    keygen.add_argument("--rotate", metavar="OLD", help="an existing key file whose current "
+                        "key becomes the new file's previous key")
+    keygen.add_argument("--owner", metavar="USER", help="give FILE to USER (the server's "
+                        "account; the library refuses a key file another account owns)")
+    keygen.add_argument("file", metavar="FILE", help="the key file to create")
+    keygen.set_defaults(run=cmd_keygen)
     return parser
 
 

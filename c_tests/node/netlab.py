@@ -317,5 +317,6 @@ class Network:
 
     # ---- talking to it ----
 
-    def call(self, i, command, payload, timeout=20.0):
-        return rw.call(self.addr(i), i, command, payload, self.coin_id, timeout=timeout)
+    def call(self, i, command, payload, timeout=20.0, **kw):
+        """rw.call to RAIDA i (kw: challenge, source)."""
+        return rw.call(self.addr(i), i, command, payload, self.coin_id, timeout=timeout, **kw)

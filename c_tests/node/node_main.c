@@ -522,6 +522,9 @@ int main(int argc, char **argv)
 
     if (find_folder(argc, argv) != 0)
         return EXIT_CONFIG;
+    /* Echo the library's lines from its first call on: reading the config below is that
+     * call, and the library reads its settings (and logs any it refuses) then. */
+    host_log_echo(1);
     char path[PATH_MAX + 16], why[512];
     snprintf(path, sizeof path, "%s/config.toml", node.folder);
     if (node_config_load(path, &node.cfg, why, sizeof why) != 0) {

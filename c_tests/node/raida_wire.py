@@ -4,7 +4,9 @@ Every Python test and script imports this one module for the wire and its fakes:
 and response framing, the CRC challenge, coin records and payloads, the peer
 validate_ticket request a fixing server sends, page files, the status names (read from
 include/raida_healing.h by header_statuses()), fake peers (honest ticket tables, stalled,
-vote-stuffing liars) and the small check/run helpers of the script-style tests. Users:
+vote-stuffing liars, a legacy RAIDA that only checks the challenge's CRC), the claim tag and
+claim key files (an implementation of its own of docs/wire-protocol.md's construction) and
+the small check/run helpers of the script-style tests. Users:
 netlab.py, wallet.py, demo.py, delayproxy.py, test_network.py, test_wan.py,
 c_tests/test_dlopen.py and tools/tests/test_standalone.py. The installed ops tool
 (tools/raida_healing.py) cannot import test code; test_standalone.py checks its own
@@ -18,6 +20,7 @@ See docs/wire-protocol.md ("Request framing") and docs/node.md.
 """
 
 import hashlib
+import hmac
 import os
 import re
 import socket
@@ -173,13 +176,14 @@ def parse_response_header(raw):
                     raw_header=raw)
 
 
-def exchange(addr, data, *, timeout=20.0, half_close=False, expect_challenge=None, source=None):
+def exchange(addr, data, *, timeout=20.0, half_close=False, expect_challenge=None,
+             source=None):
     """Sends data to addr (host, port), reads one response. With half_close the client
     shuts down its sending side after data (a truncated request then ends for the node).
     expect_challenge: when given, the echoed challenge must equal it. source: the local
-    address to connect from (one of the host's), else the kernel's choice."""
+    address to connect from (default: the kernel's choice)."""
     started = time.monotonic()
-    bind = (source, 0) if source else None
+    bind = None if source is None else (source, 0)
     with socket.create_connection(addr, timeout=timeout, source_address=bind) as sock:
         sock.settimeout(timeout)
         sock.sendall(data)
@@ -203,11 +207,12 @@ def exchange(addr, data, *, timeout=20.0, half_close=False, expect_challenge=Non
     return resp
 
 
-def call(addr, raida, command, payload, coin_id, *, timeout=20.0, source=None):
-    """One healing request to RAIDA `raida` at addr (from local address `source` when
-    given); checks the response's RAIDA index and challenge echo, and returns the
-    Response."""
-    challenge = new_challenge()
+def call(addr, raida, command, payload, coin_id, *, timeout=20.0, challenge=None,
+         source=None):
+    """One healing request to RAIDA `raida` at addr (a fresh random challenge unless
+    given; from `source` if given); checks the response's RAIDA index and challenge echo,
+    and returns the Response."""
+    challenge = new_challenge() if challenge is None else challenge
     data = request(raida, command, payload, coin_id, challenge=challenge)
     resp = exchange(addr, data, timeout=timeout, expect_challenge=challenge, source=source)
     if resp.raida != raida:
@@ -260,6 +265,39 @@ def validate_request_of(head, body):
     if head[5] != CMD_VALIDATE_TICKET or len(body) != VALIDATE_REQUEST_BYTES - HEADER_BYTES:
         return None
     return body[16], int.from_bytes(body[17:21], "big")
+
+
+# ---- authenticated claims (docs/wire-protocol.md, "The challenge of an authenticated claim") ----
+
+CLAIM_WINDOW_SECONDS = 60
+
+
+def claim_key_id(key):
+    """A claim key's public id: HMAC-SHA-256(key, label)[0:2]."""
+    return hmac.new(key, b"raida-healing claim key id v1", hashlib.sha256).digest()[:2]
+
+
+def claim_challenge(key, claimer, peer, coin_id, ticket, unix_seconds=None):
+    """The 16 challenge bytes of a claim tagged with `key`: key id, window byte, 9 bytes
+    of HMAC-SHA-256 over the label, claimer, peer, coin id, ticket and window, then the
+    CRC-32 of those 12 bytes."""
+    window = int(time.time() if unix_seconds is None else unix_seconds) // CLAIM_WINDOW_SECONDS
+    message = (b"raida-healing claim v1" + bytes([claimer, peer, coin_id]) +
+               ticket.to_bytes(4, "big") + window.to_bytes(8, "big"))
+    tag = hmac.new(key, message, hashlib.sha256).digest()[:9]
+    return new_challenge(claim_key_id(key) + bytes([window & 0xFF]) + tag)
+
+
+def write_claim_key_file(path, current, previous=None, mode=0o600):
+    """A claim key file as `raida-healing keygen` writes it (mode as given)."""
+    text = "# test claim key\ncurrent = %s\n" % current.hex()
+    if previous is not None:
+        text += "previous = %s\n" % previous.hex()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
 
 
 def response(raida, status, head, challenge, payload=None):
@@ -460,6 +498,53 @@ class TicketPeers:
     def close(self):
         for peer in self.peers.values():
             peer.close()
+
+
+class LegacyPeer(FakePeer):
+    """A RAIDA running the legacy C module, as far as healing's voters go: get_ticket
+    checks the ANs it holds (`ans`: (den, sn) -> AN) and issues a random ticket;
+    validate_ticket checks only the challenge's CRC (37 when wrong) and whatever its 12
+    bytes are, echoes all 16 and answers 250 with the ticket's coins once per claimer (44
+    after, 43 for an unknown ticket). It never reads a tag."""
+
+    def __init__(self, raida, ans, port=0):
+        self.ans = dict(ans)
+        self.tickets = {}
+        self.claimed = set()
+        super().__init__(raida, port)
+
+    def handle(self, conn, head, body):
+        challenge = body[:16]
+        if crc32(challenge[:12]).to_bytes(4, "big") != challenge[12:]:
+            self.answer(conn, head, body, INVALID_CRC)
+            return
+        payload = body[16:-2]
+        if head[5] == CMD_GET_TICKET:
+            records = [payload[i:i + 21] for i in range(0, len(payload), 21)]
+            passed = [r[:5] for r in records
+                      if self.ans.get((int.from_bytes(r[:1], "big", signed=True),
+                                       int.from_bytes(r[1:5], "big"))) == r[5:21]]
+            if len(passed) != len(records) or not passed:
+                self.answer(conn, head, body, ALL_FAIL)
+                return
+            ticket = int.from_bytes(os.urandom(4), "big") | 1
+            with self.lock:
+                self.tickets[ticket] = b"".join(passed)
+            self.answer(conn, head, body, ALL_PASS, ticket.to_bytes(4, "big"))
+        elif head[5] == CMD_VALIDATE_TICKET:
+            claimer, ticket = payload[0], int.from_bytes(payload[1:5], "big")
+            with self.lock:
+                coins = self.tickets.get(ticket)
+                if coins is None:
+                    status, listing = NO_TICKET_FOUND, None
+                elif (ticket, claimer) in self.claimed:
+                    status, listing = TICKET_CLAIMED_ALREADY, None
+                else:
+                    self.claimed.add((ticket, claimer))
+                    status, listing = SUCCESS, coins
+            self.answer(conn, head, body, status, listing)
+        else:
+            self.answer(conn, head, body, INVALID_COMMAND)
 
 
 class StallingPeer(FakePeer):

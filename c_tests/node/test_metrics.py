@@ -26,9 +26,11 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "tests"))
 
 import netlab  # noqa: E402
 import raida_wire as rw  # noqa: E402
+import tally  # noqa: E402  (the one test runner)
 import wallet  # noqa: E402
 
 NODE_BIN = None
@@ -458,7 +460,7 @@ def main():
     args = ap.parse_args()
     NODE_BIN = os.path.abspath(args.node)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    return rw.run_tests(TESTS, "metrics tests", args.k)
+    return tally.run_functions(TESTS, "metrics tests", args.k)
 
 
 if __name__ == "__main__":

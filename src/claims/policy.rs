@@ -25,6 +25,11 @@ pub enum ClaimPolicy {
     /// source can be forged, and peers claim over TCP. Anyone else is answered 43,
     /// whether the ticket exists or not, and the refusal is logged.
     Listed,
+    /// Only a claim whose tag the claim key verifies (`src/claim_auth.rs`), from any
+    /// address by any transport: the end state once every RAIDA of the network holds
+    /// the key. No address admits a claim; every other claim is answered 43 and reaches
+    /// neither the pool nor the guess throttle.
+    Authenticated,
 }
 
 impl ClaimPolicy {
@@ -33,15 +38,18 @@ impl ClaimPolicy {
         match value.trim().to_ascii_lowercase().as_str() {
             "any" => Some(ClaimPolicy::Any),
             "listed" => Some(ClaimPolicy::Listed),
+            "authenticated" => Some(ClaimPolicy::Authenticated),
             _ => None,
         }
     }
 
     /// Whether a claim from `client` may speak for a RAIDA whose configured address is
-    /// `configured` (`None`: no address configured for it).
+    /// `configured` (`None`: no address configured for it), by its address alone (under
+    /// `authenticated`, never).
     pub fn admits(self, client: ClaimSource, configured: Option<Ipv4Addr>) -> bool {
         match self {
             ClaimPolicy::Any => true,
+            ClaimPolicy::Authenticated => false,
             ClaimPolicy::Listed => {
                 client.transport == Transport::Stream
                     && configured.is_some_and(|ip| ipv4_of(client.ip) == Some(ip))
@@ -54,6 +62,7 @@ impl ClaimPolicy {
         match self {
             ClaimPolicy::Any => "any",
             ClaimPolicy::Listed => "listed",
+            ClaimPolicy::Authenticated => "authenticated",
         }
     }
 }
@@ -74,7 +83,14 @@ mod tests {
     fn names() {
         assert_eq!(ClaimPolicy::parse("any"), Some(ClaimPolicy::Any));
         assert_eq!(ClaimPolicy::parse(" LISTED\n"), Some(ClaimPolicy::Listed));
+        assert_eq!(
+            ClaimPolicy::parse("Authenticated"),
+            Some(ClaimPolicy::Authenticated)
+        );
         assert_eq!(ClaimPolicy::parse("strict"), None);
+        for policy in [ClaimPolicy::Any, ClaimPolicy::Listed, ClaimPolicy::Authenticated] {
+            assert_eq!(ClaimPolicy::parse(policy.name()), Some(policy));
+        }
         assert_eq!(ClaimPolicy::default(), ClaimPolicy::Any);
     }
 

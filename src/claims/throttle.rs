@@ -116,7 +116,7 @@ impl fmt::Display for SourceKey {
 /// At most one log line per [`LOG_INTERVAL`] about one source, counting what was not
 /// logged in between.
 #[derive(Debug, Clone, Copy, Default)]
-struct LogGate {
+pub(super) struct LogGate {
     /// The last line, if any.
     logged_at: Option<Duration>,
     /// Refusals since that line.
@@ -126,7 +126,7 @@ struct LogGate {
 impl LogGate {
     /// `Some(refusals not logged since the last line)` when a line may be logged at `now`;
     /// otherwise counts this refusal.
-    fn may_log(&mut self, now: Duration) -> Option<u32> {
+    pub(super) fn may_log(&mut self, now: Duration) -> Option<u32> {
         if self
             .logged_at
             .is_some_and(|at| now.saturating_sub(at) < LOG_INTERVAL)

@@ -1,11 +1,13 @@
 //! validate_ticket (group 2, command 50): a peer RAIDA claims a ticket this server issued
 //! and learns its coins.
 //!
-//! The claim gate ([`ClaimGate`]) is asked around the pool's claim: its policy and guess
-//! throttle may refuse the claim first, and it records what the pool answered. Every
+//! The claim gate ([`ClaimGate`]) is asked around the pool's claim: it checks the claim's
+//! tag (with a claim key), its policy and guess throttle may refuse the claim first, and
+//! it records what the pool answered. Every
 //! refusal answers 43, as an unknown ticket does, so it reveals nothing about the ticket.
 
-use crate::claims::ClaimGate;
+use crate::claim_auth::ClaimFields;
+use crate::claims::{ClaimGate, Tag};
 use crate::protocol::{Response, Status, TOTAL_RAIDA_SERVERS};
 use crate::tickets::{ClaimError, TicketPool};
 
@@ -31,8 +33,18 @@ pub fn validate_ticket(
         return Err(Status::WrongRaida);
     }
     let configured = config.peers[usize::from(claimer)].map(|addr| *addr.ip());
+    // What a claimer holding the claim key tags: itself, this server, the ticket, the coin.
+    let tag = Tag {
+        challenge: request.challenge(),
+        fields: ClaimFields {
+            claimer,
+            peer: config.raida_no,
+            coin_id: request.coin_id,
+            ticket,
+        },
+    };
     let admitted = gate
-        .admit(request.client, claimer, configured)
+        .admit_tagged(request.client, claimer, configured, Some(tag))
         .map_err(|_| Status::NoTicketFound)?;
     let claimed = pool.claim(ticket, claimer);
     gate.record(admitted, &claimed);

@@ -153,6 +153,26 @@ pub(super) fn collect(process: &Process) -> Snapshot {
             }
         }
     }
+    let mut claim_tags = Vec::new();
+    for (transport, c) in [
+        ("tcp", counts.tcp),
+        ("udp", counts.udp),
+        ("unknown", counts.no_address),
+    ] {
+        for (tag, count) in [
+            ("verified", c.verified),
+            ("unverified", c.unverified),
+            ("bad_tag", c.bad_tag),
+        ] {
+            if count > 0 {
+                claim_tags.push(ClaimCount {
+                    result: tag,
+                    transport,
+                    count,
+                });
+            }
+        }
+    }
     let budget = &process.peers.budget;
     Snapshot {
         raida: config.map(|c| c.raida_no),
@@ -181,6 +201,7 @@ pub(super) fn collect(process: &Process) -> Snapshot {
             refused_full: Some(pool.refused_full),
         },
         claims,
+        claim_tags,
         throttle: Some(ThrottleFigures {
             tcp_sources: process.claims.tracked(Transport::Stream) as u64,
             udp_sources: process.claims.tracked(Transport::Datagram) as u64,

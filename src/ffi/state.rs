@@ -11,20 +11,22 @@
 //! of `commands::Node` filled in `src/ffi/exports.rs`.
 
 use std::path::PathBuf;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::SystemTime;
 
 use super::metrics::MetricsWriter;
 
 use parking_lot::RwLock;
 
-use crate::claims::ClaimGate;
+use crate::claim_auth::ClaimAuth;
+use crate::claims::{ClaimGate, ClaimPolicy, CLAIM_POLICY_SETTING};
 use crate::commands::NodeConfig;
 use crate::fix_gate::FixGate;
 use crate::metrics::{CommandStats, FixStats};
 use crate::pagefile::PageFileStore;
 use crate::peers::{PeerClient, PeerOptions};
 use crate::settings::Settings;
+use crate::settings::CLAIM_KEY_FILE_SETTING;
 use crate::tickets::TicketPool;
 
 /// Everything the library keeps between calls.
@@ -59,14 +61,16 @@ pub(super) struct Process {
 }
 
 impl Process {
-    /// The state for `settings`: an empty pool, gate, budget and peer history.
+    /// The state for `settings`: an empty pool, gate, budget and peer history; the claim
+    /// key file read (or refused, with one line saying why) for the gate and the client.
     pub fn new(settings: Settings) -> Process {
+        let auth = claim_auth(&settings);
         Process {
             peer_options: settings.peer_options(),
             tickets: TicketPool::default(),
-            claims: ClaimGate::new(settings.claim_policy),
+            claims: ClaimGate::new(settings.claim_policy).with_auth(auth.clone()),
             fixes: FixGate::default(),
-            peers: PeerClient::new(settings.max_peer_connections),
+            peers: PeerClient::new(settings.max_peer_connections).with_auth(auth),
             opened: RwLock::new(None),
             command_stats: CommandStats::default(),
             fix_stats: FixStats::default(),
@@ -89,6 +93,22 @@ impl Process {
         }
         Process::new(settings)
     }
+}
+
+/// The claim key of `settings`' key file, if it is set and safely this process's own;
+/// under `authenticated` without one, a line says that every claim will be refused.
+fn claim_auth(settings: &Settings) -> Option<Arc<ClaimAuth>> {
+    let keys = settings
+        .claim_key_file
+        .as_deref()
+        .and_then(|path| crate::claim_auth::load_key_file(CLAIM_KEY_FILE_SETTING, path));
+    if keys.is_none() && settings.claim_policy == ClaimPolicy::Authenticated {
+        crate::log::error(&format!(
+            "{CLAIM_POLICY_SETTING}=authenticated without a claim key \
+             ({CLAIM_KEY_FILE_SETTING}): every claim is refused (43)"
+        ));
+    }
+    keys.map(|keys| Arc::new(ClaimAuth::new(keys)))
 }
 
 /// The folder this process opened with `raida_healing_open`.

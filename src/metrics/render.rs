@@ -277,6 +277,10 @@ pub fn render(s: &Snapshot) -> String {
     for claim in &s.claims {
         t.sample("raida_healing_claims_total", &[("result", claim.result), ("transport", claim.transport)], claim.count);
     }
+    t.family("raida_healing_claim_tags_total", Counter, "Claims checked against the claim key, by what their tag proved (verified, unverified, bad_tag) and transport.");
+    for tag in &s.claim_tags {
+        t.sample("raida_healing_claim_tags_total", &[("tag", tag.result), ("transport", tag.transport)], tag.count);
+    }
     t.family("raida_healing_claim_throttle_sources", Gauge, "Claim sources the guess throttle tracks now, by transport.");
     if let Some(throttle) = &s.throttle {
         t.sample("raida_healing_claim_throttle_sources", &[("transport", "tcp")], throttle.tcp_sources)
@@ -404,6 +408,11 @@ mod tests {
             },
             claims: vec![ClaimCount {
                 result: "granted",
+                transport: "tcp",
+                count: 2,
+            }],
+            claim_tags: vec![ClaimCount {
+                result: "verified",
                 transport: "tcp",
                 count: 2,
             }],

@@ -14,6 +14,7 @@ use super::wire::{
     challenge_for, check_response_header, parse_response_body, request_frame, AnswerError,
     Claimer, Part, Target, CHALLENGE_BYTES, REQUEST_BYTES, RESPONSE_HEADER_BYTES,
 };
+use crate::claim_auth::{ClaimAuth, ClaimFields};
 use crate::protocol::{ChallengeCore, Coin, CHALLENGE_CORE_BYTES};
 
 /// How one connection attempt ended.
@@ -35,25 +36,44 @@ impl Failure {
     }
 }
 
-/// Fresh challenges for one call's connections: one read of the OS's randomness for a
-/// batch (every first connection and hedge of a call), instead of one per connection.
-/// The one place peer challenges get their randomness.
-pub(super) struct Challenges {
+/// The challenges of one call's connections. With a claim key, each is the tag of its
+/// claim (`src/claim_auth.rs`: this server, the peer, the ticket, the coin id, the time
+/// window), so a keyed peer knows the claim is this RAIDA's whatever address it comes
+/// from. Without one, fresh random bytes: one read of the OS's randomness for a batch
+/// (every first connection and hedge of a call), instead of one per connection. The one
+/// place peer challenges are made.
+pub(super) struct Challenges<'a> {
+    auth: Option<&'a ClaimAuth>,
     random: Vec<u8>,
     used: usize,
 }
 
-impl Challenges {
-    /// Room for `count` challenges per batch; nothing is read until the first is needed.
-    pub(super) fn new(count: usize) -> Challenges {
+impl<'a> Challenges<'a> {
+    /// Room for `count` random challenges per batch (none is read with `auth`, nor until
+    /// the first is needed).
+    pub(super) fn new(count: usize, auth: Option<&'a ClaimAuth>) -> Challenges<'a> {
         let bytes = CHALLENGE_CORE_BYTES * count.max(1);
         Challenges {
+            auth,
             random: vec![0; bytes],
             used: bytes,
         }
     }
 
-    pub(super) fn next(&mut self) -> Result<[u8; CHALLENGE_BYTES], Failure> {
+    /// The challenge of `claimer`'s claim of `target`'s ticket.
+    pub(super) fn next(
+        &mut self,
+        target: Target,
+        claimer: Claimer,
+    ) -> Result<[u8; CHALLENGE_BYTES], Failure> {
+        if let Some(auth) = self.auth {
+            return Ok(challenge_for(&auth.challenge(ClaimFields {
+                claimer: claimer.raida_no,
+                peer: target.raida,
+                coin_id: claimer.coin_id,
+                ticket: target.ticket,
+            })));
+        }
         if self.used == self.random.len() {
             // No challenge from a predictable source: when the OS cannot give random
             // bytes, the peer is not asked at all (and the next call tries again).
@@ -289,4 +309,47 @@ impl Connection {
 
 fn io_failure(kind: io::ErrorKind) -> Failure {
     Failure::Answer(AnswerError::Io(kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claim_auth::{ClaimKeys, ManualWallClock};
+
+    const CLAIMER: Claimer = Claimer {
+        raida_no: 7,
+        coin_id: 6,
+        source: None,
+    };
+
+    /// With a claim key every challenge is its claim's tag (and its CRC); without one,
+    /// fresh random bytes per connection.
+    #[test]
+    fn challenges_are_tags_with_a_key_and_random_without() {
+        let target = |raida, ticket| Target {
+            raida,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            ticket,
+        };
+        let clock = ManualWallClock::default();
+        clock.0.store(1_800_000_000, std::sync::atomic::Ordering::SeqCst);
+        let keys = ClaimKeys::new(&[0x42; 32], None);
+        let auth = ClaimAuth::with_clock(keys.clone(), Box::new(clock));
+        let mut tagged = Challenges::new(4, Some(&auth));
+        for (raida, ticket) in [(4, 0x0102_0304), (9, 77)] {
+            let fields = ClaimFields {
+                claimer: CLAIMER.raida_no,
+                peer: raida,
+                coin_id: CLAIMER.coin_id,
+                ticket,
+            };
+            let made = tagged.next(target(raida, ticket), CLAIMER).ok().unwrap();
+            assert_eq!(made, challenge_for(&keys.challenge(fields, 1_800_000_000)));
+        }
+        let mut random = Challenges::new(4, None);
+        let a = random.next(target(4, 1), CLAIMER).ok().unwrap();
+        let b = random.next(target(4, 1), CLAIMER).ok().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(&a[12..], &crate::protocol::challenge_crc(&a[..12]).to_be_bytes());
+    }
 }

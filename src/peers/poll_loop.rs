@@ -122,7 +122,7 @@ pub fn ask_peers<C: Collector + ?Sized>(
     let pending = states.iter().filter(|s| s.is_pending()).count();
     let deadline_passed = !collector.is_decided(pending)
         && drive(
-            &client.budget,
+            client,
             targets,
             claimer,
             deadline,
@@ -150,7 +150,7 @@ pub fn ask_peers<C: Collector + ?Sized>(
 
 /// The readiness loop of [`ask_peers`]; true when it ended at the deadline.
 pub(super) fn drive<C: Collector + ?Sized>(
-    budget: &Budget,
+    client: &PeerClient,
     targets: &[Target],
     claimer: Claimer,
     deadline: Instant,
@@ -159,13 +159,13 @@ pub(super) fn drive<C: Collector + ?Sized>(
     collector: &mut C,
 ) -> bool {
     let mut call = Call {
-        budget,
+        budget: &client.budget,
         targets,
         claimer,
         hedge_limits,
         peers,
         connections: Vec::with_capacity(targets.len()),
-        challenges: Challenges::new(2 * targets.len()),
+        challenges: Challenges::new(2 * targets.len(), client.auth.as_deref()),
         slot_retry: SLOT_RETRY_FIRST,
         ready: Vec::with_capacity(targets.len()),
     };
@@ -204,7 +204,8 @@ struct Call<'a> {
     hedge_limits: &'a [Duration],
     peers: &'a mut [PeerState],
     connections: Vec<Connection>,
-    challenges: Challenges,
+    /// The challenge (with a claim key, the tag) of each connection.
+    challenges: Challenges<'a>,
     /// The wait before asking the budget again while it is short of slots.
     slot_retry: Duration,
     /// Per connection (same order): what the last poll reported.
@@ -289,7 +290,7 @@ impl Call<'_> {
         } else {
             state.started = true;
         }
-        let opened = self.challenges.next().and_then(|challenge| {
+        let opened = self.challenges.next(self.targets[peer], self.claimer).and_then(|challenge| {
             Connection::open(self.targets[peer], self.claimer, peer, hedge, permit, challenge)
         });
         match opened {

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -648,6 +649,9 @@ class Tool(unittest.TestCase):
         os.symlink(os.path.join(folder, "Data", "01"), os.path.join(folder, "Data", "02"))
         lib = ("--lib", ARGS.lib)
         run = lambda *args, code: self.run_json(*args, code=code, keep_schema_version=True)  # noqa: E731
+        keys = tempfile.mkdtemp(prefix="raida-keygen-json-")
+        self.addCleanup(shutil.rmtree, keys)
+        first, second = os.path.join(keys, "first.key"), os.path.join(keys, "second.key")
         prom = os.path.join(folder, "raida_healing.prom")
         with open(prom, "w") as f:
             f.write(METRICS_SAMPLE)
@@ -656,6 +660,8 @@ class Tool(unittest.TestCase):
             f.write("not a sample line\n")
         return {
             "metrics": [run("metrics", prom, code=0), run("metrics", junk, code=1)],
+            "keygen": [run("keygen", first, code=0),
+                       run("keygen", "--rotate", first, second, code=0)],
             "check": [run("check", *lib, code=0), run("check", ARGS.fake_abi, code=1)],
             "read": [run("read", folder, *lib, "1:5000", "1:5003", "2:1", code=1),
                      run("read", folder, "--lock", *lib, "1:5000", code=0)],
@@ -723,6 +729,58 @@ class Tool(unittest.TestCase):
             self.assertIn("usage: raida-healing", run.stderr)
         self.assertIn("serial number must be 0..1023999",
                       self.run_tool("read", "/x", "1:99999999").stderr)
+
+    def test_keygen_writes_a_private_key_file_and_never_overwrites(self):
+        folder = tempfile.mkdtemp(prefix="raida-keygen-")
+        self.addCleanup(shutil.rmtree, folder)
+        path = os.path.join(folder, "claim.key")
+        report = self.run_json("keygen", path, code=0)
+        st = os.lstat(path)
+        self.assertEqual((stat.S_IFMT(st.st_mode), st.st_mode & 0o7777, st.st_uid),
+                         (stat.S_IFREG, 0o600, os.geteuid()))
+        with open(path) as f:
+            text = f.read()
+        keys = rh.parse_claim_key_file(text)
+        self.assertEqual(sorted(keys), ["current"])
+        self.assertEqual(len(keys["current"]), 32)
+        self.assertEqual(report, {"file": path, "key_id": rh.claim_key_id(keys["current"]),
+                                  "previous_key_id": None, "ok": True})
+        self.assertNotIn(keys["current"].hex(), json.dumps(report))
+        # The key id is the library's (the vector of docs/wire-protocol.md).
+        self.assertEqual(rh.claim_key_id(bytes(range(32))), "8332")
+        # Never overwritten, and no link written through.
+        run = self.run_tool("keygen", path)
+        self.assertEqual((run.returncode, run.stdout), (3, ""))
+        self.assertEqual(run.stderr, "keygen: %s: exists; a key file is never overwritten "
+                         "(write a new one and rename it)\n" % path)
+        with open(path) as f:
+            self.assertEqual(f.read(), text)
+        link, aim = os.path.join(folder, "link.key"), os.path.join(folder, "aim")
+        os.symlink(aim, link)
+        self.assertEqual(self.run_tool("keygen", link).returncode, 3)
+        self.assertFalse(os.path.exists(aim))
+        # --rotate: a fresh current, the old current as previous.
+        rolled = os.path.join(folder, "rolled.key")
+        run = self.run_tool("keygen", "--rotate", path, "--owner", "nobody", rolled)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        new = rh.parse_claim_key_file(open(rolled).read())
+        self.assertEqual(new["previous"], keys["current"])
+        self.assertNotEqual(new["current"], keys["current"])
+        self.assertEqual(run.stdout, "keygen: wrote %s (mode 0600), key id %s, previous key id "
+                         "%s\n" % (rolled, rh.claim_key_id(new["current"]),
+                                    rh.claim_key_id(keys["current"])))
+        if os.geteuid() == 0:
+            self.assertEqual(os.lstat(rolled).st_uid, rh.pwd.getpwnam("nobody").pw_uid)
+        # An old key file others may read is refused, and nothing is written.
+        os.chmod(path, 0o640)
+        again = os.path.join(folder, "again.key")
+        run = self.run_tool("keygen", "--rotate", path, again)
+        self.assertEqual((run.returncode, run.stderr), (3, "keygen: %s: mode 0640 lets others "
+                         "in; a key file is 0600 or stricter\n" % path))
+        self.assertFalse(os.path.exists(again))
+        run = self.run_tool("keygen", "--owner", "no-such-account-here", again)
+        self.assertEqual(run.returncode, 2)
+        self.assertFalse(os.path.exists(again))
 
     def test_check(self):
         run = self.run_tool("check", ARGS.lib)
