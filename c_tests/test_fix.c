@@ -609,6 +609,20 @@ static void refused_client(void)
     rq_result_free(&r);
     CHECK_INT(fake_peer_requests(&peers[0]), asked); /* no peer asked */
     CHECK_INT(host_log_count("fix: refused (160) from 192.0.2.9"), 1);
+    /* Four more refusals within the minute. The kind "fix_refused" has written two lines
+     * (the client's cut-off and its first refusal) of its 3 a minute: one more line, three
+     * held back, and the metrics count the three. */
+    for (int i = 0; i < 4; i++) {
+        r = fix_from("192.0.2.9", payload, n);
+        CHECK_INT(r.status, RAIDA_STATUS_REQUEST_RATE);
+        rq_result_free(&r);
+    }
+    CHECK_INT(host_log_count("fix: refused (160) from 192.0.2.9"), 2);
+    static char metrics[1 << 17];
+    size_t length = raida_healing_metrics_text(metrics, sizeof metrics);
+    CHECK(length > 0 && length < sizeof metrics, "metrics text of %zu bytes", length);
+    CHECK(strstr(metrics, "\nraida_healing_log_lines_suppressed_total{raida=\"7\",kind=\"fix_refused\"} 3\n")
+          != NULL, "no suppressed fix_refused count of 3 in:\n%s", metrics);
     r = fix_from("192.0.2.10", payload, n);
     CHECK_INT(r.status, RAIDA_STATUS_ALL_FAIL);
     rq_result_free(&r);

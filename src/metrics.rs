@@ -43,6 +43,9 @@ pub struct Snapshot {
     /// Sources the guess throttle tracks, by transport, and its bound per transport
     /// (`None`: not collected, no samples).
     pub throttle: Option<ThrottleFigures>,
+    /// Log lines a remote party caused that the per-kind limit held back, by kind (the
+    /// claim gate's and the fix gate's together).
+    pub suppressed_log_lines: Vec<(&'static str, u64)>,
     /// Writes of the metrics file that failed.
     pub file_write_failures: u64,
 }

@@ -487,7 +487,7 @@ def a_raida_behind_nat_says_once_that_listed_peers_refuse_its_claims():
         line = ("peer client: this server's listed address 127.0.0.100 (its own entry in "
                 "raida_servers) is not an address of this host (behind NAT?): its claims leave "
                 "from another address, and peers under RAIDA_HEALING_CLAIM_POLICY=listed will "
-                "refuse them")
+                "refuse them unless both hold the claim key (RAIDA_HEALING_CLAIM_KEY_FILE)")
         check_eq(net.log_text(0).count(line), 1, "the NAT line, once over two fixes")
 
 

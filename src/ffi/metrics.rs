@@ -57,6 +57,18 @@ fn node_config(process: &Process) -> Option<crate::commands::NodeConfig> {
     process.opened.read().as_ref().map(|o| o.config.clone())
 }
 
+/// Lines held back per kind by the claim gate's and the fix gate's log limits, summed
+/// (a kind is written by one of them; a sum stays right if that ever changes).
+fn suppressed_log_lines(process: &Process) -> Vec<(&'static str, u64)> {
+    let claims = process.claims.log_limits().suppressed_counts();
+    let fixes = process.fixes.log_limits().suppressed_counts();
+    claims
+        .iter()
+        .zip(&fixes)
+        .map(|(&(kind, a), &(_, b))| (kind.name(), a + b))
+        .collect()
+}
+
 /// Every peer the health table knows, one entry per RAIDA index: counters summed over the
 /// addresses it had, gauges from the address the config gives it now (else the last).
 fn peer_figures(
@@ -207,6 +219,7 @@ pub(super) fn collect(process: &Process) -> Snapshot {
             udp_sources: process.claims.tracked(Transport::Datagram) as u64,
             limit: crate::claims::MAX_TRACKED_SOURCES as u64,
         }),
+        suppressed_log_lines: suppressed_log_lines(process),
         file_write_failures: process
             .metrics_writer
             .as_ref()

@@ -291,6 +291,12 @@ pub fn render(s: &Snapshot) -> String {
         t.sample("raida_healing_claim_throttle_sources_limit", &[], throttle.limit);
     }
 
+    // The log's own limits.
+    t.family("raida_healing_log_lines_suppressed_total", Counter, "Log lines a remote party caused that the per-kind limit held back (at most 3 a minute per kind are written), by kind.");
+    for &(kind, count) in &s.suppressed_log_lines {
+        t.sample("raida_healing_log_lines_suppressed_total", &[("kind", kind)], count);
+    }
+
     // The file itself.
     t.family("raida_healing_metrics_file_write_failures_total", Counter, "Writes of the metrics file (RAIDA_HEALING_METRICS_FILE) that failed.")
         .sample("raida_healing_metrics_file_write_failures_total", &[], s.file_write_failures);
@@ -417,6 +423,7 @@ mod tests {
                 count: 2,
             }],
             throttle: Some(super::super::ThrottleFigures::default()),
+            suppressed_log_lines: vec![("fix_refused", 4)],
             ..Snapshot::default()
         }
     }

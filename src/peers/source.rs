@@ -69,7 +69,8 @@ pub fn not_local_line(ip: Ipv4Addr) -> String {
     format!(
         "peer client: this server's listed address {ip} (its own entry in raida_servers) is \
          not an address of this host (behind NAT?): its claims leave from another address, \
-         and peers under RAIDA_HEALING_CLAIM_POLICY=listed will refuse them"
+         and peers under RAIDA_HEALING_CLAIM_POLICY=listed will refuse them unless both \
+         hold the claim key (RAIDA_HEALING_CLAIM_KEY_FILE)"
     )
 }
 
