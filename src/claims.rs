@@ -389,6 +389,11 @@ impl ClaimGate {
     pub fn tracked(&self, transport: Transport) -> usize {
         self.throttle.tracked(transport)
     }
+
+    /// Sources of `transport` the throttle has cut off now (the metrics).
+    pub fn cut_off(&self, transport: Transport) -> usize {
+        self.throttle.cut_off(transport, self.clock.now())
+    }
 }
 
 /// Seconds between two tag counts lines.

@@ -120,4 +120,7 @@ pub struct ThrottleFigures {
     pub udp_sources: u64,
     /// Sources tracked at most, per transport.
     pub limit: u64,
+    /// Sources cut off now over TCP and over UDP (the shared overflow allowance as one).
+    pub tcp_cut_off: u64,
+    pub udp_cut_off: u64,
 }

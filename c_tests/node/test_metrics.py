@@ -418,6 +418,8 @@ def tickets_and_claims_are_counted_exactly():
                      "the failed claim's source is tracked")
             check_eq(value(s, "raida_healing_claim_throttle_sources", transport="udp", **r), 0,
                      "no UDP source")
+            check_eq(value(s, "raida_healing_claim_throttle_cut_off_sources", transport="tcp", **r),
+                     0, "one failed claim cuts nobody off")
             with open(prom, "rb") as f:
                 run = subprocess.run([PROMTOOL, "check", "metrics"], input=f.read(),
                                      capture_output=True)

@@ -449,6 +449,19 @@ impl GuessThrottle {
         self.table(transport).lock().sources.len()
     }
 
+    /// Sources of `transport` cut off at `now`: each with an entry of its own (failing or
+    /// standing), and the shared overflow allowance as one.
+    pub fn cut_off(&self, transport: Transport, now: Duration) -> usize {
+        let table = self.table(transport).lock();
+        table.sources.values().filter(|a| a.cut_off(now)).count()
+            + table
+                .standing
+                .values()
+                .filter(|s| s.allowance.cut_off(now))
+                .count()
+            + usize::from(table.overflow.cut_off(now))
+    }
+
     /// Sources of `transport` with a standing place now.
     pub fn standing(&self, transport: Transport) -> usize {
         self.table(transport).lock().standing.len()
@@ -522,6 +535,9 @@ mod tests {
         assert_eq!(throttle.check(guesser, now), SourceVerdict::Allowed);
         lines.extend(throttle.failed(guesser, now));
         assert_eq!(lines.len(), 1, "the failure beyond the burst cuts it off");
+        assert_eq!(throttle.cut_off(Transport::Stream, now), 1);
+        assert_eq!(throttle.cut_off(Transport::Datagram, now), 0);
+        assert_eq!(throttle.cut_off(Transport::Stream, now + 301 * S), 0, "its cooldown ended");
         assert!(lines[0].contains("192.0.2.7 failed more than 60 claims"), "{}", lines[0]);
         // a thousand more claims in the next 59 s: all refused, nothing more logged
         for i in 0..1000u32 {

@@ -218,6 +218,8 @@ pub(super) fn collect(process: &Process) -> Snapshot {
             tcp_sources: process.claims.tracked(Transport::Stream) as u64,
             udp_sources: process.claims.tracked(Transport::Datagram) as u64,
             limit: crate::claims::MAX_TRACKED_SOURCES as u64,
+            tcp_cut_off: process.claims.cut_off(Transport::Stream) as u64,
+            udp_cut_off: process.claims.cut_off(Transport::Datagram) as u64,
         }),
         suppressed_log_lines: suppressed_log_lines(process),
         file_write_failures: process

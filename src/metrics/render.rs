@@ -286,6 +286,11 @@ pub fn render(s: &Snapshot) -> String {
         t.sample("raida_healing_claim_throttle_sources", &[("transport", "tcp")], throttle.tcp_sources)
             .sample("raida_healing_claim_throttle_sources", &[("transport", "udp")], throttle.udp_sources);
     }
+    t.family("raida_healing_claim_throttle_cut_off_sources", Gauge, "Claim sources the guess throttle refuses now (cut off for failed claims), by transport; sources sharing the overflow allowance count as one.");
+    if let Some(throttle) = &s.throttle {
+        t.sample("raida_healing_claim_throttle_cut_off_sources", &[("transport", "tcp")], throttle.tcp_cut_off)
+            .sample("raida_healing_claim_throttle_cut_off_sources", &[("transport", "udp")], throttle.udp_cut_off);
+    }
     t.family("raida_healing_claim_throttle_sources_limit", Gauge, "Claim sources the guess throttle tracks at most, per transport.");
     if let Some(throttle) = &s.throttle {
         t.sample("raida_healing_claim_throttle_sources_limit", &[], throttle.limit);
