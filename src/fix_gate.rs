@@ -190,6 +190,9 @@ pub struct FixGate {
     clients: Mutex<Clients>,
     clock: Box<dyn Clock>,
     log_limits: LogLimits,
+    /// This server holds the network's claim key: its claims carry tags, which a keyed
+    /// peer verifies and then never throttles, so no failed-claim allowance is kept.
+    tags_claims: bool,
 }
 
 impl Default for FixGate {
@@ -207,7 +210,16 @@ impl FixGate {
             clients: Mutex::new(Clients::default()),
             clock,
             log_limits: LogLimits::default(),
+            tags_claims: false,
         }
+    }
+
+    /// The gate of a server that holds the claim key (`true`): the peers' failed-claim
+    /// allowances are neither kept nor spent (a keyed peer never throttles a verified
+    /// claim); clients' strikes still count.
+    pub fn tagging_claims(mut self, tags_claims: bool) -> FixGate {
+        self.tags_claims = tags_claims;
+        self
     }
 
     /// The limits of fix's log lines (and the counts of lines held back).
@@ -249,7 +261,7 @@ impl FixGate {
             // No address: the server's own callers (tests, ops) are not wallets.
             None => true,
         };
-        if !good {
+        if !good && !self.tags_claims {
             let allowances = self.peers.lock();
             let open = peers
                 .iter()
@@ -272,13 +284,17 @@ impl FixGate {
     /// that peer's allowance, or `false` (the claim is not sent) when the allowance is
     /// spent for a client of this standing.
     pub fn take(&self, account: &mut FixAccount, raida: u8) -> bool {
-        let now = self.clock.now();
-        let mut allowances = self.peers.lock();
-        let allowance = &mut allowances[usize::from(raida)];
-        if allowance.owed(now, SPEND_REFILL) >= Self::ceiling(account.good) {
-            return false;
+        if !self.tags_claims {
+            let now = self.clock.now();
+            let mut allowances = self.peers.lock();
+            let allowance = &mut allowances[usize::from(raida)];
+            if allowance.owed(now, SPEND_REFILL) >= Self::ceiling(account.good) {
+                return false;
+            }
+            allowance.spend(now, SPEND_REFILL);
         }
-        allowance.spend(now, SPEND_REFILL);
+        // Held even when nothing was spent: its answer still counts for or against the
+        // client.
         account.held[usize::from(raida)] += 1;
         true
     }
@@ -296,7 +312,7 @@ impl FixGate {
             ClaimFate::NotCounted => {}
         }
         *slot -= 1;
-        if fate != ClaimFate::Unknown {
+        if fate != ClaimFate::Unknown && !self.tags_claims {
             self.peers.lock()[usize::from(raida)].refund(self.clock.now(), SPEND_REFILL);
         }
     }
@@ -307,7 +323,7 @@ impl FixGate {
     /// client is now refused.
     pub fn finish(&self, account: FixAccount) -> Option<String> {
         let now = self.clock.now();
-        if account.unknown == 0 {
+        if account.unknown == 0 && !self.tags_claims {
             let mut allowances = self.peers.lock();
             for (raida, &held) in account.held.iter().enumerate() {
                 for _ in 0..held {
@@ -465,6 +481,26 @@ mod tests {
         assert_eq!(ClaimFate::of_status(44), ClaimFate::Confirmed);
         assert_eq!(ClaimFate::of_status(43), ClaimFate::Unknown);
         assert_eq!(ClaimFate::of_status(16), ClaimFate::NotCounted);
+    }
+
+    #[test]
+    fn with_the_claim_key_peers_keep_no_allowance_but_clients_still_strike() {
+        let clock = ManualClock::default();
+        let gate = FixGate::with_clock(Box::new(clock.clone())).tagging_claims(true);
+        // A thousand addresses' bogus fixes owe the peers nothing (keyed peers never
+        // throttle a verified claim), and a new wallet still heals.
+        for i in 0..6_000u32 {
+            let _ = bogus(&gate, ip(i % 1000));
+        }
+        for &p in &PEERS {
+            assert_eq!(gate.owed_to(p), 0);
+        }
+        assert_eq!(honest(&gate, ip(9_999)), Ok(13));
+        // Each of those addresses was still refused after its strikes.
+        assert!(matches!(
+            gate.admit(ip(1), &PEERS, 13),
+            Err(FixRefusal::ClientRefused { .. })
+        ));
     }
 
     #[test]

@@ -8,6 +8,7 @@ on fresh ports. Every process started is stopped by Network.close() (use `with`)
 peers (a slot's listener in this process) come from the kit, raida_wire.py.
 """
 
+import argparse
 import ctypes
 import os
 import shutil
@@ -320,3 +321,19 @@ class Network:
     def call(self, i, command, payload, timeout=20.0, **kw):
         """rw.call to RAIDA i (kw: challenge, source)."""
         return rw.call(self.addr(i), i, command, payload, self.coin_id, timeout=timeout, **kw)
+
+
+def test_program_args(doc, before_signals=None):
+    """The command line every node-network test program takes: --node (the raida_node
+    binary) and -k (run only tests whose name contains it). Returns (absolute node path,
+    k). before_signals runs first (e.g. entering a network namespace); then SIGTERM (a CI
+    timeout, make stopped) unwinds like Ctrl-C, so the running test's network stops its
+    nodes (resuming paused ones) and removes its folder."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--node", default="build/raida_node", help="the raida_node binary")
+    ap.add_argument("-k", default="", help="run only tests whose name contains this")
+    args = ap.parse_args()
+    if before_signals is not None:
+        before_signals()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return os.path.abspath(args.node), args.k

@@ -11,11 +11,9 @@ implementation of docs/wire-protocol.md's construction of its own. Ends with "N 
 failed".
 """
 
-import argparse
 import concurrent.futures
 import errno
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -350,14 +348,8 @@ def enter_network_namespace():
 
 def main():
     global NODE_BIN
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--node", default="build/raida_node", help="the raida_node binary")
-    ap.add_argument("-k", default="", help="run only tests whose name contains this")
-    args = ap.parse_args()
-    NODE_BIN = os.path.abspath(args.node)
-    enter_network_namespace()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    return tally.run_functions(TESTS, "claim authentication tests", args.k)
+    NODE_BIN, only = netlab.test_program_args(__doc__, before_signals=enter_network_namespace)
+    return tally.run_functions(TESTS, "claim authentication tests", only)
 
 
 if __name__ == "__main__":

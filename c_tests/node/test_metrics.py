@@ -11,7 +11,6 @@ every wait is for a condition. Needs Debian's prometheus-node-exporter and prome
 (promtool) packages, which .ci/run installs; without them the suite fails and says so.
 """
 
-import argparse
 import json
 import os
 import random
@@ -456,13 +455,8 @@ def the_dashboard_queries_are_promql():
 
 def main():
     global NODE_BIN
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--node", default="build/raida_node", help="the raida_node binary")
-    ap.add_argument("-k", default="", help="run only tests whose name contains this")
-    args = ap.parse_args()
-    NODE_BIN = os.path.abspath(args.node)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    return tally.run_functions(TESTS, "metrics tests", args.k)
+    NODE_BIN, only = netlab.test_program_args(__doc__)
+    return tally.run_functions(TESTS, "metrics tests", only)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ started. Pass/fail never depends on speed; timeouts are only safety nets. Ends w
 "N passed, M failed"; exit status 1 when anything failed.
 """
 
-import argparse
 import concurrent.futures
 import os
 import random
@@ -634,15 +633,8 @@ def a_node_restarted_after_a_fix_keeps_the_new_an():
 
 def main():
     global NODE_BIN
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--node", default="build/raida_node", help="the raida_node binary")
-    ap.add_argument("-k", default="", help="run only tests whose name contains this")
-    args = ap.parse_args()
-    NODE_BIN = os.path.abspath(args.node)
-    # SIGTERM (a CI timeout, make stopped) unwinds like Ctrl-C: the running test's network
-    # stops its nodes (resuming paused ones) and removes its folder.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    return tally.run_functions(TESTS, "network tests", args.k)  # a -k that matches nothing fails
+    NODE_BIN, only = netlab.test_program_args(__doc__)
+    return tally.run_functions(TESTS, "network tests", only)  # a -k that matches nothing fails
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ impl Process {
             peer_options: settings.peer_options(),
             tickets: TicketPool::default(),
             claims: ClaimGate::new(settings.claim_policy).with_auth(auth.clone()),
-            fixes: FixGate::default(),
+            fixes: FixGate::default().tagging_claims(auth.is_some()),
             peers: PeerClient::new(settings.max_peer_connections).with_auth(auth),
             opened: RwLock::new(None),
             command_stats: CommandStats::default(),
