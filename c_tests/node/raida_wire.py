@@ -460,6 +460,18 @@ class FakePeer:
                     pass
 
 
+def claim_answer(claimed, ticket, claimer, listing):
+    """A fake peer's validate_ticket answer, (status, listing): 43 for an unknown ticket
+    (listing None), 44 when `claimer` claimed it before, else 250 with the listing, and the
+    claim recorded in `claimed` (a set of (ticket, claimer))."""
+    if listing is None:
+        return NO_TICKET_FOUND, None
+    if (ticket, claimer) in claimed:
+        return TICKET_CLAIMED_ALREADY, None
+    claimed.add((ticket, claimer))
+    return SUCCESS, listing
+
+
 class TicketPeer(FakePeer):
     """An honest peer's validate_ticket side: 250 and the coins of the ticket (once per
     claimer, then 44), 43 for an unknown ticket; `answers`: ticket -> [(den, sn)]
@@ -474,13 +486,8 @@ class TicketPeer(FakePeer):
         claimer, ticket = body[16], int.from_bytes(body[17:21], "big")
         with self.lock:
             coins = self.answers.get(ticket)
-            if coins is None:
-                status, listing = NO_TICKET_FOUND, None
-            elif (ticket, claimer) in self.claimed:
-                status, listing = TICKET_CLAIMED_ALREADY, None
-            else:
-                self.claimed.add((ticket, claimer))
-                status, listing = SUCCESS, b"".join(coin_bytes(d, s) for d, s in coins)
+            listing = None if coins is None else b"".join(coin_bytes(d, s) for d, s in coins)
+            status, listing = claim_answer(self.claimed, ticket, claimer, listing)
         self.answer(conn, head, body, status, listing)
 
 
@@ -534,14 +541,8 @@ class LegacyPeer(FakePeer):
         elif head[5] == CMD_VALIDATE_TICKET:
             claimer, ticket = payload[0], int.from_bytes(payload[1:5], "big")
             with self.lock:
-                coins = self.tickets.get(ticket)
-                if coins is None:
-                    status, listing = NO_TICKET_FOUND, None
-                elif (ticket, claimer) in self.claimed:
-                    status, listing = TICKET_CLAIMED_ALREADY, None
-                else:
-                    self.claimed.add((ticket, claimer))
-                    status, listing = SUCCESS, coins
+                status, listing = claim_answer(self.claimed, ticket, claimer,
+                                               self.tickets.get(ticket))
             self.answer(conn, head, body, status, listing)
         else:
             self.answer(conn, head, body, INVALID_COMMAND)
