@@ -8,7 +8,7 @@
 # `make help` prints the lines starting with "##" in this file and in mk/*.mk.
 #
 ## make                    the release library (target/release/libraida_healing.{so,a}) and the man page (build/raida-healing.1); the header is committed
-## make test               every test suite below that says "(make test)": one line per suite ([i/N] NAME ... passed in T s), logs in build/logs/, a tally line; on a failure the first error line (TEST_STOP=1 stops there)
+## make test               every test suite below that says "(make test)": one line per suite ([i/N] NAME ... passed in T s), logs in build/logs/, a tally line; on a failure the first error line and the log's last 8 lines (TEST_STOP=1 stops there)
 ## make help               this list
 ## make install            builds nothing (make && sudo make install): stripped libs + debug file (STRIP=0: unstripped, no debug file), header, .pc, the ops tool (module, command, man page), licences and docs; runs ldconfig or says how the library is found; PREFIX LIBDIR INCLUDEDIR BINDIR PKGCONFIGDIR DEBUGDIR PYTHONDIR DOCDIR MANDIR DATADIR DESTDIR STRIP
 ## make uninstall          removes what `make install` put there and the directories it created; runs ldconfig where install did
@@ -240,7 +240,7 @@ clippy:
 TEST_SUITES = lib cargo-test check-header check-abi check-docs $(TEST_TARGETS)
 
 # Runs each suite as its own `make SUITE` with its output in build/logs/SUITE.log, one line
-# per suite, the tally at the end; a failed suite's first error line and log are shown
+# per suite, the tally at the end; a failed suite's first error line, log path and last lines are shown
 # (tools/run_suites.py). TEST_STOP=1 stops at the first failure.
 test:
 	@python3 tools/run_suites.py --make "$(MAKE)" --logs $(BUILD)/logs \
@@ -266,7 +266,9 @@ DOC_FILES := README.md CHANGELOG.md LICENSE-MIT LICENSE-APACHE
 # What an operator or a packager reads (README links to them under docs/).
 DOC_PAGES := docs/abi.md docs/fix.md docs/legacy-host.md docs/standalone.md docs/tickets.md docs/wire-protocol.md
 # Directories only this project puts files in: uninstall always removes them.
-OWN_DIRS := $(PYTHONDIR) $(LIBDIR)/raida-healing $(DOCDIR)/docs $(DOCDIR)
+# (Python writes the module's bytecode into PYTHONDIR/__pycache__ when the tool first runs
+# with write access there, e.g. as root: uninstall removes that too, as py3clean would.)
+OWN_DIRS := $(PYTHONDIR)/__pycache__ $(PYTHONDIR) $(LIBDIR)/raida-healing $(DOCDIR)/docs $(DOCDIR)
 INSTALL_DIRS := $(LIBDIR) $(if $(filter 0,$(STRIP)),,$(DEBUGDIR)) $(INCLUDEDIR) $(PKGCONFIGDIR) \
 	$(BINDIR) $(PYTHONDIR) $(DOCDIR)/docs $(MANDIR)/man1
 OWN_DIRS += $(DATADIR)/prometheus $(DATADIR)/grafana $(DATADIR)
@@ -308,7 +310,7 @@ endif
 	install -m 0644 monitoring/raida_healing_dashboard.json $(DESTDIR)$(DATADIR)/grafana/
 	@LDCONFIG="$(LDCONFIG)" sh mk/install_note.sh "$(DESTDIR)" "$(LIBDIR)" "$(SOVERSION)" "$(PYTHONDIR)"
 
-# Every file install may have written (either STRIP), then this project's own directories,
+# Every file install may have written (either STRIP) and the module's bytecode, then this project's own directories,
 # then the directories install created (deepest first, each only when empty), then
 # ldconfig where install ran it (mk/install_note.sh uninstall).
 uninstall:
@@ -316,7 +318,8 @@ uninstall:
 		$(DESTDIR)$(DEBUGDIR)/$(SO_FILE).debug $(DESTDIR)$(INCLUDEDIR)/raida_healing.h \
 		$(DESTDIR)$(PKGCONFIGDIR)/raida_healing.pc $(DESTDIR)$(BINDIR)/raida-healing \
 		$(DESTDIR)$(PYTHONDIR)/raida_healing.py $(DESTDIR)$(MANDIR)/man1/raida-healing.1 \
-		$(addprefix $(DESTDIR)$(DOCDIR)/,$(DOC_FILES)) $(addprefix $(DESTDIR)$(DOCDIR)/,$(DOC_PAGES))
+		$(addprefix $(DESTDIR)$(DOCDIR)/,$(DOC_FILES)) $(addprefix $(DESTDIR)$(DOCDIR)/,$(DOC_PAGES)) \
+		$(DESTDIR)$(PYTHONDIR)/__pycache__/raida_healing.*.pyc
 	rm -f $(DESTDIR)$(DATADIR)/prometheus/raida_healing_alerts.yml $(DESTDIR)$(DATADIR)/prometheus/raida_healing_alerts_test.yml $(DESTDIR)$(DATADIR)/grafana/raida_healing_dashboard.json
 	@created=$(DESTDIR)$(LIBDIR)/raida-healing/installed-directories; \
 	dirs=$$(cat "$$created" 2>/dev/null | sort -r); rm -f "$$created"; \

@@ -25,9 +25,10 @@
 #      DOCDIR;
 #   5. LIBDIR, INCLUDEDIR, BINDIR and DESTDIR move each part (the .pc names the final paths);
 #   S. STRIP=0: the libraries as built (debug info in the .so), no debug file;
-#   6. uninstall removes every file and every directory install created, and nothing that
-#      was there before; after the system recipe it runs ldconfig, and the loader's cache
-#      no longer names the library; install without a build says so and fails.
+#   6. uninstall removes every file and every directory install created (and the module's
+#      bytecode, which running the tool wrote), and nothing that was there before; after
+#      the system recipe it runs ldconfig, and the loader's cache no longer names the
+#      library; install without a build says so and fails.
 set -euo pipefail
 MAKE_CMD=$1 CC=$2 CWARN=$3 SOVERSION=$4 VERSION=$5
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,7 +40,12 @@ MAX_SO=1500000
 MAX_STATIC=22000000
 MAX_DEBUG=8000000
 
-fail() { echo "install-test: $*" >&2; exit 1; }
+# "FAILED" is what `make test` looks for in a log to show as the suite's first error line.
+fail() { echo "install-test: FAILED: $*" >&2; exit 1; }
+# The tool below runs with write access to its module's folder, as it does when root runs
+# it: Python then writes the module's bytecode there, and uninstall (6.) must remove it
+# whatever the caller's environment says.
+unset PYTHONDONTWRITEBYTECODE
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
@@ -201,6 +207,8 @@ echo "$out" | grep -qx "check: ok" || fail "tool check: $out"
 out=$(cd "$tmp" && env -u RAIDA_HEALING_LIB PYTHONPATH="$pydir" python3 -c \
     'import raida_healing; lib = raida_healing.Library(raida_healing.library_path(None)); print(lib.path, lib.conn_info_size())')
 [ "$out" = "$lib/libraida_healing.so.$SOVERSION 336" ] || fail "import raida_healing: $out"
+ls "$pydir"/__pycache__/raida_healing.*.pyc >/dev/null 2>&1 \
+    || fail "running the tool wrote no bytecode into $pydir/__pycache__ (uninstall's check needs it)"
 man_page=$prefix/share/man/man1/raida-healing.1
 [ "$(stat -c %a "$man_page")" = 644 ] || fail "no man page $man_page (or not mode 644)"
 rendered=$(MANWIDTH=100 man --warnings -l "$man_page" 2>"$tmp/man.err") || fail "man -l: $(cat "$tmp/man.err")"

@@ -20,7 +20,7 @@ CT_STATIC_BIN := $(call bin,test_commands_static)
 .PHONY: c-header-test c-test c-test-build c-test-asan c-test-valgrind static-link-test install-test
 
 # The system libraries are the ones rustc reported for the archive (written with it).
-$(CT_STATIC_BIN): $(CT_SRC)/test_commands.c $(CT_HARNESS) $(C_HEADERS) $(STATIC)
+$(CT_STATIC_BIN): $(CT_SRC)/test_commands.c $(CT_HARNESS) $(C_HEADERS) $(STATIC) $(NATIVE_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(CWARN) $(CFLAGS) $(CPPFLAGS) -o $@ $(CT_SRC)/test_commands.c $(CT_HARNESS) $(STATIC) $$(cat $(NATIVE_LIBS))
 
@@ -62,7 +62,7 @@ static-link-test: $(CT_STATIC_BIN)
 
 # Installs into throw-away prefixes the ways a packager and an operator do and checks every
 # installed file: c_tests/test_install.sh (builds nothing itself: it installs with CARGO=false).
-install-test: $(SO) $(STATIC) $(MAN_PAGE)
+install-test: $(SO) $(STATIC) $(NATIVE_LIBS) $(MAN_PAGE)
 	c_tests/test_install.sh "$(MAKE)" "$(CC)" "$(CWARN)" "$(SOVERSION)" "$(VERSION)"
 
 TEST_TARGETS += c-header-test c-test c-test-asan c-test-valgrind static-link-test install-test

@@ -8,7 +8,7 @@ the screen gets one line per suite, `[i/N] SUITE ... passed in T s` (or FAILED),
 end the tally `suites: P passed, F failed` alone on its line (`, S skipped` after --stop),
 then `time: N suites in T s`. For a failed suite it also prints the first line of its log
 that reports an error (not a warning: a compiler's or assembler's warnings can precede the
-real cause by hundreds of lines) and the log's path. Without
+real cause by hundreds of lines), the log's path and the log's last 8 lines. Without
 --stop every suite runs, so the tally is complete; with --stop the first failure ends the
 run. Exit status 0 only when every suite passed.
 """
@@ -30,6 +30,10 @@ ERROR_LINE = re.compile(
     r"ERROR SUMMARY: [1-9]|[1-9]\d* failed|No space left on device|"
     r"Segmentation fault|Aborted|\*\*\* \[)"
 )
+# A failed suite's log stays on the machine that ran it; its last lines go on the screen,
+# which is all a CI page keeps.
+TAIL_LINES = 8
+
 # Lines that name the error words without being one.
 NOT_AN_ERROR = re.compile(r"^\s*warning|\b0 failed\b|ERROR SUMMARY: 0 errors|-Werror")
 
@@ -45,6 +49,13 @@ def first_error(log_path):
             if ERROR_LINE.search(text) and not NOT_AN_ERROR.search(text):
                 return text.strip()
     return last.strip() or "(the suite printed nothing)"
+
+
+def last_lines(log_path, count):
+    """The log's last `count` non-empty lines: what a CI page shows when the log stays behind."""
+    with open(log_path, errors="replace") as log:
+        lines = [line.rstrip("\n") for line in log if line.strip()]
+    return lines[-count:]
 
 
 def main():
@@ -75,7 +86,12 @@ def main():
         failed.append(suite)
         print("FAILED in %.1f s (exit %d)" % (elapsed, code), flush=True)
         print("    first error: %s" % first_error(log_path))
-        print("    log: %s" % log_path, flush=True)
+        print("    log: %s" % log_path)
+        tail = last_lines(log_path, TAIL_LINES)
+        print("    its last %d lines:" % len(tail))
+        for text in tail:
+            print("    | %s" % text)
+        sys.stdout.flush()
         if args.stop:
             break
     not_run = total - len(passed) - len(failed)

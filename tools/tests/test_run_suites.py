@@ -4,7 +4,7 @@
 Runs it on a throw-away Makefile of three suites (one passes, one fails after a page of
 assembler warnings with the real cause, ENOSPC, in the middle, one passes) and checks
 the screen: `[i/N] NAME ... passed in T s` lines, the failing suite's first error line
-(not a warning) and log path, every suite run, the tally, exit 1; with --stop, the run
+(not a warning), log path and the log's last lines, every suite run, the tally, exit 1; with --stop, the run
 ends at the failure and the tally says how many were not run. One unittest test method
 per behaviour; ends with "N passed, M failed" and exits non-zero on any failure.
 """
@@ -87,17 +87,25 @@ class RunSuitesTest(unittest.TestCase):
     def test_the_logs_path(self):
         self.assertEqual(self.line(3), "    log: logs/noisy.log", screen(self.failing))
 
+    def test_the_logs_last_lines(self):
+        # 9 lines in the log: the last 8, the first of them the second warning, make's last.
+        self.assertEqual(self.line(4), "    its last 8 lines:", screen(self.failing))
+        self.assertEqual(self.line(5), "    | /tmp/x.s:2: Warning: ignoring changed section "
+                                       "attributes", screen(self.failing))
+        self.assertEqual(self.line(11), "    | later: error: a consequence", screen(self.failing))
+        self.assertFullMatch(r"    \| make: \*\*\* \[suites\.mk:\d+: noisy\] Error 2", self.line(12))
+
     def test_the_rest_still_runs(self):
-        self.assertFullMatch(r"\[3/3\] last  \.\.\. passed in \d+\.\d s", self.line(4))
+        self.assertFullMatch(r"\[3/3\] last  \.\.\. passed in \d+\.\d s", self.line(13))
 
     def test_the_tally_alone_on_its_line(self):
-        self.assertEqual(self.line(5), "suites: 2 passed, 1 failed", screen(self.failing))
+        self.assertEqual(self.line(14), "suites: 2 passed, 1 failed", screen(self.failing))
 
     def test_the_time(self):
-        self.assertFullMatch(r"time: 3 suites in \d+ s", self.line(6))
+        self.assertFullMatch(r"time: 3 suites in \d+ s", self.line(15))
 
     def test_which_failed(self):
-        self.assertEqual(self.line(7), "failed: noisy (logs in logs)", screen(self.failing))
+        self.assertEqual(self.line(16), "failed: noisy (logs in logs)", screen(self.failing))
 
     def test_the_whole_output_is_in_the_log(self):
         with open(os.path.join(self.tmp, "logs", "noisy.log")) as f:
