@@ -160,6 +160,51 @@ impl<S: CoinStore + ?Sized> Node<'_, S> {
     }
 }
 
+/// What a unit test's [`Node`] holds besides its store: a fresh default of each part, for
+/// RAIDA 2 with no peer addresses.
+#[cfg(test)]
+pub(crate) struct TestParts {
+    pub tickets: TicketPool,
+    pub claims: ClaimGate,
+    pub fixes: crate::fix_gate::FixGate,
+    pub config: NodeConfig,
+    pub peer_options: PeerOptions,
+    pub peers: PeerClient,
+    pub fix_stats: FixStats,
+}
+
+#[cfg(test)]
+impl TestParts {
+    pub fn new() -> TestParts {
+        TestParts {
+            tickets: TicketPool::default(),
+            claims: ClaimGate::default(),
+            fixes: crate::fix_gate::FixGate::default(),
+            config: NodeConfig {
+                raida_no: 2,
+                peers: [None; TOTAL_RAIDA_SERVERS],
+            },
+            peer_options: PeerOptions::default(),
+            peers: PeerClient::default(),
+            fix_stats: FixStats::default(),
+        }
+    }
+
+    /// A node of these parts over `store`.
+    pub fn node<'a, S: CoinStore + ?Sized>(&'a self, store: &'a S) -> Node<'a, S> {
+        Node {
+            store,
+            tickets: &self.tickets,
+            claims: &self.claims,
+            fixes: &self.fixes,
+            config: &self.config,
+            peer_options: &self.peer_options,
+            peers: &self.peers,
+            fix_stats: &self.fix_stats,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,30 +250,14 @@ mod tests {
             coin_id: 6,
             client: None,
         };
-        let tickets = TicketPool::default();
-        let config = NodeConfig {
-            raida_no: 2,
-            peers: [None; TOTAL_RAIDA_SERVERS],
-        };
-        let options = PeerOptions::default();
-        let (claims, peers) = (ClaimGate::default(), PeerClient::default());
-        let fixes = crate::fix_gate::FixGate::default();
+        let parts = TestParts::new();
         for (broken, status) in [(false, Status::FindAllAn), (true, Status::Internal)] {
             let store = FailingWrites {
                 store: MemoryStore::new(),
                 broken,
             };
             store.store.put(coin, [9; 16], 1);
-            let node = Node {
-                store: &store,
-                tickets: &tickets,
-                claims: &claims,
-                fixes: &fixes,
-                config: &config,
-                peer_options: &options,
-                peers: &peers,
-                fix_stats: &Default::default(),
-            };
+            let node = parts.node(&store);
             assert_eq!(node.run(Command::Find, &request).status, status);
             if broken {
                 assert_eq!(

@@ -9,7 +9,8 @@
 //! Before the fix gate: 61 fixes naming made-up tickets and every peer cut RAIDA 0 off for
 //! 300 s; its next honest heal answered 242. Now, for 61, 600 and 6,000 such fixes from one
 //! address and from 1,000: no peer counts more than this server allows itself
-//! (`SPEND_BURST`, below the peers' 60) and none cuts it off; a wallet that healed here
+//! (`SPEND_BURST`, below the peers' 60; a peer may count fewer, since a fix stops at its
+//! 12th refusal) and none cuts it off; a wallet that healed here
 //! before heals (241) during the flood; a new wallet heals at once after a one-address
 //! flood and within one refill (`SPEND_REFILL`) after a 1,000-address flood. The clocks of
 //! the gates do not move unless the test moves them, so the counts are exact.
@@ -189,12 +190,21 @@ fn flood(fixes: u32, addresses: u32) {
         fixes - went_out,
         "{fixes} from {addresses}: {statuses:?}"
     );
-    // No peer cut RAIDA 0 off, and none counted more than it allows a source.
-    for (raida, (unknown, throttled)) in (1..).zip(net.peer_counts()) {
+    // No peer cut RAIDA 0 off, and none counted more than it allows a source. A fix is
+    // decided (failed) by its 12th refusal and closes the rest of its connections then, so
+    // a peer may not have read every claim: each peer counted at most one claim per fix
+    // that went out, and the 12 refusals of each such fix were all counted.
+    let counts = net.peer_counts();
+    for (raida, &(unknown, throttled)) in (1..).zip(&counts) {
         assert_eq!(throttled, 0, "peer {raida} throttled RAIDA 0");
-        assert_eq!(unknown, u64::from(went_out), "peer {raida}");
+        assert!(unknown <= u64::from(went_out), "peer {raida}: {unknown}");
         assert!(unknown <= u64::from(SPEND_BURST));
     }
+    let counted: u64 = counts.iter().map(|&(unknown, _)| unknown).sum();
+    assert!(
+        counted >= 12 * u64::from(went_out),
+        "{counted} claims counted for {went_out} fixes"
+    );
     // 127.0.0.1's claims succeeded before the flood: at every peer it has a standing
     // place, not an entry among the failing sources.
     for p in &net.peers {

@@ -28,7 +28,7 @@ use kit::wire::{fix_payload, header, legacy_body, listing, reply};
 use raida_healing::commands::fix::FixReport;
 use raida_healing::hash::derive_an;
 use raida_healing::peers::{
-    ask_one, AnswerError, Claimer, Part, PeerClient, PeerOptions, PeerOutcome, Target,
+    ask_one, AnswerError, Claimer, Part, PeerClient, PeerOptions, PeerOutcome, PeerReport, Target,
     MAX_RESPONSE_BODY, RESPONSE_HEADER_BYTES,
 };
 use raida_healing::protocol::{challenge_crc, Coin, Status};
@@ -194,6 +194,21 @@ fn kernel_slack(stream: &TcpStream) -> usize {
     rmem + sndbuf
 }
 
+/// One claim, from a fresh peer client, of ticket 0x0bad_cafe at the attacker posing as
+/// peer `raida`: what `ask_one` reports and the coins it returns.
+fn ask_attacker(
+    raida: u8,
+    attacker: &Attacker,
+    options: &PeerOptions,
+) -> (PeerReport, Option<Vec<Coin>>) {
+    ask_one(
+        &PeerClient::default(),
+        target(raida, attacker),
+        claimer(),
+        options,
+    )
+}
+
 fn target(raida: u8, attacker: &Attacker) -> Target {
     Target {
         raida,
@@ -247,12 +262,7 @@ fn trickler(interval: Duration) -> Attacker {
 fn trickling_peer_is_cut_at_the_deadline() {
     let _serial = serial();
     let attacker = trickler(Duration::from_secs(1));
-    let (report, coins) = ask_one(
-        &PeerClient::default(),
-        target(9, &attacker),
-        claimer(),
-        &short(1500),
-    );
+    let (report, coins) = ask_attacker(9, &attacker, &short(1500));
     assert_eq!(report.outcome, PeerOutcome::TimedOut);
     assert!(!report.hedged);
     assert_eq!(coins, None);
@@ -276,12 +286,7 @@ fn trickling_peer_and_its_hedge_are_both_cut_at_the_deadline() {
         hedge_start: Duration::from_millis(200),
         ..PeerOptions::default()
     };
-    let (report, coins) = ask_one(
-        &PeerClient::default(),
-        target(9, &attacker),
-        claimer(),
-        &options,
-    );
+    let (report, coins) = ask_attacker(9, &attacker, &options);
     assert_eq!(report.outcome, PeerOutcome::TimedOut);
     assert!(report.hedged);
     assert_eq!(coins, None);
@@ -320,14 +325,7 @@ fn endless_body_after_an_honest_size_is_read_to_the_announced_size_only() {
             *slack.lock().unwrap() = endless(stream, &answer, record);
         }))
     };
-    let ((report, got), growth) = peak_memory_growth(|| {
-        ask_one(
-            &PeerClient::default(),
-            target(4, &attacker),
-            claimer(),
-            &short(10_000),
-        )
-    });
+    let ((report, got), growth) = peak_memory_growth(|| ask_attacker(4, &attacker, &short(10_000)));
     assert_eq!(report.outcome, PeerOutcome::Voted { listed: 4096 });
     assert_eq!(got.as_deref(), Some(&coins[..]));
     assert!(growth <= MEMORY_BOUND, "peak memory grew {growth} bytes");
@@ -358,14 +356,7 @@ fn endless_body_after_a_16_mb_size_is_refused_at_the_header() {
             *slack.lock().unwrap() = endless(stream, &first, record);
         }))
     };
-    let ((report, got), growth) = peak_memory_growth(|| {
-        ask_one(
-            &PeerClient::default(),
-            target(4, &attacker),
-            claimer(),
-            &short(10_000),
-        )
-    });
+    let ((report, got), growth) = peak_memory_growth(|| ask_attacker(4, &attacker, &short(10_000)));
     assert_eq!(
         report.outcome,
         PeerOutcome::Invalid(AnswerError::BadBodySize(0xff_ffff))
@@ -396,12 +387,7 @@ fn reset_mid_header_is_no_vote() {
             .set_linger(Some(Duration::ZERO))
             .unwrap();
     }));
-    let (report, got) = ask_one(
-        &PeerClient::default(),
-        target(4, &attacker),
-        claimer(),
-        &short(10_000),
-    );
+    let (report, got) = ask_attacker(4, &attacker, &short(10_000));
     assert_eq!(got, None);
     match &report.outcome {
         PeerOutcome::Invalid(AnswerError::Io(ErrorKind::ConnectionReset)) => {}
@@ -424,12 +410,7 @@ fn answer_for_another_raida_is_no_vote() {
         answer.extend(listing(&[Coin { den: 1, sn: 9 }]));
         push(stream, &answer, record);
     }));
-    let (report, got) = ask_one(
-        &PeerClient::default(),
-        target(4, &attacker),
-        claimer(),
-        &short(10_000),
-    );
+    let (report, got) = ask_attacker(4, &attacker, &short(10_000));
     assert_eq!(
         report.outcome,
         PeerOutcome::Invalid(AnswerError::WrongRaida {

@@ -265,11 +265,8 @@ fn write_confirmed<S: CoinStore + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::NodeConfig;
-    use crate::claims::ClaimGate;
-    use crate::peers::{PeerClient, PeerOptions};
+    use crate::commands::TestParts;
     use crate::store::{MemoryStore, PageKey};
-    use crate::tickets::TicketPool;
 
     fn body(coins: &[Coin], pg: [u8; 16], tickets: [u32; 25]) -> Vec<u8> {
         let mut body = vec![0u8; 16];
@@ -285,24 +282,8 @@ mod tests {
     }
 
     fn run(store: &MemoryStore, body: &[u8]) -> Result<(Response, FixReport), Status> {
-        let pool = TicketPool::default();
-        let config = NodeConfig {
-            raida_no: 2,
-            peers: [None; 25],
-        };
-        let options = PeerOptions::default();
-        let (claims, peers) = (ClaimGate::default(), PeerClient::default());
-        let fixes = crate::fix_gate::FixGate::default();
-        let node = Node {
-            store,
-            tickets: &pool,
-            claims: &claims,
-            fixes: &fixes,
-            config: &config,
-            peer_options: &options,
-            peers: &peers,
-            fix_stats: &Default::default(),
-        };
+        let parts = TestParts::new();
+        let node = parts.node(store);
         fix_with_report(
             &node,
             &Request {

@@ -316,11 +316,7 @@ mod tests {
     use super::*;
     use crate::claim_auth::{ClaimKeys, ManualWallClock};
 
-    const CLAIMER: Claimer = Claimer {
-        raida_no: 7,
-        coin_id: 6,
-        source: None,
-    };
+    const CLAIMER: Claimer = crate::peers::wire::TEST_CLAIMER;
 
     /// With a claim key every challenge is its claim's tag (and its CRC); without one,
     /// fresh random bytes per connection.

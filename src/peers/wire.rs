@@ -57,6 +57,15 @@ pub struct Claimer {
     pub source: Option<Ipv4Addr>,
 }
 
+/// RAIDA 7 asking for coin id 6 from the kernel's choice of address: the claimer of the
+/// peer client's unit tests.
+#[cfg(test)]
+pub(crate) const TEST_CLAIMER: Claimer = Claimer {
+    raida_no: 7,
+    coin_id: 6,
+    source: None,
+};
+
 /// The 16-byte challenge for its 12-byte core: those bytes, then their CRC-32 big-endian.
 pub fn challenge_for(core: &ChallengeCore) -> [u8; CHALLENGE_BYTES] {
     let mut challenge = [0u8; CHALLENGE_BYTES];
@@ -216,11 +225,7 @@ mod tests {
     use super::*;
     use crate::protocol::{ChallengeCore, Coin, TRAILER};
 
-    const CLAIMER: Claimer = Claimer {
-        raida_no: 7,
-        coin_id: 6,
-        source: None,
-    };
+    const CLAIMER: Claimer = TEST_CLAIMER;
 
     fn challenge() -> [u8; 16] {
         let core: ChallengeCore = core::array::from_fn(|i| i as u8);
