@@ -7,6 +7,9 @@
  * ci->sa (the datagram's source, a sockaddr_in) or a UDP socket in ci->sk. A UDP source
  * can be forged: forged failures must not cut off the peer's TCP claims, and `listed`
  * refuses UDP claims. A conn_info_t with no address keeps the behaviour without a policy.
+ * One group runs `authenticated` with a claim key file: only claims whose challenge is a
+ * valid tag (made here by claim_tag.c, as docs/wire-protocol.md says) are served, by TCP,
+ * by UDP or with no address, and everything else is 43 from any source.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -15,10 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "claim_tag.h"
 #include "host.h"
 #include "raida_healing.h"
 #include "request.h"
@@ -56,14 +63,14 @@ static uint32_t ticket_for(uint32_t sn)
 
 /* A claim of ticket id for RAIDA claimer; the client is ip (dotted, may be NULL) and/or
  * the socket sk (-1: none; 0 is what a zeroed conn_info_t holds) and/or the UDP source sa
- * (NULL: not UDP). */
+ * (NULL: not UDP); its 12 challenge bytes are challenge12 (NULL: random ones). */
 static rq_result_t claim_via(uint8_t claimer, uint32_t id, const char *ip, int sk,
-                             struct sockaddr_in *sa)
+                             struct sockaddr_in *sa, const unsigned char *challenge12)
 {
     unsigned char payload[5];
     payload[0] = claimer;
     rq_put_u32be(payload + 1, id);
-    rq_body_t body = rq_legacy_body(NULL, payload, sizeof payload);
+    rq_body_t body = rq_legacy_body(challenge12, payload, sizeof payload);
     conn_info_t ci;
     rq_ci_fill(&ci, &body, 0, COIN_ID);
     if (ip)
@@ -80,9 +87,10 @@ static rq_result_t claim_via(uint8_t claimer, uint32_t id, const char *ip, int s
 /* The status of a claim (as claim_via); the coin it lists must be (1, sn) when it
  * succeeds, and a refusal has no body. */
 static int claim_status_via(uint8_t claimer, uint32_t id, const char *ip, int sk,
-                            struct sockaddr_in *sa, uint32_t sn)
+                            struct sockaddr_in *sa, const unsigned char *challenge12,
+                            uint32_t sn)
 {
-    rq_result_t r = claim_via(claimer, id, ip, sk, sa);
+    rq_result_t r = claim_via(claimer, id, ip, sk, sa, challenge12);
     unsigned char coin[5];
     rq_put_coin(coin, 1, sn);
     if (r.status == RAIDA_STATUS_SUCCESS)
@@ -98,16 +106,23 @@ static int claim_status_via(uint8_t claimer, uint32_t id, const char *ip, int sk
 /* The status of a claim over TCP (or with no sign of UDP): sa NULL. */
 static int claim_status(uint8_t claimer, uint32_t id, const char *ip, int sk, uint32_t sn)
 {
-    return claim_status_via(claimer, id, ip, sk, NULL, sn);
+    return claim_status_via(claimer, id, ip, sk, NULL, NULL, sn);
+}
+
+/* As claim_status_udp, with the 12 challenge bytes challenge12 (NULL: random ones). */
+static int claim_status_tagged_udp(uint8_t claimer, uint32_t id, const char *from,
+                                   const unsigned char *challenge12, uint32_t sn)
+{
+    struct sockaddr_in source = { .sin_family = AF_INET, .sin_port = htons(18012) };
+    inet_pton(AF_INET, from, &source.sin_addr);
+    return claim_status_via(claimer, id, from, -1, &source, challenge12, sn);
 }
 
 /* The status of a claim by UDP whose datagram says it comes from `from` (port 18012): the
  * server sets sa to the source and ip to the same address, as it does per datagram. */
 static int claim_status_udp(uint8_t claimer, uint32_t id, const char *from, uint32_t sn)
 {
-    struct sockaddr_in source = { .sin_family = AF_INET, .sin_port = htons(18012) };
-    inet_pton(AF_INET, from, &source.sin_addr);
-    return claim_status_via(claimer, id, from, -1, &source, sn);
+    return claim_status_tagged_udp(claimer, id, from, NULL, sn);
 }
 
 /* A TCP connection from `from` (a 127.0.0.x address) to a listener on 127.0.0.1; returns
@@ -301,6 +316,146 @@ static void group_forged_udp_failures_spare_tcp_claims(void)
     CHECK_INT(host_log_count("failed more than 60 claims"), 1);
 }
 
+/* The claim key of group_authenticated, and one nobody configured. */
+static const unsigned char NETWORK_KEY[32] = {
+    0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4a, 0x4b, 0x4c, 0x4d, 0x4e, 0x4f,
+    0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5a, 0x5b, 0x5c, 0x5d, 0x5e, 0x5f,
+};
+static const unsigned char STRANGER_KEY[32] = { [0 ... 31] = 0x77 };
+
+/* Writes a key file holding `key` as `current` (docs/tickets.md's format), mode 0600, in a
+ * fresh private folder; returns its path (static storage). */
+static const char *write_key_file(const unsigned char key[32])
+{
+    static char dir[] = "/tmp/raida_claim_key_XXXXXX";
+    static char path[sizeof dir + 16];
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    snprintf(path, sizeof path, "%s/claim.key", dir);
+    char text[128];
+    int n = snprintf(text, sizeof text, "# raida-healing claim key\ncurrent = ");
+    for (int i = 0; i < 32; i++)
+        n += snprintf(text + n, sizeof text - (size_t)n, "%02x", key[i]);
+    n += snprintf(text + n, sizeof text - (size_t)n, "\n");
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || write(fd, text, (size_t)n) != n || close(fd) != 0) {
+        perror("key file");
+        exit(2);
+    }
+    return path;
+}
+
+static void remove_key_file(const char *path)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "%s", path);
+    *strrchr(dir, '/') = 0;
+    unlink(path);
+    rmdir(dir);
+}
+
+/* One sample of the library's metrics text: the value of the line starting with `series`
+ * followed by a space, or -1 when there is none. */
+static long metric(const char *series)
+{
+    static char text[1 << 17];
+    size_t n = raida_healing_metrics_text(text, sizeof text);
+    CHECK(n > 0 && n < sizeof text, "metrics text of %zu bytes", n);
+    size_t len = strlen(series);
+    for (const char *line = text; *line;) {
+        if (strncmp(line, series, len) == 0 && line[len] == ' ')
+            return strtol(line + len + 1, NULL, 10);
+        const char *end = strchr(line, '\n');
+        if (!end)
+            break;
+        line = end + 1;
+    }
+    return -1;
+}
+
+/* authenticated, with the network's claim key: claims of a live ticket without a valid tag
+ * (none, tampered, for another peer, claimer or ticket, a window 3 minutes old, another
+ * key) get 43 by TCP from the listed address, by UDP and with no address, and reach
+ * nothing; 200 guesses reach nothing and write one line; a tagged claim is served by UDP
+ * from an address nobody listed, its replay by TCP gets 44, and a tagged claim with no
+ * address is served too. */
+static void group_authenticated(void)
+{
+    /* In this group's child, before its first library call: the owner reads them once. */
+    const char *key_file = write_key_file(NETWORK_KEY);
+    setenv("RAIDA_HEALING_CLAIM_POLICY", "authenticated", 1);
+    setenv("RAIDA_HEALING_CLAIM_KEY_FILE", key_file, 1);
+    setup();
+    /* claim_tag.c against docs/wire-protocol.md's vector first */
+    unsigned char vector_key[32], vector_tag[12];
+    static const unsigned char vector_expected[12] = { 0x83, 0x32, 0x80, 0xd0, 0x1f, 0x4d,
+                                                       0x80, 0xbb, 0xeb, 0x87, 0xcc, 0xba };
+    for (int i = 0; i < 32; i++)
+        vector_key[i] = (unsigned char)i;
+    ct_claim_tag(vector_key, 3, 12, 6, 0x01020304, 1800000000u, vector_tag);
+    CHECK(memcmp(vector_tag, vector_expected, 12) == 0, "claim_tag.c misses the docs' vector");
+    uint32_t id = ticket_for(700), other = ticket_for(701);
+    uint64_t now = (uint64_t)time(NULL);
+    unsigned char good[12], tampered[12], for_peer_4[12], for_claimer_14[12], for_ticket[12],
+        old_window[12], stranger_key[12];
+    ct_claim_tag(NETWORK_KEY, PEER, RAIDA_NO, COIN_ID, id, now, good);
+    memcpy(tampered, good, 12);
+    tampered[11] ^= 0x01;
+    ct_claim_tag(NETWORK_KEY, PEER, 4, COIN_ID, id, now, for_peer_4);
+    ct_claim_tag(NETWORK_KEY, OTHER_PEER, RAIDA_NO, COIN_ID, id, now, for_claimer_14);
+    ct_claim_tag(NETWORK_KEY, PEER, RAIDA_NO, COIN_ID, id ^ 1, now, for_ticket);
+    ct_claim_tag(NETWORK_KEY, PEER, RAIDA_NO, COIN_ID, id, now - 180, old_window);
+    ct_claim_tag(STRANGER_KEY, PEER, RAIDA_NO, COIN_ID, id, now, stranger_key);
+    const unsigned char *refused[] = { NULL, tampered, for_peer_4, for_claimer_14, for_ticket,
+                                       old_window, stranger_key };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        /* TCP from RAIDA 12's own listed address, UDP from it, and no address at all */
+        CHECK_INT(claim_status_via(PEER, id, PEER_IP, -1, NULL, refused[i], 700),
+                  RAIDA_STATUS_NO_TICKET_FOUND);
+        CHECK_INT(claim_status_tagged_udp(PEER, id, PEER_IP, refused[i], 700),
+                  RAIDA_STATUS_NO_TICKET_FOUND);
+        CHECK_INT(claim_status_via(PEER, id, NULL, -1, NULL, refused[i], 700),
+                  RAIDA_STATUS_NO_TICKET_FOUND);
+    }
+    /* a stranger's 200 untagged guesses, by TCP and UDP: none reaches the pool or the
+     * throttle (the live ticket is served below, and no source is said to be guessing) */
+    for (uint32_t guess = 1; guess <= 200; guess++) {
+        uint32_t unknown = id ^ (guess << 8);
+        CHECK(unknown != other && unknown != 0, "guess %u is live", guess);
+        if (guess % 2)
+            CHECK_INT(claim_status(PEER, unknown, STRANGER_IP, -1, 700),
+                      RAIDA_STATUS_NO_TICKET_FOUND);
+        else
+            CHECK_INT(claim_status_udp(PEER, unknown, STRANGER_IP, 700),
+                      RAIDA_STATUS_NO_TICKET_FOUND);
+    }
+    /* one line for the 221 refusals (a second only if this group outlived a minute) */
+    CHECK_INT(host_log_count("validate_ticket: claim for RAIDA 12 from " PEER_IP " by TCP "
+                             "refused (43) by RAIDA_HEALING_CLAIM_POLICY=authenticated: it "
+                             "carries no tag of this server's claim key (0 more claims "
+                             "refused so since the last line)"), 1);
+    CHECK(host_log_count("=authenticated:") <= 2, "%d refusal lines",
+          host_log_count("=authenticated:"));
+    CHECK_INT(host_log_count("failed more than 60 claims"), 0);
+    /* the valid tag: served by UDP from an address nobody listed; replayed by TCP: 44 */
+    CHECK_INT(claim_status_tagged_udp(PEER, id, STRANGER_IP, good, 700), RAIDA_STATUS_SUCCESS);
+    CHECK_INT(claim_status_via(PEER, id, PEER_IP, -1, NULL, good, 700),
+              RAIDA_STATUS_TICKET_CLAIMED_ALREADY);
+    /* a tagged claim with no address */
+    unsigned char other_tag[12];
+    ct_claim_tag(NETWORK_KEY, OTHER_PEER, RAIDA_NO, COIN_ID, other, now, other_tag);
+    CHECK_INT(claim_status_via(OTHER_PEER, other, NULL, -1, NULL, other_tag, 701),
+              RAIDA_STATUS_SUCCESS);
+    /* the metrics count what the tags proved: the served UDP claim and its TCP replay verified */
+#define VERIFIED_CLAIMS(transport) \
+    "raida_healing_claim_tags_total{raida=\"3\",tag=\"verified\",transport=\"" transport "\"}"
+    CHECK_INT(metric(VERIFIED_CLAIMS("udp")), 1);
+    CHECK_INT(metric(VERIFIED_CLAIMS("tcp")), 1);
+    remove_key_file(key_file);
+}
+
 int main(void)
 {
     /* Before the library's first call: the pool reads it once. */
@@ -311,5 +466,6 @@ int main(void)
     run_group("guessing_is_throttled", group_guessing_is_throttled);
     run_group("listed_refuses_udp", group_listed_refuses_udp);
     run_group("forged_udp_spares_tcp", group_forged_udp_failures_spare_tcp_claims);
+    run_group("authenticated", group_authenticated);
     return check_summary();
 }

@@ -12,7 +12,9 @@
 CT_SRC     := c_tests
 CT_HARNESS := $(CT_SRC)/host.c $(CT_SRC)/request.c
 CT_TESTS   := test_layout test_host test_commands test_claims
-$(foreach t,$(CT_TESTS),$(eval $(call c_program,$(t),$(CT_SRC)/$(t).c $(CT_HARNESS))))
+# test_claims makes authenticated claims' tags with C code of its own (claim_tag.c).
+CT_EXTRA_test_claims := $(CT_SRC)/claim_tag.c
+$(foreach t,$(CT_TESTS),$(eval $(call c_program,$(t),$(CT_SRC)/$(t).c $(CT_HARNESS) $(CT_EXTRA_$(t)))))
 
 # test_commands once more, linked against the static archive instead of the .so.
 CT_STATIC_BIN := $(call bin,test_commands_static)
