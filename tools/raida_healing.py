@@ -683,11 +683,12 @@ def denomination_line(d):
     return "%s %s" % (head, "; ".join(parts))
 
 
-def collapse_folder_problems(problems, linked_folders):
-    """One problem for a page folder that is a symbolic link or cannot be read, in place of
-    one per page below it (a linked Data/03 is one line, not 1,000): the folder's entry
-    says how many pages it takes with it."""
-    folders = {p["path"]: p for p in problems if p["kind"] == "unreadable" and p["path"]}
+def collapse_folder_problems(problems, linked_folders, page_dirs):
+    """One problem for a page folder (one of `page_dirs`) that is a symbolic link or cannot
+    be read, in place of one per page below it (a linked Data/03 is one line, not 1,000):
+    the folder's entry says how many pages it takes with it."""
+    folders = {p["path"]: p for p in problems
+               if p["kind"] == "unreadable" and p["path"] in page_dirs}
     for rel in linked_folders:
         folders[rel] = {"kind": "symlink", "path": rel,
                         "detail": "a symbolic link where a page folder belongs; links below "
@@ -826,7 +827,7 @@ def cmd_audit(args, out):
         finally:
             os.close(fd)
     os.close(data_fd)
-    problems = collapse_folder_problems(problems, linked_folders)
+    problems = collapse_folder_problems(problems, linked_folders, page_dirs)
     counts = {}
     for p in problems:
         counts[p["kind"]] = counts.get(p["kind"], 0) + 1

@@ -1118,6 +1118,51 @@ class Tool(unittest.TestCase):
              "detail": link + " (256 pages below it unusable)"}])
         self.assertEqual((report["valid_pages"], report["problems_omitted"]), (15000 - 1256, 0))
 
+    def test_audit_says_an_unreadable_page_folder_in_one_line(self):
+        """A page folder the tool may not open (Data/03 mode 000, and 04/01) is one problem
+        that says how many pages it takes, not one per page (its mode is one more). Root reads any folder, so as
+        root the tool runs without the capabilities that let it (setpriv drops
+        dac_override and dac_read_search; root then obeys the mode bits like anyone)."""
+        folder, _ = full_folder(self)
+        data = os.path.join(folder, "Data")
+        for rel in ("03", os.path.join("04", "01")):
+            os.chmod(os.path.join(data, rel), 0)
+            self.addCleanup(os.chmod, os.path.join(data, rel), 0o755)
+        as_anyone = []
+        if os.geteuid() == 0:
+            as_anyone = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+        env = dict(os.environ)
+        env.pop("RAIDA_HEALING_LIB", None)
+
+        def audit(*extra):
+            return subprocess.run(as_anyone + [sys.executable, TOOL, "audit", folder, "--lib",
+                                               ARGS.lib] + list(extra),
+                                  capture_output=True, text=True, timeout=120, env=env)
+
+        run = audit("--details")
+        self.assertEqual(run.returncode, 1, run.stdout + run.stderr)
+        lines = run.stdout.splitlines()
+        denied = "cannot open the folder: Permission denied"
+        mode = "mode 0000, expected 0755 (Data/ is 0755)"
+        self.assertEqual(lines[lines.index("details:") + 1:], [
+            "  mode         03: %s" % mode,
+            "  mode         04/01: %s" % mode,
+            "  unreadable   03: %s (1000 pages below it unusable)" % denied,
+            "  unreadable   04/01: %s (256 pages below it unusable)" % denied,
+            "audit: 4 problems (mode 2, unreadable 2)"])
+        self.assertIn("  den  3 (03/): valid 0; missing 0; bad 1000 (0-999)", lines)
+        self.assertIn("  den  4 (04/): valid 744 (0-255, 512-999); missing 0; bad 256 (256-511)", lines)
+        run = audit("--json")
+        self.assertEqual(run.returncode, 1, run.stdout + run.stderr)
+        report = json.loads(run.stdout)
+        self.assertEqual(report["problems"], [
+            {"kind": "mode", "path": "03", "detail": mode},
+            {"kind": "mode", "path": os.path.join("04", "01"), "detail": mode},
+            {"kind": "unreadable", "path": "03", "detail": denied + " (1000 pages below it unusable)"},
+            {"kind": "unreadable", "path": os.path.join("04", "01"),
+             "detail": denied + " (256 pages below it unusable)"}])
+        self.assertEqual((report["valid_pages"], report["problems_omitted"]), (15000 - 1256, 0))
+
     def test_read_and_find_work_on_a_read_only_copy_and_create_nothing(self):
         """read and find are read-only by default: on a folder mounted read-only (a private
         mount namespace) they answer exactly, create no lock file and change nothing;
