@@ -42,6 +42,10 @@ MAX_DEBUG=8000000
 
 # "FAILED" is what `make test` looks for in a log to show as the suite's first error line.
 fail() { echo "install-test: FAILED: $*" >&2; exit 1; }
+# `grep -q` stops reading at its first match: under pipefail a writer still writing (ldconfig
+# -p, readelf) then dies of SIGPIPE, and the pipeline fails although it matched (in a
+# condition, a match is taken for none). `contains` reads all of its input.
+contains() { grep "$@" >/dev/null; }
 # The tool below runs with write access to its module's folder, as it does when root runs
 # it: Python then writes the module's bytecode there, and uninstall (6.) must remove it
 # whatever the caller's environment says.
@@ -60,17 +64,17 @@ so=$lib/libraida_healing.so.$VERSION
 
 # 2. stripped, debug info kept apart and linked
 sections() { readelf -S --wide "$1" 2>/dev/null; }
-sections "$so" | grep -q '\.debug_' && fail "$so still has debug sections"
-sections "$so" | grep -q ' \.symtab ' && fail "$so still has a symbol table"
+sections "$so" | contains '\.debug_' && fail "$so still has debug sections"
+sections "$so" | contains ' \.symtab ' && fail "$so still has a symbol table"
 debuglink=$(readelf --string-dump=.gnu_debuglink "$so" | sed -n 's/^ *\[ *0\] *//p')
 [ "$debuglink" = "libraida_healing.so.$VERSION.debug" ] || fail "debuglink is '$debuglink'"
 debug=$lib/.debug/$debuglink
 [ -f "$debug" ] || fail "no debug file $debug"
-sections "$debug" | grep -q '\.debug_info' || fail "$debug holds no .debug_info"
+sections "$debug" | contains '\.debug_info' || fail "$debug holds no .debug_info"
 build_id() { readelf -n "$1" | sed -n 's/.*Build ID: //p'; }
 [ -n "$(build_id "$so")" ] && [ "$(build_id "$so")" = "$(build_id "$debug")" ] \
     || fail "build ids differ: $(build_id "$so") vs $(build_id "$debug")"
-if readelf -S --wide "$lib/libraida_healing.a" | grep -q '\.debug_'; then
+if readelf -S --wide "$lib/libraida_healing.a" | contains '\.debug_'; then
     fail "libraida_healing.a still has debug sections"
 fi
 so_size=$(stat -c %s "$so")
@@ -96,7 +100,7 @@ done <<< "$versions"
 echo "symbol versions: $(echo "$versions" | wc -l) exports, each name@@NODE as raida_healing.map says"
 
 # 3. SONAME, symlinks, pkg-config (shared and static)
-readelf -d "$so" | grep -q "Library soname: \[libraida_healing.so.$SOVERSION\]" \
+readelf -d "$so" | contains "Library soname: \[libraida_healing.so.$SOVERSION\]" \
     || fail "installed library has no SONAME libraida_healing.so.$SOVERSION"
 [ "$(readlink "$lib/libraida_healing.so.$SOVERSION")" = "libraida_healing.so.$VERSION" ] || fail "so.$SOVERSION link"
 [ "$(readlink "$lib/libraida_healing.so")" = "libraida_healing.so.$SOVERSION" ] || fail "dev .so link"
@@ -108,9 +112,9 @@ grep -qx "native_libs=$native" "$lib/pkgconfig/raida_healing.pc" \
 grep -qx 'Libs.private: ${native_libs}' "$lib/pkgconfig/raida_healing.pc" || fail "Libs.private"
 # the install said how the library will be found (a prefix the loader does not search)
 note=$($MAKE_CMD --no-print-directory install PREFIX="$prefix" CARGO=false | tail -n 6)
-echo "$note" | grep -q "is not a directory the dynamic loader searches" || fail "install note: $note"
-echo "$note" | grep -q -- "-Wl,-rpath,$lib" && echo "$note" | grep -q "LD_LIBRARY_PATH=$lib" \
-    && echo "$note" | grep -q "ld.so.conf.d" || fail "install note lacks a way: $note"
+echo "$note" | contains "is not a directory the dynamic loader searches" || fail "install note: $note"
+echo "$note" | contains -- "-Wl,-rpath,$lib" && echo "$note" | contains "LD_LIBRARY_PATH=$lib" \
+    && echo "$note" | contains "ld.so.conf.d" || fail "install note lacks a way: $note"
 # shellcheck disable=SC2046,SC2086
 $CC $CWARN c_tests/install_probe.c -o "$tmp/no_rpath" $(pkg-config --cflags --libs raida_healing)
 set +e; "$tmp/no_rpath" 2>"$tmp/no_rpath.err"; code=$?; set -e
@@ -126,9 +130,9 @@ out=$(LD_LIBRARY_PATH=$lib timeout 120 gdb -batch -nx -ex 'set debuginfod enable
     -ex 'set breakpoint pending on' -ex 'break raida_healing::ffi::exports::handle' -ex run -ex 'info locals' -ex 'up' \
     -ex 'info args' \
     -ex 'info source' "$tmp/no_rpath" 2>&1) || fail "gdb: $out"
-echo "$out" | grep -q "^ci = 0x" || fail "gdb shows no argument ci: $out"
-echo "$out" | grep -q "^body = " || fail "gdb shows no local body: $out"
-echo "$out" | grep -qx "Compilation directory is /usr/src/raida-healing-$VERSION" \
+echo "$out" | contains "^ci = 0x" || fail "gdb shows no argument ci: $out"
+echo "$out" | contains "^body = " || fail "gdb shows no local body: $out"
+echo "$out" | contains -x "Compilation directory is /usr/src/raida-healing-$VERSION" \
     || fail "gdb: the compilation directory is not remapped: $out"
 objcopy --decompress-debug-sections "$debug" "$tmp/plain.debug"
 if grep -qaF "$ROOT" "$tmp/plain.debug"; then fail "the debug file names this checkout ($ROOT)"; fi
@@ -155,6 +159,7 @@ for name in shared-system shared-prefix static static-whole; do
     printf '%s\n' "$block" > "$work/recipe.sh"
     cat > "$work/namespace.sh" <<EOF
 set -euo pipefail
+contains() { grep "\$@" >/dev/null; }
 mount -t overlay overlay -o lowerdir=/etc,upperdir=$work/etc-up,workdir=$work/etc-work /etc
 mount -t overlay overlay -o lowerdir=/usr/local,upperdir=$work/local-up,workdir=$work/local-work /usr/local
 mount -t tmpfs tmpfs /opt
@@ -169,21 +174,21 @@ grep -qx "install probe: cmd_find answered 252 without a server" "$work/out.txt"
 case $name in
 shared-system)
     grep -q "ran ldconfig: programs find /usr/local/lib/libraida_healing.so.$SOVERSION" "$work/out.txt" || { cat "$work/out.txt"; exit 1; }
-    readelf -d server | grep -q "Shared library: \[libraida_healing.so.$SOVERSION\]"
-    if readelf -d server | grep -q "RUNPATH\|RPATH"; then echo "the system recipe set an rpath"; exit 1; fi
-    ldconfig -p | grep -q "libraida_healing.so.$SOVERSION .*/usr/local/lib/"
+    readelf -d server | contains "Shared library: \[libraida_healing.so.$SOVERSION\]"
+    if readelf -d server | contains "RUNPATH\|RPATH"; then echo "the system recipe set an rpath"; exit 1; fi
+    ldconfig -p | contains "libraida_healing.so.$SOVERSION .*/usr/local/lib/"
     make uninstall > "$work/uninstall.txt" 2>&1 || { cat "$work/uninstall.txt"; exit 1; }
     grep -q "ran ldconfig: the loader's cache no longer names /usr/local/lib/libraida_healing.so.$SOVERSION" \
         "$work/uninstall.txt" || { cat "$work/uninstall.txt"; exit 1; }
-    if ldconfig -p | grep -q libraida_healing; then echo "uninstall left the library in the loader's cache"; exit 1; fi
+    if ldconfig -p | contains libraida_healing; then echo "uninstall left the library in the loader's cache"; exit 1; fi
     if [ -n "\$(find /usr/local -name '*raida*')" ]; then echo "uninstall left: \$(find /usr/local -name '*raida*')"; exit 1; fi ;;
 shared-prefix)
-    readelf -d server | grep -q "Shared library: \[libraida_healing.so.$SOVERSION\]"
-    readelf -d server | grep -q "R.*PATH.*\[/opt/raida-healing/lib\]" ;;
+    readelf -d server | contains "Shared library: \[libraida_healing.so.$SOVERSION\]"
+    readelf -d server | contains "R.*PATH.*\[/opt/raida-healing/lib\]" ;;
 static)
-    if readelf -d server | grep -q libraida_healing; then echo "the static program needs the .so"; exit 1; fi ;;
+    if readelf -d server | contains libraida_healing; then echo "the static program needs the .so"; exit 1; fi ;;
 static-whole)
-    if readelf -l server | grep -q INTERP; then echo "the whole-static program has a loader"; exit 1; fi ;;
+    if readelf -l server | contains INTERP; then echo "the whole-static program has a loader"; exit 1; fi ;;
 esac
 EOF
     "${as_root[@]}" bash "$work/namespace.sh" || fail "README recipe $name failed"
@@ -202,8 +207,8 @@ grep -qx "sys.path.insert(0, \"$pydir\")" "$tool" || fail "the launcher does not
 grep -qx "INSTALLED_LIBRARY = \"$lib/libraida_healing.so.$SOVERSION\"" "$pydir/raida_healing.py" \
     || fail "the module does not name the installed library"
 out=$(cd "$tmp" && env -u RAIDA_HEALING_LIB "$tool" check)
-echo "$out" | grep -qx "library: $lib/libraida_healing.so.$SOVERSION" || fail "tool check: $out"
-echo "$out" | grep -qx "check: ok" || fail "tool check: $out"
+echo "$out" | contains -x "library: $lib/libraida_healing.so.$SOVERSION" || fail "tool check: $out"
+echo "$out" | contains -x "check: ok" || fail "tool check: $out"
 out=$(cd "$tmp" && env -u RAIDA_HEALING_LIB PYTHONPATH="$pydir" python3 -c \
     'import raida_healing; lib = raida_healing.Library(raida_healing.library_path(None)); print(lib.path, lib.conn_info_size())')
 [ "$out" = "$lib/libraida_healing.so.$SOVERSION 336" ] || fail "import raida_healing: $out"
@@ -214,14 +219,14 @@ man_page=$prefix/share/man/man1/raida-healing.1
 rendered=$(MANWIDTH=100 man --warnings -l "$man_page" 2>"$tmp/man.err") || fail "man -l: $(cat "$tmp/man.err")"
 [ ! -s "$tmp/man.err" ] || fail "man -l warns: $(cat "$tmp/man.err")"
 for section in NAME DESCRIPTION COMMANDS "JSON OUTPUT"; do
-    echo "$rendered" | grep -qx "$section" || fail "the man page has no section $section"
+    echo "$rendered" | contains -x "$section" || fail "the man page has no section $section"
 done
 subcommands=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import raida_healing, argparse
 p = raida_healing.build_parser()
 print(" ".join(next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices))' "$pydir")
 for sub in $subcommands; do
-    echo "$rendered" | grep -qx "   raida-healing $sub" || fail "the man page has no section for $sub"
-    echo "$rendered" | grep -q "usage: raida-healing $sub" || fail "the man page lacks $sub's usage"
+    echo "$rendered" | contains -x "   raida-healing $sub" || fail "the man page has no section for $sub"
+    echo "$rendered" | contains "usage: raida-healing $sub" || fail "the man page lacks $sub's usage"
 done
 docdir=$prefix/share/doc/raida-healing
 for f in LICENSE-MIT LICENSE-APACHE README.md CHANGELOG.md docs/legacy-host.md docs/standalone.md docs/abi.md; do
@@ -236,7 +241,7 @@ echo "man page: renders without a warning, a section per subcommand ($subcommand
 stage=$tmp/stage
 out=$($MAKE_CMD --no-print-directory install CARGO=false DESTDIR="$stage" PREFIX=/opt/rh \
     LIBDIR=/opt/rh/lib64 INCLUDEDIR=/opt/rh/inc BINDIR=/opt/rh/sbin)
-echo "$out" | grep -q "staged under DESTDIR=$stage: the package's installation runs ldconfig" \
+echo "$out" | contains "staged under DESTDIR=$stage: the package's installation runs ldconfig" \
     || fail "a DESTDIR install does not say who runs ldconfig: $out"
 for f in lib64/libraida_healing.so.$VERSION lib64/libraida_healing.so.$SOVERSION \
          lib64/libraida_healing.so lib64/libraida_healing.a lib64/.debug/$debuglink \
@@ -258,9 +263,9 @@ grep -qx 'sys.path.insert(0, "/opt/rh/lib64/raida-healing/python")' "$stage/opt/
 # S. STRIP=0: as built, for a packager's own strip and debug-info split
 raw=$tmp/unstripped
 $MAKE_CMD --no-print-directory install PREFIX="$raw" CARGO=false STRIP=0 >/dev/null
-sections "$raw/lib/libraida_healing.so.$VERSION" | grep -q '\.debug_info' || fail "STRIP=0: the .so has no .debug_info"
-sections "$raw/lib/libraida_healing.so.$VERSION" | grep -q ' \.symtab ' || fail "STRIP=0: the .so has no symbol table"
-readelf --string-dump=.gnu_debuglink "$raw/lib/libraida_healing.so.$VERSION" 2>&1 | grep -q "\[ *0\]" \
+sections "$raw/lib/libraida_healing.so.$VERSION" | contains '\.debug_info' || fail "STRIP=0: the .so has no .debug_info"
+sections "$raw/lib/libraida_healing.so.$VERSION" | contains ' \.symtab ' || fail "STRIP=0: the .so has no symbol table"
+readelf --string-dump=.gnu_debuglink "$raw/lib/libraida_healing.so.$VERSION" 2>&1 | contains "\[ *0\]" \
     && fail "STRIP=0: the .so has a debuglink"
 [ ! -e "$raw/lib/.debug" ] || fail "STRIP=0 installed a debug file: $(ls "$raw/lib/.debug")"
 cmp -s "$ROOT/target/release/libraida_healing.a" "$raw/lib/libraida_healing.a" 2>/dev/null \
@@ -278,7 +283,7 @@ if out=$(CARGO_TARGET_DIR="$tmp/nothing-built" $MAKE_CMD --no-print-directory in
         PREFIX="$tmp/p2" CARGO=false 2>&1); then
     fail "install without a build succeeded"
 fi
-echo "$out" | grep -q "is missing; build first: make && sudo make install" || fail "install without a build: $out"
+echo "$out" | contains "is missing; build first: make && sudo make install" || fail "install without a build: $out"
 [ ! -e "$tmp/p2" ] || fail "install without a build created $tmp/p2"
 echo "install-test: builds nothing; stripped .so with debuglink + build-id matched debug file" \
      "(gdb: arguments, locals, remapped paths); .a without debug info; sizes bounded; SONAME" \

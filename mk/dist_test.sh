@@ -29,7 +29,7 @@ $MAKE_CMD --no-print-directory dist >/dev/null
 tarball=build/dist/$NAME.tar.gz
 (cd build/dist && sha256sum --quiet -c "$NAME.tar.gz.sha256") || fail "the .sha256 does not match $tarball"
 listing=$(tar -tzf "$tarball")
-echo "$listing" | grep -qx "$NAME/Cargo.lock" || fail "$tarball has no Cargo.lock"
+grep -qx "$NAME/Cargo.lock" <<< "$listing" || fail "$tarball has no Cargo.lock"
 if echo "$listing" | grep -E "^$NAME/(\.git|target|build|vendor)/"; then fail "$tarball holds the paths above"; fi
 [ -z "$(echo "$listing" | grep -v "^$NAME/")" ] || fail "$tarball has files outside $NAME/"
 
