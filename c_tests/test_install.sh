@@ -174,17 +174,21 @@ grep -qx "install probe: cmd_find answered 252 without a server" "$work/out.txt"
 case $name in
 shared-system)
     grep -q "ran ldconfig: programs find /usr/local/lib/libraida_healing.so.$SOVERSION" "$work/out.txt" || { cat "$work/out.txt"; exit 1; }
-    readelf -d server | contains "Shared library: \[libraida_healing.so.$SOVERSION\]"
+    readelf -d server | contains "Shared library: \[libraida_healing.so.$SOVERSION\]" \
+        || { echo "the system recipe's program does not need libraida_healing.so.$SOVERSION"; exit 1; }
     if readelf -d server | contains "RUNPATH\|RPATH"; then echo "the system recipe set an rpath"; exit 1; fi
-    ldconfig -p | contains "libraida_healing.so.$SOVERSION .*/usr/local/lib/"
+    ldconfig -p | contains "libraida_healing.so.$SOVERSION .*/usr/local/lib/" \
+        || { echo "the loader's cache does not name /usr/local/lib/libraida_healing.so.$SOVERSION"; exit 1; }
     make uninstall > "$work/uninstall.txt" 2>&1 || { cat "$work/uninstall.txt"; exit 1; }
     grep -q "ran ldconfig: the loader's cache no longer names /usr/local/lib/libraida_healing.so.$SOVERSION" \
         "$work/uninstall.txt" || { cat "$work/uninstall.txt"; exit 1; }
     if ldconfig -p | contains libraida_healing; then echo "uninstall left the library in the loader's cache"; exit 1; fi
     if [ -n "\$(find /usr/local -name '*raida*')" ]; then echo "uninstall left: \$(find /usr/local -name '*raida*')"; exit 1; fi ;;
 shared-prefix)
-    readelf -d server | contains "Shared library: \[libraida_healing.so.$SOVERSION\]"
-    readelf -d server | contains "R.*PATH.*\[/opt/raida-healing/lib\]" ;;
+    readelf -d server | contains "Shared library: \[libraida_healing.so.$SOVERSION\]" \
+        || { echo "the prefix recipe's program does not need libraida_healing.so.$SOVERSION"; exit 1; }
+    readelf -d server | contains "R.*PATH.*\[/opt/raida-healing/lib\]" \
+        || { echo "the prefix recipe's program has no rpath /opt/raida-healing/lib"; exit 1; } ;;
 static)
     if readelf -d server | contains libraida_healing; then echo "the static program needs the .so"; exit 1; fi ;;
 static-whole)
