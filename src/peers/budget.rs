@@ -240,17 +240,12 @@ impl Budget {
 
     /// Joins RAIDA index `raida`'s queue in the name of this handle's client.
     pub fn join(&self, raida: u8) -> Place {
-        self.join_for(raida, self.waiter)
-    }
-
-    /// Joins RAIDA index `raida`'s queue in the name of `waiter`.
-    pub fn join_for(&self, raida: u8, waiter: Waiter) -> Place {
         let mut slots = self.shared.slots.lock();
         let ticket = slots.next_ticket;
         slots.next_ticket += 1;
         slots.peers[usize::from(raida)]
             .waiting
-            .push_back((ticket, waiter));
+            .push_back((ticket, self.waiter));
         Place {
             shared: Arc::clone(&self.shared),
             raida,
@@ -272,12 +267,6 @@ impl Budget {
     /// a slot, since the budget was made.
     pub fn waits(&self) -> u64 {
         self.shared.slots.lock().waits
-    }
-
-    /// [`Budget::first`] for a call serving `waiter`'s fix: its place, if it must wait,
-    /// gets its client's turn.
-    pub fn first_for(&self, raida: u8, waiter: Waiter) -> Result<Permit, Place> {
-        self.join_for(raida, waiter).take()
     }
 
     /// A permit for a hedge to RAIDA index `raida`, or `None` when fewer than
@@ -327,8 +316,8 @@ impl Place {
         let mut slots = self.shared.slots.lock();
         let held = slots.held;
         let peer = &mut slots.peers[usize::from(self.raida)];
-        let ahead = peer.turns_ahead(self.ticket);
-        if held >= limit || peer.held + ahead >= share {
+        // Full without counting anyone ahead: no need to work out the turns.
+        if held >= limit || peer.held >= share || peer.held + peer.turns_ahead(self.ticket) >= share {
             drop(slots);
             return Err(self);
         }
@@ -505,13 +494,13 @@ mod tests {
     fn with_a_budget_of_one_grants_alternate_between_clients() {
         let budget = Budget::new(1);
         let (hostile, honest) = (client(1), client(2));
-        let mut held = budget.first_for(5, hostile).unwrap();
+        let mut held = budget.serving(hostile).first(5).unwrap();
         let mut waiting: Vec<(Waiter, Place)> = Vec::new();
         for _ in 0..4 {
-            waiting.push((hostile, budget.first_for(5, hostile).unwrap_err()));
+            waiting.push((hostile, budget.serving(hostile).first(5).unwrap_err()));
         }
         for _ in 0..2 {
-            waiting.push((honest, budget.first_for(5, honest).unwrap_err()));
+            waiting.push((honest, budget.serving(honest).first(5).unwrap_err()));
         }
         let mut grants = Vec::new();
         while !waiting.is_empty() {
