@@ -87,8 +87,13 @@ struct Client {
 }
 
 impl Client {
+    /// The first moment it carries nothing: no strike owed, not refused.
+    fn idle_at(&self) -> Duration {
+        self.strikes.refilled_at.max(self.refused_until)
+    }
+
     fn idle(&self, now: Duration) -> bool {
-        self.strikes.refilled_at <= now && self.refused_until <= now
+        self.idle_at() <= now
     }
 
     /// Counts one strike; true when it takes the client beyond its allowance.
@@ -109,6 +114,10 @@ struct Clients {
     overflow: Client,
     /// Clients whose last fix got votes, and when.
     good: HashMap<SourceKey, Duration>,
+    /// When the table was last found full of clients that owe: the first moment one of
+    /// them is idle (no scan of the table for every strike meanwhile; an entry's idle
+    /// moment only moves later, and none is added while the table is full).
+    no_room_until: Duration,
 }
 
 impl Clients {
@@ -120,8 +129,17 @@ impl Clients {
 
     fn record_for_strike(&mut self, key: SourceKey, now: Duration) -> &mut Client {
         if !self.owing.contains_key(&key) && self.owing.len() >= MAX_TRACKED_CLIENTS {
+            if now < self.no_room_until {
+                return &mut self.overflow;
+            }
             self.owing.retain(|_, c| !c.idle(now));
             if self.owing.len() >= MAX_TRACKED_CLIENTS {
+                self.no_room_until = self
+                    .owing
+                    .values()
+                    .map(Client::idle_at)
+                    .min()
+                    .unwrap_or(now);
                 return &mut self.overflow;
             }
         }
