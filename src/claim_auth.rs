@@ -273,13 +273,9 @@ impl ClaimAuth {
         self.keys.challenge(fields, self.clock.unix_seconds())
     }
 
-    /// What `challenge` proves about a claim with `fields` received now; a request with
-    /// no challenge (the modern framings, types 4 and 5) is untagged.
-    pub fn check(&self, challenge: Option<&[u8; TAGGED_BYTES]>, fields: ClaimFields) -> TagCheck {
-        self.check_at(challenge, fields, self.unix_seconds())
-    }
-
-    /// [`check`](Self::check) at `unix_seconds` (a caller that reads the clock once).
+    /// What `challenge` proves about a claim with `fields` received at `unix_seconds`
+    /// (the caller reads [`unix_seconds`](Self::unix_seconds) once per claim); a request
+    /// with no challenge (the modern framings, types 4 and 5) is untagged.
     pub fn check_at(
         &self,
         challenge: Option<&[u8; TAGGED_BYTES]>,
@@ -520,12 +516,15 @@ mod tests {
         let made = auth.challenge(FIELDS);
         assert_eq!(made, current_only().challenge(FIELDS, NOW));
         let verified = TagCheck::Verified(WhichKey::Current);
-        assert_eq!(auth.check(Some(&made), FIELDS), verified);
-        assert_eq!(auth.check(None, FIELDS), TagCheck::Untagged);
+        assert_eq!(auth.check_at(Some(&made), FIELDS, auth.unix_seconds()), verified);
+        assert_eq!(auth.check_at(None, FIELDS, auth.unix_seconds()), TagCheck::Untagged);
         clock.0.store(NOW + 119, std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(auth.check(Some(&made), FIELDS), verified);
+        assert_eq!(auth.check_at(Some(&made), FIELDS, auth.unix_seconds()), verified);
         clock.0.store(NOW + 120, std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(auth.check(Some(&made), FIELDS), TagCheck::Bad(BadTag::Window));
+        assert_eq!(
+            auth.check_at(Some(&made), FIELDS, auth.unix_seconds()),
+            TagCheck::Bad(BadTag::Window)
+        );
         assert!(SystemWallClock.unix_seconds() > NOW - 10 * 365 * 86_400);
     }
 

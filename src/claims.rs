@@ -207,11 +207,6 @@ impl ClaimGate {
         self
     }
 
-    /// The claim policy in force.
-    pub fn policy(&self) -> ClaimPolicy {
-        self.policy
-    }
-
     /// What the claim's tag proves, counted (only with a claim key: without one nothing
     /// is checked and `None` is answered).
     fn check_tag(&self, source: Option<ClaimSource>, tag: Option<Tag<'_>>) -> Option<TagCheck> {

@@ -23,11 +23,11 @@ use super::PeerClient;
 use super::outcome::{Collector, LocalCause, PeerOutcome, PeerReport};
 use super::settings::{PeerOptions, MAX_SETTING_MS};
 use super::wire::{AnswerError, Claimer, Target};
-use crate::protocol::Coin;
+use crate::protocol::{Coin, Status};
 
 /// The status a peer answers when the ticket was claimed already: on one connection it
 /// may mean this call's own claim won on the other.
-const ALREADY_CLAIMED: u8 = 44;
+const ALREADY_CLAIMED: u8 = Status::TicketClaimedAlready as u8;
 
 /// Where one peer stands during [`ask_peers`].
 #[derive(Default)]
