@@ -12,7 +12,7 @@ use crate::protocol::{FIND, FIX, GET_TICKET, VALIDATE_TICKET};
 use crate::store::CoinStore;
 use crate::claims::{ClaimGate, ClaimSource};
 use crate::metrics::FixStats;
-use crate::peers::{PeerClient, PeerOptions};
+use crate::peers::{Claimer, PeerClient, PeerOptions};
 use crate::tickets::TicketPool;
 
 pub mod find;
@@ -119,6 +119,20 @@ pub struct NodeConfig {
     pub raida_no: u8,
     /// Each RAIDA's IPv4 address (`None` where unknown; this server's own is never used).
     pub peers: [Option<SocketAddrV4>; TOTAL_RAIDA_SERVERS],
+}
+
+impl NodeConfig {
+    /// Who this server is when it claims tickets for `coin_id`: RAIDA `raida_no`, its
+    /// connections bound to its listed address when the host has that address (the
+    /// peer client's source check, with `options`).
+    pub fn claimer(&self, coin_id: u8, peers: &PeerClient, options: &PeerOptions) -> Claimer {
+        let listed = self.peers[usize::from(self.raida_no)].map(|a| *a.ip());
+        Claimer {
+            raida_no: self.raida_no,
+            coin_id,
+            source: peers.source.source_for(listed, options),
+        }
+    }
 }
 
 /// Everything a command may use. The C boundary fills it from the state owner

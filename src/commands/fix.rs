@@ -21,7 +21,7 @@ use crate::fix_gate::{ClaimFate, FixAccount, FixGate, FixRefusal};
 use crate::hash::derive_an;
 use crate::log;
 use crate::log_limit::LineKind;
-use crate::peers::{ask_peers, Claimer, Collector, PeerOutcome, Target};
+use crate::peers::{ask_peers, Collector, PeerOutcome, Target};
 use crate::protocol::{
     an_at, check_record_payload, pass_fail_response, Coin, Response, Status, AN_BYTES, COIN_BYTES,
     TOTAL_RAIDA_SERVERS,
@@ -60,10 +60,7 @@ pub fn fix<S: CoinStore + ?Sized>(
         Ok((response, report)) => {
             log_report(&report, node.fixes.log_limits());
             let outcomes = report
-                .asked
-                .iter()
-                .map(|r| (r.target.raida, &r.outcome))
-                .chain(report.not_asked.iter().map(|(raida, o)| (*raida, o)))
+                .outcomes()
                 .filter(|(_, outcome)| **outcome != PeerOutcome::ThisServer)
                 .map(|(raida, outcome)| (raida, outcome.label()));
             node.fix_stats.record(
@@ -158,12 +155,9 @@ pub fn fix_with_report<S: CoinStore + ?Sized>(
         gate: node.fixes,
         account,
     };
-    let listed = node.config.peers[usize::from(raida_no)].map(|a| *a.ip());
-    let claimer = Claimer {
-        raida_no,
-        coin_id: request.coin_id,
-        source: node.peers.source.source_for(listed, node.peer_options),
-    };
+    let claimer = node
+        .config
+        .claimer(request.coin_id, node.peers, node.peer_options);
     // The client's connections wait their turn among other clients', not behind them.
     let peers = node
         .peers

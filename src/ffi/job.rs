@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::ffi::c_void;
 use std::ptr::NonNull;
 
-use crate::peers::{ask_one, Claimer, PeerOutcome, Target};
+use crate::peers::{ask_one, PeerOutcome, Target};
 use crate::protocol::{Coin, TOTAL_RAIDA_SERVERS};
 
 use super::alloc::malloc_array;
@@ -121,15 +121,7 @@ fn validate_with_peer(raida_idx: i8, ticket: u32, coin_id: Option<u8>) -> Vec<Co
         ticket,
     };
     let process = process();
-    let listed = config.peers[usize::from(config.raida_no)].map(|a| *a.ip());
-    let claimer = Claimer {
-        raida_no: config.raida_no,
-        coin_id,
-        source: process
-            .peers
-            .source
-            .source_for(listed, &process.peer_options),
-    };
+    let claimer = config.claimer(coin_id, &process.peers, &process.peer_options);
     let (report, coins) = ask_one(&process.peers, target, claimer, &process.peer_options);
     let mut line = format!(
         "send_validate_ticket_job: peer {peer} at {addr}: {}",

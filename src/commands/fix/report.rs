@@ -27,6 +27,14 @@ pub struct FixReport {
 }
 
 impl FixReport {
+    /// Every RAIDA's outcome: the peers asked, in RAIDA order, then the others.
+    pub fn outcomes(&self) -> impl Iterator<Item = (u8, &PeerOutcome)> {
+        self.asked
+            .iter()
+            .map(|r| (r.target.raida, &r.outcome))
+            .chain(self.not_asked.iter().map(|(raida, o)| (*raida, o)))
+    }
+
     /// What became of RAIDA `raida`.
     pub fn outcome_of(&self, raida: u8) -> Option<&PeerOutcome> {
         self.asked
@@ -44,12 +52,7 @@ impl FixReport {
     /// Peers per outcome.
     pub fn counts(&self) -> OutcomeCounts {
         let mut counts = OutcomeCounts::default();
-        let outcomes = self
-            .asked
-            .iter()
-            .map(|r| &r.outcome)
-            .chain(self.not_asked.iter().map(|(_, o)| o));
-        for outcome in outcomes {
+        for (_, outcome) in self.outcomes() {
             match outcome {
                 PeerOutcome::Voted { .. } => counts.voted += 1,
                 PeerOutcome::ThisServer => {}
@@ -103,31 +106,20 @@ impl FixReport {
             self.elapsed.as_secs_f64() * 1000.0
         );
         let failed: Vec<u8> = self
-            .asked
-            .iter()
-            .map(|r| (r.target.raida, &r.outcome))
-            .chain(self.not_asked.iter().map(|(i, o)| (*i, o)))
+            .outcomes()
             .filter(|(_, outcome)| is_failure(outcome))
             .map(|(raida, _)| raida)
             .collect();
-        let hedged: Vec<u8> = self
-            .asked
-            .iter()
-            .filter(|r| r.hedged)
-            .map(|r| r.target.raida)
-            .collect();
-        let ejected: Vec<u8> = self
-            .asked
-            .iter()
-            .filter(|r| r.outcome == PeerOutcome::Ejected)
-            .map(|r| r.target.raida)
-            .collect();
-        let withheld: Vec<u8> = self
-            .asked
-            .iter()
-            .filter(|r| r.outcome == PeerOutcome::Withheld)
-            .map(|r| r.target.raida)
-            .collect();
+        let asked_where = |keep: fn(&PeerReport) -> bool| -> Vec<u8> {
+            self.asked
+                .iter()
+                .filter(|r| keep(r))
+                .map(|r| r.target.raida)
+                .collect()
+        };
+        let hedged = asked_where(|r| r.hedged);
+        let ejected = asked_where(|r| r.outcome == PeerOutcome::Ejected);
+        let withheld = asked_where(|r| r.outcome == PeerOutcome::Withheld);
         let lists = [
             ("failed", failed),
             ("hedged", hedged),
