@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use crate::claims::{ClaimCounts, Transport};
 use crate::metrics::file::MetricsFile;
@@ -237,11 +237,9 @@ pub(super) struct MetricsWriter {
     /// The process that started the thread (0: not started; a forked child does not write).
     pid: AtomicU32,
     failures: AtomicU64,
-    /// When a failure was last logged, and failures since the last success.
-    log: Mutex<(Option<Instant>, u64)>,
-    /// Serialises writes (the thread's and close's) and lets the thread sleep.
-    turn: Mutex<()>,
-    wake: Condvar,
+    /// Serialises writes (the thread's and close's), and holds when a failure was last
+    /// logged and the failures since the last success.
+    turn: Mutex<(Option<Instant>, u64)>,
     started: Once,
 }
 
@@ -260,20 +258,17 @@ impl MetricsWriter {
             interval,
             pid: AtomicU32::new(0),
             failures: AtomicU64::new(0),
-            log: Mutex::new((None, 0)),
-            turn: Mutex::new(()),
-            wake: Condvar::new(),
+            turn: Mutex::new((None, 0)),
             started: Once::new(),
         })
     }
 
     /// Writes the file once now; a failure is counted and logged (rate limited).
     fn write_now(&self, process: &Process) {
-        let _turn = self.turn.lock();
+        let mut log = self.turn.lock();
         let text = render(&collect(process));
         match self.file.write(text.as_bytes()) {
             Ok(()) => {
-                let mut log = self.log.lock();
                 if log.1 > 0 {
                     crate::log::warning(&format!(
                         "metrics: {} written again after {} failed writes",
@@ -286,7 +281,6 @@ impl MetricsWriter {
             Err(why) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();
-                let mut log = self.log.lock();
                 log.1 += 1;
                 let due = log
                     .0
@@ -315,8 +309,7 @@ impl MetricsWriter {
                     block_signals();
                     loop {
                         self.write_now(process);
-                        let mut turn = self.turn.lock();
-                        let _ = self.wake.wait_for(&mut turn, self.interval);
+                        std::thread::sleep(self.interval);
                     }
                 });
             if let Err(why) = started {
