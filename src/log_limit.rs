@@ -85,7 +85,10 @@ pub enum Admission {
     Suppress,
 }
 
-/// The per-kind limits of one process (the state owner holds the one instance).
+/// Per-kind limits. The claim gate and the fix gate each hold one and write disjoint kinds:
+/// the claim gate times its lines by its own clock (a test's manual one), the fix gate by
+/// the instance's start, so one shared instance would mix two time bases. The metrics add
+/// the two gates' counts.
 pub struct LogLimits {
     kinds: Mutex<[KindWindow; KINDS]>,
     started: Instant,

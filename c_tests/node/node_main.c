@@ -516,15 +516,13 @@ int main(int argc, char **argv)
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    /* From the first call into the library on (the config reader below), so a line its
-       metrics thread logs at once is in the node's log too. */
+    /* Echo the library's lines from its first call on: reading the config below is that
+     * call, and the library reads its settings (and logs any it refuses) then; a line its
+     * metrics thread logs at once is in the node's log too. */
     host_log_echo(1);
 
     if (find_folder(argc, argv) != 0)
         return EXIT_CONFIG;
-    /* Echo the library's lines from its first call on: reading the config below is that
-     * call, and the library reads its settings (and logs any it refuses) then. */
-    host_log_echo(1);
     char path[PATH_MAX + 16], why[512];
     snprintf(path, sizeof path, "%s/config.toml", node.folder);
     if (node_config_load(path, &node.cfg, why, sizeof why) != 0) {
