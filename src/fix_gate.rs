@@ -521,6 +521,30 @@ mod tests {
         ));
     }
 
+    /// A table full of clients that owe: newcomers share the overflow entry, and the table
+    /// is scanned again only once one of its clients can be idle, which frees every idle one.
+    #[test]
+    fn a_full_client_table_shares_one_overflow_entry_until_its_clients_can_be_idle() {
+        let key = |n: u32| SourceKey::of(ip(n).unwrap());
+        let mut clients = Clients::default();
+        let start = 10 * S;
+        for n in 0..MAX_TRACKED_CLIENTS as u32 {
+            clients.record_for_strike(key(n), start).strike(start);
+        }
+        assert_eq!(clients.owing.len(), MAX_TRACKED_CLIENTS);
+        for (n, at) in [(100_000, start + S), (100_001, start + 2 * S)] {
+            clients.record_for_strike(key(n), at).strike(at);
+            assert_eq!(clients.owing.len(), MAX_TRACKED_CLIENTS);
+            assert!(!clients.owing.contains_key(&key(n)));
+        }
+        assert_eq!(clients.no_room_until, start + CLIENT_REFILL);
+        assert_eq!(clients.overflow.strikes.owed(start + 2 * S, CLIENT_REFILL), 2);
+        let later = start + CLIENT_REFILL;
+        clients.record_for_strike(key(100_002), later).strike(later);
+        assert_eq!(clients.owing.len(), 1);
+        assert!(clients.owing.contains_key(&key(100_002)));
+    }
+
     #[test]
     fn a_client_that_keeps_naming_unknown_tickets_is_refused_with_one_line() {
         let (gate, clock) = gate();
